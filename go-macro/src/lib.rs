@@ -1,0 +1,163 @@
+//! Procedural macros for gort: `go!`, `select!`, `#[gort::main]`, `#[gort::test]`.
+//!
+//! Use them through the `gort` crate (`gort::go!`, ...), which re-exports them; the
+//! expansions name `::gort`.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote, ToTokens};
+use syn::{parse_macro_input, Expr, ItemFn, ReturnType};
+
+mod select;
+
+/// Spawns a goroutine, Go style: `go!(f(a, b))`, `go!(obj.m(a))`, `go!(move || ...)`.
+///
+/// As in Go, the function value, the receiver and the arguments are evaluated now, in the
+/// calling goroutine; only the call runs in the new goroutine. Returns a `gort::JoinHandle`.
+#[proc_macro]
+pub fn go(input: TokenStream) -> TokenStream {
+    let expr = parse_macro_input!(input as Expr);
+    expand_go(expr)
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+fn expand_go(expr: Expr) -> syn::Result<proc_macro2::TokenStream> {
+    match expr {
+        Expr::Closure(c) => Ok(quote! { ::gort::spawn(#c) }),
+        Expr::Paren(p) => expand_go(*p.expr),
+        Expr::Call(call) => {
+            let names: Vec<_> = (0..call.args.len())
+                .map(|i| format_ident!("__go_arg{}", i))
+                .collect();
+            let args = call.args.iter();
+            let (bind_f, f) = match &*call.func {
+                // A path (function item, associated function) is not a runtime value worth
+                // binding, and binding it would lose generic inference from the arguments.
+                Expr::Path(p) => (quote! {}, p.to_token_stream()),
+                other => (quote! { let __go_f = #other; }, quote! { __go_f }),
+            };
+            Ok(quote! {{
+                #bind_f
+                #( let #names = #args; )*
+                ::gort::spawn(move || #f( #(#names),* ))
+            }})
+        }
+        Expr::MethodCall(mc) => {
+            let names: Vec<_> = (0..mc.args.len())
+                .map(|i| format_ident!("__go_arg{}", i))
+                .collect();
+            let receiver = &mc.receiver;
+            let method = &mc.method;
+            let turbofish = &mc.turbofish;
+            let args = mc.args.iter();
+            Ok(quote! {{
+                let __go_recv = #receiver;
+                #( let #names = #args; )*
+                ::gort::spawn(move || __go_recv.#method #turbofish ( #(#names),* ))
+            }})
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            "go! accepts a function call `go!(f(a, b))`, a method call `go!(x.m(a))` \
+             or a closure `go!(move || ...)`",
+        )),
+    }
+}
+
+/// Go's `select` over channel operations; see `gort::select!` for the full description.
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    select::expand(input.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// Runs `fn main` as the main goroutine on the gort runtime and waits for it.
+///
+/// `main` may return anything `std::process::Termination` accepts (such as
+/// `Result<(), E>`). When it returns, the process exits, abandoning other goroutines, as in Go.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    let f = parse_macro_input!(item as ItemFn);
+    if !args.is_empty() {
+        return syn::Error::new(Span::call_site(), "#[gort::main] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    if let Err(e) = check_plain_fn(&f, "#[gort::main]") {
+        return e.to_compile_error().into();
+    }
+    let attrs = &f.attrs;
+    let vis = &f.vis;
+    let name = &f.sig.ident;
+    let body = &f.block;
+    let ret = match &f.sig.output {
+        ReturnType::Default => quote! { () },
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    quote! {
+        #(#attrs)*
+        #vis fn #name() -> ::std::process::ExitCode {
+            ::gort::__private::run_main(move || -> #ret #body)
+        }
+    }
+    .into()
+}
+
+/// Runs a test as a goroutine on the gort runtime; use it instead of `#[test]`.
+///
+/// Works with `#[should_panic]` and `#[ignore]`. A test that does not finish within
+/// `GORT_TEST_TIMEOUT` seconds (default 300) fails, with a runtime dump.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    let f = parse_macro_input!(item as ItemFn);
+    if !args.is_empty() {
+        return syn::Error::new(Span::call_site(), "#[gort::test] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    if let Err(e) = check_plain_fn(&f, "#[gort::test]") {
+        return e.to_compile_error().into();
+    }
+    let attrs = &f.attrs;
+    let vis = &f.vis;
+    let name = &f.sig.ident;
+    let body = &f.block;
+    let label = quote! { concat!(module_path!(), "::", stringify!(#name)) };
+    match &f.sig.output {
+        ReturnType::Default => quote! {
+            #[::core::prelude::v1::test]
+            #(#attrs)*
+            #vis fn #name() {
+                ::gort::__private::run_test(#label, move || #body)
+            }
+        },
+        ReturnType::Type(_, ty) => quote! {
+            #[::core::prelude::v1::test]
+            #(#attrs)*
+            #vis fn #name() -> ::std::process::ExitCode {
+                ::gort::__private::run_test_report(#label, move || -> #ty #body)
+            }
+        },
+    }
+    .into()
+}
+
+fn check_plain_fn(f: &ItemFn, what: &str) -> syn::Result<()> {
+    if let Some(a) = &f.sig.asyncness {
+        return Err(syn::Error::new_spanned(
+            a,
+            format!(
+                "{what} goes on a plain fn: gort has no async; blocking calls park the goroutine"
+            ),
+        ));
+    }
+    if !f.sig.inputs.is_empty() || !f.sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &f.sig,
+            format!("{what} goes on a fn without parameters or generics"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! chan (in progress)

@@ -1,0 +1,30 @@
+//! # gort — Go's concurrency model, in Rust
+//!
+//! (crate docs are written in `docs/crate.md`-style prose below; see README.md for the tour)
+#![doc = include_str!("../docs/crate.md")]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+extern crate self as gort;
+
+pub mod chan;
+pub mod context;
+pub mod net;
+pub(crate) mod park;
+pub mod runtime;
+pub mod sync;
+pub mod thread;
+pub mod time;
+
+// pub use chan::chan; (channels land with issue 3)
+pub use go_macro::{go, main, select, test};
+pub use runtime::{
+    blocking, max_procs, num_goroutines, spawn, yield_now, Config, ConfigError, JoinHandle,
+};
+
+/// Items used by the code the macros expand to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runtime::entry::{run_main, run_test, run_test_report};
+}

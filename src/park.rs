@@ -1,0 +1,320 @@
+//! The one blocking primitive: park the current goroutine (or plain thread), unpark it from
+//! anywhere.
+//!
+//! Every blocking operation in gort — channels, select, sync, timers, net — blocks through
+//! [`park`] / [`park_until`] and wakes through [`Unparker::unpark`], and nothing else. That is
+//! what makes blocking uncoloured: inside a goroutine `park` suspends the goroutine and its
+//! worker thread runs other goroutines; on a plain OS thread it blocks the thread on a futex.
+//!
+//! # The token
+//! Each goroutine and each plain thread has one wake-up token, as `std::thread::park` does:
+//!
+//! - `unpark` makes the token available (idempotent: two unparks leave one token);
+//! - `park` consumes the token and returns at once if it is there, else blocks until it is.
+//!
+//! So **no wake-up is lost**: an unpark that comes before the park makes the park return at
+//! once. A goroutine's token lives in its `park` state (see `runtime::goroutine`):
+//!
+//! ```text
+//!  state     | meaning                                   | unpark does
+//!  ----------+-------------------------------------------+------------------------------
+//!  IDLE      | running (or runnable), no token           | IDLE -> NOTIFIED
+//!  NOTIFIED  | token present: the next park returns      | nothing
+//!  PARKED    | suspended in park, fully switched out     | PARKED -> IDLE, make runnable
+//! ```
+//!
+//! The goroutine never marks itself PARKED: its worker does, *after* the switch away from the
+//! goroutine's stack is complete (`IDLE -> PARKED`; if that CAS finds NOTIFIED, the worker runs
+//! the goroutine again at once). A waker therefore never makes runnable a goroutine that is
+//! still on its stack, which is what lets a waiter enqueue itself, drop its lock, and park.
+//!
+//! # Rules for callers
+//! 1. **Spurious wake-ups happen.** `park` may return although the event a caller waits for
+//!    has not happened (a stale token from a cancelled select case, a timer that fired after
+//!    it was stopped, a user's `Thread::unpark`). Always park in a loop that re-checks the
+//!    condition, with the condition published before the unpark (Release) and read after
+//!    the park (Acquire).
+//! 2. **Publish, unlock, park.** A waiter puts its `Unparker` where the waker will find it
+//!    (under the structure's lock), releases the lock, then parks. Never park while holding a
+//!    lock: the worker must stay free to run the goroutine that will wake you.
+//! 3. **What a waker may do under a queue lock**: take a waiter out of a queue, write the
+//!    waiter's result slot, and call `unpark` — it never blocks and never runs user code
+//!    (it pushes onto a run queue and may wake an idle worker thread). `unpark` is cheap and
+//!    wait-free in the common case, but calling it after releasing the lock keeps critical
+//!    sections short.
+//! 4. `park` must not be called from runtime machinery that runs on a worker's own stack
+//!    (timer callbacks, the scheduler loop); those only ever unpark.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::runtime::goroutine::{self, GRef};
+
+/// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(dead_code)]
+pub(crate) enum WaitReason {
+    /// Not waiting.
+    None = 0,
+    /// `Sender::send` on a full or unbuffered channel.
+    ChanSend,
+    /// `Receiver::recv` on an empty channel.
+    ChanReceive,
+    /// A blocking `select!`.
+    Select,
+    /// `select! {}` or a select whose cases are all off.
+    SelectNoCases,
+    /// `time::sleep`.
+    Sleep,
+    /// Waiting for a socket to become ready.
+    IoWait,
+    /// Semaphore acquisition.
+    Semacquire,
+    /// `sync::Mutex::lock`.
+    MutexLock,
+    /// `sync::RwLock::read`.
+    RwLockRead,
+    /// `sync::RwLock::write`.
+    RwLockWrite,
+    /// `sync::Condvar::wait`.
+    CondWait,
+    /// `sync::WaitGroup::wait`.
+    WaitGroupWait,
+    /// `JoinHandle::join`.
+    Join,
+    /// `thread::park` called by user code.
+    ThreadPark,
+    /// `sync::Once` waiting for another caller's initialisation.
+    OnceWait,
+    /// `sync::Barrier::wait`.
+    BarrierWait,
+}
+
+impl WaitReason {
+    /// Go's words for this wait.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::None => "running",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::Join => "join",
+            WaitReason::ThreadPark => "park",
+            WaitReason::OnceWait => "sync.Once.Do",
+            WaitReason::BarrierWait => "sync.Barrier.Wait",
+        }
+    }
+
+    pub(crate) fn from_u8(n: u8) -> WaitReason {
+        use WaitReason::*;
+        const ALL: [WaitReason; 17] = [
+            None,
+            ChanSend,
+            ChanReceive,
+            Select,
+            SelectNoCases,
+            Sleep,
+            IoWait,
+            Semacquire,
+            MutexLock,
+            RwLockRead,
+            RwLockWrite,
+            CondWait,
+            WaitGroupWait,
+            Join,
+            ThreadPark,
+            OnceWait,
+            BarrierWait,
+        ];
+        ALL.get(n as usize).copied().unwrap_or(None)
+    }
+}
+
+/// A handle that wakes one goroutine or plain thread: the thing waiters leave in wait queues.
+#[derive(Clone)]
+pub(crate) struct Unparker {
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    Goroutine(GRef),
+    Thread(Arc<ThreadParker>),
+}
+
+impl Unparker {
+    /// Makes the target's token available, waking it if it is parked. Never blocks.
+    #[inline]
+    pub(crate) fn unpark(&self) {
+        match &self.target {
+            Target::Goroutine(g) => goroutine::unpark(g),
+            Target::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// True if both handles wake the same goroutine or thread.
+    #[allow(dead_code)]
+    pub(crate) fn same_target(&self, other: &Unparker) -> bool {
+        match (&self.target, &other.target) {
+            (Target::Goroutine(a), Target::Goroutine(b)) => Arc::ptr_eq(a, b),
+            (Target::Thread(a), Target::Thread(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The goroutine this handle wakes, if it wakes a goroutine.
+    pub(crate) fn goroutine(&self) -> Option<&GRef> {
+        match &self.target {
+            Target::Goroutine(g) => Some(g),
+            Target::Thread(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.target {
+            Target::Goroutine(g) => write!(f, "Unparker(goroutine {})", g.id),
+            Target::Thread(_) => f.write_str("Unparker(thread)"),
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+}
+
+/// A handle to wake the current goroutine, or the current thread outside the runtime.
+#[inline]
+pub(crate) fn current() -> Unparker {
+    match goroutine::current() {
+        Some(g) => Unparker {
+            target: Target::Goroutine(g),
+        },
+        None => Unparker {
+            target: Target::Thread(THREAD_PARKER.with(Arc::clone)),
+        },
+    }
+}
+
+/// True when called from a goroutine.
+#[allow(dead_code)]
+#[inline]
+pub(crate) fn in_goroutine() -> bool {
+    goroutine::in_goroutine()
+}
+
+/// Blocks until the current goroutine's (or thread's) token is available, and consumes it.
+/// May return spuriously: see the module's rules.
+#[inline]
+pub(crate) fn park(reason: WaitReason) {
+    if !goroutine::park_current(reason, None) {
+        crate::runtime::deadlock::thread_blocked(|| THREAD_PARKER.with(|p| p.park(None)));
+    }
+}
+
+/// Like [`park`], but also returns once `deadline` has passed. The caller tells a timeout
+/// from a wake-up by re-checking its condition and the clock.
+#[inline]
+pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
+    if !goroutine::park_current(reason, Some(deadline)) {
+        THREAD_PARKER.with(|p| p.park(Some(deadline)));
+    }
+}
+
+/// A plain thread's token, on a futex (the same protocol as std's thread parker).
+pub(crate) struct ThreadParker {
+    /// EMPTY, NOTIFIED or PARKED.
+    state: AtomicU32,
+}
+
+const EMPTY: u32 = 0;
+const NOTIFIED: u32 = 1;
+const PARKED: u32 = u32::MAX;
+
+impl ThreadParker {
+    pub(crate) const fn new() -> ThreadParker {
+        ThreadParker {
+            state: AtomicU32::new(EMPTY),
+        }
+    }
+
+    /// Consumes the token, blocking the thread until it is available or `deadline` passes.
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        // EMPTY -> PARKED, or NOTIFIED -> EMPTY (token consumed, return).
+        if self.state.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
+            return;
+        }
+        loop {
+            let timeout = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(t) if !t.is_zero() => Some(t),
+                    _ => break,
+                },
+                None => None,
+            };
+            futex_wait(&self.state, PARKED, timeout);
+            if self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        // Timed out: leave PARKED, keeping a token that raced with the timeout.
+        self.state.swap(EMPTY, Ordering::Acquire);
+    }
+
+    /// Makes the token available and wakes the thread if it is parked.
+    pub(crate) fn unpark(&self) {
+        if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
+            futex_wake(&self.state);
+        }
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; a relative timeout
+    // (or null) is passed as FUTEX_WAIT expects. Errors (EAGAIN, EINTR, ETIMEDOUT) all mean
+    // "re-check the state", which every caller does.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; waking at most one waiter has no other effect.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Runtime settings, fixed when the runtime starts.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use super::stack;
+
+/// Settings applied before the runtime starts (it starts on first use).
+///
+/// ```
+/// // Must run before anything starts the runtime; afterwards it is an error.
+/// let _ = gort::Config::new().max_procs(2).apply();
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    max_procs: Option<usize>,
+    stack_size: Option<usize>,
+}
+
+/// Why [`Config::apply`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The runtime has already started; settings are fixed from then on.
+    AlreadyStarted,
+    /// `max_procs(0)`: at least one processor is needed.
+    ZeroMaxProcs,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::AlreadyStarted => {
+                f.write_str("gort: the runtime has already started; apply Config before first use")
+            }
+            ConfigError::ZeroMaxProcs => f.write_str("gort: max_procs must be at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+static PENDING: Mutex<Config> = Mutex::new(Config {
+    max_procs: None,
+    stack_size: None,
+});
+
+impl Config {
+    /// No settings: `GORT_MAXPROCS` or the number of CPUs, and the default stack size.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Number of processors (worker threads running goroutines at once). Overrides
+    /// `GORT_MAXPROCS`.
+    pub fn max_procs(mut self, n: usize) -> Config {
+        self.max_procs = Some(n);
+        self
+    }
+
+    /// Default usable stack size of goroutines, in bytes (rounded up to whole pages and to
+    /// at least 16 KiB). Address space is reserved, memory is committed only when touched.
+    pub fn stack_size(mut self, bytes: usize) -> Config {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Makes these settings the ones the runtime will start with.
+    pub fn apply(self) -> Result<(), ConfigError> {
+        if self.max_procs == Some(0) {
+            return Err(ConfigError::ZeroMaxProcs);
+        }
+        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        if super::scheduler::try_get().is_some() {
+            return Err(ConfigError::AlreadyStarted);
+        }
+        if self.max_procs.is_some() {
+            pending.max_procs = self.max_procs;
+        }
+        if self.stack_size.is_some() {
+            pending.stack_size = self.stack_size;
+        }
+        Ok(())
+    }
+}
+
+/// The settings in force at start.
+pub(crate) struct Resolved {
+    pub(crate) max_procs: usize,
+    pub(crate) stack_size: usize,
+}
+
+/// Resolves settings: Config, then `GORT_MAXPROCS`, then defaults.
+///
+/// # Panics
+/// If `GORT_MAXPROCS` is set to something other than a positive integer.
+pub(crate) fn resolve() -> Resolved {
+    let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let max_procs = pending.max_procs.unwrap_or_else(|| match env_max_procs() {
+        Ok(Some(n)) => n,
+        Ok(None) => num_cpus::get().max(1),
+        Err(e) => panic!("{e}"),
+    });
+    Resolved {
+        max_procs,
+        stack_size: stack::round_size(pending.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE)),
+    }
+}
+
+/// `GORT_MAXPROCS` parsed; an error message naming the variable if it is malformed.
+pub(crate) fn env_max_procs() -> Result<Option<usize>, String> {
+    match std::env::var("GORT_MAXPROCS") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
+            "gort: GORT_MAXPROCS must be a positive integer, got {v:?}"
+        )),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!(
+                "gort: GORT_MAXPROCS must be a positive integer, got {v:?}"
+            )),
+        },
+    }
+}

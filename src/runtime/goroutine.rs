@@ -1,0 +1,319 @@
+//! The goroutine (G): a coroutine on its own stack, plus the state the scheduler keeps about it.
+//!
+//! ```text
+//!  lifecycle         where it is                       who may touch `run`
+//!  ---------------   -------------------------------   -------------------------------
+//!  spawned           a run queue (entry set, no stack)  the worker that pops it
+//!  running           executing on a worker              that worker (inside `resume`)
+//!  runnable          a run queue / runnext slot         the worker that pops it
+//!  parked            only in waiters' Unparkers         nobody (until unparked)
+//!  finished          dropped when the last Arc goes     nobody (stack already pooled)
+//! ```
+//!
+//! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker that wins the
+//! `PARKED -> IDLE` CAS is the one that makes it runnable. That single ownership is what lets
+//! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
+//!
+//! # Safety
+//! - `run` is accessed only by the worker that currently owns the goroutine (per the table);
+//!   hand-over between workers goes through a run queue (Release/Acquire) or the park CAS.
+//! - `yielder` is written once, by the goroutine itself when it starts, and read only by the
+//!   goroutine (to suspend itself), so it never races.
+//! - The thread-local current-goroutine pointer is read through `#[inline(never)]` accessors:
+//!   a goroutine can resume on another thread, and LLVM may otherwise reuse a thread-local
+//!   address computed before the switch (llvm-project#98479).
+
+use std::cell::{Cell, UnsafeCell};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::stack::Stack;
+use crate::park::WaitReason;
+
+/// A shared reference to a goroutine: what run queues and Unparkers hold.
+pub(crate) type GRef = Arc<Goroutine>;
+
+/// Why a goroutine gave control back to its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// It parked (`park.rs`): the worker publishes it as PARKED.
+    Park,
+    /// It yielded (`yield_now`): the worker queues it behind the others.
+    Yield,
+}
+
+/// How a goroutine's entry is called: to run it, or to report that it could not start.
+pub(crate) enum Start {
+    /// Run the goroutine's function on its stack.
+    Run,
+    /// No stack could be had: complete the goroutine with this error, without running it.
+    Fail(io::Error),
+}
+
+/// The goroutine's body as the runtime sees it: the user's function wrapped with panic
+/// catching and result delivery (see `spawn.rs`).
+pub(crate) type Entry = Box<dyn FnOnce(Start) + Send>;
+
+type Co = Coroutine<(), Suspend, (), Stack>;
+
+/// A corosensei coroutine that may move between worker threads.
+pub(crate) struct SendCoroutine(pub(crate) Co);
+
+// SAFETY: a coroutine is resumed by one thread at a time — the worker that owns its goroutine
+// (module table) — and ownership moves between threads only through run queues or the park
+// CAS, which order all of the coroutine's memory accesses. What lives on its stack is the
+// user's `Send` closure and runtime state; thread-bound values held across a blocking point
+// are the documented thread-identity caveat (crate docs), as in Go.
+unsafe impl Send for SendCoroutine {}
+
+/// What the owning worker keeps about a goroutine.
+#[derive(Default)]
+pub(crate) struct Run {
+    /// The body, until the goroutine first runs.
+    pub(crate) entry: Option<Entry>,
+    /// The coroutine, from the first run until it finishes.
+    pub(crate) coroutine: Option<SendCoroutine>,
+    /// A stack allocated at spawn (Builder spawns, or when stacks are short).
+    pub(crate) stack: Option<Stack>,
+}
+
+// Park states (the token protocol of park.rs).
+const IDLE: u8 = 0;
+const NOTIFIED: u8 = 1;
+const PARKED: u8 = 2;
+
+/// A goroutine.
+pub(crate) struct Goroutine {
+    /// Unique id, from 1 (the first goroutine: `main` under `#[gort::main]`).
+    pub(crate) id: u64,
+    /// Name given by `thread::Builder::name`.
+    pub(crate) name: Option<Box<str>>,
+    /// Usable stack size in bytes.
+    pub(crate) stack_size: usize,
+    /// IDLE, NOTIFIED or PARKED (park.rs).
+    park: AtomicU8,
+    /// A `WaitReason` while parked, for dumps.
+    wait_reason: AtomicU8,
+    /// When the current wait began, in timer-epoch nanoseconds (for dumps).
+    pub(crate) wait_since: AtomicU64,
+    /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
+    /// never swallow a user's unpark.
+    pub(crate) user_token: AtomicBool,
+    /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
+    /// it to recognise an overflow).
+    pub(crate) guard: [AtomicUsize; 2],
+    /// Owned by the worker that owns the goroutine (module safety notes).
+    pub(crate) run: UnsafeCell<Run>,
+    /// Set by the goroutine when it starts; used by it to suspend.
+    yielder: Cell<*const Yielder<(), Suspend>>,
+}
+
+// SAFETY: `run` and `yielder` follow the ownership rules in the module comment; every other
+// field is atomic or immutable.
+unsafe impl Send for Goroutine {}
+// SAFETY: as above.
+unsafe impl Sync for Goroutine {}
+
+impl Goroutine {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        entry: Entry,
+        stack: Option<Stack>,
+    ) -> Goroutine {
+        Goroutine {
+            id,
+            name,
+            stack_size,
+            park: AtomicU8::new(IDLE),
+            wait_reason: AtomicU8::new(WaitReason::None as u8),
+            wait_since: AtomicU64::new(0),
+            user_token: AtomicBool::new(false),
+            guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            run: UnsafeCell::new(Run {
+                entry: Some(entry),
+                coroutine: None,
+                stack,
+            }),
+            yielder: Cell::new(std::ptr::null()),
+        }
+    }
+
+    /// Records the yielder; called by the goroutine on its own stack when it starts.
+    pub(crate) fn set_yielder(&self, y: &Yielder<(), Suspend>) {
+        self.yielder.set(y as *const _);
+    }
+
+    /// The current wait reason (None when not parked).
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
+    }
+
+    /// True while the goroutine is parked (for dumps; racy by nature).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.park.load(Ordering::Relaxed) == PARKED
+    }
+
+    /// Called by the worker after the goroutine suspended with `Suspend::Park`. Returns true
+    /// if it is now parked; false if a token arrived meanwhile (run it again).
+    pub(crate) fn commit_park(&self) -> bool {
+        match self
+            .park
+            .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(_) => {
+                // NOTIFIED: the park returns, consuming the token.
+                self.park.store(IDLE, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Suspends the running goroutine (must be the current one) back to its worker.
+    fn suspend(&self, why: Suspend) {
+        let y = self.yielder.get();
+        debug_assert!(!y.is_null());
+        // SAFETY: the yielder was set when this goroutine started and lives as long as its
+        // coroutine; we are running on that coroutine (callers check `current`).
+        unsafe { (*y).suspend(why) };
+    }
+}
+
+impl Drop for Goroutine {
+    fn drop(&mut self) {
+        let run = self.run.get_mut();
+        if let Some(co) = run.coroutine.take() {
+            if co.0.started() && !co.0.done() {
+                // A goroutine parked forever that nothing can wake any more. Unwinding its
+                // stack would run its destructors on whatever thread dropped the last
+                // reference, possibly inside another goroutine, where they might park: leak
+                // it instead, as Go leaks a goroutine blocked forever.
+                std::mem::forget(co);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The goroutine running on this thread, or null.
+    static CURRENT: Cell<*const Goroutine> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Raw pointer to the current goroutine (null outside goroutines).
+#[inline(never)]
+pub(crate) fn current_ptr() -> *const Goroutine {
+    CURRENT.with(|c| c.get())
+}
+
+/// Sets the current goroutine of this worker thread (null to clear).
+#[inline(never)]
+pub(crate) fn set_current(g: *const Goroutine) {
+    CURRENT.with(|c| c.set(g));
+}
+
+/// True when called from a goroutine.
+#[inline]
+pub(crate) fn in_goroutine() -> bool {
+    !current_ptr().is_null()
+}
+
+/// A new reference to the current goroutine, if called from one.
+#[inline]
+pub(crate) fn current() -> Option<GRef> {
+    let p = current_ptr();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the running goroutine is kept alive by its worker (which holds a GRef for the
+    // whole `resume`), so p points into a live Arc allocation.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
+}
+
+/// Runs `f` with the current goroutine, if any, without touching its reference count.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Goroutine) -> R) -> Option<R> {
+    let p = current_ptr();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as in `current`: the running goroutine outlives this call.
+    Some(f(unsafe { &*p }))
+}
+
+/// Parks the current goroutine (park.rs). Returns false if not called from a goroutine.
+pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> bool {
+    let p = current_ptr();
+    if p.is_null() {
+        return false;
+    }
+    // SAFETY: the running goroutine outlives this call (see `current`).
+    let g = unsafe { &*p };
+    if g.park
+        .compare_exchange(NOTIFIED, IDLE, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return true;
+    }
+    let _timer = match deadline {
+        Some(d) if d <= Instant::now() => return true,
+        Some(d) => {
+            let me = current().expect("in a goroutine");
+            let t = crate::time::timers::Timer::new(move |_| unpark(&me));
+            t.start(d);
+            Some(t)
+        }
+        None => None,
+    };
+    g.wait_reason.store(reason as u8, Ordering::Relaxed);
+    g.wait_since.store(
+        crate::time::timers::to_nanos(Instant::now()),
+        Ordering::Relaxed,
+    );
+    g.suspend(Suspend::Park);
+    // We may be on another thread now: only use `g` (not thread-locals read before).
+    g.wait_reason
+        .store(WaitReason::None as u8, Ordering::Relaxed);
+    true
+}
+
+/// Makes `g`'s token available; if it was parked, makes it runnable.
+pub(crate) fn unpark(g: &GRef) {
+    let mut state = g.park.load(Ordering::Acquire);
+    loop {
+        let (next, wake) = match state {
+            NOTIFIED => return,
+            IDLE => (NOTIFIED, false),
+            _ => (IDLE, true), // PARKED
+        };
+        match g
+            .park
+            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if wake {
+                    super::scheduler::ready(g.clone(), false);
+                }
+                return;
+            }
+            Err(s) => state = s,
+        }
+    }
+}
+
+/// Yields the current goroutine to the others runnable; returns false outside goroutines.
+pub(crate) fn yield_current() -> bool {
+    match with_current(|g| g.suspend(Suspend::Yield)) {
+        Some(()) => true,
+        None => false,
+    }
+}

@@ -1,0 +1,95 @@
+//! The runtime: goroutines, their stacks, and the M:N work-stealing scheduler.
+//!
+//! # Glossary (Go's terms)
+//!
+//! - **G** — a goroutine (`goroutine::Goroutine`): a coroutine on its own guarded stack.
+//! - **P** — a processor (`processor::Processor`): the right to run goroutines, with a local
+//!   run queue and a `runnext` slot. There are `max_procs` of them.
+//! - **M** — a machine: an OS worker thread (`worker.rs`, `scheduler::Machine`) that runs
+//!   goroutines while it holds a P.
+//! - **sudog** — a goroutine waiting in a channel's queue; here any waiter holding an
+//!   `Unparker` (`park.rs`).
+//!
+//! # Design
+//!
+//! ```text
+//!                 spawn / unpark (on a worker)          unpark (off the runtime), overflow
+//!                          |                                        |
+//!                          v                                        v
+//!   M0 --holds--> P0 [runnext][local queue 256] <--steal half-->  global queue (SegQueue)
+//!   M1 --holds--> P1 [runnext][local queue 256]                     ^
+//!                          |                                        | every 61st round
+//!                          +----------------------------------------+
+//! ```
+//!
+//! Goroutine states are in `goroutine.rs`, the park protocol in `park.rs`, the idle and wake
+//! protocol in `scheduler.rs`, the search order in `worker.rs`. P and M are separate types so
+//! that a P can be handed from one M to another (a worker blocked in a system call hands its
+//! P to a spare thread); today each M holds the P with its own index for its whole life.
+//!
+//! # Thread identity
+//! A goroutine may resume on a different OS thread after any blocking point (channel
+//! operation, lock, sleep, yield). Thread-locals and values tied to the OS thread (std's
+//! `MutexGuard`, thread ids) must not be held across a blocking point.
+
+pub(crate) mod config;
+pub(crate) mod deadlock;
+pub(crate) mod entry;
+pub(crate) mod goroutine;
+pub(crate) mod panic;
+pub(crate) mod processor;
+pub(crate) mod scheduler;
+pub(crate) mod signal;
+pub(crate) mod spawn;
+pub(crate) mod stack;
+pub(crate) mod worker;
+
+use std::sync::atomic::Ordering;
+
+pub use config::{Config, ConfigError};
+pub use spawn::{spawn, JoinHandle};
+
+/// Starts the runtime if it is not running yet.
+pub(crate) fn ensure_started() {
+    scheduler::get();
+}
+
+/// Number of goroutines that exist now (spawned and not finished), including the one running
+/// `#[gort::main]` or `#[gort::test]`; the runtime's own threads are not counted.
+pub fn num_goroutines() -> usize {
+    scheduler::try_get().map_or(0, |s| s.ngoroutines.load(Ordering::Relaxed))
+}
+
+/// The number of processors: how many goroutines run in parallel.
+///
+/// Before the runtime starts, the value it will start with (`Config`, `GORT_MAXPROCS`, or
+/// the number of CPUs).
+pub fn max_procs() -> usize {
+    match scheduler::try_get() {
+        Some(s) => s.nprocs,
+        None => config::resolve().max_procs,
+    }
+}
+
+/// Lets the other runnable goroutines run; the current one runs again later.
+///
+/// On a plain thread this is `std::thread::yield_now`. Safe Rust cannot be preempted: a
+/// goroutine in a long loop without blocking points can call this to share its processor.
+pub fn yield_now() {
+    if !goroutine::yield_current() {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs a blocking call (file I/O, DNS, a blocking C library) without holding up other
+/// goroutines.
+///
+/// On a plain thread this just calls `f`.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// The id of the current goroutine, or `None` on a plain thread.
+pub fn goroutine_id() -> Option<u64> {
+    goroutine::with_current(|g| g.id)
+}

@@ -1,0 +1,315 @@
+//! The scheduler's shared state: processors, worker threads, the global queue, idle workers.
+//!
+//! See `runtime/mod.rs` for the G/P/M glossary. This file holds what all workers share and the
+//! two ways work enters the system:
+//!
+//! - [`ready`]: a goroutine became runnable (spawned or unparked). On a worker thread it goes
+//!   to that worker's processor (runnext), else to the global queue.
+//! - [`Sched::wake_idle`]: wake one idle worker when there is stealable work and no worker
+//!   is already searching (spinning). One at a time: the woken worker, if it finds work and
+//!   was the last spinner, wakes the next (Go's `wakep` / `resetspinning`). No thundering herd,
+//!   and no busy waiting: a worker that finds nothing parks on its futex.
+//!
+//! Idle protocol (no lost work): a worker going idle (1) stops spinning, (2) publishes itself
+//! on the idle list, (3) issues a SeqCst fence and re-checks every queue, and only then (4)
+//! parks. A submitter pushes work, issues a SeqCst fence, then reads `nspinning`/`nidle`.
+//! Either the submitter sees the idle worker (and wakes it) or the worker's re-check sees the
+//! work.
+//!
+//! Timers (`time/timers.rs`): one idle worker at a time is the *watcher*: it parks no longer
+//! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
+//! busy, workers fire due timers each time they schedule.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crossbeam_queue::SegQueue;
+
+use super::goroutine::GRef;
+use super::processor::{Processor, LOCAL_QUEUE};
+use crate::park::ThreadParker;
+use crate::time::timers;
+
+/// An OS worker thread's shared part (M).
+pub(crate) struct Machine {
+    /// Where the thread sleeps when idle.
+    pub(crate) parker: ThreadParker,
+    /// Set (under the idle lock) by a waker that took this worker off the idle list and
+    /// counted it as spinning.
+    pub(crate) woken_spinning: AtomicBool,
+}
+
+/// The scheduler.
+pub(crate) struct Sched {
+    /// The processors (P), one per unit of parallelism (`max_procs`).
+    pub(crate) procs: Box<[Processor]>,
+    /// The worker threads (M), index-aligned with the processor each one starts with.
+    pub(crate) machines: Box<[Machine]>,
+    /// Goroutines made runnable off the workers, and local-queue overflow.
+    global: SegQueue<GRef>,
+    /// Approximate length of `global` (for batch sizing and cheap emptiness checks).
+    global_len: AtomicUsize,
+    /// Idle worker indices; guarded, with `Machine::woken_spinning`, by this lock.
+    idle: Mutex<Vec<usize>>,
+    /// `idle.len()`, readable without the lock.
+    nidle: AtomicUsize,
+    /// Workers looking for work (spinning) right now.
+    nspinning: AtomicUsize,
+    /// Index + 1 of the idle worker that watches timers, 0 if none.
+    watcher: AtomicUsize,
+    /// The deadline the watcher sleeps until (timer-epoch ns); u64::MAX while it computes it.
+    watcher_deadline: AtomicU64,
+    /// Default usable stack size.
+    pub(crate) stack_size: usize,
+    /// Number of processors.
+    pub(crate) nprocs: usize,
+    /// Live user goroutines.
+    pub(crate) ngoroutines: AtomicUsize,
+    /// Next goroutine id.
+    pub(crate) next_id: AtomicU64,
+}
+
+static SCHED: OnceLock<Sched> = OnceLock::new();
+
+/// The scheduler, started on first use.
+#[inline]
+pub(crate) fn get() -> &'static Sched {
+    match SCHED.get() {
+        Some(s) => s,
+        None => start(),
+    }
+}
+
+/// The scheduler if it has started.
+pub(crate) fn try_get() -> Option<&'static Sched> {
+    SCHED.get()
+}
+
+#[cold]
+fn start() -> &'static Sched {
+    let mut started = false;
+    let sched = SCHED.get_or_init(|| {
+        let cfg = super::config::resolve();
+        started = true;
+        Sched {
+            procs: (0..cfg.max_procs).map(Processor::new).collect(),
+            machines: (0..cfg.max_procs)
+                .map(|_| Machine {
+                    parker: ThreadParker::new(),
+                    woken_spinning: AtomicBool::new(false),
+                })
+                .collect(),
+            global: SegQueue::new(),
+            global_len: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
+            nidle: AtomicUsize::new(0),
+            nspinning: AtomicUsize::new(0),
+            watcher: AtomicUsize::new(0),
+            watcher_deadline: AtomicU64::new(u64::MAX),
+            stack_size: cfg.stack_size,
+            nprocs: cfg.max_procs,
+            ngoroutines: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    });
+    if started {
+        super::panic::install_hook();
+        super::signal::install();
+        for i in 0..sched.nprocs {
+            std::thread::Builder::new()
+                .name(format!("gort-worker-{i}"))
+                .spawn(move || super::worker::run(i))
+                .expect("gort: cannot start a worker thread");
+        }
+    }
+    sched
+}
+
+/// Makes `g` runnable. `spawned`: a new goroutine (always offers work to idle workers, as
+/// Go's `newproc` does); an unparked one wakes others only if it displaced work.
+pub(crate) fn ready(g: GRef, spawned: bool) {
+    let sched = get();
+    match super::worker::current_processor() {
+        Some(p) => {
+            let displaced = p.push_next(g);
+            if displaced || spawned {
+                sched.wake_idle();
+            }
+        }
+        None => {
+            sched.push_global(g);
+            sched.wake_idle();
+        }
+    }
+}
+
+/// Called when a timer became the earliest armed one (deadline `when`, timer-epoch ns).
+pub(crate) fn timer_armed(when: u64) {
+    let Some(sched) = try_get() else { return };
+    fence(Ordering::SeqCst);
+    let w = sched.watcher.load(Ordering::SeqCst);
+    if w != 0 {
+        if when < sched.watcher_deadline.load(Ordering::SeqCst) {
+            sched.machines[w - 1].parker.unpark();
+        }
+    } else if sched.nidle.load(Ordering::SeqCst) > 0 {
+        // Nobody watches timers: an idle worker will, once woken.
+        sched.wake_any_idle();
+    }
+}
+
+impl Sched {
+    pub(crate) fn push_global(&self, g: GRef) {
+        self.global.push(g);
+        self.global_len.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn pop_global(&self) -> Option<GRef> {
+        if self.global_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let g = self.global.pop()?;
+        self.global_len.fetch_sub(1, Ordering::Release);
+        Some(g)
+    }
+
+    /// Takes a fair share of the global queue into `p`'s queue; returns one to run.
+    pub(crate) fn pop_global_batch(&self, p: &Processor) -> Option<GRef> {
+        let len = self.global_len.load(Ordering::Acquire);
+        if len == 0 {
+            return None;
+        }
+        let first = self.pop_global()?;
+        let n = (len / self.nprocs + 1).min(LOCAL_QUEUE / 2);
+        for _ in 1..n {
+            match self.pop_global() {
+                Some(g) => {
+                    if let Err(g) = p.queue.push(g) {
+                        self.push_global(g);
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        Some(first)
+    }
+
+    /// Is anything runnable anywhere (or a timer due)?
+    pub(crate) fn any_work(&self) -> bool {
+        self.global_len.load(Ordering::SeqCst) > 0
+            || self.procs.iter().any(|p| !p.is_empty())
+            || timers::next_deadline()
+                .is_some_and(|d| d <= timers::to_nanos(std::time::Instant::now()))
+    }
+
+    /// Wakes one idle worker if there is no spinning worker to pick up new work.
+    #[inline]
+    pub(crate) fn wake_idle(&self) {
+        fence(Ordering::SeqCst);
+        if self.nspinning.load(Ordering::SeqCst) != 0 || self.nidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self
+            .nspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        if !self.pop_idle_and_wake() {
+            self.nspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes an idle worker whatever the spinning count (it will count itself spinning).
+    fn wake_any_idle(&self) {
+        self.nspinning.fetch_add(1, Ordering::SeqCst);
+        if !self.pop_idle_and_wake() {
+            self.nspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Takes a worker off the idle list, marks it spinning and unparks it.
+    fn pop_idle_and_wake(&self) -> bool {
+        let m = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let m = idle.pop();
+            if let Some(m) = m {
+                self.nidle.fetch_sub(1, Ordering::SeqCst);
+                self.machines[m]
+                    .woken_spinning
+                    .store(true, Ordering::SeqCst);
+            }
+            m
+        };
+        match m {
+            Some(m) => {
+                self.machines[m].parker.unpark();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts the caller as spinning if not too many workers already are
+    /// (at most half of the busy ones, as Go limits it).
+    pub(crate) fn try_start_spinning(&self) -> bool {
+        let busy = self.nprocs - self.nidle.load(Ordering::SeqCst);
+        if 2 * self.nspinning.load(Ordering::SeqCst) >= busy.max(1) {
+            return false;
+        }
+        self.nspinning.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Stops counting the caller as spinning; returns true if it was the last spinner.
+    pub(crate) fn stop_spinning(&self) -> bool {
+        self.nspinning.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// Puts worker `m` on the idle list.
+    pub(crate) fn enter_idle(&self, m: usize) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(m);
+        self.nidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes worker `m` off the idle list. Returns true if a waker had already taken it off
+    /// and counted it as spinning (then the caller is spinning).
+    pub(crate) fn leave_idle(&self, m: usize) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = idle.iter().position(|&x| x == m) {
+            idle.swap_remove(pos);
+            self.nidle.fetch_sub(1, Ordering::SeqCst);
+            false
+        } else {
+            self.machines[m]
+                .woken_spinning
+                .swap(false, Ordering::SeqCst)
+        }
+    }
+
+    /// Parks idle worker `m`; one idle worker also sleeps no longer than the next timer.
+    pub(crate) fn park_idle(&self, m: usize) {
+        let watching = self
+            .watcher
+            .compare_exchange(0, m + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        let deadline = if watching {
+            self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let d = timers::next_deadline();
+            self.watcher_deadline
+                .store(d.unwrap_or(u64::MAX), Ordering::SeqCst);
+            d.map(timers::from_nanos)
+        } else {
+            None
+        };
+        self.machines[m].parker.park(deadline);
+        if watching {
+            self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
+            self.watcher.store(0, Ordering::SeqCst);
+        }
+    }
+}

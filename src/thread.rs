@@ -1,0 +1,360 @@
+//! A `std::thread`-shaped facade over goroutines: port thread code by changing imports.
+//!
+//! ```
+//! use gort::thread;
+//! use std::time::Duration;
+//!
+//! let h = thread::Builder::new().name("worker".into()).spawn(|| {
+//!     thread::sleep(Duration::from_millis(1));
+//!     thread::current().name().map(str::to_owned)
+//! }).unwrap();
+//! assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+//!
+//! let mut v = vec![1, 2, 3];
+//! thread::scope(|s| {
+//!     s.spawn(|| assert_eq!(v.len(), 3));
+//! });
+//! v.push(4);
+//! ```
+//!
+//! Differences from std, all following from "a thread here is a goroutine":
+//! - `current()` inside a goroutine is the goroutine; its `id()` is the goroutine id.
+//! - Goroutines start with small committed stacks that grow on demand up to `stack_size`
+//!   (default 256 KiB of reserved address space), so `stack_size` is a reservation, not a cost.
+//! - Thread-locals and OS-thread-bound values must not be held across blocking points: a
+//!   goroutine may resume on another OS thread (see the crate docs).
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::park::{self, Unparker, WaitReason};
+use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::spawn::{spawn_unchecked, spawn_with, Options};
+
+pub use crate::runtime::spawn::{spawn, JoinHandle};
+pub use crate::runtime::yield_now;
+pub use crate::time::sleep;
+
+/// A unique identifier of a goroutine or plain thread.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ThreadId(Kind);
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    Goroutine(u64),
+    Thread(NonZeroU64),
+}
+
+impl ThreadId {
+    /// The goroutine id, if this identifies a goroutine.
+    pub fn goroutine_id(&self) -> Option<u64> {
+        match self.0 {
+            Kind::Goroutine(n) => Some(n),
+            Kind::Thread(_) => None,
+        }
+    }
+}
+
+/// A handle to a goroutine or plain thread: its id, name, and `unpark`.
+#[derive(Clone)]
+pub struct Thread {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Goroutine(GRef),
+    Os(Arc<OsThread>),
+}
+
+struct OsThread {
+    id: NonZeroU64,
+    name: Option<String>,
+    token: AtomicBool,
+    unparker: Unparker,
+}
+
+thread_local! {
+    static OS_THREAD: Arc<OsThread> = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let std_thread = std::thread::current();
+        Arc::new(OsThread {
+            id: NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("non-zero"),
+            name: std_thread.name().map(str::to_owned),
+            token: AtomicBool::new(false),
+            unparker: park::current(),
+        })
+    };
+}
+
+impl Thread {
+    pub(crate) fn for_goroutine(g: GRef) -> Thread {
+        Thread {
+            inner: Inner::Goroutine(g),
+        }
+    }
+
+    /// The id.
+    pub fn id(&self) -> ThreadId {
+        match &self.inner {
+            Inner::Goroutine(g) => ThreadId(Kind::Goroutine(g.id)),
+            Inner::Os(t) => ThreadId(Kind::Thread(t.id)),
+        }
+    }
+
+    /// The name given by `Builder::name` (for goroutines) or std's thread name.
+    pub fn name(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Goroutine(g) => g.name.as_deref(),
+            Inner::Os(t) => t.name.as_deref(),
+        }
+    }
+
+    /// Makes the token of [`park`] available (std's `Thread::unpark`).
+    pub fn unpark(&self) {
+        match &self.inner {
+            Inner::Goroutine(g) => {
+                g.user_token.store(true, Ordering::Release);
+                goroutine::unpark(g);
+            }
+            Inner::Os(t) => {
+                t.token.store(true, Ordering::Release);
+                t.unparker.unpark();
+            }
+        }
+    }
+
+    fn take_token(&self) -> bool {
+        match &self.inner {
+            Inner::Goroutine(g) => g.user_token.swap(false, Ordering::Acquire),
+            Inner::Os(t) => t.token.swap(false, Ordering::Acquire),
+        }
+    }
+}
+
+impl fmt::Debug for Thread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// The current goroutine, or the current plain thread.
+pub fn current() -> Thread {
+    match goroutine::current() {
+        Some(g) => Thread::for_goroutine(g),
+        None => Thread {
+            inner: Inner::Os(OS_THREAD.with(Arc::clone)),
+        },
+    }
+}
+
+/// Blocks until the current goroutine's (or thread's) token is made available by
+/// [`Thread::unpark`]; like std's, it may also return spuriously.
+pub fn park() {
+    let me = current();
+    if !me.take_token() {
+        park::park(WaitReason::ThreadPark);
+        me.take_token();
+    }
+}
+
+/// Like [`park`], but returns after `dur` at the latest.
+pub fn park_timeout(dur: Duration) {
+    let me = current();
+    if !me.take_token() {
+        park::park_until(WaitReason::ThreadPark, Instant::now() + dur);
+        me.take_token();
+    }
+}
+
+/// Goroutine factory, shaped like `std::thread::Builder`.
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine (shown by `current().name()`, panics, dumps).
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages and at least 16 KiB. Reserved
+    /// address space; memory is committed only as the goroutine touches it.
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    fn options(self) -> Options {
+        Options {
+            name: self.name,
+            stack_size: self.stack_size,
+            eager_stack: true,
+        }
+    }
+
+    /// Spawns the goroutine. Its stack is allocated now, so that running out of stacks
+    /// (`vm.max_map_count`, memory) is an `io::Error` here rather than a failure later.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_with(f, self.options())
+    }
+
+    /// Spawns a scoped goroutine (see [`scope`]).
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        scope.spawn_with(f, self.options())
+    }
+}
+
+/// What a scope's goroutines share with the scope's owner.
+pub(crate) struct ScopeData {
+    running: AtomicUsize,
+    a_goroutine_panicked: AtomicBool,
+    owner: Unparker,
+}
+
+impl ScopeData {
+    /// Called when a scoped goroutine's result is dropped (it finished and was joined or not).
+    pub(crate) fn decrement(&self, unhandled_panic: bool) {
+        if unhandled_panic {
+            self.a_goroutine_panicked.store(true, Ordering::Relaxed);
+        }
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.owner.unpark();
+        }
+    }
+}
+
+/// A scope to spawn goroutines that borrow from the caller (see [`scope`]).
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+/// Owned permission to join a scoped goroutine.
+pub struct ScopedJoinHandle<'scope, T> {
+    handle: JoinHandle<T>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+/// Creates a scope in which goroutines may borrow non-`'static` data; every goroutine
+/// spawned in it is joined before `scope` returns.
+///
+/// If a goroutine that was not joined panicked, `scope` panics after all have finished,
+/// as `std::thread::scope` does. From a goroutine the wait parks only the goroutine.
+#[track_caller]
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            a_goroutine_panicked: AtomicBool::new(false),
+            owner: park::current(),
+        }),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
+    while scope.data.running.load(Ordering::Acquire) != 0 {
+        park::park(WaitReason::Join);
+    }
+    match result {
+        Err(e) => std::panic::resume_unwind(e),
+        Ok(_) if scope.data.a_goroutine_panicked.load(Ordering::Relaxed) => {
+            panic!("a scoped thread panicked")
+        }
+        Ok(r) => r,
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Spawns a goroutine that may borrow from outside the scope.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`crate::spawn`]).
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.spawn_with(f, Options::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn spawn_with<F, T>(
+        &'scope self,
+        f: F,
+        opts: Options,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.data.running.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `scope` does not return before every goroutine spawned here has finished
+        // and dropped its packet (running reaches 0), so the borrows outlive the goroutine.
+        let r = unsafe { spawn_unchecked(f, opts, Some(self.data.clone())) };
+        if r.is_err() {
+            self.data.decrement(false);
+        }
+        r.map(|handle| ScopedJoinHandle {
+            handle,
+            _scope: PhantomData,
+        })
+    }
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the goroutine; returns its value or its panic payload.
+    pub fn join(self) -> std::thread::Result<T> {
+        self.handle.join()
+    }
+
+    /// True once the goroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// The goroutine's handle.
+    pub fn thread(&self) -> &Thread {
+        self.handle.thread()
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("running", &self.data.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

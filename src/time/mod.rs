@@ -1,0 +1,48 @@
+//! Time: sleeping, and (with channels) `after`, `tick`, `Timer` and `Ticker`.
+//!
+//! All of them share one timer structure (`timers.rs`): no thread per timer, and an expired
+//! goroutine is made runnable on a worker, never run on a timer thread.
+
+pub(crate) mod timers;
+
+use std::time::{Duration, Instant};
+
+use crate::park::{self, WaitReason};
+
+/// Puts the current goroutine to sleep for at least `dur` without holding its worker thread;
+/// on a plain thread, sleeps the thread (`std::thread::sleep`).
+///
+/// ```
+/// let t = std::time::Instant::now();
+/// gort::spawn(|| gort::time::sleep(std::time::Duration::from_millis(5))).join().unwrap();
+/// assert!(t.elapsed() >= std::time::Duration::from_millis(5));
+/// ```
+pub fn sleep(dur: Duration) {
+    if !park::in_goroutine() {
+        std::thread::sleep(dur);
+        return;
+    }
+    if dur.is_zero() {
+        crate::runtime::yield_now();
+        return;
+    }
+    let deadline = Instant::now() + dur;
+    sleep_until_deadline(deadline);
+}
+
+/// Sleeps until `deadline` (returns at once if it has passed).
+pub fn sleep_until(deadline: Instant) {
+    if !park::in_goroutine() {
+        if let Some(d) = deadline.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        return;
+    }
+    sleep_until_deadline(deadline);
+}
+
+fn sleep_until_deadline(deadline: Instant) {
+    while Instant::now() < deadline {
+        park::park_until(WaitReason::Sleep, deadline);
+    }
+}

@@ -1,0 +1,256 @@
+//! The timer structure shared by `sleep`, `after`, `tick`, `Timer` and `Ticker`.
+//!
+//! One global binary min-heap of armed timers, ordered by deadline, under one mutex, plus an
+//! atomic copy of the earliest deadline (`NEXT`) so that the hot check "is any timer due?" is
+//! one relaxed load and usually no clock read at all. There is no timer thread:
+//!
+//! - every worker calls [`run_due`] each time it looks for a goroutine to run;
+//! - an idle worker (the *timer watcher*, see `runtime::scheduler`) sleeps no longer than
+//!   until `NEXT`, and arming a timer earlier than the watcher's deadline wakes it.
+//!
+//! So a timer callback always runs on a worker thread, on the worker's own stack, outside the
+//! heap lock. Callbacks must be short and must never block: they unpark goroutines or do a
+//! non-blocking channel send (`park.rs`, rule 4). An expired goroutine is made runnable on the
+//! worker that found it due, never run on a timer thread.
+//!
+//! Invariants (all under the heap lock): `heap[i].slot.index == i` for every armed timer; a
+//! timer that is not armed has `index == NOT_ARMED`; `NEXT` equals `heap[0].when` or
+//! `u64::MAX` when the heap is empty. A stopped or dropped timer is removed from the heap at
+//! once (it leaves nothing behind).
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+const NOT_ARMED: usize = usize::MAX;
+
+/// The instant all timer deadlines are measured from, as nanoseconds.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the epoch (saturating).
+pub(crate) fn to_nanos(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch())
+        .as_nanos()
+        .min(u64::MAX as u128 - 1) as u64
+}
+
+pub(crate) fn from_nanos(n: u64) -> Instant {
+    epoch() + Duration::from_nanos(n)
+}
+
+/// Earliest armed deadline in nanoseconds since the epoch, `u64::MAX` when none is armed.
+static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+static HEAP: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+
+/// The callback a timer runs when it fires, with the deadline it was armed for.
+type Callback = Box<dyn Fn(Instant) + Send + Sync>;
+
+struct Slot {
+    /// Position in the heap, or NOT_ARMED. Guarded by the heap lock.
+    index: UnsafeCell<usize>,
+    /// Deadline in nanoseconds since the epoch. Guarded by the heap lock.
+    when: UnsafeCell<u64>,
+    /// Runs on a worker when the timer fires, outside the heap lock.
+    callback: Callback,
+}
+
+// SAFETY: `index` and `when` are only accessed with the heap lock held (every access below
+// takes a `MutexGuard` argument or happens inside `lock()`); the callback is Send + Sync.
+unsafe impl Send for Slot {}
+// SAFETY: as above.
+unsafe impl Sync for Slot {}
+
+/// A one-shot timer that can be (re)armed and stopped. Dropping it stops it.
+pub(crate) struct Timer {
+    slot: Arc<Slot>,
+}
+
+impl Timer {
+    /// A disarmed timer that will run `callback(deadline)` each time it fires. The callback
+    /// runs on a worker thread and must not block.
+    pub(crate) fn new(callback: impl Fn(Instant) + Send + Sync + 'static) -> Timer {
+        Timer {
+            slot: Arc::new(Slot {
+                index: UnsafeCell::new(NOT_ARMED),
+                when: UnsafeCell::new(0),
+                callback: Box::new(callback),
+            }),
+        }
+    }
+
+    /// Arms the timer for `when`, moving it if it was already armed. Returns true if it was
+    /// armed (so this moved a pending firing).
+    pub(crate) fn start(&self, when: Instant) -> bool {
+        crate::runtime::ensure_started();
+        let when = to_nanos(when);
+        let mut heap = lock();
+        let was_armed = remove(&mut heap, &self.slot);
+        // SAFETY: heap lock held.
+        unsafe { *self.slot.when.get() = when };
+        push(&mut heap, self.slot.clone());
+        let earliest = NEXT.load(Ordering::Relaxed);
+        drop(heap);
+        if earliest == when {
+            crate::runtime::scheduler::timer_armed(when);
+        }
+        was_armed
+    }
+
+    /// Disarms the timer. Returns true if it was armed (the firing was prevented); false if
+    /// it had already fired (or is firing right now) or was never armed.
+    pub(crate) fn stop(&self) -> bool {
+        let mut heap = lock();
+        remove(&mut heap, &self.slot)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // An armed timer's slot is also held by the heap; `stop` re-checks under the lock.
+        if Arc::strong_count(&self.slot) > 1 {
+            self.stop();
+        }
+    }
+}
+
+fn lock() -> MutexGuard<'static, Vec<Arc<Slot>>> {
+    HEAP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The earliest armed deadline, if any (one atomic load).
+#[inline]
+pub(crate) fn next_deadline() -> Option<u64> {
+    match NEXT.load(Ordering::Acquire) {
+        u64::MAX => None,
+        n => Some(n),
+    }
+}
+
+/// Fires every timer due by now. Returns the number fired. Called by workers; cheap when
+/// nothing is due (no clock read when no timer is armed).
+pub(crate) fn run_due() -> usize {
+    let next = NEXT.load(Ordering::Acquire);
+    if next == u64::MAX {
+        return 0;
+    }
+    let now = to_nanos(Instant::now());
+    if next > now {
+        return 0;
+    }
+    run_due_at(now)
+}
+
+#[cold]
+fn run_due_at(now: u64) -> usize {
+    let mut fired: Vec<(u64, Arc<Slot>)> = Vec::new();
+    {
+        let mut heap = lock();
+        while let Some(top) = heap.first() {
+            // SAFETY: heap lock held.
+            let when = unsafe { *top.when.get() };
+            if when > now {
+                break;
+            }
+            let slot = top.clone();
+            remove(&mut heap, &slot);
+            fired.push((when, slot));
+            if fired.len() >= 4096 {
+                break; // bound the time spent here; the rest fire on the next check
+            }
+        }
+    }
+    let n = fired.len();
+    for (when, slot) in fired {
+        (slot.callback)(from_nanos(when));
+    }
+    n
+}
+
+fn when_of(slot: &Slot) -> u64 {
+    // SAFETY: only called with the heap lock held (from push/remove/sift).
+    unsafe { *slot.when.get() }
+}
+
+fn set_index(slot: &Slot, i: usize) {
+    // SAFETY: only called with the heap lock held.
+    unsafe { *slot.index.get() = i };
+}
+
+fn push(heap: &mut MutexGuard<'_, Vec<Arc<Slot>>>, slot: Arc<Slot>) {
+    let i = heap.len();
+    set_index(&slot, i);
+    heap.push(slot);
+    sift_up(heap, i);
+    publish_next(heap);
+}
+
+/// Removes `slot` if armed; returns whether it was.
+fn remove(heap: &mut MutexGuard<'_, Vec<Arc<Slot>>>, slot: &Arc<Slot>) -> bool {
+    // SAFETY: heap lock held (the guard is borrowed).
+    let i = unsafe { *slot.index.get() };
+    if i == NOT_ARMED {
+        return false;
+    }
+    debug_assert!(Arc::ptr_eq(&heap[i], slot));
+    let last = heap.len() - 1;
+    heap.swap(i, last);
+    let removed = heap.pop().expect("heap is not empty");
+    set_index(&removed, NOT_ARMED);
+    if i < heap.len() {
+        set_index(&heap[i], i);
+        sift_down(heap, i);
+        sift_up(heap, i);
+    }
+    publish_next(heap);
+    true
+}
+
+fn publish_next(heap: &[Arc<Slot>]) {
+    let next = heap.first().map_or(u64::MAX, |s| when_of(s));
+    NEXT.store(next, Ordering::Release);
+}
+
+fn sift_up(heap: &mut [Arc<Slot>], mut i: usize) {
+    while i > 0 {
+        let parent = (i - 1) / 2;
+        if when_of(&heap[parent]) <= when_of(&heap[i]) {
+            break;
+        }
+        heap.swap(i, parent);
+        set_index(&heap[i], i);
+        set_index(&heap[parent], parent);
+        i = parent;
+    }
+}
+
+fn sift_down(heap: &mut [Arc<Slot>], mut i: usize) {
+    loop {
+        let l = 2 * i + 1;
+        if l >= heap.len() {
+            break;
+        }
+        let r = l + 1;
+        let c = if r < heap.len() && when_of(&heap[r]) < when_of(&heap[l]) {
+            r
+        } else {
+            l
+        };
+        if when_of(&heap[i]) <= when_of(&heap[c]) {
+            break;
+        }
+        heap.swap(i, c);
+        set_index(&heap[i], i);
+        set_index(&heap[c], c);
+        i = c;
+    }
+}
+
+/// Number of armed timers (for tests: stopped timers must leave nothing behind).
+#[doc(hidden)]
+pub fn armed_count() -> usize {
+    lock().len()
+}
