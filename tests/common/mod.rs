@@ -1,0 +1,65 @@
+//! Shared test plumbing.
+//!
+//! - [`rerun_single_proc`]: every test file has a `maxprocs_1` test that re-runs the same test
+//!   binary with `GORT_MAXPROCS=1`, so each behaviour is checked with one processor and with
+//!   the default (the runtime is process-wide, so one process cannot test both).
+//! - [`run_child`]: fatal paths (stack overflow, deadlock) run in a child process, the
+//!   way Go's runtime tests do, and the test matches the child's stderr and exit status.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Env var marking a child process started by these helpers.
+pub const CHILD: &str = "GORT_TEST_CHILD";
+
+/// Re-runs this test binary (all tests but `maxprocs_1`) with `GORT_MAXPROCS=1`; fails if
+/// any of them fails. Does nothing inside such a child, or when `GORT_MAXPROCS` is already set.
+pub fn rerun_single_proc() {
+    if std::env::var_os(CHILD).is_some() || std::env::var_os("GORT_MAXPROCS").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new(exe)
+        .env("GORT_MAXPROCS", "1")
+        .env(CHILD, "maxprocs_1")
+        .env("RUST_BACKTRACE", "0")
+        .args(["--skip", "maxprocs_1", "--test-threads", "2"])
+        .output()
+        .expect("re-run the test binary");
+    if !out.status.success() {
+        panic!(
+            "tests failed with GORT_MAXPROCS=1:\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// True inside a child started by [`run_child`] for `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var(CHILD).is_ok_and(|v| v == name)
+}
+
+/// Runs the single test `test_name` of this binary in a child process with
+/// `GORT_TEST_CHILD=<test_name>` and extra env vars; returns its output. The test checks
+/// [`is_child`] to know it should do the fatal thing.
+pub fn run_child(test_name: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.env(CHILD, test_name)
+        .env("RUST_BACKTRACE", "0")
+        .args([test_name, "--exact", "--nocapture", "--test-threads", "1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run child test process")
+}
+
+/// Scales a stress count by `GORT_STRESS` (a multiplier, default 1).
+pub fn stress(n: usize) -> usize {
+    let k = std::env::var("GORT_STRESS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    n * k.max(1)
+}
