@@ -164,26 +164,41 @@ impl Runner {
         }
         let mut notes = Vec::new();
         for w in &selected {
+            // A note every implementation shares ("N = 30000") is said once for the row.
+            let per: Vec<(&str, String)> = impls
+                .iter()
+                .filter_map(|imp| {
+                    let c = cells.get(&(w.name, *imp))?;
+                    c.note().map(|n| (*imp, n))
+                })
+                .collect();
+            let shared = per.len() > 1 && per.iter().all(|(_, n)| *n == per[0].1);
+            if shared {
+                notes.push(format!("{}: {}", w.name, per[0].1));
+            }
             for imp in &impls {
-                if let Some(c) = cells.get(&(w.name, *imp)) {
-                    if let Some(n) = c.note() {
+                let Some(c) = cells.get(&(w.name, *imp)) else {
+                    continue;
+                };
+                if !shared {
+                    if let Some((_, n)) = per.iter().find(|(i, _)| i == imp) {
                         notes.push(format!("{} / {}: {}", w.name, imp, n));
                     }
-                    if let Some(why) = &c.na {
-                        if !why.is_empty() && *imp == "gort" {
-                            notes.push(format!("{} / {}: not run ({})", w.name, imp, why));
-                        }
+                }
+                if let Some(why) = &c.na {
+                    if !why.is_empty() && !why.starts_with("go: ") && why != "unknown workload" {
+                        notes.push(format!("{} / {}: not run ({})", w.name, imp, why));
                     }
-                    for f in c.failures.iter().take(1) {
-                        notes.push(format!(
-                            "{} / {}: {} of {} runs failed: {}",
-                            w.name,
-                            imp,
-                            c.failures.len(),
-                            self.opts.reps,
-                            f
-                        ));
-                    }
+                }
+                if let Some(f) = c.failures.first() {
+                    notes.push(format!(
+                        "{} / {}: {} of {} runs failed: {}",
+                        w.name,
+                        imp,
+                        c.failures.len(),
+                        self.opts.reps,
+                        f
+                    ));
                 }
             }
         }

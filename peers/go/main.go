@@ -1,0 +1,483 @@
+// Command peers-go runs one workload of the gort peer comparison and prints
+// "VALUE [note]" (or "n/a why"), as the Rust children do. The workloads mirror
+// peers/src/child/*.rs: same names, same sizes, same shape.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	spawnN         = 100_000
+	spawnBatch     = 1_000
+	switchN        = 1_000_000
+	pingpongN      = 200_000
+	spscN          = 5_000_000
+	streamN        = 1_000_000
+	selectN        = 500_000
+	selectDefaultN = 10_000_000
+	afterN         = 100_000
+	afterD         = time.Millisecond
+	mutexN         = 20_000_000
+	mutex2N        = 2_000_000
+	mutex100N      = 20_000
+	wgN            = 20_000_000
+	ctxN           = 1_000_000
+	blockedN       = 1_000
+	tcpConns       = 100
+	tcpMsg         = 64
+	tcpTime        = 2 * time.Second
+	window         = 200 * time.Millisecond
+	hogTime        = 600 * time.Millisecond
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: peers-go WORKLOAD")
+		os.Exit(2)
+	}
+	value, note := run(os.Args[1])
+	fmt.Println(strings.TrimSpace(value + " " + note))
+	os.Exit(0)
+}
+
+func ns(t time.Time, ops int) string {
+	return strconv.FormatFloat(float64(time.Since(t).Nanoseconds())/float64(ops), 'f', 3, 64)
+}
+
+func rate(t time.Time, ops int) string {
+	return strconv.FormatFloat(float64(ops)/time.Since(t).Seconds(), 'f', 1, 64)
+}
+
+func run(w string) (string, string) {
+	switch w {
+	case "spawn":
+		return spawn(), ""
+	case "switch":
+		return switchWL(), ""
+	case "park_pingpong":
+		return "n/a", "Go has no park/unpark"
+	case "rss_parked":
+		return rssParked()
+	case "chan_pingpong":
+		t := time.Now()
+		pingpong(pingpongN, time.Time{})
+		return ns(t, pingpongN), ""
+	case "chan_spsc_128":
+		return stream(128, spscN), ""
+	case "chan_stream_0":
+		return stream(0, streamN), ""
+	case "select_blocking":
+		return selectBlocking(), ""
+	case "select_default":
+		return selectDefault(), ""
+	case "after":
+		t := time.Now()
+		cs := make([]<-chan time.Time, afterN)
+		for i := range cs {
+			cs[i] = time.After(afterD)
+		}
+		for _, c := range cs {
+			<-c
+		}
+		return ns(t, afterN), ""
+	case "mutex_uncontended":
+		var m sync.Mutex
+		x := 0
+		t := time.Now()
+		for i := 0; i < mutexN; i++ {
+			m.Lock()
+			x++
+			m.Unlock()
+		}
+		return ns(t, mutexN), ""
+	case "mutex_2":
+		return contended(2, mutex2N), ""
+	case "mutex_100":
+		return contended(100, mutex100N), ""
+	case "waitgroup":
+		var wg sync.WaitGroup
+		t := time.Now()
+		for i := 0; i < wgN; i++ {
+			wg.Add(1)
+			wg.Done()
+		}
+		return ns(t, wgN), ""
+	case "context_cancel":
+		bg := context.Background()
+		t := time.Now()
+		for i := 0; i < ctxN; i++ {
+			ctx, cancel := context.WithCancel(bg)
+			cancel()
+			_ = ctx
+		}
+		return ns(t, ctxN), ""
+	case "syscall_ratio", "blocking_ratio":
+		v, n := ratio(false)
+		if w == "blocking_ratio" {
+			n = "plain syscall (Go has no blocking()); " + n
+		}
+		return v, n
+	case "spinner_ratio":
+		return ratio(true)
+	case "tcp_echo":
+		return tcpEcho(), ""
+	case "syscall_threads":
+		return syscallThreads()
+	}
+	return "n/a", "unknown workload"
+}
+
+func spawn() string {
+	batch := func() {
+		var wg sync.WaitGroup
+		wg.Add(spawnBatch)
+		for i := 0; i < spawnBatch; i++ {
+			go func() { wg.Done() }()
+		}
+		wg.Wait()
+	}
+	batch()
+	t := time.Now()
+	for i := 0; i < spawnN/spawnBatch; i++ {
+		batch()
+	}
+	return ns(t, spawnN)
+}
+
+func switchWL() string {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	t := time.Now()
+	for k := 0; k < 2; k++ {
+		go func() {
+			for i := 0; i < switchN; i++ {
+				runtime.Gosched()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return ns(t, 2*switchN)
+}
+
+// pingpong runs n round trips (or until `until` when it is not zero) over two
+// unbuffered channels between this goroutine and a new one.
+func pingpong(n int, until time.Time) int {
+	c1, c2 := make(chan int), make(chan int)
+	done := make(chan struct{})
+	go func() {
+		for v := range c1 {
+			c2 <- v
+		}
+		close(done)
+	}()
+	i := 0
+	for {
+		if until.IsZero() {
+			if i >= n {
+				break
+			}
+		} else if !time.Now().Before(until) {
+			break
+		}
+		c1 <- i
+		<-c2
+		i++
+	}
+	close(c1)
+	<-done
+	return i
+}
+
+func stream(capacity, n int) string {
+	c := make(chan int, capacity)
+	t := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			c <- i
+		}
+		close(c)
+	}()
+	sum := 0
+	for v := range c {
+		sum += v
+	}
+	_ = sum
+	return rate(t, n)
+}
+
+func selectBlocking() string {
+	c1, c2 := make(chan int), make(chan int)
+	t := time.Now()
+	go func() {
+		for i := 0; i < selectN; i++ {
+			if i%2 == 0 {
+				c1 <- i
+			} else {
+				c2 <- i
+			}
+		}
+	}()
+	sum := 0
+	for i := 0; i < selectN; i++ {
+		select {
+		case v := <-c1:
+			sum += v
+		case v := <-c2:
+			sum += v
+		}
+	}
+	_ = sum
+	return ns(t, selectN)
+}
+
+func selectDefault() string {
+	c1, c2 := make(chan int), make(chan int)
+	hits := 0
+	t := time.Now()
+	for i := 0; i < selectDefaultN; i++ {
+		select {
+		case <-c1:
+			hits++
+		case <-c2:
+			hits++
+		default:
+		}
+	}
+	r := ns(t, selectDefaultN)
+	if hits != 0 {
+		panic("select_default: a case was ready")
+	}
+	return r
+}
+
+func contended(g, n int) string {
+	var m sync.Mutex
+	x := 0
+	var wg sync.WaitGroup
+	wg.Add(g)
+	t := time.Now()
+	for k := 0; k < g; k++ {
+		go func() {
+			for i := 0; i < n; i++ {
+				m.Lock()
+				x++
+				m.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	r := ns(t, g*n)
+	if x != g*n {
+		panic("contended: lost updates")
+	}
+	return r
+}
+
+func procStatus(key string) int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if strings.HasPrefix(s.Text(), key) {
+			v, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(s.Text(), key)))
+			return v
+		}
+	}
+	return 0
+}
+
+func rssBytes() int {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.Atoi(f[1])
+	return pages * os.Getpagesize()
+}
+
+// rssN mirrors the Rust side: 100,000, or 30,000 under the default vm.max_map_count.
+func rssN() int {
+	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v >= 250_000 {
+			return 100_000
+		}
+	}
+	return 30_000
+}
+
+func waitCount(c *int64, n int) int {
+	t := time.Now()
+	for atomic.LoadInt64(c) < int64(n) && time.Since(t) < 10*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return int(atomic.LoadInt64(c))
+}
+
+func rssParked() (string, string) {
+	n := rssN()
+	time.Sleep(50 * time.Millisecond)
+	before := rssBytes()
+	var parked int64
+	stop := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			atomic.AddInt64(&parked, 1)
+			<-stop
+		}()
+	}
+	got := waitCount(&parked, n)
+	after := rssBytes()
+	kib := float64(after-before) / 1024 / float64(got)
+	return strconv.FormatFloat(kib, 'f', 3, 64), fmt.Sprintf("N = %d", n)
+}
+
+func pipe() (int, int) {
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		panic(err)
+	}
+	return fds[0], fds[1]
+}
+
+// ratio: ping-pong rate while a third goroutine blocks in a raw read(2) (or
+// spins) / the unhindered rate; see util::ratio on the Rust side.
+func ratio(spin bool) (string, string) {
+	pp := func(d time.Duration) int {
+		until := time.Now().Add(d)
+		res := make(chan int)
+		go func() { res <- pingpong(0, until) }()
+		return <-res
+	}
+	pp(30 * time.Millisecond)
+	free := pp(window)
+	if free < 1 {
+		free = 1
+	}
+	r, wfd := pipe()
+	var entered int32
+	go func() {
+		atomic.StoreInt32(&entered, 1)
+		if spin {
+			end := time.Now().Add(hogTime)
+			x := uint64(0)
+			for time.Now().Before(end) {
+				for i := 0; i < 100; i++ {
+					x = x*31 + 7
+				}
+			}
+			_ = x
+		} else {
+			b := make([]byte, 1)
+			syscall.Read(r, b)
+		}
+	}()
+	go func() {
+		time.Sleep(hogTime)
+		syscall.Write(wfd, []byte{1})
+	}()
+	t := time.Now()
+	for atomic.LoadInt32(&entered) == 0 && time.Since(t) < time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	hindered := pp(window)
+	v := float64(hindered) / float64(free)
+	return strconv.FormatFloat(v, 'f', 4, 64),
+		fmt.Sprintf("%d free vs %d hindered round trips in %d ms", free, hindered, window.Milliseconds())
+}
+
+func syscallThreads() (string, string) {
+	base := procStatus("Threads:")
+	r, _ := pipe()
+	var entered int64
+	for i := 0; i < blockedN; i++ {
+		go func() {
+			atomic.AddInt64(&entered, 1)
+			b := make([]byte, 1)
+			syscall.Read(r, b)
+		}()
+	}
+	t := time.Now()
+	for atomic.LoadInt64(&entered) < blockedN && time.Since(t) < 3*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	n := procStatus("Threads:")
+	return strconv.Itoa(n), fmt.Sprintf("%d/%d in read(2), %d threads before", atomic.LoadInt64(&entered), blockedN, base)
+}
+
+func tcpEcho() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	addr := l.Addr().String()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				buf := make([]byte, tcpMsg)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return
+					}
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	var total int64
+	var wg sync.WaitGroup
+	t := time.Now()
+	until := t.Add(tcpTime)
+	wg.Add(tcpConns)
+	for k := 0; k < tcpConns; k++ {
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				panic(err)
+			}
+			buf := make([]byte, tcpMsg)
+			n := int64(0)
+			for time.Now().Before(until) {
+				if _, err := c.Write(buf); err != nil {
+					panic(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					panic(err)
+				}
+				n++
+			}
+			atomic.AddInt64(&total, n)
+		}()
+	}
+	wg.Wait()
+	return rate(t, int(total))
+}
