@@ -271,8 +271,8 @@ mod chan {
         let mut sum = 0u64;
         for _ in 0..SELECT_N {
             gort::select! {
-                recv(rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
-                recv(rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
+                recv(&rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
+                recv(&rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
             }
         }
         p.join().unwrap();
@@ -287,8 +287,8 @@ mod chan {
         let t = Instant::now();
         for _ in 0..SELECT_DEFAULT_N {
             gort::select! {
-                recv(rx1) -> _v => hits += 1,
-                recv(rx2) -> _v => hits += 1,
+                recv(&rx1) -> _v => hits += 1,
+                recv(&rx2) -> _v => hits += 1,
                 default => {},
             }
         }
@@ -297,6 +297,12 @@ mod chan {
         out
     }
 
+    #[cfg(not(feature = "timers"))]
+    fn after() -> Out {
+        Out::Na("gort feature `timers` off")
+    }
+
+    #[cfg(feature = "timers")]
     fn after() -> Out {
         let t = Instant::now();
         let rs: Vec<_> = (0..AFTER_N).map(|_| gort::time::after(AFTER_D)).collect();
