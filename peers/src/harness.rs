@@ -163,6 +163,7 @@ impl Runner {
             }
         }
         let mut notes = Vec::new();
+        let mut off: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
         for w in &selected {
             // A note every implementation shares ("N = 30000") is said once for the row.
             let per: Vec<(&str, String)> = impls
@@ -186,7 +187,9 @@ impl Runner {
                     }
                 }
                 if let Some(why) = &c.na {
-                    if !why.is_empty() && !why.starts_with("go: ") && why != "unknown workload" {
+                    if *imp == "gort" && why.starts_with("gort feature") {
+                        off.entry(why.clone()).or_insert_with(Vec::new).push(w.name);
+                    } else if !why.is_empty() && !why.starts_with("go: ") && why != "unknown workload" {
                         notes.push(format!("{} / {}: not run ({})", w.name, imp, why));
                     }
                 }
@@ -202,14 +205,20 @@ impl Runner {
                 }
             }
         }
+        for (why, rows) in off {
+            notes.insert(0, format!("gort not run ({why}): {}", rows.join(", ")));
+        }
+        if let Err(e) = &self.go {
+            notes.insert(0, format!("go: {e}"));
+        }
         if !notes.is_empty() {
             if self.opts.markdown {
-                println!("Notes:\n");
+                println!("\nNotes:\n");
                 for n in notes {
                     println!("- {n}");
                 }
             } else {
-                println!("notes:");
+                println!("\nnotes:");
                 for n in notes {
                     println!("  {n}");
                 }
@@ -367,7 +376,10 @@ fn row_cells(
             let Some(c) = cells.get(&(w.name, *imp)) else {
                 return "-".into();
             };
-            if c.na.is_some() {
+            if let Some(why) = &c.na {
+                if let Some(go) = why.strip_prefix("go: ") {
+                    return format!("go: {}", if go == "not found" { go } else { "failed" });
+                }
                 return "-".into();
             }
             match c.median() {
@@ -375,7 +387,7 @@ fn row_cells(
                 None => "-".into(),
                 Some(v) => {
                     let mut s = fmt_value(w.unit, v);
-                    if *imp != "gort" {
+                    if *imp != "gort" && matches!(w.unit, Unit::Ns | Unit::PerSec | Unit::KiB) {
                         if let Some(g) = gort.filter(|g| *g > 0.0) {
                             s.push_str(&format!(" ({})", fmt_ratio(v / g)));
                         }
