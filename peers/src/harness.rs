@@ -125,6 +125,7 @@ impl Runner {
             },
             crate::child::features().join(",")
         );
+        eprintln!("load average at start: {}", loadavg());
         let mut cells: HashMap<(&str, &str), Cell> = HashMap::new();
         for w in &selected {
             let started = Instant::now();
@@ -225,8 +226,14 @@ impl Runner {
             }
         }
         println!(
-            "\n{} rounds per cell, median; ratio = peer / gort in the row's unit; implementations \
-             alternate between rounds; one child process per measurement.",
+            "\nload average (1/5/15 min) at the end: {}; {} CPUs.",
+            loadavg(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!(
+            "{} rounds per cell, median; ratio = peer / gort in the row's unit; implementations \
+             alternate between rounds; one child process per measurement; ✓/✗: gort's target \
+             met or not.",
             self.opts.reps
         );
     }
@@ -327,6 +334,15 @@ fn build_go(exe: &std::path::Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn fmt_value(unit: Unit, v: f64) -> String {
     match unit {
         Unit::Ns => {
@@ -387,6 +403,13 @@ fn row_cells(
                 None => "-".into(),
                 Some(v) => {
                     let mut s = fmt_value(w.unit, v);
+                    if *imp == "gort" {
+                        match target_met(w, cells) {
+                            Some(true) => s.push_str(" ✓"),
+                            Some(false) => s.push_str(" ✗"),
+                            None => {}
+                        }
+                    }
                     if *imp != "gort" && matches!(w.unit, Unit::Ns | Unit::PerSec | Unit::KiB) {
                         if let Some(g) = gort.filter(|g| *g > 0.0) {
                             s.push_str(&format!(" ({})", fmt_ratio(v / g)));
@@ -397,6 +420,36 @@ fn row_cells(
             }
         })
         .collect()
+}
+
+/// Whether gort's median meets the row's target: clauses like `<= 300`, `>= 26M`, `<= Go`,
+/// `>= Go, >= tokio`; None when the target is not of that form or a value is missing.
+fn target_met(w: &Workload, cells: &HashMap<(&str, &str), Cell>) -> Option<bool> {
+    let gort = cells.get(&(w.name, "gort"))?.median()?;
+    if w.target.is_empty() {
+        return None;
+    }
+    let mut met = true;
+    for clause in w.target.split(", ") {
+        let (op, rhs) = clause.split_once(' ')?;
+        let rhs = rhs.trim();
+        let bound = match IMPLS.iter().find(|(_, label)| *label == rhs) {
+            Some((k, _)) => cells.get(&(w.name, *k))?.median()?,
+            None => {
+                let (num, mul) = match rhs.strip_suffix('M') {
+                    Some(n) => (n, 1e6),
+                    None => (rhs, 1.0),
+                };
+                num.parse::<f64>().ok()? * mul
+            }
+        };
+        met &= match op {
+            "<=" => gort <= bound,
+            ">=" => gort >= bound,
+            _ => return None,
+        };
+    }
+    Some(met)
 }
 
 fn headers(impls: &[&str]) -> Vec<String> {
