@@ -150,7 +150,11 @@ impl Runner {
                     }
                 }
             }
-            eprintln!("  {:<18} done in {:.1} s", w.name, started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {:<18} done in {:.1} s",
+                w.name,
+                started.elapsed().as_secs_f64()
+            );
         }
         for (area, heading) in AREAS {
             let rows: Vec<&&Workload> = selected.iter().filter(|w| w.area == *area).collect();
@@ -166,31 +170,30 @@ impl Runner {
         let mut notes = Vec::new();
         let mut off: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
         for w in &selected {
-            // A note every implementation shares ("N = 30000") is said once for the row.
-            let per: Vec<(&str, String)> = impls
-                .iter()
-                .filter_map(|imp| {
-                    let c = cells.get(&(w.name, *imp))?;
-                    c.note().map(|n| (*imp, n))
-                })
-                .collect();
-            let shared = per.len() > 1 && per.iter().all(|(_, n)| *n == per[0].1);
-            if shared {
-                notes.push(format!("{}: {}", w.name, per[0].1));
+            // Implementations that share a note ("N = 30000") are named together.
+            let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+            for imp in &impls {
+                if let Some(n) = cells.get(&(w.name, *imp)).and_then(Cell::note) {
+                    match groups.iter_mut().find(|(g, _)| *g == n) {
+                        Some((_, who)) => who.push(imp),
+                        None => groups.push((n, vec![imp])),
+                    }
+                }
+            }
+            for (n, who) in groups {
+                notes.push(format!("{} / {}: {}", w.name, who.join(", "), n));
             }
             for imp in &impls {
                 let Some(c) = cells.get(&(w.name, *imp)) else {
                     continue;
                 };
-                if !shared {
-                    if let Some((_, n)) = per.iter().find(|(i, _)| i == imp) {
-                        notes.push(format!("{} / {}: {}", w.name, imp, n));
-                    }
-                }
                 if let Some(why) = &c.na {
                     if *imp == "gort" && why.starts_with("gort feature") {
-                        off.entry(why.clone()).or_insert_with(Vec::new).push(w.name);
-                    } else if !why.is_empty() && !why.starts_with("go: ") && why != "unknown workload" {
+                        off.entry(why.clone()).or_default().push(w.name);
+                    } else if !why.is_empty()
+                        && !why.starts_with("go: ")
+                        && why != "unknown workload"
+                    {
                         notes.push(format!("{} / {}: not run ({})", w.name, imp, why));
                     }
                 }
@@ -258,9 +261,13 @@ impl Runner {
                 .env("GOMAXPROCS", p.to_string())
                 .env("PEERS_PROCS", p.to_string());
         } else {
-            cmd.env_remove("GORT_MAXPROCS").env_remove("GOMAXPROCS").env_remove("PEERS_PROCS");
+            cmd.env_remove("GORT_MAXPROCS")
+                .env_remove("GOMAXPROCS")
+                .env_remove("PEERS_PROCS");
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         run_child(cmd, Duration::from_secs(self.opts.timeout_secs))
     }
 }
@@ -289,7 +296,12 @@ fn run_child(mut cmd: Command, timeout: Duration) -> Sample {
         Err(e) => return Sample::Failed(format!("output: {e}")),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let (head, rest) = line.split_once(' ').unwrap_or((line, ""));
     if head == "n/a" {
         return Sample::NotApplicable(rest.trim().to_owned());
@@ -329,7 +341,10 @@ fn build_go(exe: &std::path::Path) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("go build: {e}"))?;
     if !st.status.success() {
-        return Err(format!("go build failed: {}", String::from_utf8_lossy(&st.stderr).trim()));
+        return Err(format!(
+            "go build failed: {}",
+            String::from_utf8_lossy(&st.stderr).trim()
+        ));
     }
     Ok(out)
 }
@@ -380,11 +395,7 @@ fn fmt_ratio(r: f64) -> String {
 }
 
 /// The text of each cell in a row: gort's value, the peers' values with ratio to gort.
-fn row_cells(
-    w: &Workload,
-    impls: &[&str],
-    cells: &HashMap<(&str, &str), Cell>,
-) -> Vec<String> {
+fn row_cells(w: &Workload, impls: &[&str], cells: &HashMap<(&str, &str), Cell>) -> Vec<String> {
     let gort = cells.get(&(w.name, "gort")).and_then(Cell::median);
     impls
         .iter()
@@ -403,6 +414,15 @@ fn row_cells(
                 None => "-".into(),
                 Some(v) => {
                     let mut s = fmt_value(w.unit, v);
+                    if w.unit == Unit::Count {
+                        // "k/N in read(2), ..." -> "(k/N in)"
+                        if let Some(k) = c
+                            .note()
+                            .and_then(|n| n.split(' ').next().map(str::to_owned))
+                        {
+                            s.push_str(&format!(" ({k} in)"));
+                        }
+                    }
                     if *imp == "gort" {
                         match target_met(w, cells) {
                             Some(true) => s.push_str(" ✓"),
@@ -455,7 +475,10 @@ fn target_met(w: &Workload, cells: &HashMap<(&str, &str), Cell>) -> Option<bool>
 fn headers(impls: &[&str]) -> Vec<String> {
     let mut h = vec!["workload".to_string(), "unit".to_string()];
     for imp in impls {
-        let label = IMPLS.iter().find(|(k, _)| k == imp).map_or(*imp, |(_, l)| *l);
+        let label = IMPLS
+            .iter()
+            .find(|(k, _)| k == imp)
+            .map_or(*imp, |(_, l)| *l);
         h.push(label.to_string());
     }
     h.push("gort target".into());
@@ -477,7 +500,13 @@ fn print_text(
     }
     let ncol = table[0].len();
     let widths: Vec<usize> = (0..ncol)
-        .map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     println!("\n{heading}");
     for (i, r) in table.iter().enumerate() {

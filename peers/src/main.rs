@@ -44,9 +44,7 @@ fn main() -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--reps" => opts.reps = it.next().and_then(|v| v.parse().ok()).unwrap_or(5).max(1),
-            "--timeout" => {
-                opts.timeout_secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(60)
-            }
+            "--timeout" => opts.timeout_secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(60),
             "--markdown" => opts.markdown = true,
             "--verbose" | "-v" => opts.verbose = true,
             "--impl" => {

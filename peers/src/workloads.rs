@@ -45,7 +45,10 @@ pub struct Workload {
 
 /// The areas, in table order, with their headings.
 pub const AREAS: &[(&str, &str)] = &[
-    ("runtime", "Runtime: goroutines, switching, parking (issue 2)"),
+    (
+        "runtime",
+        "Runtime: goroutines, switching, parking (issue 2)",
+    ),
     ("chan", "Channels, select, timers (issue 3)"),
     ("sync", "sync and context (issue 4)"),
     ("sys", "Blocking syscalls, CPU hogs, net (issue 5)"),

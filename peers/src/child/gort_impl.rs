@@ -172,7 +172,9 @@ fn ratio(hog: Hog) -> Out {
         },
         |window| {
             let until = Instant::now() + window;
-            gort::spawn(move || pingpong(Limit::Until(until))).join().unwrap()
+            gort::spawn(move || pingpong(Limit::Until(until)))
+                .join()
+                .unwrap()
         },
     )
 }
@@ -186,7 +188,9 @@ fn blocking_ratio() -> Out {
         },
         |window| {
             let until = Instant::now() + window;
-            gort::spawn(move || pingpong(Limit::Until(until))).join().unwrap()
+            gort::spawn(move || pingpong(Limit::Until(until)))
+                .join()
+                .unwrap()
         },
     )
 }

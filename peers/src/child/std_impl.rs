@@ -80,7 +80,9 @@ pub fn run(workload: &str) -> Out {
         }
         "after" => {
             let t = Instant::now();
-            let rs: Vec<_> = (0..AFTER_N).map(|_| crossbeam_channel::after(AFTER_D)).collect();
+            let rs: Vec<_> = (0..AFTER_N)
+                .map(|_| crossbeam_channel::after(AFTER_D))
+                .collect();
             for r in &rs {
                 r.recv().unwrap();
             }

@@ -61,8 +61,9 @@ pub fn run(workload: &str) -> Out {
         "select_default" => Out::Na("tokio::select! has no default case"),
         "after" => in_task(async {
             let t = Instant::now();
-            let ss: Vec<_> =
-                (0..AFTER_N).map(|_| Box::pin(tokio::time::sleep(AFTER_D))).collect();
+            let ss: Vec<_> = (0..AFTER_N)
+                .map(|_| Box::pin(tokio::time::sleep(AFTER_D)))
+                .collect();
             for s in ss {
                 s.await;
             }

@@ -36,6 +36,7 @@ pub const MUTEX100_N: usize = 20_000;
 /// add+done pairs (`waitgroup`).
 pub const WG_N: usize = 20_000_000;
 /// with_cancel+cancel pairs (`context_cancel`).
+#[cfg_attr(not(feature = "sync"), allow(dead_code))]
 pub const CTX_N: usize = 1_000_000;
 /// Goroutines blocked in read(2) (`syscall_threads`).
 pub const BLOCKED_N: usize = 1_000;
@@ -85,7 +86,11 @@ pub fn rate(t: Instant, ops: usize) -> Out {
 /// Resident set size in bytes (/proc/self/statm).
 pub fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: usize = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     pages * page
@@ -124,7 +129,10 @@ impl Pipe {
         // SAFETY: fds has room for the two descriptors pipe writes.
         let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
         assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
-        Pipe { r: fds[0], w: fds[1] }
+        Pipe {
+            r: fds[0],
+            w: fds[1],
+        }
     }
 
     /// One raw blocking read(2) of one byte.
@@ -221,7 +229,10 @@ pub fn ratio(
     let _ = helper.join();
     Out::Value(
         hindered as f64 / free as f64,
-        format!("{free} free vs {hindered} hindered round trips in {} ms", WINDOW.as_millis()),
+        format!(
+            "{free} free vs {hindered} hindered round trips in {} ms",
+            WINDOW.as_millis()
+        ),
     )
 }
 
@@ -247,7 +258,10 @@ pub fn syscall_threads(warm: impl FnOnce(), spawn: impl Fn(Box<dyn FnOnce() + Se
     std::thread::sleep(Duration::from_millis(100));
     let n = threads();
     let e = entered.load(Ordering::SeqCst);
-    Out::Value(n as f64, format!("{e}/{BLOCKED_N} in read(2), {base} threads before"))
+    Out::Value(
+        n as f64,
+        format!("{e}/{BLOCKED_N} in read(2), {base} threads before"),
+    )
 }
 
 /// Waits until `count` reaches `n` (or 10 s pass), then lets things settle for 200 ms.
