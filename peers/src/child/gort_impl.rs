@@ -351,18 +351,28 @@ mod sync {
                 }
                 ns(t, WG_N)
             }),
-            "context_cancel" => in_gort(|| {
-                let bg = gort::context::Context::background();
-                let t = Instant::now();
-                for _ in 0..CTX_N {
-                    let (ctx, cancel) = bg.with_cancel();
-                    cancel.cancel();
-                    std::hint::black_box(&ctx);
-                }
-                ns(t, CTX_N)
-            }),
+            "context_cancel" => context_cancel(),
             _ => Out::Na("unknown workload"),
         }
+    }
+
+    #[cfg(feature = "context")]
+    fn context_cancel() -> Out {
+        in_gort(|| {
+            let bg = gort::context::Context::background();
+            let t = Instant::now();
+            for _ in 0..CTX_N {
+                let (ctx, cancel) = bg.with_cancel();
+                cancel.cancel();
+                std::hint::black_box(&ctx);
+            }
+            ns(t, CTX_N)
+        })
+    }
+
+    #[cfg(not(feature = "context"))]
+    fn context_cancel() -> Out {
+        Out::Na("gort feature `context` off")
     }
 
     fn contended(g: usize, n: usize) -> Out {

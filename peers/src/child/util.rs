@@ -36,7 +36,7 @@ pub const MUTEX100_N: usize = 20_000;
 /// add+done pairs (`waitgroup`).
 pub const WG_N: usize = 20_000_000;
 /// with_cancel+cancel pairs (`context_cancel`).
-#[cfg_attr(not(feature = "sync"), allow(dead_code))]
+#[cfg_attr(not(feature = "context"), allow(dead_code))]
 pub const CTX_N: usize = 1_000_000;
 /// Goroutines blocked in read(2) (`syscall_threads`).
 pub const BLOCKED_N: usize = 1_000;
