@@ -316,6 +316,9 @@ func rssBytes() int {
 
 // rssN mirrors the Rust side: 100,000, or 30,000 under the default vm.max_map_count.
 func rssN() int {
+	if v, err := strconv.Atoi(os.Getenv("PEERS_RSS_N")); err == nil && v > 0 {
+		return v
+	}
 	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
 	if err == nil {
 		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v >= 250_000 {
