@@ -422,7 +422,7 @@ func syscallThreads() (string, string) {
 		}()
 	}
 	t := time.Now()
-	for atomic.LoadInt64(&entered) < blockedN && time.Since(t) < 3*time.Second {
+	for atomic.LoadInt64(&entered) < blockedN && time.Since(t) < 1500*time.Millisecond {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)

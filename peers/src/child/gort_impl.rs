@@ -271,6 +271,8 @@ mod chan {
                     tx2.send(i).unwrap();
                 }
             }
+            // Keep the senders until the selects are done: a closed channel is a ready case.
+            (tx1, tx2)
         });
         let mut sum = 0u64;
         for _ in 0..SELECT_N {

@@ -14,6 +14,11 @@ use super::Out;
 
 /// Threads spawned and joined (`spawn`): a thread costs ~10 µs, so fewer.
 const STD_SPAWN_N: usize = 5_000;
+/// Round trips, unbuffered messages and selects between threads: each costs microseconds
+/// (a futex wake and a context switch), so a tenth of the goroutine counts.
+const STD_PINGPONG_N: usize = PINGPONG_N / 10;
+const STD_STREAM_N: usize = STREAM_N / 10;
+const STD_SELECT_N: usize = SELECT_N / 10;
 /// Parked threads (`rss_parked`).
 const STD_RSS_N: usize = 2_000;
 
@@ -51,16 +56,16 @@ pub fn run(workload: &str) -> Out {
         "park_pingpong" => {
             let t = Instant::now();
             park_pingpong();
-            ns(t, PINGPONG_N)
+            note(ns(t, STD_PINGPONG_N), "N = 20,000")
         }
         "rss_parked" => rss_parked(),
         "chan_pingpong" => {
             let t = Instant::now();
             chan_pingpong(None);
-            note(ns(t, PINGPONG_N), "crossbeam bounded(0)")
+            note(ns(t, STD_PINGPONG_N), "crossbeam bounded(0), N = 20,000")
         }
         "chan_spsc_128" => note(stream(128, SPSC_N), "crossbeam bounded(128)"),
-        "chan_stream_0" => note(stream(0, STREAM_N), "crossbeam bounded(0)"),
+        "chan_stream_0" => note(stream(0, STD_STREAM_N), "crossbeam bounded(0), N = 100,000"),
         "select_blocking" => select_blocking(),
         "select_default" => {
             let (_tx1, rx1) = bounded::<u64>(0);
@@ -159,7 +164,7 @@ fn park_pingpong() {
         }
     });
     let bt = b.thread().clone();
-    for i in 0..PINGPONG_N as u64 {
+    for i in 0..STD_PINGPONG_N as u64 {
         turn.store(2 * i + 1, Ordering::Release);
         bt.unpark();
         while turn.load(Ordering::Acquire) != 2 * i + 2 {
@@ -183,7 +188,7 @@ fn chan_pingpong(until: Option<Instant>) -> u64 {
     });
     let mut i = 0u64;
     while match until {
-        None => i < PINGPONG_N as u64,
+        None => i < STD_PINGPONG_N as u64,
         Some(t) => Instant::now() < t,
     } {
         tx1.send(i).unwrap();
@@ -217,16 +222,18 @@ fn select_blocking() -> Out {
     let (tx2, rx2) = bounded::<u64>(0);
     let t = Instant::now();
     let p = thread::spawn(move || {
-        for i in 0..SELECT_N as u64 {
+        for i in 0..STD_SELECT_N as u64 {
             if i % 2 == 0 {
                 tx1.send(i).unwrap();
             } else {
                 tx2.send(i).unwrap();
             }
         }
+        // Keep the senders until the selects are done: a closed channel is a ready case.
+        (tx1, tx2)
     });
     let mut sum = 0u64;
-    for _ in 0..SELECT_N {
+    for _ in 0..STD_SELECT_N {
         select! {
             recv(rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
             recv(rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
@@ -234,7 +241,7 @@ fn select_blocking() -> Out {
     }
     p.join().unwrap();
     std::hint::black_box(sum);
-    note(ns(t, SELECT_N), "crossbeam select!")
+    note(ns(t, STD_SELECT_N), "crossbeam select!, N = 50,000")
 }
 
 fn contended(g: usize, n: usize) -> Out {

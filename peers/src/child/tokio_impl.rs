@@ -202,6 +202,8 @@ async fn select_blocking() -> Out {
                 tx2.send(i).await.unwrap();
             }
         }
+        // Keep the senders until the selects are done: a closed channel is a ready case.
+        (tx1, tx2)
     });
     let mut sum = 0u64;
     for _ in 0..SELECT_N {

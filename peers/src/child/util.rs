@@ -54,7 +54,10 @@ pub const HOG_TIME: Duration = Duration::from_millis(600);
 /// Parked goroutines for `rss_parked`: 100,000, or 30,000 when vm.max_map_count would not
 /// allow 100,000 guarded stacks (two mappings each).
 pub fn rss_n() -> usize {
-    if let Some(n) = std::env::var("PEERS_RSS_N").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("PEERS_RSS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return n;
     }
     let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
@@ -241,7 +244,7 @@ pub fn ratio(
 
 /// The skeleton of `syscall_threads`, run on a plain thread: `warm()` starts the runtime;
 /// `spawn(body)` starts one goroutine; BLOCKED_N goroutines each do one raw read(2).
-/// Value: the process's OS threads once all are in the read (or after 3 s).
+/// Value: the process's OS threads once all are in the read (or after 1.5 s).
 pub fn syscall_threads(warm: impl FnOnce(), spawn: impl Fn(Box<dyn FnOnce() + Send>)) -> Out {
     warm();
     let base = threads();
@@ -255,7 +258,7 @@ pub fn syscall_threads(warm: impl FnOnce(), spawn: impl Fn(Box<dyn FnOnce() + Se
         }));
     }
     let t = Instant::now();
-    while entered.load(Ordering::SeqCst) < BLOCKED_N && t.elapsed() < Duration::from_secs(3) {
+    while entered.load(Ordering::SeqCst) < BLOCKED_N && t.elapsed() < Duration::from_millis(1500) {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(100));
