@@ -124,7 +124,9 @@ fn current_ids_are_unique_and_stable() {
     uniq.dedup();
     assert_eq!(uniq.len(), ids.len());
     assert!(ids.iter().all(|id| id.goroutine_id().is_some()));
-    let os = std::thread::spawn(|| thread::current().id()).join().unwrap();
+    let os = std::thread::spawn(|| thread::current().id())
+        .join()
+        .unwrap();
     assert_eq!(os.goroutine_id(), None);
     assert_ne!(os, me.id());
 }
