@@ -146,13 +146,7 @@ fn blocking_returns_values_and_propagates_panics() {
     assert_eq!(gort::spawn(|| 1).join().unwrap(), 1);
     // Many short blocking calls in a row, from many goroutines.
     let hs: Vec<_> = (0..50)
-        .map(|i| {
-            gort::spawn(move || {
-                (0..100)
-                    .map(|k| gort::blocking(|| i * k))
-                    .sum::<usize>()
-            })
-        })
+        .map(|i| gort::spawn(move || (0..100).map(|k| gort::blocking(|| i * k)).sum::<usize>()))
         .collect();
     let total: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, (0..50).sum::<usize>() * (0..100).sum::<usize>());

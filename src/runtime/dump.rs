@@ -39,8 +39,7 @@ pub(crate) fn register(g: &GRef) {
         .unwrap_or_else(|e| e.into_inner());
     s.gs.push(Arc::downgrade(g));
     if s.gs.len() >= s.prune_at {
-        s.gs
-            .retain(|w| w.upgrade().is_some_and(|g| !g.is_finished()));
+        s.gs.retain(|w| w.upgrade().is_some_and(|g| !g.is_finished()));
         s.prune_at = (s.gs.len() * 2).max(1024);
     }
 }

@@ -58,9 +58,9 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function wrapped with panic
-/// catching and result delivery (see `spawn.rs`).
-pub(crate) type Entry = Box<dyn FnOnce(Start) + Send>;
+/// The goroutine's body as the runtime sees it: the user's function with panic catching and
+/// result delivery (`spawn::Task`).
+pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
 
 type Co = Coroutine<(), Suspend, (), Stack>;
 
@@ -206,8 +206,7 @@ impl Goroutine {
 
     /// Unlocks when the goroutine ends.
     pub(crate) fn unlock_machine(&self) {
-        self.locked
-            .store(std::ptr::null_mut(), Ordering::Release);
+        self.locked.store(std::ptr::null_mut(), Ordering::Release);
     }
 
     /// Marks the goroutine finished.

@@ -227,8 +227,7 @@ impl Sched {
     #[inline]
     pub(crate) fn wake_idle(&self) {
         fence(Ordering::SeqCst);
-        if self.nspinning.load(Ordering::SeqCst) != 0 || self.nidle.load(Ordering::SeqCst) == 0
-        {
+        if self.nspinning.load(Ordering::SeqCst) != 0 || self.nidle.load(Ordering::SeqCst) == 0 {
             return;
         }
         if self

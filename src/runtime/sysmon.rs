@@ -79,8 +79,8 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
         if now.saturating_sub(snap.1) < limit {
             continue;
         }
-        let waiting = !p.is_empty()
-            || (!sched.global_is_empty() && sched.nidle.load(Ordering::SeqCst) == 0);
+        let waiting =
+            !p.is_empty() || (!sched.global_is_empty() && sched.nidle.load(Ordering::SeqCst) == 0);
         if !waiting {
             continue;
         }
