@@ -421,13 +421,23 @@ func syscallThreads() (string, string) {
 			syscall.Read(r, b)
 		}()
 	}
+	// Until all are in, or no progress for 1 s, or 10 s (as the Rust side).
 	t := time.Now()
-	for atomic.LoadInt64(&entered) < blockedN && time.Since(t) < 1500*time.Millisecond {
-		time.Sleep(5 * time.Millisecond)
+	last, lastChange := int64(0), time.Now()
+	for {
+		e := atomic.LoadInt64(&entered)
+		if e != last {
+			last, lastChange = e, time.Now()
+		}
+		if e >= blockedN || time.Since(lastChange) > time.Second || time.Since(t) > 10*time.Second {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
+	took := lastChange.Sub(t)
 	time.Sleep(100 * time.Millisecond)
 	n := procStatus("Threads:")
-	return strconv.Itoa(n), fmt.Sprintf("%d/%d in read(2), %d threads before", atomic.LoadInt64(&entered), blockedN, base)
+	return strconv.Itoa(n), fmt.Sprintf("%d/%d in read(2) after %d ms, %d threads before", atomic.LoadInt64(&entered), blockedN, took.Milliseconds(), base)
 }
 
 func tcpEcho() string {

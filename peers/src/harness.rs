@@ -415,12 +415,18 @@ fn row_cells(w: &Workload, impls: &[&str], cells: &HashMap<(&str, &str), Cell>) 
                 Some(v) => {
                     let mut s = fmt_value(w.unit, v);
                     if w.unit == Unit::Count {
-                        // "k/N in read(2), ..." -> "(k/N in)"
-                        if let Some(k) = c
-                            .note()
-                            .and_then(|n| n.split(' ').next().map(str::to_owned))
-                        {
-                            s.push_str(&format!(" ({k} in)"));
+                        // "k/N in read(2) after T ms, ..." -> "(k/N in, T ms)"
+                        if let Some(n) = c.note() {
+                            let words: Vec<&str> = n.split(' ').collect();
+                            if let (Some(k), Some(ms)) = (words.first(), words.get(4)) {
+                                let ms: f64 = ms.parse().unwrap_or(0.0);
+                                let took = if ms >= 1000.0 {
+                                    format!("{:.1} s", ms / 1000.0)
+                                } else {
+                                    format!("{ms:.0} ms")
+                                };
+                                s.push_str(&format!(" ({k} in, {took})"));
+                            }
                         }
                     }
                     if *imp == "gort" {

@@ -244,7 +244,7 @@ pub fn ratio(
 
 /// The skeleton of `syscall_threads`, run on a plain thread: `warm()` starts the runtime;
 /// `spawn(body)` starts one goroutine; BLOCKED_N goroutines each do one raw read(2).
-/// Value: the process's OS threads once all are in the read (or after 1.5 s).
+/// Value: the process's OS threads once all are in the read (or no progress for 1 s, or 10 s).
 pub fn syscall_threads(warm: impl FnOnce(), spawn: impl Fn(Box<dyn FnOnce() + Send>)) -> Out {
     warm();
     let base = threads();
@@ -257,16 +257,32 @@ pub fn syscall_threads(warm: impl FnOnce(), spawn: impl Fn(Box<dyn FnOnce() + Se
             pipe.read1();
         }));
     }
+    // Until all are in, or no progress for 1 s, or 10 s.
     let t = Instant::now();
-    while entered.load(Ordering::SeqCst) < BLOCKED_N && t.elapsed() < Duration::from_millis(1500) {
-        std::thread::sleep(Duration::from_millis(5));
+    let (mut last, mut last_change) = (0, Instant::now());
+    loop {
+        let e = entered.load(Ordering::SeqCst);
+        if e != last {
+            (last, last_change) = (e, Instant::now());
+        }
+        if e >= BLOCKED_N
+            || last_change.elapsed() > Duration::from_secs(1)
+            || t.elapsed() > Duration::from_secs(10)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
+    let took = last_change.duration_since(t);
     std::thread::sleep(Duration::from_millis(100));
     let n = threads();
     let e = entered.load(Ordering::SeqCst);
     Out::Value(
         n as f64,
-        format!("{e}/{BLOCKED_N} in read(2), {base} threads before"),
+        format!(
+            "{e}/{BLOCKED_N} in read(2) after {} ms, {base} threads before",
+            took.as_millis()
+        ),
     )
 }
 
