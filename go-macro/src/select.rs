@@ -182,18 +182,26 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     let mut cases = Vec::new();
     let mut refs = Vec::new();
     let mut arms = Vec::new();
+    let names: Vec<_> = (0..input.cases.len())
+        .map(|i| format_ident!("__gort_case{}", i, span = site))
+        .collect();
     for (i, case) in input.cases.iter().enumerate() {
+        let others = names
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, n)| n);
         let op = format_ident!("__gort_op{}", i, span = site);
         let c = format_ident!("__gort_case{}", i, span = site);
         match &case.kind {
             Kind::Recv(e) => {
-                binds.push(quote! { let #op = #e; });
-                cases.push(quote! { let mut #c = #p::recv_case(&#op); });
+                binds.push(quote! { let #op = &(#e); });
+                cases.push(quote! { let mut #c = #p::recv_case(#op); });
             }
             Kind::Send(e, v) => {
                 let val = format_ident!("__gort_val{}", i, span = site);
-                binds.push(quote! { let #op = #e; let #val = #v; });
-                cases.push(quote! { let mut #c = #p::send_case(&#op, #val); });
+                binds.push(quote! { let #op = &(#e); let #val = #v; });
+                cases.push(quote! { let mut #c = #p::send_case(#op, #val); });
             }
         }
         refs.push(quote! { &mut #c as &mut dyn #p::SelectCase });
@@ -206,6 +214,8 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         arms.push(quote! {
             ::core::option::Option::Some(#idx) => {
                 let #pat = #c.into_result();
+                // End the other cases' borrows of their operands before the body runs.
+                ::core::mem::drop((#(#others,)*));
                 #body
             }
         });
@@ -218,11 +228,15 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     let default_arm = match &input.default {
         Some(d) => {
             let body = &d.body;
-            quote! { _ => { #body } }
+            quote! { _ => {
+                ::core::mem::drop((#(#names,)*));
+                #body
+            } }
         }
         None => quote! { _ => ::core::unreachable!("select! without default returned no case") },
     };
     let sel = format_ident!("__gort_sel", span = site);
+    let _ = &names;
     Ok(quote! {{
         #(#binds)*
         #(#cases)*

@@ -59,6 +59,8 @@ pub(crate) struct Chan<T> {
     pub(crate) senders: AtomicUsize,
     /// Live `Receiver` handles.
     pub(crate) receivers: AtomicUsize,
+    /// The last Sender's drop does not close the channel (timer channels: Go's never close).
+    pub(crate) keep_open: bool,
 }
 
 /// What an attempt to receive found.
@@ -108,6 +110,7 @@ impl<T> Chan<T> {
             senders_waiting: AtomicBool::new(false),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            keep_open: false,
         }
     }
 

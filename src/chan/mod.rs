@@ -69,6 +69,15 @@ pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }
 
+/// A channel that the last Sender's drop does not close (timer channels, which never close
+/// in Go: a second receive from `after(d)` waits for ever rather than failing).
+pub(crate) fn chan_keep_open<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let mut c = Chan::new(cap);
+    c.keep_open = true;
+    let c = Arc::new(c);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
 /// Creates a channel with no capacity limit: a send never waits (std's `mpsc::channel`,
 /// crossbeam's `unbounded`). `cap()` is `usize::MAX`.
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
@@ -260,7 +269,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 && !self.chan.keep_open {
             self.chan.close();
         }
     }

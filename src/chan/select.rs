@@ -435,13 +435,13 @@ pub mod __private {
 
     /// `recv(op)`: the case for operand `op`.
     #[inline]
-    pub fn recv_case<O: RecvOperand>(op: &O) -> RecvCase<'_, O::Item> {
+    pub fn recv_case<O: RecvOperand + ?Sized>(op: &O) -> RecvCase<'_, O::Item> {
         RecvCase::new(op.receiver())
     }
 
     /// `send(op, v)`: the case for operand `op` and value `v`.
     #[inline]
-    pub fn send_case<O: SendOperand>(op: &O, v: O::Item) -> SendCase<'_, O::Item> {
+    pub fn send_case<O: SendOperand + ?Sized>(op: &O, v: O::Item) -> SendCase<'_, O::Item> {
         SendCase::new(op.sender(), v)
     }
 }
