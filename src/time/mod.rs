@@ -6,7 +6,7 @@
 mod timer;
 pub(crate) mod timers;
 
-pub use timer::{after, tick, Ticker, Timer};
+pub use timer::{after, after_func, tick, Ticker, Timer};
 
 /// Number of armed timers in the shared timer structure (for tests: a stopped or dropped
 /// timer leaves nothing behind).

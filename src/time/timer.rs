@@ -32,8 +32,13 @@ struct State {
     period: Option<Duration>,
 }
 
+/// What to run instead of sending (`after_func`), in a new goroutine.
+type Func = Arc<dyn Fn() + Send + Sync>;
+
 struct Shared {
     tx: Sender<Instant>,
+    /// `after_func`'s function: fired in a new goroutine instead of sending.
+    func: Option<Func>,
     state: Mutex<State>,
     timer: timers::Timer,
     /// For `after`/`tick`: a reference to itself while no handle exists.
@@ -50,12 +55,13 @@ fn far_future(now: Instant, d: Duration) -> Instant {
 }
 
 impl Shared {
-    fn new(period: Option<Duration>) -> (Arc<Shared>, Receiver<Instant>) {
+    fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
         let (tx, rx) = chan::chan_keep_open(1);
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
             let weak = weak.clone();
             Shared {
                 tx,
+                func,
                 state: Mutex::new(State { when: None, period }),
                 timer: timers::Timer::new(move |deadline| {
                     if let Some(s) = weak.upgrade() {
@@ -75,7 +81,14 @@ impl Shared {
             return; // stopped or reset since it was armed
         }
         let now = Instant::now();
-        let sent = self.tx.try_send(now);
+        let sent = match &self.func {
+            Some(f) => {
+                let f = f.clone();
+                drop(crate::runtime::spawn(move || f()));
+                Ok(())
+            }
+            None => self.tx.try_send(now),
+        };
         match st.period {
             None => {
                 st.when = None;
@@ -103,15 +116,19 @@ impl Shared {
     }
 
     /// Arms for `now + d`, or delivers at once if `d` is zero (one-shot only).
-    fn arm(&self, st: &mut State, d: Duration) {
+    fn arm(self: &Arc<Self>, st: &mut State, d: Duration) {
         let now = Instant::now();
-        if d.is_zero() && st.period.is_none() {
+        if d.is_zero() && st.period.is_none() && self.func.is_none() {
             st.when = None;
             let _ = self.tx.try_send(now);
             return;
         }
         let when = far_future(now, d);
         st.when = Some(timers::to_nanos(when));
+        if self.func.is_some() {
+            // `after_func`: scheduled until it runs or is stopped, handle or not.
+            *lock(&self.keep) = Some(self.clone());
+        }
         self.timer.start(when);
     }
 
@@ -121,10 +138,17 @@ impl Shared {
         let pending = st.when.take().is_some();
         self.timer.stop();
         let drained = rx.try_recv().is_ok();
+        drop(st);
+        drop(lock(&self.keep).take());
         pending || drained
     }
 
-    fn reset(&self, rx: &Receiver<Instant>, d: Duration, period: Option<Duration>) -> bool {
+    fn reset(
+        self: &Arc<Self>,
+        rx: &Receiver<Instant>,
+        d: Duration,
+        period: Option<Duration>,
+    ) -> bool {
         let mut st = lock(&self.state);
         let pending = st.when.take().is_some();
         self.timer.stop();
@@ -164,7 +188,7 @@ pub struct Timer {
 impl Timer {
     /// A timer that fires once after `d` (at once if `d` is zero).
     pub fn new(d: Duration) -> Timer {
-        let (shared, rx) = Shared::new(None);
+        let (shared, rx) = Shared::new(None, None);
         shared.arm(&mut lock(&shared.state), d);
         Timer { shared, rx }
     }
@@ -213,7 +237,7 @@ impl Ticker {
         if d.is_zero() {
             panic!("non-positive interval for Ticker");
         }
-        let (shared, rx) = Shared::new(Some(d));
+        let (shared, rx) = Shared::new(Some(d), None);
         shared.arm(&mut lock(&shared.state), d);
         Ticker { shared, rx }
     }
@@ -250,6 +274,15 @@ impl std::fmt::Debug for Ticker {
             .field("running", &st.when.is_some())
             .finish()
     }
+}
+
+/// Runs `f` in its own goroutine after `d` (Go's `time.AfterFunc`). The returned Timer's
+/// `stop` cancels the call if it has not started (returns true then); its receiver never
+/// receives. As in Go, dropping the handle does not cancel the call.
+pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
+    let (shared, rx) = Shared::new(None, Some(Arc::new(f)));
+    shared.arm(&mut lock(&shared.state), d);
+    Timer { shared, rx }
 }
 
 /// A channel that receives the time once, after `d` (Go's `time.After`). Ready at once if
