@@ -439,7 +439,7 @@ fn errors_display_and_debug() {
     );
     let e: Box<dyn std::error::Error> = Box::new(SendError(String::new()));
     assert!(!e.to_string().is_empty());
-    assert_eq!(TrySendError::Closed(2).clone().into_inner(), 2);
+    assert_eq!(TrySendError::Closed(2).into_inner(), 2);
 }
 
 #[test]

@@ -90,10 +90,7 @@ mod sieve2 {
             let mut chans: Vec<Receiver<u64>> = Vec::new();
             let mut n = 3;
             loop {
-                let composite = match heap.peek() {
-                    Some(&Reverse((c, _))) if c == n => true,
-                    _ => false,
-                };
+                let composite = matches!(heap.peek(), Some(&Reverse((c, _))) if c == n);
                 if composite {
                     while let Some(&Reverse((c, i))) = heap.peek() {
                         if c != n {

@@ -210,7 +210,9 @@ fn is_an_expression_and_control_flow_works() {
     fn early(rx: &Receiver<i32>) -> Option<i32> {
         select! {
             recv(rx) -> v => return v.ok().map(|v| v * 10),
-        }
+        };
+        #[allow(unreachable_code)]
+        None
     }
     let (tx, rx) = chan::<i32>(1);
     tx.send(4).unwrap();
@@ -262,7 +264,7 @@ fn blocking_select_woken_by_each_case() {
         if which == 2 {
             assert_eq!(rx2.recv(), Ok(5));
         } else {
-            assert_eq!(got.1, 10 + which as i32);
+            assert_eq!(got.1, 10 + which);
         }
         // The other cases were not consumed.
         if which != 0 {

@@ -215,7 +215,7 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             ::core::option::Option::Some(#idx) => {
                 let #pat = #c.into_result();
                 // End the other cases' borrows of their operands before the body runs.
-                ::core::mem::drop((#(#others,)*));
+                #p::end((#(#others,)*));
                 #body
             }
         });
@@ -229,7 +229,7 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         Some(d) => {
             let body = &d.body;
             quote! { _ => {
-                ::core::mem::drop((#(#names,)*));
+                #p::end((#(#names,)*));
                 #body
             } }
         }

@@ -346,6 +346,11 @@ pub mod __private {
         super::select(cases, has_default, deadline)
     }
 
+    /// Ends the borrows held by the cases that were not chosen (a plain function, so that
+    /// lints about `drop` of non-`Drop` values stay quiet in user code).
+    #[inline(always)]
+    pub fn end<T>(_cases: T) {}
+
     /// `select! {}`.
     pub fn block_forever() -> ! {
         super::block_forever()
