@@ -112,16 +112,6 @@ impl Context {
     /// Parks until a peer completes a case (returns it) or `deadline` passes and the waiter
     /// aborts (returns None).
     pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Option<usize> {
-        // A peer on another processor often answers within a few hundred nanoseconds:
-        // spinning briefly saves a park/unpark pair.
-        if crate::runtime::max_procs() > 1 {
-            for _ in 0..SPINS {
-                if self.done.load(Ordering::Acquire) {
-                    return Some(self.selected());
-                }
-                std::hint::spin_loop();
-            }
-        }
         let mut aborting_failed = false;
         loop {
             if self.done.load(Ordering::Acquire) {
@@ -144,8 +134,6 @@ impl Context {
         }
     }
 }
-
-const SPINS: usize = 64;
 
 /// A waiter's place in one channel's queue.
 pub(crate) struct Entry {
