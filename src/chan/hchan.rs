@@ -250,7 +250,9 @@ impl<T> Chan<T> {
         });
         drop(inner);
         wakes.run();
-        match cx.wait(WaitReason::ChanReceive, deadline) {
+        let r = cx.wait(WaitReason::ChanReceive, deadline);
+        Context::recycle(cx);
+        match r {
             // Filled by a sender, or left None by close.
             Some(_) => packet.ok_or(None),
             None => Err(Some(())),
@@ -289,7 +291,9 @@ impl<T> Chan<T> {
         self.senders_waiting.store(true, Ordering::Release);
         drop(inner);
         wakes.run();
-        match cx.wait(WaitReason::ChanSend, deadline) {
+        let r = cx.wait(WaitReason::ChanSend, deadline);
+        Context::recycle(cx);
+        match r {
             // Taken by a receiver, or left in place by close / every Receiver gone.
             Some(_) => match packet {
                 None => Ok(()),

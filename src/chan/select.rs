@@ -313,7 +313,9 @@ pub(crate) fn select(
         if ready && cx.try_abort() {
             continue; // a case became ready: try again (our entries are stale now)
         }
-        return match cx.wait(WaitReason::Select, deadline) {
+        let r = cx.wait(WaitReason::Select, deadline);
+        Context::recycle(cx);
+        return match r {
             Some(i) => {
                 cases[i].selected();
                 Some(i)

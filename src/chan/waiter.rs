@@ -34,6 +34,7 @@
 //! that never becomes ready uses bounded memory, and waking one of n selects is O(1)
 //! (Go's chanlinear test).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -55,14 +56,49 @@ pub struct Context {
     unparker: Unparker,
 }
 
+thread_local! {
+    /// One finished context kept for reuse by the next blocking operation on this thread.
+    static SPARE: Cell<Option<Arc<Context>>> = const { Cell::new(None) };
+}
+
+// The accessors are not inlined: a goroutine may resume on another thread after parking,
+// and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
+#[inline(never)]
+fn take_spare() -> Option<Arc<Context>> {
+    SPARE.with(|s| s.take())
+}
+
+#[inline(never)]
+fn put_spare(cx: Arc<Context>) {
+    SPARE.with(|s| s.set(Some(cx)));
+}
+
 impl Context {
     /// A context for the current goroutine or thread.
+    ///
+    /// Reuses this thread's spare context if nothing else references it any more (no stale
+    /// entry in any queue, no claimer still holding it): `Arc::get_mut` proves exclusivity.
+    #[inline]
     pub(crate) fn new() -> Arc<Context> {
+        if let Some(mut cx) = take_spare() {
+            if let Some(c) = Arc::get_mut(&mut cx) {
+                *c.state.get_mut() = WAITING;
+                *c.done.get_mut() = false;
+                c.unparker = park::current();
+                return cx;
+            }
+        }
         Arc::new(Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
             unparker: park::current(),
         })
+    }
+
+    /// Hands a context whose operation is over back for reuse.
+    #[inline]
+    pub(crate) fn recycle(cx: Arc<Context>) {
+        put_spare(cx);
     }
 
     /// Still claimable?

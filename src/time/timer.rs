@@ -118,12 +118,17 @@ impl Shared {
     /// Arms for `now + d`, or delivers at once if `d` is zero (one-shot only).
     fn arm(self: &Arc<Self>, st: &mut State, d: Duration) {
         let now = Instant::now();
-        if d.is_zero() && st.period.is_none() && self.func.is_none() {
-            st.when = None;
-            let _ = self.tx.try_send(now);
-            return;
-        }
         let when = far_future(now, d);
+        // Already due (zero, or shorter than reading the clock): deliver now rather than
+        // through the heap, as Go 1.23 runs an expired channel timer synchronously.
+        if st.period.is_none() && self.func.is_none() {
+            let fired = Instant::now();
+            if fired >= when {
+                st.when = None;
+                let _ = self.tx.try_send(fired);
+                return;
+            }
+        }
         st.when = Some(timers::to_nanos(when));
         if self.func.is_some() {
             // `after_func`: scheduled until it runs or is stopped, handle or not.
