@@ -46,24 +46,44 @@ thread_local! {
 
 /// A fast thread-local pseudo-random number (xorshift64*); fairness, not cryptography.
 #[inline]
-fn rand_below(n: usize) -> usize {
-    let r = RNG.with(|c| {
+fn rand_u64() -> u64 {
+    RNG.with(|c| {
         let mut x = c.get();
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         c.set(x);
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    });
-    (((r >> 32) * n as u64) >> 32) as usize
+    })
 }
 
-/// Shuffles `order` (Fisher–Yates).
+/// A random number below `n` (n < 2^32).
+#[inline]
+fn rand_below(n: usize) -> usize {
+    (((rand_u64() >> 32) * n as u64) >> 32) as usize
+}
+
+/// Shuffles `order` (Fisher–Yates). Up to 20 elements draw from one 64-bit random number
+/// (20! < 2^64), so a small select costs one RNG step.
 #[inline]
 fn shuffle(order: &mut [usize]) {
-    for i in (1..order.len()).rev() {
-        let j = rand_below(i + 1);
-        order.swap(i, j);
+    let n = order.len();
+    if n < 2 {
+        return;
+    }
+    if n <= 20 {
+        let mut r = rand_u64();
+        for i in (1..n).rev() {
+            let k = i as u64 + 1;
+            let j = (r % k) as usize;
+            r /= k;
+            order.swap(i, j);
+        }
+    } else {
+        for i in (1..n).rev() {
+            let j = rand_below(i + 1);
+            order.swap(i, j);
+        }
     }
 }
 
@@ -117,6 +137,8 @@ pub(crate) fn block_forever() -> ! {
 pub trait SelectCase {
     /// False if the operand was `None` (the case is off).
     fn is_on(&self) -> bool;
+    /// A lock-free pre-check: false only if the operation surely cannot complete now.
+    fn maybe_ready(&self) -> bool;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -153,6 +175,11 @@ impl<T> SelectCase for RecvCase<'_, T> {
     #[inline]
     fn is_on(&self) -> bool {
         self.rx.is_some()
+    }
+
+    #[inline]
+    fn maybe_ready(&self) -> bool {
+        self.rx.is_some_and(|rx| !rx.chan.surely_empty())
     }
 
     #[inline]
@@ -226,6 +253,11 @@ impl<T> SelectCase for SendCase<'_, T> {
     }
 
     #[inline]
+    fn maybe_ready(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.tx.expect("case is on").chan;
         let v = self.packet.take().expect("a send case holds its value");
@@ -278,6 +310,19 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
+    // Fast pass: only the cases that may be ready, found without locks. With `default`
+    // and nothing ready (Go's non-blocking select on empty channels) this is all we do.
+    let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
+    let maybe = maybe.as_mut();
+    shuffle(maybe);
+    for &i in maybe.iter() {
+        if cases[i].try_complete() {
+            return Some(i);
+        }
+    }
+    if has_default {
+        return None;
+    }
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
     loop {
