@@ -448,3 +448,52 @@ fn handles_are_send_sync_clone() {
     check::<chan::Sender<String>>();
     check::<chan::Receiver<String>>();
 }
+
+#[gort::test]
+fn timeouts_racing_with_peers_lose_and_duplicate_nothing() {
+    // Senders and receivers with tiny timeouts on an unbuffered channel: every value a send
+    // reports delivered is received exactly once, and every timed-out send keeps its value.
+    let n = common::stress(2000);
+    let (tx, rx) = chan::<usize>(0);
+    let (rtx, rrx) = chan::<Vec<usize>>(4);
+    let senders: Vec<_> = (0..2)
+        .map(|s| {
+            let tx = tx.clone();
+            gort::go!(move || {
+                let mut delivered = Vec::new();
+                for i in 0..n {
+                    let v = s * n + i;
+                    match tx.send_timeout(v, Duration::from_micros(50)) {
+                        Ok(()) => delivered.push(v),
+                        Err(SendTimeoutError::Timeout(back)) => assert_eq!(back, v),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                delivered
+            })
+        })
+        .collect();
+    drop(tx);
+    for _ in 0..2 {
+        let (rx, rtx) = (rx.clone(), rtx.clone());
+        gort::go!(move || {
+            let mut got = Vec::new();
+            loop {
+                match rx.recv_timeout(Duration::from_micros(30)) {
+                    Ok(v) => got.push(v),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Closed) => break,
+                }
+            }
+            rtx.send(got).unwrap();
+        });
+    }
+    let mut delivered: Vec<usize> = senders
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let mut got: Vec<usize> = (0..2).flat_map(|_| rrx.recv().unwrap()).collect();
+    delivered.sort();
+    got.sort();
+    assert_eq!(delivered, got);
+}

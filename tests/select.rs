@@ -470,3 +470,119 @@ fn dynamic_select_remove_twice_panics() {
     sel.remove(i);
     sel.remove(i);
 }
+
+#[gort::test]
+fn select_timeouts_racing_with_peers_lose_nothing() {
+    let n = common::stress(2000);
+    let (tx1, rx1) = chan::<usize>(0);
+    let (tx2, rx2) = chan::<usize>(0);
+    let producer = gort::go!(move || {
+        let mut delivered = Vec::new();
+        for v in 0..n {
+            let ok = select! {
+                send(tx1, v) -> r => r.is_ok(),
+                send(tx2, v) -> r => r.is_ok(),
+                default(Duration::from_micros(40)) => false,
+            };
+            if ok {
+                delivered.push(v);
+            }
+        }
+        delivered
+    });
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let (rx1, rx2) = (rx1.clone(), rx2.clone());
+            gort::go!(move || {
+                let mut got = Vec::new();
+                let mut closed = 0;
+                while closed < 2 {
+                    select! {
+                        recv(rx1) -> v => match v { Ok(v) => got.push(v), Err(_) => closed += 1 },
+                        recv(rx2) -> v => match v { Ok(v) => got.push(v), Err(_) => closed += 1 },
+                        default(Duration::from_micros(30)) => {}
+                    }
+                    if closed > 0 {
+                        // Both close together (the producer drops both senders).
+                        if rx1.is_closed() && rx2.is_closed() && rx1.is_empty() && rx2.is_empty() {
+                            while let Ok(v) = rx1.try_recv() {
+                                got.push(v)
+                            }
+                            while let Ok(v) = rx2.try_recv() {
+                                got.push(v)
+                            }
+                            break;
+                        }
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut delivered = producer.join().unwrap();
+    let mut got: Vec<usize> = consumers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    delivered.sort();
+    got.sort();
+    assert_eq!(delivered, got);
+}
+
+#[gort::test]
+fn dynamic_select_many_consumers() {
+    let n = common::stress(3000);
+    let (tx_a, rx_a) = chan::<usize>(0);
+    let (tx_b, rx_b) = chan::<usize>(2);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let (ra, rb) = (rx_a.clone(), rx_b.clone());
+            gort::go!(move || {
+                let mut sum = 0;
+                let mut sel = Select::new();
+                let ia = sel.recv(&ra);
+                let ib = sel.recv(&rb);
+                let mut open = 2;
+                while open > 0 {
+                    let op = sel.select();
+                    let r = if op.index() == ia {
+                        op.recv(&ra)
+                    } else {
+                        op.recv(&rb)
+                    };
+                    match r {
+                        Ok(v) => sum += v,
+                        Err(_) => {
+                            open -= 1;
+                            let i = if rb.is_closed() && rb.is_empty() { ib } else { ia };
+                            sel = Select::new();
+                            if i == ia {
+                                sel.recv(&rb);
+                            } else {
+                                sel.recv(&ra);
+                            }
+                            if open == 1 {
+                                // Only one left: finish it plainly.
+                                let rest = if i == ia { &rb } else { &ra };
+                                sum += rest.iter().sum::<usize>();
+                                open = 0;
+                            }
+                        }
+                    }
+                }
+                sum
+            })
+        })
+        .collect();
+    for i in 0..n {
+        if i % 2 == 0 {
+            tx_a.send(i).unwrap()
+        } else {
+            tx_b.send(i).unwrap()
+        }
+    }
+    drop(tx_a);
+    drop(tx_b);
+    let total: usize = consumers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, n * (n - 1) / 2);
+}
