@@ -314,6 +314,9 @@ fn main() {
                 "",
             ),
         };
-        println!("| {} | {} | {} | {} | {} |", r.name, r.what, value, target, met);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.name, r.what, value, target, met
+        );
     }
 }

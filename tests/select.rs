@@ -554,7 +554,11 @@ fn dynamic_select_many_consumers() {
                         Ok(v) => sum += v,
                         Err(_) => {
                             open -= 1;
-                            let i = if rb.is_closed() && rb.is_empty() { ib } else { ia };
+                            let i = if rb.is_closed() && rb.is_empty() {
+                                ib
+                            } else {
+                                ia
+                            };
                             sel = Select::new();
                             if i == ia {
                                 sel.recv(&rb);

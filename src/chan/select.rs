@@ -592,7 +592,8 @@ impl<T> DynCase for SendHandle<'_, T> {
 /// crossbeam-channel's `Select`.
 ///
 /// ```
-/// use gort::chan::{self, Select};
+/// use gort::chan;
+/// use gort::chan::Select;
 /// let chans: Vec<_> = (0..4).map(|_| chan::<usize>(1)).collect();
 /// chans[2].0.send(42).unwrap();
 /// let mut sel = Select::new();
