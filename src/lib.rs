@@ -1,6 +1,3 @@
-//! # gort — Go's concurrency model, in Rust
-//!
-//! (crate docs are written in `docs/crate.md`-style prose below; see README.md for the tour)
 #![doc = include_str!("../docs/crate.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
