@@ -57,34 +57,54 @@ pub struct Context {
 }
 
 thread_local! {
-    /// One finished context kept for reuse by the next blocking operation on this thread.
-    static SPARE: Cell<Option<Arc<Context>>> = const { Cell::new(None) };
+    /// Finished contexts kept for reuse by the next blocking operations on this thread (two,
+    /// so that two goroutines taking turns on one worker each find their own).
+    static SPARE: [Cell<Option<Arc<Context>>>; 2] = const { [Cell::new(None), Cell::new(None)] };
 }
 
 // The accessors are not inlined: a goroutine may resume on another thread after parking,
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
-fn take_spare() -> Option<Arc<Context>> {
-    SPARE.with(|s| s.take())
+fn take_spare(me: *const ()) -> Option<Arc<Context>> {
+    SPARE.with(|s| {
+        let a = s[0].take();
+        if a.as_ref().is_some_and(|cx| cx.target() == me) {
+            return a;
+        }
+        let b = s[1].take();
+        if b.as_ref().is_some_and(|cx| cx.target() == me) {
+            s[0].set(a);
+            return b;
+        }
+        s[1].set(b);
+        a
+    })
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
-    SPARE.with(|s| s.set(Some(cx)));
+    SPARE.with(|s| {
+        let old = s[0].replace(Some(cx));
+        s[1].set(old);
+    });
 }
 
 impl Context {
     /// A context for the current goroutine or thread.
     ///
-    /// Reuses this thread's spare context if nothing else references it any more (no stale
-    /// entry in any queue, no claimer still holding it): `Arc::get_mut` proves exclusivity.
+    /// Reuses one of this thread's spare contexts if nothing else references it any more
+    /// (no stale entry in any queue, no claimer still holding it): `Arc::get_mut` proves
+    /// exclusivity. A spare that already wakes the current goroutine keeps its Unparker.
     #[inline]
     pub(crate) fn new() -> Arc<Context> {
-        if let Some(mut cx) = take_spare() {
+        let me = crate::runtime::goroutine::current_ptr().cast::<()>();
+        if let Some(mut cx) = take_spare(me) {
             if let Some(c) = Arc::get_mut(&mut cx) {
                 *c.state.get_mut() = WAITING;
                 *c.done.get_mut() = false;
-                c.unparker = park::current();
+                if me.is_null() || c.target() != me {
+                    c.unparker = park::current();
+                }
                 return cx;
             }
         }
@@ -93,6 +113,14 @@ impl Context {
             done: AtomicBool::new(false),
             unparker: park::current(),
         })
+    }
+
+    /// The goroutine this context wakes (null for a plain thread).
+    #[inline]
+    fn target(&self) -> *const () {
+        self.unparker
+            .goroutine()
+            .map_or(std::ptr::null(), |g| Arc::as_ptr(g).cast())
     }
 
     /// Hands a context whose operation is over back for reuse.
