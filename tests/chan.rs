@@ -497,3 +497,32 @@ fn timeouts_racing_with_peers_lose_and_duplicate_nothing() {
     got.sort();
     assert_eq!(delivered, got);
 }
+
+#[test]
+fn oversubscribed_plain_threads_contending() {
+    // More threads than cores fighting over one small channel (the lock's yield path).
+    let n = common::stress(2000);
+    let (tx, rx) = chan::<usize>(1);
+    let senders: Vec<_> = (0..6)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let receivers: Vec<_> = (0..6)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || rx.iter().map(|v| v as u64).sum::<u64>())
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let sum: u64 = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(sum, 6 * (n as u64) * (n as u64 - 1) / 2);
+}

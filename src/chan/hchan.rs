@@ -1,5 +1,7 @@
 //! The channel itself (Go's `hchan`): a FIFO buffer and two wait queues under one lock.
 //!
+//! The lock is `lock.rs`'s spin lock (critical sections are tiny and never block).
+//!
 //! One structure serves every capacity, as in Go: `cap == 0` is a rendezvous (the buffer stays
 //! empty and values go straight from a waiting sender's frame to a waiting receiver's, Go's
 //! sudog hand-off), `0 < cap < usize::MAX` is a bounded ring allocated up front, and
@@ -21,9 +23,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::lock::{SpinGuard, SpinLock};
 use super::waiter::{Context, Entry, WaitQueue, Wakes};
 use crate::park::WaitReason;
 
@@ -43,7 +46,7 @@ pub(crate) struct Inner<T> {
 
 /// A channel.
 pub(crate) struct Chan<T> {
-    inner: Mutex<Inner<T>>,
+    inner: SpinLock<Inner<T>>,
     /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
     pub(crate) cap: usize,
     /// Number of buffered values (written under the lock).
@@ -96,7 +99,7 @@ impl<T> Chan<T> {
             buf
         };
         Chan {
-            inner: Mutex::new(Inner {
+            inner: SpinLock::new(Inner {
                 buf,
                 closed: false,
                 rx_gone: false,
@@ -115,8 +118,8 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> SpinGuard<'_, Inner<T>> {
+        self.inner.lock()
     }
 
     /// Number of buffered values.

@@ -39,6 +39,7 @@
 
 mod errors;
 mod hchan;
+mod lock;
 pub(crate) mod select;
 mod waiter;
 
