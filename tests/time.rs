@@ -279,6 +279,24 @@ fn stopped_or_dropped_timers_leave_nothing_behind() {
 }
 
 #[gort::test]
+fn after_and_tick_leave_nothing_once_their_receiver_is_gone() {
+    // Go 1.23 collects unreferenced timers; gort stops them when the Receiver drops, so a
+    // `select!` loop with a long `after` per iteration does not pile up armed timers.
+    let (tx, rx) = gort::chan::<u32>(1);
+    for i in 0..1000 {
+        tx.send(i).unwrap();
+        gort::select! {
+            recv(rx) -> v => assert_eq!(v, Ok(i)),
+            recv(after(Duration::from_secs(3600))) -> _ => unreachable!(),
+        }
+    }
+    for _ in 0..1000 {
+        drop(tick(Duration::from_secs(3600)));
+    }
+    assert!(armed_count() < 100, "armed: {}", armed_count());
+}
+
+#[gort::test]
 fn tick_stops_once_its_receiver_is_gone() {
     let before = Instant::now();
     for _ in 0..200 {

@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::lock::{SpinGuard, SpinLock};
@@ -64,7 +64,13 @@ pub(crate) struct Chan<T> {
     pub(crate) receivers: AtomicUsize,
     /// The last Sender's drop does not close the channel (timer channels: Go's never close).
     pub(crate) keep_open: bool,
+    /// Run once when every Receiver is gone, outside the lock (a timer channel stops its
+    /// timer: nobody can receive its value any more).
+    pub(crate) on_rx_gone: OnceLock<RxGoneHook>,
 }
+
+/// See `Chan::on_rx_gone`.
+pub(crate) type RxGoneHook = Box<dyn Fn() + Send + Sync>;
 
 /// What an attempt to receive found.
 pub(crate) enum TryRecv<T> {
@@ -114,6 +120,7 @@ impl<T> Chan<T> {
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             keep_open: false,
+            on_rx_gone: OnceLock::new(),
         }
     }
 
@@ -333,6 +340,9 @@ impl<T> Chan<T> {
         self.update_senders_waiting(&inner);
         drop(inner);
         wakes.run();
+        if let Some(hook) = self.on_rx_gone.get() {
+            hook();
+        }
     }
 
     /// Can a receive complete now? (For select registration and `ready`.) Observers of

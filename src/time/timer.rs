@@ -165,11 +165,23 @@ impl Shared {
         pending || drained
     }
 
-    /// Keeps itself alive without a handle (`after`, `tick`).
+    /// Keeps itself alive without a handle (`after`, `tick`) until it has fired for good,
+    /// or every Receiver of its channel is gone (then it stops at once: nothing is left in
+    /// the timer heap for a value nobody can receive).
     fn detach(self: &Arc<Self>) {
         let st = lock(&self.state);
         if st.when.is_some() {
             *lock(&self.keep) = Some(self.clone());
+            let weak = Arc::downgrade(self);
+            let _ = self.tx.chan.on_rx_gone.set(Box::new(move || {
+                if let Some(s) = weak.upgrade() {
+                    let mut st = lock(&s.state);
+                    st.when = None;
+                    s.timer.stop();
+                    drop(st);
+                    drop(lock(&s.keep).take());
+                }
+            }));
         }
     }
 }
