@@ -174,6 +174,30 @@ fn after_fire(iters: u64) -> Duration {
     })
 }
 
+/// `<-after(20us)` in a loop: the heap path (arm, the worker's timer check fires it, the
+/// receiver wakes); includes the 20 µs wait.
+fn after_heap(iters: u64) -> Duration {
+    in_goroutine(move || {
+        let t = Instant::now();
+        for _ in 0..iters {
+            gort::time::after(Duration::from_micros(20)).recv().unwrap();
+        }
+        t.elapsed()
+    })
+}
+
+/// `Timer::new(1h)` then `stop`: arming and removing a heap timer.
+fn timer_arm_stop(iters: u64) -> Duration {
+    in_goroutine(move || {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let tm = gort::time::Timer::new(Duration::from_secs(3600));
+            assert!(tm.stop());
+        }
+        t.elapsed()
+    })
+}
+
 struct Row {
     name: &'static str,
     what: &'static str,
@@ -283,6 +307,20 @@ fn main() {
         200_000,
         Target::NsAtMost(620.0, "Go ≈ 620"),
         &after_fire,
+    );
+    bench(
+        "after_heap_20us",
+        "<-after(20µs) (includes the 20 µs wait)",
+        20_000,
+        Target::None,
+        &after_heap,
+    );
+    bench(
+        "timer_arm_stop",
+        "Timer::new(1h) + stop",
+        500_000,
+        Target::None,
+        &timer_arm_stop,
     );
 
     println!();
