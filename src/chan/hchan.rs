@@ -46,6 +46,7 @@ pub(crate) struct Inner<T> {
 
 /// A channel.
 pub(crate) struct Chan<T> {
+    /// The buffer and wait queues, under the channel lock.
     inner: SpinLock<Inner<T>>,
     /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
     pub(crate) cap: usize,

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A spin lock around `T`.
 pub(crate) struct SpinLock<T> {
+    /// Held?
     locked: AtomicBool,
+    /// What the lock guards.
     value: UnsafeCell<T>,
 }
 
@@ -32,6 +34,7 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 
 /// Access to the locked value; unlocks when dropped.
 pub(crate) struct SpinGuard<'a, T> {
+    /// The held lock.
     lock: &'a SpinLock<T>,
 }
 

@@ -89,8 +89,11 @@ fn shuffle(order: &mut [usize]) {
 
 /// Case indices in a random order, on the stack for up to 16 cases.
 struct Order {
+    /// The indices, when there are at most 16.
     small: [usize; 16],
+    /// The indices, when there are more.
     large: Vec<usize>,
+    /// How many.
     len: usize,
 }
 

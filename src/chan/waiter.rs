@@ -224,7 +224,9 @@ impl Entry {
 /// Contexts to unpark once the channel lock is released.
 #[derive(Default)]
 pub(crate) struct Wakes {
+    /// The first (usually only) context to wake; no allocation for it.
     first: Option<Arc<Context>>,
+    /// Any others (close, observers).
     rest: Vec<Arc<Context>>,
 }
 
@@ -252,6 +254,7 @@ impl Wakes {
 
 /// A channel's queue of waiting senders or receivers, FIFO. Guarded by the channel lock.
 pub(crate) struct WaitQueue {
+    /// Entries in arrival order; some may be stale (context no longer WAITING).
     q: VecDeque<Entry>,
     /// Sweep stale entries when the queue reaches this length.
     sweep_at: usize,
