@@ -590,3 +590,41 @@ fn dynamic_select_many_consumers() {
     let total: usize = consumers.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, n * (n - 1) / 2);
 }
+
+#[gort::test]
+fn dynamic_select_over_many_channels() {
+    // More cases than the on-stack order holds (16) and than one RNG draw shuffles (20).
+    let k = 40;
+    let chans: Vec<_> = (0..k).map(|_| chan::<usize>(1)).collect();
+    let mut seen = vec![0usize; k];
+    for round in 0..400 {
+        let i = (round * 7) % k;
+        chans[i].0.send(i).unwrap();
+        let mut sel = Select::new();
+        for (_, rx) in &chans {
+            sel.recv(rx);
+        }
+        let op = sel.select();
+        let j = op.index();
+        assert_eq!(op.recv(&chans[j].1), Ok(i));
+        seen[j] += 1;
+    }
+    assert!(seen.iter().all(|&n| n == 10));
+    // Blocking with many cases: woken by the last one.
+    let (tx, rx) = (
+        chans[k - 1].0.clone(),
+        chans.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
+    );
+    let h = gort::go!(move || {
+        let mut sel = Select::new();
+        for r in &rx {
+            sel.recv(r);
+        }
+        let op = sel.select();
+        let i = op.index();
+        (i, op.recv(&rx[i]))
+    });
+    gort::time::sleep(Duration::from_millis(5));
+    tx.send(99).unwrap();
+    assert_eq!(h.join().unwrap(), (k - 1, Ok(99)));
+}
