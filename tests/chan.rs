@@ -526,3 +526,19 @@ fn oversubscribed_plain_threads_contending() {
     let sum: u64 = receivers.into_iter().map(|r| r.join().unwrap()).sum();
     assert_eq!(sum, 6 * (n as u64) * (n as u64 - 1) / 2);
 }
+
+#[gort::test]
+fn unbounded_burst_then_drain() {
+    let (tx, rx) = chan::unbounded::<u64>();
+    let n = 200_000u64;
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(tx.len(), n as usize);
+    for i in 0..n {
+        assert_eq!(rx.try_recv(), Ok(i));
+    }
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    drop(tx);
+    assert_eq!(rx.recv(), Err(RecvError));
+}

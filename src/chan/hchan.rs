@@ -73,6 +73,16 @@ pub(crate) struct Chan<T> {
 /// See `Chan::on_rx_gone`.
 pub(crate) type RxGoneHook = Box<dyn Fn() + Send + Sync>;
 
+/// An unbounded channel's buffer gives memory back once it has drained to a quarter of a
+/// large capacity (a burst of a million values does not pin their memory for ever).
+#[inline]
+fn shrink_unbounded<T>(buf: &mut VecDeque<T>) {
+    let cap = buf.capacity();
+    if cap > 4096 && buf.len() < cap / 4 {
+        buf.shrink_to(cap / 2);
+    }
+}
+
 /// What an attempt to receive found.
 pub(crate) enum TryRecv<T> {
     Got(T),
@@ -175,6 +185,9 @@ impl<T> Chan<T> {
                 wakes.push(e.cx);
             } else {
                 self.len.store(inner.buf.len(), Ordering::Release);
+                if self.cap == usize::MAX {
+                    shrink_unbounded(&mut inner.buf);
+                }
             }
             self.update_senders_waiting(inner);
             return TryRecv::Got(v);
