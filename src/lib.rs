@@ -17,8 +17,8 @@ pub mod time;
 pub use chan::chan;
 pub use go_macro::{go, main, select, test};
 pub use runtime::{
-    blocking, goroutine_id, max_procs, num_goroutines, spawn, yield_now, Config, ConfigError,
-    JoinHandle,
+    blocking, dump, goroutine_id, lock_os_thread, max_procs, num_goroutines, spawn,
+    unlock_os_thread, yield_now, Config, ConfigError, JoinHandle,
 };
 
 /// Items used by the code the macros expand to. Not part of the public API.

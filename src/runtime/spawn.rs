@@ -212,7 +212,7 @@ where
     } else {
         None
     };
-    let id = sched.new_id();
+    let id = super::machine::new_goroutine_id(&sched.next_id);
     let packet: Arc<Packet<T>> = Arc::new(Packet::new(scope));
     let theirs = packet.clone();
     let main = move |start: Start| {
@@ -240,6 +240,7 @@ where
         stack,
     ));
     sched.count_live(1);
+    super::dump::register(&g);
     let thread = Thread::for_goroutine(g.clone());
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
