@@ -22,6 +22,21 @@
 //! Every wait goes through the park primitive, so all of it works from goroutines and plain
 //! threads alike.
 //!
+//! ```text
+//!  mod.rs     the facade: chan(), unbounded(), Sender, Receiver, iterators
+//!  hchan.rs   the channel: buffer + send/recv wait queues under one lock; try/block/close
+//!  waiter.rs  Context (one blocked operation or select; the claim CAS), Entry (sudog),
+//!             WaitQueue (FIFO, lazily swept), Wakes (unpark after unlocking)
+//!  select.rs  select! runtime (try, register, park once) and the dynamic Select
+//!  lock.rs    the channel lock (a spin lock that yields)
+//!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
+//! ```
+//!
+//! Why one structure rather than crossbeam's flavors: Go's semantics (close waking both
+//! sides, values handed back on close, FIFO hand-off between waiting senders and receivers,
+//! `select` over any mix) are the same for every capacity, and one lock per channel with a
+//! lock-free empty check already meets the throughput targets (see `benches/chan.rs`).
+//!
 //! # Closing (Go's table, mapped to Rust)
 //!
 //! ```text
