@@ -395,9 +395,11 @@ func ratio(spin bool) (string, string) {
 			syscall.Read(r, b)
 		}
 	}()
+	released := make(chan struct{})
 	go func() {
 		time.Sleep(hogTime)
 		syscall.Write(wfd, []byte{1})
+		close(released)
 	}()
 	t := time.Now()
 	for atomic.LoadInt32(&entered) == 0 && time.Since(t) < time.Second {
@@ -405,9 +407,15 @@ func ratio(spin bool) (string, string) {
 	}
 	time.Sleep(5 * time.Millisecond)
 	hindered := pp(window)
-	v := float64(hindered) / float64(free)
+	<-released
+	time.Sleep(20 * time.Millisecond)
+	free2 := pp(window)
+	if free2 < 1 {
+		free2 = 1
+	}
+	v := float64(hindered) / (float64(free+free2) / 2)
 	return strconv.FormatFloat(v, 'f', 4, 64),
-		fmt.Sprintf("%d free vs %d hindered round trips in %d ms", free, hindered, window.Milliseconds())
+		fmt.Sprintf("%d and %d free vs %d hindered round trips in %d ms", free, free2, hindered, window.Milliseconds())
 }
 
 func syscallThreads() (string, string) {

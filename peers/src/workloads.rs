@@ -112,7 +112,7 @@ pub const ALL: &[Workload] = &[
        "context with_cancel on background + cancel; per pair"),
     // sys
     w!("syscall_ratio", "sys", Ratio, ">= 0.9", Some(1),
-       "1 processor: ping-pong rate while a third goroutine is blocked in a raw read(2) / unhindered rate"),
+       "1 processor: ping-pong rate while a third goroutine is blocked in a raw read(2) / unhindered rate (mean of a window before and after)"),
     w!("blocking_ratio", "sys", Ratio, ">= 0.9", Some(1),
        "1 processor: as syscall_ratio, the read inside gort::blocking (tokio: spawn_blocking; Go: plain syscall)"),
     w!("spinner_ratio", "sys", Ratio, ">= 0.8", Some(1),

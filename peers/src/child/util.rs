@@ -211,7 +211,8 @@ pub fn hog_body(hog: Hog, pipe: Pipe, entered: Arc<AtomicBool>) -> impl FnOnce()
 /// 2. the troublemaker starts; once it has entered its read or loop (or 1 s passed), the
 ///    hindered rate over WINDOW while it still blocks (a helper thread writes the pipe only
 ///    after HOG_TIME);
-/// 3. value = hindered / unhindered.
+/// 3. the unhindered rate again once the troublemaker is done;
+/// 4. value = hindered / mean of the two unhindered rates.
 pub fn ratio(
     hog: Hog,
     spawn_hog: impl FnOnce(Box<dyn FnOnce() + Send>),
