@@ -1,1 +1,83 @@
-//! net (in progress)
+//! Networking that parks goroutines, not threads: [`TcpListener`], [`TcpStream`],
+//! [`UdpSocket`] (and Unix-domain sockets in [`unix`]).
+//!
+//! The types are std's, in shape and in behaviour: the same constructors, methods, trait
+//! implementations and `io::Error` kinds (a refused connect is `ConnectionRefused`, a reset
+//! peer `ConnectionReset`, a read timeout `WouldBlock`, a connect timeout `TimedOut`). The
+//! difference is what waiting costs. Each socket is non-blocking underneath and registered
+//! with one edge-triggered epoll instance (`poller.rs`); an operation that would block parks
+//! the calling goroutine — its worker thread goes on running other goroutines — until the
+//! poller sees the socket become ready. On a plain thread the same call parks the thread, so
+//! a socket can be used from goroutines and threads alike, and moved between them.
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use gort::net::{TcpListener, TcpStream};
+//!
+//! // An echo server: one goroutine per connection.
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! gort::go!(move || {
+//!     for conn in listener.incoming() {
+//!         let conn = conn.unwrap();
+//!         gort::go!(move || {
+//!             let _ = std::io::copy(&mut &conn, &mut &conn);
+//!         });
+//!     }
+//! });
+//!
+//! let mut c = TcpStream::connect(addr).unwrap();
+//! c.write_all(b"hello\n").unwrap();
+//! let mut line = String::new();
+//! BufReader::new(&c).read_line(&mut line).unwrap();
+//! assert_eq!(line, "hello\n");
+//! ```
+//!
+//! Layout: `poller.rs` (epoll, readiness, the poller thread and its design notes), `fd.rs`
+//! (the retry-or-park loop shared by every socket type, timeouts), `sys.rs` (the few libc
+//! calls std does not offer: non-blocking connect, a listener with a large backlog),
+//! `tcp.rs`, `udp.rs`, `unix.rs`.
+//!
+//! Address resolution (`ToSocketAddrs` with a host name) may query DNS; it runs inside
+//! [`crate::blocking`], so it does not hold up the other goroutines.
+
+mod fd;
+mod poller;
+mod sys;
+mod tcp;
+mod udp;
+pub mod unix;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+#[allow(unused_imports)]
+pub(crate) use poller::io_waiters;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+/// Resolves `addr` (DNS lookups run inside `blocking`).
+fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    crate::blocking(|| addr.to_socket_addrs().map(Iterator::collect))
+}
+
+/// Calls `f` on each address of `addr` until one succeeds; the last error otherwise (std's
+/// `each_addr`).
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in resolve(addr)? {
+        match f(&a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
