@@ -106,12 +106,11 @@ impl<T: AsRawFd> Socket<T> {
                     if self.nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
                     }
-                    let d = *deadline.get_or_insert_with(|| {
-                        match timeout.load(Ordering::Relaxed) {
+                    let d =
+                        *deadline.get_or_insert_with(|| match timeout.load(Ordering::Relaxed) {
                             0 => None,
                             ns => Some(Instant::now() + Duration::from_nanos(ns)),
-                        }
-                    });
+                        });
                     if !self.reg.wait(dir, seq, d) {
                         return Err(io::Error::from_raw_os_error(libc::EAGAIN));
                     }

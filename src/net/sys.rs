@@ -21,7 +21,8 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 /// A new non-blocking, close-on-exec socket.
 pub(crate) fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain system call with integer arguments.
-    let fd = cvt(unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -49,7 +50,9 @@ pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in).write(sin) };
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in).write(sin)
+            };
             mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
@@ -185,7 +188,8 @@ pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<Sock
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let a = unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
             Ok(SocketAddr::V4(SocketAddrV4::new(
                 a.sin_addr.s_addr.to_ne_bytes().into(),
                 u16::from_be(a.sin_port),
@@ -193,7 +197,9 @@ pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<Sock
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a = unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
+            };
             Ok(SocketAddr::V6(SocketAddrV6::new(
                 a.sin6_addr.s6_addr.into(),
                 u16::from_be(a.sin6_port),
