@@ -1,0 +1,153 @@
+//! Network benchmarks: TCP echo over loopback.
+//!
+//! `cargo bench --bench net` prints one table: 100 connections, each a client goroutine
+//! sending a 64-byte request and waiting for its 64-byte echo, against a goroutine-per-
+//! connection echo server in the same process, for a few seconds (`GORT_BENCH_SECS`,
+//! default 3). Client and server share the machine, as in the peer program (`peers/`),
+//! which runs the same workload on Go and tokio. A std-threads row (one OS thread per
+//! connection on each side) gives the baseline gort's goroutines replace.
+//!
+//! Arguments filter the rows by name (`cargo bench --bench net -- gort`).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONNS: usize = 100;
+const SIZE: usize = 64;
+
+fn secs() -> f64 {
+    std::env::var("GORT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0)
+}
+
+/// gort: echo server (goroutine per connection) and client goroutines; requests/s.
+fn gort_echo(conns: usize, dur: Duration) -> f64 {
+    use gort::net::{TcpListener, TcpStream};
+    gort::spawn(move || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        gort::go!(move || {
+            for c in l.incoming() {
+                let c = c.unwrap();
+                c.set_nodelay(true).unwrap();
+                gort::go!(move || {
+                    let mut buf = [0u8; SIZE];
+                    while (&c).read_exact(&mut buf).is_ok() {
+                        if (&c).write_all(&buf).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        run_clients(conns, dur, move |stop, count| {
+            gort::go!(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_nodelay(true).unwrap();
+                client_loop(&mut c, &stop, &count);
+            })
+            .join()
+            .unwrap();
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// std threads: a thread per connection on both sides; requests/s.
+fn std_echo(conns: usize, dur: Duration) -> f64 {
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let mut c = c.unwrap();
+            c.set_nodelay(true).unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; SIZE];
+                while c.read_exact(&mut buf).is_ok() {
+                    if c.write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    run_clients(conns, dur, move |stop, count| {
+        std::thread::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            client_loop(&mut c, &stop, &count);
+        })
+        .join()
+        .unwrap();
+    })
+}
+
+fn client_loop(c: &mut (impl Read + Write), stop: &AtomicBool, count: &AtomicU64) {
+    let req = [7u8; SIZE];
+    let mut resp = [0u8; SIZE];
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        c.write_all(&req).unwrap();
+        c.read_exact(&mut resp).unwrap();
+        n += 1;
+    }
+    count.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Starts `conns` clients through `spawn_client` (each runs until `stop`, adding its count),
+/// returns requests/s over the whole run (connects included).
+fn run_clients(
+    conns: usize,
+    dur: Duration,
+    spawn_client: impl Fn(Arc<AtomicBool>, Arc<AtomicU64>) + Send + Sync + Clone + 'static,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    // Each client is joined by a plain thread so that this works for goroutine and thread
+    // clients alike.
+    let joiners: Vec<_> = (0..conns)
+        .map(|_| {
+            let (stop, count, spawn_client) = (stop.clone(), count.clone(), spawn_client.clone());
+            std::thread::spawn(move || spawn_client(stop, count))
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    for j in joiners {
+        j.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let dur = Duration::from_secs_f64(secs());
+    println!(
+        "gort net benchmarks ({} processors, {} connections, {} B echo, {:.1} s)",
+        gort::max_procs(),
+        CONNS,
+        SIZE,
+        dur.as_secs_f64()
+    );
+    println!("{:<34} {:>14}", "benchmark", "requests/s");
+    if want("gort") {
+        let v = gort_echo(CONNS, dur);
+        println!("{:<34} {:>14.0}", "tcp echo, gort goroutines", v);
+    }
+    if want("std") {
+        let v = std_echo(CONNS, dur);
+        println!("{:<34} {:>14.0}", "tcp echo, std threads", v);
+    }
+}
