@@ -26,7 +26,7 @@ fn secs() -> f64 {
 }
 
 /// gort: echo server (goroutine per connection) and client goroutines; requests/s.
-fn gort_echo(conns: usize, dur: Duration) -> f64 {
+fn gort_echo(conns: usize, dur: Duration) -> (f64, f64) {
     use gort::net::{TcpListener, TcpStream};
     gort::spawn(move || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,7 +60,7 @@ fn gort_echo(conns: usize, dur: Duration) -> f64 {
 }
 
 /// std threads: a thread per connection on both sides; requests/s.
-fn std_echo(conns: usize, dur: Duration) -> f64 {
+fn std_echo(conns: usize, dur: Duration) -> (f64, f64) {
     use std::net::{TcpListener, TcpStream};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr: SocketAddr = l.local_addr().unwrap();
@@ -89,6 +89,18 @@ fn std_echo(conns: usize, dur: Duration) -> f64 {
     })
 }
 
+/// User + system CPU time of the whole process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn client_loop(c: &mut (impl Read + Write), stop: &AtomicBool, count: &AtomicU64) {
     let req = [7u8; SIZE];
     let mut resp = [0u8; SIZE];
@@ -102,12 +114,12 @@ fn client_loop(c: &mut (impl Read + Write), stop: &AtomicBool, count: &AtomicU64
 }
 
 /// Starts `conns` clients through `spawn_client` (each runs until `stop`, adding its count),
-/// returns requests/s over the whole run (connects included).
+/// returns requests/s over the whole run (connects included) and the run's seconds.
 fn run_clients(
     conns: usize,
     dur: Duration,
     spawn_client: impl Fn(Arc<AtomicBool>, Arc<AtomicU64>) + Send + Sync + Clone + 'static,
-) -> f64 {
+) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
@@ -124,7 +136,8 @@ fn run_clients(
     for j in joiners {
         j.join().unwrap();
     }
-    count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+    let secs = t.elapsed().as_secs_f64();
+    (count.load(Ordering::Relaxed) as f64 / secs, secs)
 }
 
 fn main() {
@@ -141,13 +154,26 @@ fn main() {
         SIZE,
         dur.as_secs_f64()
     );
-    println!("{:<34} {:>14}", "benchmark", "requests/s");
+    println!(
+        "{:<30} {:>12} {:>16}",
+        "benchmark", "requests/s", "CPU µs/request"
+    );
+    let row = |name: &str, f: &dyn Fn() -> (f64, f64)| {
+        let cpu0 = cpu_time();
+        let (rate, secs) = f();
+        let cpu = cpu_time() - cpu0;
+        println!(
+            "{:<30} {:>12.0} {:>16.1}",
+            name,
+            rate,
+            cpu.as_secs_f64() * 1e6 / (rate * secs)
+        );
+    };
     if want("gort") {
-        let v = gort_echo(CONNS, dur);
-        println!("{:<34} {:>14.0}", "tcp echo, gort goroutines", v);
+        row("tcp echo, gort goroutines", &|| gort_echo(CONNS, dur));
     }
     if want("std") {
-        let v = std_echo(CONNS, dur);
-        println!("{:<34} {:>14.0}", "tcp echo, std threads", v);
+        row("tcp echo, std threads", &|| std_echo(CONNS, dur));
     }
+    println!("(CPU per request, user + system, is the steadier figure on a shared machine)");
 }

@@ -40,37 +40,55 @@
 //! wake-up of its new owner, never a use after free. That is why epoll's `data` can be a
 //! plain pointer.
 //!
-//! # Who polls: a poller thread (and why not idle workers)
+//! # Who polls: a netpoll thread while workers idle, the workers while they are busy
 //!
-//! Go's scheduler polls the network itself: `findrunnable` calls `netpoll(0)` and the last
-//! idle M blocks in `epoll_wait`, so that readiness becomes runnable goroutines on the
-//! worker that will run them. gort uses one dedicated thread, `gort-netpoll`, blocked in
-//! `epoll_wait` with no timeout, that only unparks:
+//! Go's scheduler polls the network itself: `findrunnable` calls `netpoll(0)` when a P has
+//! nothing else to run, and the last idle M blocks in `epoll_wait`. gort splits that job
+//! between one dedicated thread, `gort-netpoll`, and the workers (`runtime/worker.rs`):
 //!
-//! - it is independent of the scheduler (the lead's sysmon, hand-off and idle protocol evolve
-//!   without having to know about epoll), and it works identically for plain threads, which
-//!   park on their futex and need nobody else's worker to be awake;
-//! - an idle worker blocked in `epoll_wait` would have to be woken through an eventfd by every
-//!   spawn, unpark and timer arm instead of the futex the scheduler uses now — a cost on the
-//!   non-network hot paths;
-//! - measured on this 2-core VM (benches/net.rs, 100 connections of 64-byte echo, client and
-//!   server in one process), the poller thread costs little: it harvests up to 256 events per
-//!   `epoll_wait` under load, and a woken goroutine goes through the global queue to a worker.
-//!   See the bench's printout for the numbers of the current build.
+//! ```text
+//!  netpoll thread state | when                          | who harvests events
+//!  ---------------------+-------------------------------+--------------------------------
+//!  BLOCKED              | some worker idle, or no        | the thread (epoll_wait(-1)),
+//!                       | runtime (plain threads only)   | waking goroutines via the
+//!                       |                                | global queue + an idle worker
+//!  SLEEPING             | every worker busy              | each worker that runs out of
+//!                       |                                | local and global work
+//!                       |                                | ([`poll_from_worker`],
+//!                       |                                | epoll_wait(0)); the thread
+//!                       |                                | polls once per BACKSTOP (1 ms)
+//!  ACTIVE               | between the two                | anyone
+//! ```
 //!
-//! The eventfd registered with `data == 0` lets anyone interrupt `epoll_wait` ([`wake`]);
-//! the thread does not need it today but it keeps a worker-side poll possible.
+//! A worker about to park idle calls [`worker_idle`], which wakes a SLEEPING thread so that
+//! it blocks in `epoll_wait` again (Dekker: the worker publishes itself idle then reads the
+//! state; the thread publishes SLEEPING then re-reads the idle count).
+//!
+//! Why not a poller thread alone (the simplest robust design, and what this started as):
+//! while a thread sits in `epoll_wait`, the kernel wakes it for each new event, so under load
+//! it competes with the workers for the CPUs, and every wake-up crosses threads through the
+//! global queue. Measured here (benches/net.rs: 100 connections of 64-byte echo, client and
+//! server in one process, 2 CPUs shared with other jobs): poller thread alone 26–29 µs of CPU
+//! per request; with busy workers harvesting, 15–16 µs (Go 1.19 on the same workload:
+//! 17 µs). Requests/s swing with the machine's load; CPU per request is the steady figure.
+//!
+//! Why not Go's "idle worker blocks in `epoll_wait`": every spawn, unpark and timer arm
+//! would then have to wake that worker through an eventfd instead of its futex — a cost on
+//! the non-network hot paths and a change to the scheduler's idle protocol; and plain
+//! threads (no runtime at all) would need a poller anyway. The thread keeps both simple.
+//!
+//! The eventfd registered with `data == 0` lets anyone interrupt `epoll_wait` ([`wake`]).
 //!
 //! [`io_waiters`] counts goroutines and threads parked here, for deadlock detection: a
 //! program with an I/O waiter is never reported as deadlocked (the peer may still write).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::park::{self, ThreadParker, Unparker, WaitReason};
 
 /// Which way a waiter waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,12 +237,79 @@ pub(crate) fn wake() {
     };
 }
 
-/// The netpoll thread: block in `epoll_wait`, turn events into wake-ups, forever.
+/// What the netpoll thread is doing (see "Who polls" in the module comment).
+static POLLER_STATE: AtomicU8 = AtomicU8::new(ACTIVE);
+/// Harvesting events or deciding what to do next.
+const ACTIVE: u8 = 0;
+/// Blocked in `epoll_wait` with no timeout: new events wake it, so workers leave them to it.
+const BLOCKED: u8 = 1;
+/// Every worker was busy: parked for at most [`BACKSTOP`], then one non-blocking poll.
+/// Workers harvest events themselves meanwhile, and the first to go idle wakes the thread.
+const SLEEPING: u8 = 2;
+/// How long events may wait when every worker is busy and none runs out of work (Go's
+/// sysmon polls the network every 10 ms at worst; this is the same backstop, tighter).
+const BACKSTOP: Duration = Duration::from_millis(1);
+
+/// Where the netpoll thread sleeps in SLEEPING.
+static POLLER_PARKER: ThreadParker = ThreadParker::new();
+
+/// The netpoll thread.
 fn poll_loop() {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut scratch = Vec::new();
     loop {
-        poll(&mut events, -1, &mut scratch);
+        if !all_workers_busy() {
+            POLLER_STATE.store(BLOCKED, Ordering::SeqCst);
+            poll(&mut events, -1, &mut scratch);
+            POLLER_STATE.store(ACTIVE, Ordering::SeqCst);
+            continue;
+        }
+        // Dekker with `worker_idle`: publish SLEEPING, then re-check; a worker publishes
+        // itself idle, then reads the state. One of the two sees the other.
+        POLLER_STATE.store(SLEEPING, Ordering::SeqCst);
+        if !all_workers_busy() {
+            POLLER_STATE.store(ACTIVE, Ordering::SeqCst);
+            continue;
+        }
+        POLLER_PARKER.park(Some(Instant::now() + BACKSTOP));
+        POLLER_STATE.store(ACTIVE, Ordering::SeqCst);
+        poll(&mut events, 0, &mut scratch);
+    }
+}
+
+/// True when the runtime runs and none of its workers is idle.
+fn all_workers_busy() -> bool {
+    crate::runtime::scheduler::try_get().is_some_and(|s| s.idle_workers() == 0)
+}
+
+/// Called by a worker that found no goroutine in its queues or the global queue: harvests
+/// ready sockets without blocking (their goroutines go to this worker's processor). Returns
+/// true if it made any goroutine runnable. Skipped while the netpoll thread is blocked in
+/// `epoll_wait` (it gets the events anyway) or nobody waits for I/O.
+#[inline]
+pub(crate) fn poll_from_worker() -> bool {
+    if IO_WAITERS.load(Ordering::Relaxed) == 0
+        || POLLER_STATE.load(Ordering::Relaxed) == BLOCKED
+        || POLLER.get().is_none()
+    {
+        return false;
+    }
+    poll_from_worker_slow()
+}
+
+#[cold]
+fn poll_from_worker_slow() -> bool {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 128];
+    let mut scratch = Vec::new();
+    poll(&mut events, 0, &mut scratch) > 0
+}
+
+/// Called by a worker about to park idle (after publishing itself idle): if the netpoll
+/// thread sleeps because every worker was busy, wake it so it blocks in `epoll_wait`.
+#[inline]
+pub(crate) fn worker_idle() {
+    if POLLER_STATE.load(Ordering::SeqCst) == SLEEPING {
+        POLLER_PARKER.unpark();
     }
 }
 
@@ -363,5 +448,32 @@ impl Drop for Registration {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(self.pd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use super::io_waiters;
+    use crate::net::unix::UnixStream;
+
+    #[test]
+    fn io_waiters_counts_a_parked_reader() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 1];
+            (&b).read_exact(&mut buf).unwrap();
+            buf[0]
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while io_waiters() == 0 {
+            assert!(Instant::now() < deadline, "the reader never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (&a).write_all(&[42]).unwrap();
+        assert_eq!(reader.join().unwrap(), 42);
+        assert_eq!(io_waiters(), 0);
     }
 }

@@ -293,6 +293,11 @@ impl Sched {
         }
     }
 
+    /// Idle (parked) workers right now. Read by the netpoll thread (`net/poller.rs`).
+    pub(crate) fn idle_workers(&self) -> usize {
+        self.nidle.load(Ordering::SeqCst)
+    }
+
     /// Counts the caller as spinning if not too many workers already are
     /// (at most half of the busy ones, as Go limits it).
     pub(crate) fn try_start_spinning(&self) -> bool {

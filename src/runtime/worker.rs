@@ -82,6 +82,13 @@ fn find_runnable(sched: &'static Sched, m: usize, spinning: &mut bool) -> GRef {
             found(sched, spinning);
             return g;
         }
+        // Ready sockets' goroutines, onto this processor (Go's `netpoll(0)` in findrunnable).
+        if crate::net::poll_from_worker() {
+            if let Some(g) = p.pop() {
+                found(sched, spinning);
+                return g;
+            }
+        }
         if !*spinning && sched.nprocs > 1 {
             *spinning = sched.try_start_spinning();
         }
@@ -100,6 +107,7 @@ fn find_runnable(sched: &'static Sched, m: usize, spinning: &mut bool) -> GRef {
         sched.enter_idle(m);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         if !sched.any_work() {
+            crate::net::worker_idle();
             sched.park_idle(m);
         }
         *spinning = sched.leave_idle(m);
