@@ -323,7 +323,8 @@ macro_rules! std_conversions {
         }
 
         impl From<$gort> for $std {
-            /// See [`$gort::into_std`]; panics only if duplicating a shared socket fails.
+            #[doc = concat!("See [`", stringify!($gort), "::into_std`]; panics only if ")]
+            #[doc = "duplicating a shared socket fails."]
             fn from(s: $gort) -> $std {
                 s.into_std()
                     .unwrap_or_else(|e| panic!("gort::net: cannot duplicate a socket: {e}"))
