@@ -1,6 +1,6 @@
 //! Network benchmarks: TCP echo over loopback.
 //!
-//! `cargo bench --bench net` prints one table: 100 connections, each a client goroutine
+//! `cargo bench --bench net` prints one table: 100 connections (`GORT_BENCH_CONNS`), each a client goroutine
 //! sending a 64-byte request and waiting for its 64-byte echo, against a goroutine-per-
 //! connection echo server in the same process, for a few seconds (`GORT_BENCH_SECS`,
 //! default 3). Client and server share the machine, as in the peer program (`peers/`),
@@ -15,7 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CONNS: usize = 100;
+/// Connections (`GORT_BENCH_CONNS` overrides, e.g. 1 for a latency-bound run).
+fn conns() -> usize {
+    std::env::var("GORT_BENCH_CONNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
 const SIZE: usize = 64;
 
 fn secs() -> f64 {
@@ -150,7 +156,7 @@ fn main() {
     println!(
         "gort net benchmarks ({} processors, {} connections, {} B echo, {:.1} s)",
         gort::max_procs(),
-        CONNS,
+        conns(),
         SIZE,
         dur.as_secs_f64()
     );
@@ -170,10 +176,10 @@ fn main() {
         );
     };
     if want("gort") {
-        row("tcp echo, gort goroutines", &|| gort_echo(CONNS, dur));
+        row("tcp echo, gort goroutines", &|| gort_echo(conns(), dur));
     }
     if want("std") {
-        row("tcp echo, std threads", &|| std_echo(CONNS, dur));
+        row("tcp echo, std threads", &|| std_echo(conns(), dur));
     }
     println!("(CPU per request, user + system, is the steadier figure on a shared machine)");
 }
