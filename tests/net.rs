@@ -542,6 +542,71 @@ fn unix_stream_pair_and_listener() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[gort::test]
+fn bind_errors_and_name_resolution() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let e = TcpListener::bind(addr).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+    // A host name goes through the resolver (inside `gort::blocking`).
+    let c = TcpStream::connect(("localhost", addr.port())).unwrap();
+    let (s, peer) = l.accept().unwrap();
+    assert_eq!(peer, c.local_addr().unwrap());
+    assert_eq!(s.local_addr().unwrap(), addr);
+    let e = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
+    assert!(!matches!(e.kind(), io::ErrorKind::WouldBlock), "{e}");
+}
+
+#[gort::test]
+fn connection_churn_recycles_registrations() {
+    // Many short connections, opened and closed concurrently: registrations are recycled
+    // while the poller may still hold stale events for them (spurious wake-ups only).
+    let addr = echo_server();
+    let workers = 50;
+    let rounds = common::stress(40);
+    let hs: Vec<_> = (0..workers)
+        .map(|w| {
+            gort::go!(move || {
+                for r in 0..rounds {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    let msg = [(w + r) as u8; 32];
+                    c.write_all(&msg).unwrap();
+                    let mut back = [0u8; 32];
+                    c.read_exact(&mut back).unwrap();
+                    assert_eq!(back, msg);
+                    if r % 2 == 0 {
+                        c.shutdown(Shutdown::Both).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn udp_between_thread_and_goroutine() {
+    let t = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let g = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let g_addr = g.local_addr().unwrap();
+    let h = gort::go!(move || {
+        let mut buf = [0u8; 8];
+        for _ in 0..20 {
+            let (n, from) = g.recv_from(&mut buf).unwrap();
+            g.send_to(&buf[..n], from).unwrap();
+        }
+    });
+    let mut buf = [0u8; 8];
+    for i in 0..20u32 {
+        t.send_to(&i.to_le_bytes(), g_addr).unwrap();
+        let (n, _) = t.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &i.to_le_bytes());
+    }
+    h.join().unwrap();
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
