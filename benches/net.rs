@@ -34,35 +34,33 @@ fn secs() -> f64 {
 /// gort: echo server (goroutine per connection) and client goroutines; requests/s.
 fn gort_echo(conns: usize, dur: Duration) -> (f64, f64) {
     use gort::net::{TcpListener, TcpStream};
-    gort::spawn(move || {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        gort::go!(move || {
-            for c in l.incoming() {
-                let c = c.unwrap();
-                c.set_nodelay(true).unwrap();
-                gort::go!(move || {
-                    let mut buf = [0u8; SIZE];
-                    while (&c).read_exact(&mut buf).is_ok() {
-                        if (&c).write_all(&buf).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        run_clients(conns, dur, move |stop, count| {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    gort::go!(move || {
+        for c in l.incoming() {
+            let c = c.unwrap();
+            c.set_nodelay(true).unwrap();
             gort::go!(move || {
-                let mut c = TcpStream::connect(addr).unwrap();
-                c.set_nodelay(true).unwrap();
-                client_loop(&mut c, &stop, &count);
-            })
-            .join()
-            .unwrap();
+                let mut buf = [0u8; SIZE];
+                while (&c).read_exact(&mut buf).is_ok() {
+                    if (&c).write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    // The clients are goroutines; the plain threads that wait for them block only
+    // themselves (this function runs on the main thread, not on a worker).
+    run_clients(conns, dur, move |stop, count| {
+        gort::go!(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            client_loop(&mut c, &stop, &count);
         })
+        .join()
+        .unwrap();
     })
-    .join()
-    .unwrap()
 }
 
 /// std threads: a thread per connection on both sides; requests/s.

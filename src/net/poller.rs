@@ -68,9 +68,10 @@
 //! while a thread sits in `epoll_wait`, the kernel wakes it for each new event, so under load
 //! it competes with the workers for the CPUs, and every wake-up crosses threads through the
 //! global queue. Measured here (benches/net.rs: 100 connections of 64-byte echo, client and
-//! server in one process, 2 CPUs shared with other jobs): poller thread alone 26–29 µs of CPU
-//! per request; with busy workers harvesting, 15–16 µs (Go 1.19 on the same workload:
-//! 17 µs). Requests/s swing with the machine's load; CPU per request is the steady figure.
+//! server in one process, 2 CPUs shared with other jobs): poller thread alone ~96k
+//! requests/s at 20 µs of CPU per request; with busy workers harvesting, 125–135k at
+//! 14.8 µs (Go 1.19, same workload and machine: 120–122k at 16 µs). Requests/s swing with
+//! the machine's load; CPU per request is the steadier figure.
 //!
 //! Why not Go's "idle worker blocks in `epoll_wait`": every spawn, unpark and timer arm
 //! would then have to wake that worker through an eventfd instead of its futex — a cost on
