@@ -85,7 +85,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -254,8 +254,24 @@ const BACKSTOP: Duration = Duration::from_millis(1);
 /// Where the netpoll thread sleeps in SLEEPING.
 static POLLER_PARKER: ThreadParker = ThreadParker::new();
 
+/// The netpoll thread's kernel thread id, 0 until it starts.
+static POLLER_TID: AtomicI32 = AtomicI32::new(0);
+
+/// The kernel thread id (`gettid`) of the `gort-netpoll` thread, once it runs: a thread of
+/// the runtime's own, for the deadlock detector's count of the process's threads. It only
+/// ever wakes I/O waiters, who are counted by [`io_waiters`].
+#[allow(dead_code)]
+pub(crate) fn netpoll_tid() -> Option<i32> {
+    match POLLER_TID.load(Ordering::SeqCst) {
+        0 => None,
+        t => Some(t),
+    }
+}
+
 /// The netpoll thread.
 fn poll_loop() {
+    // SAFETY: gettid has no preconditions.
+    POLLER_TID.store(unsafe { libc::gettid() }, Ordering::SeqCst);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut scratch = Vec::new();
     loop {
