@@ -52,7 +52,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 #[allow(unused_imports)]
-pub(crate) use poller::{io_waiters, netpoll_tid, poll_from_worker, worker_idle};
+pub(crate) use poller::{io_waiters, poll_from_worker, worker_idle};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 

@@ -85,7 +85,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -182,6 +182,8 @@ static POLLER: OnceLock<Poller> = OnceLock::new();
 fn poller() -> &'static Poller {
     POLLER.get_or_init(|| {
         let p = Poller::new().unwrap_or_else(|e| panic!("gort: cannot create the netpoller: {e}"));
+        // The deadlock detector counts the process's threads: this one is the runtime's own.
+        crate::runtime::deadlock::runtime_thread_started();
         std::thread::Builder::new()
             .name("gort-netpoll".into())
             .spawn(poll_loop)
@@ -254,24 +256,8 @@ const BACKSTOP: Duration = Duration::from_millis(1);
 /// Where the netpoll thread sleeps in SLEEPING.
 static POLLER_PARKER: ThreadParker = ThreadParker::new();
 
-/// The netpoll thread's kernel thread id, 0 until it starts.
-static POLLER_TID: AtomicI32 = AtomicI32::new(0);
-
-/// The kernel thread id (`gettid`) of the `gort-netpoll` thread, once it runs: a thread of
-/// the runtime's own, for the deadlock detector's count of the process's threads. It only
-/// ever wakes I/O waiters, who are counted by [`io_waiters`].
-#[allow(dead_code)]
-pub(crate) fn netpoll_tid() -> Option<i32> {
-    match POLLER_TID.load(Ordering::SeqCst) {
-        0 => None,
-        t => Some(t),
-    }
-}
-
 /// The netpoll thread.
 fn poll_loop() {
-    // SAFETY: gettid has no preconditions.
-    POLLER_TID.store(unsafe { libc::gettid() }, Ordering::SeqCst);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut scratch = Vec::new();
     loop {
@@ -294,9 +280,9 @@ fn poll_loop() {
     }
 }
 
-/// True when the runtime runs and none of its workers is idle.
+/// True when the runtime runs and no M holding a P is idle.
 fn all_workers_busy() -> bool {
-    crate::runtime::scheduler::try_get().is_some_and(|s| s.idle_workers() == 0)
+    crate::runtime::scheduler::try_get().is_some_and(|s| s.nidle.load(Ordering::SeqCst) == 0)
 }
 
 /// Called by a worker that found no goroutine in its queues or the global queue: harvests

@@ -26,12 +26,13 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
+use super::machine::Machine;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
@@ -45,6 +46,8 @@ pub(crate) enum Suspend {
     Park,
     /// It yielded (`yield_now`): the worker queues it behind the others.
     Yield,
+    /// It came back from `blocking` and its M lost its P: queue it for another M.
+    Requeue,
 }
 
 /// How a goroutine's entry is called: to run it, or to report that it could not start.
@@ -55,9 +58,9 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function wrapped with panic
-/// catching and result delivery (see `spawn.rs`).
-pub(crate) type Entry = Box<dyn FnOnce(Start) + Send>;
+/// The goroutine's body as the runtime sees it: the user's function with panic catching and
+/// result delivery (`spawn::Task`).
+pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
 
 type Co = Coroutine<(), Suspend, (), Stack>;
 
@@ -107,6 +110,10 @@ pub(crate) struct Goroutine {
     /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
     /// it to recognise an overflow).
     pub(crate) guard: [AtomicUsize; 2],
+    /// The M this goroutine is locked to (`lock_os_thread`), or null.
+    locked: AtomicPtr<Machine>,
+    /// Set when the goroutine has finished (for the dump registry).
+    finished: AtomicBool,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
     /// Set by the goroutine when it starts; used by it to suspend.
@@ -136,6 +143,8 @@ impl Goroutine {
             wait_since: AtomicU64::new(0),
             user_token: AtomicBool::new(false),
             guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            locked: AtomicPtr::new(std::ptr::null_mut()),
+            finished: AtomicBool::new(false),
             run: UnsafeCell::new(Run {
                 entry: Some(entry),
                 coroutine: None,
@@ -176,8 +185,42 @@ impl Goroutine {
         }
     }
 
+    /// The M this goroutine is locked to, if any.
+    #[inline]
+    pub(crate) fn locked_machine(&self) -> Option<&'static Machine> {
+        let m = self.locked.load(Ordering::Acquire);
+        // SAFETY: a locked goroutine's M waits for it and does not exit while it is locked;
+        // Machines are also kept alive by the scheduler's list of all Ms.
+        (!m.is_null()).then(|| unsafe { &*m })
+    }
+
+    /// True if locked to `m`.
+    pub(crate) fn is_locked_to(&self, m: &Machine) -> bool {
+        std::ptr::eq(self.locked.load(Ordering::Relaxed), m)
+    }
+
+    /// Locks this goroutine to `m` (null: unlocks).
+    pub(crate) fn lock_to(&self, m: *const Machine) {
+        self.locked.store(m as *mut Machine, Ordering::Release);
+    }
+
+    /// Unlocks when the goroutine ends.
+    pub(crate) fn unlock_machine(&self) {
+        self.locked.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Marks the goroutine finished.
+    pub(crate) fn mark_finished(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// True once finished.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     /// Suspends the running goroutine (must be the current one) back to its worker.
-    fn suspend(&self, why: Suspend) {
+    pub(crate) fn suspend(&self, why: Suspend) {
         let y = self.yielder.get();
         debug_assert!(!y.is_null());
         // SAFETY: the yielder was set when this goroutine started and lives as long as its
