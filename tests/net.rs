@@ -700,3 +700,26 @@ fn echo_server_closable() -> (SocketAddr, Arc<AtomicUsize>) {
     });
     (addr, stop)
 }
+
+/// A goroutine parked on a socket shows as `[IO wait]` in the goroutine dump, as in Go.
+#[test]
+fn dump_shows_io_wait() {
+    if !common::is_child("dump_shows_io_wait") {
+        let out = common::run_child("dump_shows_io_wait", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{err}");
+        assert!(err.contains("[IO wait"), "no IO wait in the dump:\n{err}");
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let reader = gort::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || (&c).read(&mut [0u8; 1]).map(|n| n == 1))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    gort::dump();
+    (&s).write_all(b"x").unwrap();
+    assert!(reader.join().unwrap().unwrap());
+}
