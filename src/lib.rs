@@ -14,7 +14,7 @@ pub mod sync;
 pub mod thread;
 pub mod time;
 
-// pub use chan::chan; (channels land with issue 3)
+pub use chan::chan;
 pub use go_macro::{go, main, select, test};
 pub use runtime::{
     blocking, dump, goroutine_id, lock_os_thread, max_procs, num_goroutines, spawn,

@@ -177,8 +177,11 @@ fn ping_pong(n: usize, turn: &AtomicUsize, me: usize, partner: &Mutex<Option<thr
 }
 
 fn park_unpark_pair(a_goroutine: bool, b_goroutine: bool) {
+    park_unpark_pair_n(a_goroutine, b_goroutine, common::stress(100_000));
+}
+
+fn park_unpark_pair_n(a_goroutine: bool, b_goroutine: bool, n: usize) {
     let _w = common::watchdog(240, "park_unpark_pair");
-    let n = common::stress(100_000);
     let turn = Arc::new(AtomicUsize::new(0));
     let slots: Arc<[Mutex<Option<thread::Thread>>; 2]> =
         Arc::new([Mutex::new(None), Mutex::new(None)]);
@@ -221,6 +224,15 @@ fn park_unpark_thread_to_goroutine() {
 #[test]
 fn park_unpark_thread_to_thread() {
     park_unpark_pair(false, false);
+}
+
+/// Regression: `unpark` used to return on a plain load that saw a pending token. The
+/// goroutine could consume that older token, miss the waker's newer writes (a StoreLoad
+/// reordering), and park for good. A plain thread waking a goroutine showed it within a few
+/// hundred thousand round trips with GORT_MAXPROCS=1.
+#[test]
+fn issue_lost_wakeup_when_a_token_is_pending() {
+    park_unpark_pair_n(false, true, common::stress(300_000));
 }
 
 #[gort::test]

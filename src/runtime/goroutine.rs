@@ -11,8 +11,8 @@
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
-//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker that wins the
-//! `PARKED -> IDLE` CAS is the one that makes it runnable. That single ownership is what lets
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose swap
+//! takes the state out of PARKED is the one that makes it runnable. That single ownership is what lets
 //! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
 //!
 //! # Safety
@@ -164,25 +164,23 @@ impl Goroutine {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }
 
+    /// The raw park state (debugging).
+    pub(crate) fn debug_park_state(&self) -> u8 {
+        self.park.load(Ordering::SeqCst)
+    }
+
     /// True while the goroutine is parked (for dumps; racy by nature).
     pub(crate) fn is_parked(&self) -> bool {
         self.park.load(Ordering::Relaxed) == PARKED
     }
 
     /// Called by the worker after the goroutine suspended with `Suspend::Park`. Returns true
-    /// if it is now parked; false if a token arrived meanwhile (run it again).
+    /// if it is now parked; false if a token arrived meanwhile (run it again: it consumes the
+    /// token when it resumes).
     pub(crate) fn commit_park(&self) -> bool {
-        match self
-            .park
+        self.park
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(_) => {
-                // NOTIFIED: the park returns, consuming the token.
-                self.park.store(IDLE, Ordering::Relaxed);
-                false
-            }
-        }
+            .is_ok()
     }
 
     /// The M this goroutine is locked to, if any.
@@ -322,32 +320,24 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         .store(crate::time::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
+    // Consume the token that woke us. An RMW with Acquire: it reads the last unpark's swap,
+    // so every waker's writes before its unpark are visible to our caller's re-check.
+    g.park.swap(IDLE, Ordering::Acquire);
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);
     true
 }
 
 /// Makes `g`'s token available; if it was parked, makes it runnable.
+///
+/// Always an RMW (`swap`), never a load-and-return: a waker's writes before `unpark` must be
+/// released to the goroutine even when a token is already pending (with a plain load, the
+/// goroutine could consume the older token, miss this waker's condition, and park for good).
+/// The waker that swaps out PARKED is the one that makes it runnable; the goroutine then
+/// runs with the state NOTIFIED and consumes it when it resumes (`park_current`).
 pub(crate) fn unpark(g: &GRef) {
-    let mut state = g.park.load(Ordering::Acquire);
-    loop {
-        let (next, wake) = match state {
-            NOTIFIED => return,
-            IDLE => (NOTIFIED, false),
-            _ => (IDLE, true), // PARKED
-        };
-        match g
-            .park
-            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                if wake {
-                    super::scheduler::ready(g.clone(), false);
-                }
-                return;
-            }
-            Err(s) => state = s,
-        }
+    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        super::scheduler::ready(g.clone(), false);
     }
 }
 
