@@ -7,7 +7,7 @@
 //! cargo run --release --example echo_server -- load            # 100 clients for 3 s
 //! cargo run --release --example echo_server -- load 127.0.0.1:7007 1000 5
 //!                                              # address, connections, seconds
-//! cargo run --release --example echo_server -- demo            # server + load, one process
+//! cargo run --release --example echo_server -- demo [secs]     # server + load, one process
 //! ```
 //!
 //! Each connection's goroutine is plain blocking code: `read`, `write_all`, repeat. A read
@@ -113,9 +113,10 @@ fn main() -> io::Result<()> {
         Some("demo") => {
             let l = TcpListener::bind("127.0.0.1:0")?;
             let addr = l.local_addr()?;
-            println!("echo server on {addr}; load for 2 s");
+            let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+            println!("echo server on {addr}; load for {secs} s");
             gort::go!(serve(l));
-            load(addr, 100, 2.0);
+            load(addr, 100, secs);
             Ok(())
         }
         addr => {

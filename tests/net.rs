@@ -723,3 +723,36 @@ fn dump_shows_io_wait() {
     (&s).write_all(b"x").unwrap();
     assert!(reader.join().unwrap().unwrap());
 }
+
+/// The network examples run and say what they should (when `cargo test` has built them;
+/// `cargo test --test net` alone does not build examples).
+#[test]
+fn examples_run() {
+    let dir = std::env::current_exe().unwrap();
+    let dir = dir.parent().unwrap().parent().unwrap().join("examples");
+    let run = |name: &str, args: &[&str]| -> Option<String> {
+        let exe = dir.join(name);
+        if !exe.exists() {
+            eprintln!("skipping {name}: not built");
+            return None;
+        }
+        let out = std::process::Command::new(exe).args(args).output().unwrap();
+        assert!(out.status.success(), "{name} failed: {out:?}");
+        Some(String::from_utf8(out.stdout).unwrap())
+    };
+    if let Some(out) = run("echo_server", &["demo", "0.3"]) {
+        assert!(
+            out.contains("requests/s") && !out.contains("failed"),
+            "{out}"
+        );
+    }
+    if let Some(out) = run("chat_roulette", &["demo"]) {
+        assert!(out.contains("alice sees: hi, I am bob"), "{out}");
+        assert!(out.contains("bob sees: hi, I am alice"), "{out}");
+    }
+    if let Some(out) = run("google_search", &[]) {
+        for v in ["1.0", "2.0", "2.1", "3.0"] {
+            assert!(out.contains(&format!("Google {v}: [")), "{out}");
+        }
+    }
+}
