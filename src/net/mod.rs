@@ -33,6 +33,21 @@
 //! assert_eq!(line, "hello\n");
 //! ```
 //!
+//! Differences from std, all small:
+//!
+//! - `try_clone` returns another handle to the same descriptor (std duplicates it with
+//!   `dup`): the handles share the socket, its timeouts and its non-blocking mode, and the
+//!   socket closes when the last handle drops. To wake a goroutine parked on a clone, shut
+//!   the socket down (`shutdown(Shutdown::Both)`), as in Go one closes the connection.
+//! - Timeouts are deadlines kept by gort, not `SO_RCVTIMEO`/`SO_SNDTIMEO`: each `read` or
+//!   `write` call gets the whole timeout, and on expiry returns std's error for it
+//!   (`WouldBlock`, "Resource temporarily unavailable").
+//! - `set_nonblocking(true)` makes calls return `WouldBlock` instead of parking; the
+//!   descriptor itself is always non-blocking while gort owns it. `into_std`, `From` and
+//!   `IntoRawFd` give it back deregistered and in blocking mode.
+//! - `TcpListener::bind` listens with the system's maximum backlog (`net.core.somaxconn`),
+//!   like Go, where std uses 128.
+//!
 //! Layout: `poller.rs` (epoll, readiness, the poller thread and its design notes), `fd.rs`
 //! (the retry-or-park loop shared by every socket type, timeouts), `sys.rs` (the few libc
 //! calls std does not offer: non-blocking connect, a listener with a large backlog),
