@@ -54,7 +54,8 @@
 //! `tcp.rs`, `udp.rs`, `unix.rs`.
 //!
 //! Address resolution (`ToSocketAddrs` with a host name) may query DNS; it runs inside
-//! [`crate::blocking`], so it does not hold up the other goroutines.
+//! [`crate::blocking`], so it does not hold up the other goroutines. Addresses that are
+//! already IP addresses (`SocketAddr`, `(IpAddr, u16)`) are used as they are.
 
 mod fd;
 mod poller;
@@ -71,9 +72,32 @@ pub(crate) use poller::{io_waiters, poll_from_worker, worker_idle};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
-/// Resolves `addr` (DNS lookups run inside `blocking`).
+/// Resolves `addr`. A host name may mean a DNS query, which blocks: that runs inside
+/// [`crate::blocking`], which hands the worker's other goroutines to another thread when any
+/// are waiting. Addresses given as `SocketAddr`, `(IpAddr, u16)` and the like never query
+/// DNS, so they skip that hand-off (it would cost far more than the resolution).
 fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    crate::blocking(|| addr.to_socket_addrs().map(Iterator::collect))
+    if may_query_dns::<A>() {
+        crate::blocking(|| addr.to_socket_addrs().map(Iterator::collect))
+    } else {
+        addr.to_socket_addrs().map(Iterator::collect)
+    }
+}
+
+/// The first address of `addr` (resolved as [`resolve`] does, without collecting).
+fn first_addr<A: ToSocketAddrs>(addr: A) -> io::Result<Option<SocketAddr>> {
+    if may_query_dns::<A>() {
+        crate::blocking(|| Ok(addr.to_socket_addrs()?.next()))
+    } else {
+        Ok(addr.to_socket_addrs()?.next())
+    }
+}
+
+/// True if resolving an `A` may query DNS: the string forms (`&str`, `String`, `(&str, u16)`,
+/// `(String, u16)`). Decided from the type's name, which is only a hint: a wrong guess costs
+/// a needless hand-off, or a DNS query outside `blocking` (which sysmon still hands off).
+fn may_query_dns<A: ?Sized>() -> bool {
+    std::any::type_name::<A>().contains("str")
 }
 
 /// Calls `f` on each address of `addr` until one succeeds; the last error otherwise (std's
@@ -95,4 +119,22 @@ fn each_addr<A: ToSocketAddrs, T>(
             "could not resolve to any addresses",
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    #[test]
+    fn only_string_addresses_may_query_dns() {
+        assert!(super::may_query_dns::<&str>());
+        assert!(super::may_query_dns::<String>());
+        assert!(super::may_query_dns::<(&str, u16)>());
+        assert!(super::may_query_dns::<(String, u16)>());
+        assert!(!super::may_query_dns::<SocketAddr>());
+        assert!(!super::may_query_dns::<&SocketAddr>());
+        assert!(!super::may_query_dns::<(IpAddr, u16)>());
+        assert!(!super::may_query_dns::<(Ipv4Addr, u16)>());
+        assert!(!super::may_query_dns::<&[SocketAddr]>());
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::fd::Socket;
 use super::poller::Dir;
 use super::tcp::std_conversions;
-use super::{each_addr, resolve};
+use super::{each_addr, first_addr};
 
 /// A UDP socket: std's `UdpSocket`, whose receives (and, rarely, sends) park the calling
 /// goroutine or thread until the socket is ready.
@@ -54,7 +54,7 @@ impl UdpSocket {
 
     /// Sends `buf` to `addr` (its first address, as std does).
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = resolve(addr)?.into_iter().next().ok_or_else(|| {
+        let to = first_addr(addr)?.ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         self.sock.write(|s| s.send_to(buf, to))
