@@ -756,3 +756,33 @@ fn examples_run() {
         }
     }
 }
+
+/// Go's pattern: a goroutine turns a socket into a channel; the consumer selects between it
+/// and a timeout.
+#[gort::test]
+fn socket_to_channel_with_select_timeout() {
+    use std::io::BufRead;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let (tx, rx) = gort::chan::<String>(0);
+    gort::go!(move || {
+        for line in io::BufReader::new(s).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (&c).write_all(b"one\ntwo\n").unwrap();
+    let mut got = Vec::new();
+    loop {
+        gort::select! {
+            recv(rx) -> line => got.push(line.unwrap()),
+            recv(gort::time::after(Duration::from_millis(50))) -> _ => break,
+        }
+    }
+    assert_eq!(got, ["one", "two"]);
+    drop(c); // EOF: the reader goroutine ends and the channel closes
+    assert!(rx.recv().is_err());
+}
