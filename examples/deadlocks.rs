@@ -2,6 +2,8 @@
 //! "all goroutines are asleep" check. Run one scenario:
 //!
 //! ```text
+//! cargo run --example deadlocks -- seed          # Learning Go, Example 12-1: reported
+//! cargo run --example deadlocks -- select        # `select! {}` in main: reported
 //! cargo run --example deadlocks -- park          # main parks, nobody can wake it: reported
 //! cargo run --example deadlocks -- timer         # a timer will wake it: no report
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
@@ -19,6 +21,24 @@ use gort::thread;
 fn main() {
     let scenario = std::env::args().nth(1).unwrap_or_else(|| "park".into());
     match scenario.as_str() {
+        "seed" => {
+            // Each side sends first, so each waits for the other to receive.
+            let (tx1, rx1) = gort::chan::<i32>(0);
+            let (tx2, rx2) = gort::chan::<i32>(0);
+            gort::go!(move || {
+                let in_goroutine = 1;
+                tx1.send(in_goroutine).unwrap();
+                let from_main = rx2.recv().unwrap();
+                println!("goroutine: {in_goroutine} {from_main}");
+            });
+            let in_main = 2;
+            tx2.send(in_main).unwrap();
+            let from_goroutine = rx1.recv().unwrap();
+            println!("main: {in_main} {from_goroutine}");
+        }
+        "select" => {
+            gort::select! {}
+        }
         "park" => {
             // Another goroutine waits too, so the dump shows more than main.
             gort::thread::Builder::new()

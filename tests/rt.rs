@@ -480,7 +480,7 @@ fn go_macro_forms() {
     // A method call: receiver and arguments evaluated in the caller.
     let c = Counter(5);
     assert_eq!(go!(c.plus(2)).join().unwrap(), 7);
-    let v = vec![1, 2, 3];
+    let v = String::from("abc");
     assert_eq!(go!(move || v.len()).join().unwrap(), 3);
     let f = |a: u64| a * 2;
     assert_eq!(go!((f)(21)).join().unwrap(), 42);
