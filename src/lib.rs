@@ -20,7 +20,8 @@ pub mod time;
 // pub use chan::chan; (channels land with issue 3)
 pub use go_macro::{go, main, select, test};
 pub use runtime::{
-    blocking, max_procs, num_goroutines, spawn, yield_now, Config, ConfigError, JoinHandle,
+    blocking, goroutine_id, max_procs, num_goroutines, spawn, yield_now, Config, ConfigError,
+    JoinHandle,
 };
 
 /// Items used by the code the macros expand to. Not part of the public API.

@@ -21,7 +21,7 @@ pub(crate) fn dump_string() -> String {
         None => "gort: runtime not started".to_string(),
         Some(s) => format!(
             "gort: {} goroutines, {} processors, {} plain threads blocked in gort",
-            s.ngoroutines.load(Ordering::Relaxed),
+            s.num_goroutines(),
             s.nprocs,
             BLOCKED_THREADS.load(Ordering::Relaxed)
         ),

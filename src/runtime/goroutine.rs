@@ -275,10 +275,8 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         None => None,
     };
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
-    g.wait_since.store(
-        crate::time::timers::to_nanos(Instant::now()),
-        Ordering::Relaxed,
-    );
+    g.wait_since
+        .store(crate::time::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
     g.wait_reason

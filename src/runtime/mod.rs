@@ -57,7 +57,7 @@ pub(crate) fn ensure_started() {
 /// Number of goroutines that exist now (spawned and not finished), including the one running
 /// `#[gort::main]` or `#[gort::test]`; the runtime's own threads are not counted.
 pub fn num_goroutines() -> usize {
-    scheduler::try_get().map_or(0, |s| s.ngoroutines.load(Ordering::Relaxed))
+    scheduler::try_get().map_or(0, |s| s.num_goroutines())
 }
 
 /// The number of processors: how many goroutines run in parallel.

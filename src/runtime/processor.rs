@@ -17,7 +17,7 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -38,6 +38,9 @@ pub(crate) struct Local {
     pub(crate) tick: u32,
     /// Random source for steal victims.
     pub(crate) rng: SmallRng,
+    /// Goroutine ids reserved by this processor: `next_id..id_end` (Go's goidcache).
+    pub(crate) next_id: u64,
+    pub(crate) id_end: u64,
 }
 
 /// A processor.
@@ -48,6 +51,9 @@ pub(crate) struct Processor {
     runnext: AtomicPtr<Goroutine>,
     /// Runnable goroutines, in FIFO order.
     pub(crate) queue: ArrayQueue<GRef>,
+    /// Goroutines spawned minus goroutines finished on this processor (a shard of
+    /// `num_goroutines`, so spawns on different processors do not share a cache line).
+    pub(crate) live: AtomicIsize,
     /// Owner-only state (module safety notes).
     local: UnsafeCell<Local>,
 }
@@ -68,7 +74,10 @@ impl Processor {
                 stacks: StackCache::default(),
                 tick: 0,
                 rng: SmallRng::seed_from_u64(0x9E37_79B9_7F4A_7C15 ^ id as u64),
+                next_id: 0,
+                id_end: 0,
             }),
+            live: AtomicIsize::new(0),
         }
     }
 

@@ -20,7 +20,7 @@
 //! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
 //! busy, workers fire due timers each time they schedule.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crossbeam_queue::SegQueue;
@@ -63,8 +63,9 @@ pub(crate) struct Sched {
     pub(crate) stack_size: usize,
     /// Number of processors.
     pub(crate) nprocs: usize,
-    /// Live user goroutines.
-    pub(crate) ngoroutines: AtomicUsize,
+    /// Goroutines spawned minus finished off the workers (plain threads); the rest of the
+    /// count is sharded in `Processor::live`.
+    live_off_workers: AtomicIsize,
     /// Next goroutine id.
     pub(crate) next_id: AtomicU64,
 }
@@ -108,7 +109,7 @@ fn start() -> &'static Sched {
             watcher_deadline: AtomicU64::new(u64::MAX),
             stack_size: cfg.stack_size,
             nprocs: cfg.max_procs,
-            ngoroutines: AtomicUsize::new(0),
+            live_off_workers: AtomicIsize::new(0),
             next_id: AtomicU64::new(1),
         }
     });
@@ -158,7 +159,47 @@ pub(crate) fn timer_armed(when: u64) {
     }
 }
 
+/// Goroutine ids are reserved in batches per processor (Go's goidcache).
+const ID_BATCH: u64 = 64;
+
 impl Sched {
+    /// A new goroutine id.
+    pub(crate) fn new_id(&self) -> u64 {
+        match super::worker::current_processor() {
+            Some(p) => {
+                // SAFETY: this thread holds `p`; the reference ends within this block.
+                let l = unsafe { p.local() };
+                if l.next_id == l.id_end {
+                    l.next_id = self.next_id.fetch_add(ID_BATCH, Ordering::Relaxed);
+                    l.id_end = l.next_id + ID_BATCH;
+                }
+                l.next_id += 1;
+                l.next_id - 1
+            }
+            None => self.next_id.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a goroutine spawned (+1) or finished (-1) in `num_goroutines`.
+    #[inline]
+    pub(crate) fn count_live(&self, delta: isize) {
+        match super::worker::current_processor() {
+            Some(p) => p.live.fetch_add(delta, Ordering::Relaxed),
+            None => self.live_off_workers.fetch_add(delta, Ordering::Relaxed),
+        };
+    }
+
+    /// Live user goroutines (sum of the shards).
+    pub(crate) fn num_goroutines(&self) -> usize {
+        let n = self.live_off_workers.load(Ordering::Relaxed)
+            + self
+                .procs
+                .iter()
+                .map(|p| p.live.load(Ordering::Relaxed))
+                .sum::<isize>();
+        n.max(0) as usize
+    }
+
     pub(crate) fn push_global(&self, g: GRef) {
         self.global.push(g);
         self.global_len.fetch_add(1, Ordering::Release);

@@ -212,7 +212,7 @@ where
     } else {
         None
     };
-    let id = sched.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = sched.new_id();
     let packet: Arc<Packet<T>> = Arc::new(Packet::new(scope));
     let theirs = packet.clone();
     let main = move |start: Start| {
@@ -225,7 +225,7 @@ where
                 Err(Box::new(msg) as Box<dyn Any + Send>)
             }
         };
-        scheduler::get().ngoroutines.fetch_sub(1, Ordering::Relaxed);
+        scheduler::get().count_live(-1);
         theirs.complete(r);
     };
     let entry: Box<dyn FnOnce(Start) + Send + 'a> = Box::new(main);
@@ -239,7 +239,7 @@ where
         entry,
         stack,
     ));
-    sched.ngoroutines.fetch_add(1, Ordering::Relaxed);
+    sched.count_live(1);
     let thread = Thread::for_goroutine(g.clone());
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })

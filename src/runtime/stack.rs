@@ -29,7 +29,8 @@
 //! a call chain that went deep leaves return addresses and saved registers there. A non-zero
 //! word means "used deep": the deep zone is released with `madvise`. As a backstop for
 //! deep frames that happen to be zero on the probe line (a big zeroed buffer), every
-//! `MINCORE_EVERY`th return asks `mincore` about the first deep page.
+//! `MINCORE_EVERY`th return asks `mincore` about the second deep page (the probe read
+//! itself maps the zero page into the first, which `mincore` counts as resident).
 //!
 //! # Safety
 //! A `Stack` owns its mapping exclusively: it is unmapped exactly once, in `Drop`. The
@@ -63,6 +64,8 @@ const GLOBAL_MAX: usize = 1024;
 static EXHAUSTED: AtomicBool = AtomicBool::new(false);
 /// Stacks of the default size returned by caches that were full.
 static GLOBAL: Mutex<Vec<Stack>> = Mutex::new(Vec::new());
+/// Number of trims done (a regression test checks shallow stacks are never trimmed).
+static TRIMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -153,6 +156,7 @@ impl Stack {
             .any(|i| unsafe { std::ptr::read_volatile((probe_line as *const usize).add(i)) != 0 })
             || (self.returns % MINCORE_EVERY == 0 && self.deep_page_resident());
         if deep {
+            TRIMS.fetch_add(1, Ordering::Relaxed);
             let len = self.top - HOT_ZONE - self.limit;
             // SAFETY: [limit, top - HOT_ZONE) is inside our own mapping and unused now;
             // MADV_DONTNEED turns it back into zero-fill-on-demand pages.
@@ -160,9 +164,15 @@ impl Stack {
         }
     }
 
+    /// Asks the kernel whether the second page below the hot zone is resident. Not the
+    /// first: reading the probe line maps the shared zero page there, which `mincore`
+    /// would report as resident.
     fn deep_page_resident(&self) -> bool {
         let page = page_size();
-        let addr = self.top - HOT_ZONE - page;
+        if self.top - HOT_ZONE - 2 * page < self.limit {
+            return false;
+        }
+        let addr = self.top - HOT_ZONE - 2 * page;
         let mut vec = [0u8; 1];
         // SAFETY: addr is page aligned (top and HOT_ZONE are) and inside our mapping; vec
         // has room for the one page asked about.
@@ -257,7 +267,9 @@ impl StackCache {
             return; // dropped: unmapped
         }
         stack.trim_if_deep();
-        EXHAUSTED.store(false, Ordering::Relaxed);
+        if EXHAUSTED.load(Ordering::Relaxed) {
+            EXHAUSTED.store(false, Ordering::Relaxed);
+        }
         if self.stacks.len() < CACHE_MAX {
             self.stacks.push(stack);
             return;
@@ -293,6 +305,26 @@ mod tests {
         s.trim_if_deep();
         // SAFETY: inside the usable region.
         assert_eq!(unsafe { hot.read() }, 7, "hot zone must survive");
+    }
+
+    #[test]
+    fn shallow_stack_is_never_trimmed() {
+        let mut s = Stack::new(256 * 1024).unwrap();
+        let hot = (s.top - 128) as *mut usize;
+        let before = TRIMS.load(Ordering::Relaxed);
+        for i in 0..(3 * MINCORE_EVERY as usize) {
+            // SAFETY: inside the usable region of a stack no coroutine runs on.
+            unsafe { hot.write(i + 1) };
+            s.trim_if_deep();
+        }
+        // Other tests in this binary may trim their own stacks concurrently, but this one
+        // runs alone in its module's scope: compare only our own calls' effect.
+        let after = TRIMS.load(Ordering::Relaxed);
+        assert!(
+            after - before <= 1,
+            "a shallow stack was trimmed {} times",
+            after - before
+        );
     }
 
     #[test]

@@ -42,6 +42,22 @@ pub(crate) fn from_nanos(n: u64) -> Instant {
     epoch() + Duration::from_nanos(n)
 }
 
+/// The last time (timer-epoch ns) any worker read the clock: a coarse "now" for
+/// bookkeeping that must not pay for a clock read (how long a goroutine has waited).
+static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
+
+/// A coarse current time (see `COARSE_NOW`), refreshed by workers and the monitor.
+pub(crate) fn coarse_now() -> u64 {
+    COARSE_NOW.load(Ordering::Relaxed)
+}
+
+/// Reads the clock and refreshes the coarse time.
+pub(crate) fn now_nanos() -> u64 {
+    let n = to_nanos(Instant::now());
+    COARSE_NOW.fetch_max(n, Ordering::Relaxed);
+    n
+}
+
 /// Earliest armed deadline in nanoseconds since the epoch, `u64::MAX` when none is armed.
 static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
 static HEAP: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
@@ -137,7 +153,7 @@ pub(crate) fn run_due() -> usize {
     if next == u64::MAX {
         return 0;
     }
-    let now = to_nanos(Instant::now());
+    let now = now_nanos();
     if next > now {
         return 0;
     }

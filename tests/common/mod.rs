@@ -63,3 +63,42 @@ pub fn stress(n: usize) -> usize {
         .unwrap_or(1);
     n * k.max(1)
 }
+
+/// Aborts the process (with a message) if the returned guard is not dropped within `secs`:
+/// a hung scheduler then fails the test run instead of hanging CI. For tests that run on
+/// plain threads (`#[gort::test]` has its own watchdog).
+pub fn watchdog(secs: u64, what: &'static str) -> Watchdog {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !d.load(Ordering::Acquire) {
+            if start.elapsed().as_secs() >= secs {
+                eprintln!("watchdog: `{what}` did not finish within {secs} s");
+                std::process::abort();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    Watchdog(done)
+}
+
+/// Disarms the watchdog when dropped.
+pub struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The kernel's `vm.max_map_count`, if readable.
+pub fn max_map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

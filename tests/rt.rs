@@ -1,0 +1,510 @@
+//! Runtime core: spawning, joining, panics, yielding, parking, sleeping, stacks, settings.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gort::thread;
+
+#[test]
+fn maxprocs_1() {
+    common::rerun_single_proc();
+}
+
+#[gort::test]
+fn spawn_100k_from_a_goroutine_and_join() {
+    let n = 100_000u64;
+    let hs: Vec<_> = (0..n).map(|i| gort::spawn(move || i * 3)).collect();
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 3 * n * (n - 1) / 2);
+}
+
+#[test]
+fn spawn_from_a_plain_thread_and_join() {
+    let _w = common::watchdog(120, "spawn_from_a_plain_thread_and_join");
+    let hs: Vec<_> = (0..10_000u64).map(|i| gort::spawn(move || i)).collect();
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 10_000 * 9_999 / 2);
+}
+
+fn tree(depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let a = gort::spawn(move || tree(depth - 1));
+    let b = gort::spawn(move || tree(depth - 1));
+    a.join().unwrap() + b.join().unwrap()
+}
+
+#[gort::test]
+fn nested_spawns() {
+    assert_eq!(tree(12), 4096);
+}
+
+#[gort::test]
+fn join_returns_values_and_panics() {
+    let h = gort::spawn(|| String::from("hello"));
+    assert_eq!(h.join().unwrap(), "hello");
+    let seven = std::hint::black_box(7);
+    let h = gort::spawn(move || -> u32 { panic!("expected panic {seven}") });
+    let err = h.join().unwrap_err();
+    assert_eq!(err.downcast_ref::<String>().unwrap(), "expected panic 7");
+    let h = gort::spawn(|| std::panic::panic_any(42u8));
+    assert_eq!(*h.join().unwrap_err().downcast_ref::<u8>().unwrap(), 42);
+    // The runtime lives on after panics.
+    assert_eq!(gort::spawn(|| 1).join().unwrap(), 1);
+}
+
+#[gort::test]
+fn is_finished_and_detach_on_drop() {
+    let gate = Arc::new(AtomicBool::new(false));
+    let g2 = gate.clone();
+    let h = gort::spawn(move || {
+        while !g2.load(Ordering::Acquire) {
+            gort::yield_now();
+        }
+    });
+    assert!(!h.is_finished());
+    gate.store(true, Ordering::Release);
+    while !h.is_finished() {
+        gort::yield_now();
+    }
+    h.join().unwrap();
+
+    // A dropped handle detaches: the goroutine still runs to completion.
+    let ran = Arc::new(AtomicBool::new(false));
+    let r2 = ran.clone();
+    drop(gort::spawn(move || r2.store(true, Ordering::Release)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ran.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline);
+        gort::time::sleep(Duration::from_millis(1));
+    }
+}
+
+#[gort::test]
+fn goroutine_ids_names_and_count() {
+    let me = gort::goroutine_id().expect("a test body is a goroutine");
+    let h = gort::spawn(gort::goroutine_id);
+    let other = h.join().unwrap().unwrap();
+    assert_ne!(me, other);
+    assert!(gort::thread::current().name().unwrap().ends_with("goroutine_ids_names_and_count"));
+    let h = thread::Builder::new()
+        .name("named".into())
+        .spawn(|| thread::current().name().map(str::to_owned))
+        .unwrap();
+    assert_eq!(h.thread().name(), Some("named"));
+    assert_eq!(h.join().unwrap().as_deref(), Some("named"));
+    // This goroutine is counted.
+    assert!(gort::num_goroutines() >= 1);
+    assert!(gort::goroutine_id().is_some());
+    assert_eq!(std::thread::spawn(gort::goroutine_id).join().unwrap(), None);
+}
+
+#[gort::test]
+fn num_goroutines_counts_parked_goroutines() {
+    let base = gort::num_goroutines();
+    let release = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..100)
+        .map(|_| {
+            let r = release.clone();
+            gort::spawn(move || {
+                while !r.load(Ordering::Acquire) {
+                    thread::park();
+                }
+            })
+        })
+        .collect();
+    // Other tests run concurrently in this process, so compare with a lower bound only.
+    assert!(gort::num_goroutines() >= base + 100 - 100.min(base));
+    release.store(true, Ordering::Release);
+    for h in hs {
+        h.thread().unpark();
+        h.join().unwrap();
+    }
+}
+
+#[gort::test]
+fn yield_is_fair_between_spinning_goroutines() {
+    // Goroutines that only yield must all make progress: none may monopolise a processor.
+    let n = 8;
+    let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, s) = (counts.clone(), stop.clone());
+            gort::spawn(move || {
+                while !s.load(Ordering::Acquire) {
+                    c[i].fetch_add(1, Ordering::Relaxed);
+                    gort::yield_now();
+                }
+            })
+        })
+        .collect();
+    // Wait until every goroutine has run a good number of rounds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts.iter().any(|c| c.load(Ordering::Relaxed) < 1_000) {
+        assert!(Instant::now() < deadline, "a yielding goroutine starved");
+        gort::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// Strict alternation between two parties with park/unpark: a lost wake-up hangs (and the
+/// watchdog fails the test).
+fn ping_pong(
+    n: usize,
+    turn: &AtomicUsize,
+    me: usize,
+    partner: &Mutex<Option<thread::Thread>>,
+) {
+    let partner = loop {
+        if let Some(t) = partner.lock().unwrap().clone() {
+            break t;
+        }
+        thread::yield_now();
+    };
+    for i in 0..n {
+        while turn.load(Ordering::Acquire) != 2 * i + me {
+            thread::park();
+        }
+        turn.store(2 * i + me + 1, Ordering::Release);
+        partner.unpark();
+    }
+}
+
+fn park_unpark_pair(a_goroutine: bool, b_goroutine: bool) {
+    let _w = common::watchdog(240, "park_unpark_pair");
+    let n = common::stress(100_000);
+    let turn = Arc::new(AtomicUsize::new(0));
+    let slots: Arc<[Mutex<Option<thread::Thread>>; 2]> =
+        Arc::new([Mutex::new(None), Mutex::new(None)]);
+    let party = |me: usize, goroutine: bool| {
+        let (turn, slots) = (turn.clone(), slots.clone());
+        let body = move || {
+            *slots[me].lock().unwrap() = Some(thread::current());
+            ping_pong(n, &turn, me, &slots[1 - me]);
+        };
+        if goroutine {
+            let h = gort::spawn(body);
+            Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() + Send>
+        } else {
+            let h = std::thread::spawn(body);
+            Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() + Send>
+        }
+    };
+    let a = party(0, a_goroutine);
+    let b = party(1, b_goroutine);
+    a();
+    b();
+    assert_eq!(turn.load(Ordering::Acquire), 2 * n);
+}
+
+#[test]
+fn park_unpark_goroutine_to_goroutine() {
+    park_unpark_pair(true, true);
+}
+
+#[test]
+fn park_unpark_goroutine_to_thread() {
+    park_unpark_pair(true, false);
+}
+
+#[test]
+fn park_unpark_thread_to_goroutine() {
+    park_unpark_pair(false, true);
+}
+
+#[test]
+fn park_unpark_thread_to_thread() {
+    park_unpark_pair(false, false);
+}
+
+#[gort::test]
+fn unpark_before_park_is_not_lost() {
+    let me = thread::current();
+    me.unpark();
+    thread::park(); // returns at once: the token was there
+    let h = gort::spawn(|| {
+        thread::park_timeout(Duration::from_millis(1));
+        7
+    });
+    assert_eq!(h.join().unwrap(), 7);
+}
+
+#[gort::test]
+fn sleeping_goroutines_do_not_hold_workers() {
+    // Far more sleepers than workers, all sleeping at once: total time is about one sleep.
+    let t = Instant::now();
+    let hs: Vec<_> = (0..1_000)
+        .map(|_| gort::spawn(|| gort::time::sleep(Duration::from_millis(100))))
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let e = t.elapsed();
+    assert!(e >= Duration::from_millis(100), "woke early: {e:?}");
+    assert!(e < Duration::from_secs(20), "sleepers serialised: {e:?}");
+}
+
+#[gort::test]
+fn sleep_waits_at_least_the_duration() {
+    for ms in [0u64, 1, 5, 20] {
+        let t = Instant::now();
+        gort::time::sleep(Duration::from_millis(ms));
+        assert!(t.elapsed() >= Duration::from_millis(ms));
+    }
+    // A plain thread sleeps normally.
+    let t = Instant::now();
+    std::thread::spawn(|| gort::time::sleep(Duration::from_millis(10)))
+        .join()
+        .unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(10));
+}
+
+fn recurse(n: usize) -> usize {
+    let buf = [n as u8; 512];
+    if n == 0 {
+        return buf[7] as usize;
+    }
+    recurse(n - 1) + std::hint::black_box(&buf)[3] as usize
+}
+
+#[gort::test]
+fn deep_recursion_within_the_stack_size() {
+    // ~600 bytes per frame: 300 frames fit the default 256 KiB; 1,500 need a bigger stack.
+    let expected = std::thread::spawn(|| recurse(300)).join().unwrap();
+    assert_eq!(gort::spawn(|| recurse(300)).join().unwrap(), expected);
+    let h = thread::Builder::new()
+        .stack_size(4 << 20)
+        .spawn(|| recurse(3_000))
+        .unwrap();
+    h.join().unwrap();
+}
+
+#[test]
+fn stack_overflow_is_reported_not_a_bare_sigsegv() {
+    if common::is_child("stack_overflow_is_reported_not_a_bare_sigsegv") {
+        let h = thread::Builder::new()
+            .name("overflower".into())
+            .stack_size(64 * 1024)
+            .spawn(|| recurse(usize::MAX / 2))
+            .unwrap();
+        h.join().ok();
+        unreachable!("the overflow must abort the process");
+    }
+    let out = common::run_child("stack_overflow_is_reported_not_a_bare_sigsegv", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc_sigabrt()), "stderr:\n{stderr}");
+    let at = stderr
+        .find("fatal error: stack overflow")
+        .unwrap_or_else(|| panic!("no report in stderr:\n{stderr}"));
+    let report = &stderr[at..];
+    assert!(report.starts_with("fatal error: stack overflow\n"), "{report}");
+    assert!(report.contains("\"overflower\""), "{report}");
+    assert!(report.contains("64 KiB"), "{report}");
+}
+
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+#[test]
+fn map_limit_gives_a_named_error_not_a_crash() {
+    const N: usize = 40_000;
+    if common::is_child("map_limit_gives_a_named_error_not_a_crash") {
+        let release = Arc::new(AtomicBool::new(false));
+        let mut hs = Vec::new();
+        let mut error = None;
+        for _ in 0..N {
+            let r = release.clone();
+            match thread::Builder::new().spawn(move || {
+                while !r.load(Ordering::Acquire) {
+                    thread::park();
+                }
+            }) {
+                Ok(h) => hs.push(h),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let spawned = hs.len();
+        release.store(true, Ordering::Release);
+        for h in hs {
+            h.thread().unpark();
+            h.join().unwrap();
+        }
+        match error {
+            None => println!("RESULT all {spawned} ran"),
+            Some(e) => println!("RESULT error after {spawned}: {e}"),
+        }
+        return;
+    }
+    let out = common::run_child("map_limit_gives_a_named_error_not_a_crash", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child crashed: {:?}\n{stderr}", out.status);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("RESULT").map(|at| &l[at..]))
+        .unwrap_or_else(|| panic!("no result:\n{stdout}\n{stderr}"));
+    let limit = common::max_map_count().unwrap_or(65_530);
+    if limit >= 2 * N + 10_000 {
+        assert_eq!(line, format!("RESULT all {N} ran"));
+    } else {
+        assert!(line.starts_with("RESULT error after"), "{line}");
+        assert!(line.contains("vm.max_map_count"), "{line}");
+        assert!(line.contains("sysctl"), "{line}");
+    }
+}
+
+#[test]
+fn bad_gort_maxprocs_is_a_clear_error() {
+    if common::is_child("bad_gort_maxprocs_is_a_clear_error") {
+        gort::spawn(|| ()).join().unwrap();
+        return;
+    }
+    for bad in ["0", "lots"] {
+        let out = common::run_child("bad_gort_maxprocs_is_a_clear_error", &[("GORT_MAXPROCS", bad)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("GORT_MAXPROCS must be a positive integer"),
+            "GORT_MAXPROCS={bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn config_after_start_is_an_error() {
+    gort::spawn(|| ()).join().unwrap();
+    assert_eq!(
+        gort::Config::new().max_procs(3).apply(),
+        Err(gort::ConfigError::AlreadyStarted)
+    );
+    assert_eq!(
+        gort::Config::new().max_procs(0).apply(),
+        Err(gort::ConfigError::ZeroMaxProcs)
+    );
+    let expected = std::env::var("GORT_MAXPROCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    assert_eq!(gort::max_procs(), expected);
+}
+
+#[test]
+fn panic_in_a_detached_goroutine_is_reported_and_the_program_goes_on() {
+    if common::is_child("panic_in_a_detached_goroutine_is_reported_and_the_program_goes_on") {
+        drop(thread::Builder::new()
+            .name("doomed".into())
+            .spawn(|| panic!("detached failure"))
+            .unwrap());
+        gort::time::sleep(Duration::from_millis(200));
+        println!("still alive");
+        return;
+    }
+    let out = common::run_child(
+        "panic_in_a_detached_goroutine_is_reported_and_the_program_goes_on",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still alive"));
+    assert!(stderr.contains("thread 'doomed' panicked at"), "{stderr}");
+    assert!(stderr.contains("detached failure"), "{stderr}");
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn ident<T>(x: T) -> T {
+    x
+}
+
+struct Counter(u64);
+
+impl Counter {
+    fn plus(self, k: u64) -> u64 {
+        self.0 + k
+    }
+}
+
+#[gort::test]
+fn go_macro_forms() {
+    use gort::go;
+    // Arguments are evaluated now, in the caller, as in Go.
+    let mut x = 1;
+    let h = go!(add(x, 10));
+    x = 100;
+    assert_eq!(h.join().unwrap(), 11);
+    assert_eq!(x, 100);
+    assert_eq!(go!(ident::<&str>("path")).join().unwrap(), "path");
+    assert_eq!(go!(std::cmp::max(3, 9)).join().unwrap(), 9);
+    // A method call: receiver and arguments evaluated in the caller.
+    let c = Counter(5);
+    assert_eq!(go!(c.plus(2)).join().unwrap(), 7);
+    let v = vec![1, 2, 3];
+    assert_eq!(go!(move || v.len()).join().unwrap(), 3);
+    let f = |a: u64| a * 2;
+    assert_eq!(go!((f)(21)).join().unwrap(), 42);
+}
+
+#[gort::test]
+#[should_panic(expected = "should panic works")]
+fn gort_test_supports_should_panic() {
+    panic!("should panic works");
+}
+
+#[gort::test]
+#[ignore = "checks that #[ignore] passes through; never run"]
+fn gort_test_supports_ignore() {
+    panic!("ignored tests do not run");
+}
+
+#[gort::test]
+fn gort_test_may_return_result() -> Result<(), std::num::ParseIntError> {
+    let n: u32 = "42".parse()?;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+#[test]
+fn a_million_short_goroutines_need_few_stacks() {
+    let _w = common::watchdog(240, "a_million_short_goroutines_need_few_stacks");
+    // Far beyond the ~32K stacks vm.max_map_count allows at once: stacks are taken when a
+    // goroutine first runs and pooled when it ends.
+    let n = 1_000_000;
+    let done = Arc::new(AtomicUsize::new(0));
+    gort::spawn({
+        let done = done.clone();
+        move || {
+            for _ in 0..n / 1000 {
+                let hs: Vec<_> = (0..1000)
+                    .map(|_| {
+                        let d = done.clone();
+                        gort::spawn(move || {
+                            d.fetch_add(1, Ordering::Relaxed);
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), n);
+}
