@@ -1,6 +1,3 @@
-//! # gort — Go's concurrency model, in Rust
-//!
-//! (crate docs are written in `docs/crate.md`-style prose below; see README.md for the tour)
 #![doc = include_str!("../docs/crate.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -17,11 +14,11 @@ pub mod sync;
 pub mod thread;
 pub mod time;
 
-// pub use chan::chan; (channels land with issue 3)
+pub use chan::chan;
 pub use go_macro::{go, main, select, test};
 pub use runtime::{
-    blocking, goroutine_id, max_procs, num_goroutines, spawn, yield_now, Config, ConfigError,
-    JoinHandle,
+    blocking, dump, goroutine_id, lock_os_thread, max_procs, num_goroutines, spawn,
+    unlock_os_thread, yield_now, Config, ConfigError, JoinHandle,
 };
 
 /// Items used by the code the macros expand to. Not part of the public API.

@@ -16,17 +16,20 @@
 //! once. A goroutine's token lives in its `park` state (see `runtime::goroutine`):
 //!
 //! ```text
-//!  state     | meaning                                   | unpark does
-//!  ----------+-------------------------------------------+------------------------------
-//!  IDLE      | running (or runnable), no token           | IDLE -> NOTIFIED
-//!  NOTIFIED  | token present: the next park returns      | nothing
-//!  PARKED    | suspended in park, fully switched out     | PARKED -> IDLE, make runnable
+//!  state     | meaning                                   | unpark (always swap NOTIFIED)
+//!  ----------+-------------------------------------------+-------------------------------
+//!  IDLE      | running (or runnable), no token           | token now pending
+//!  NOTIFIED  | token present: the next park returns      | (token stays pending)
+//!  PARKED    | suspended in park, fully switched out     | the swapper makes it runnable
 //! ```
 //!
 //! The goroutine never marks itself PARKED: its worker does, *after* the switch away from the
 //! goroutine's stack is complete (`IDLE -> PARKED`; if that CAS finds NOTIFIED, the worker runs
 //! the goroutine again at once). A waker therefore never makes runnable a goroutine that is
 //! still on its stack, which is what lets a waiter enqueue itself, drop its lock, and park.
+//! `unpark` is always an RMW and the goroutine consumes its token with an acquiring RMW, so
+//! whatever a waker wrote before `unpark` is visible after the `park` it ends — even when
+//! several wakers race and a token was already pending.
 //!
 //! # Rules for callers
 //! 1. **Spurious wake-ups happen.** `park` may return although the event a caller waits for
@@ -49,6 +52,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::runtime::deadlock::PARKED_PLAIN;
 use crate::runtime::goroutine::{self, GRef};
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
@@ -174,6 +178,7 @@ impl Unparker {
     }
 
     /// The goroutine this handle wakes, if it wakes a goroutine.
+    #[allow(dead_code)]
     pub(crate) fn goroutine(&self) -> Option<&GRef> {
         match &self.target {
             Target::Goroutine(g) => Some(g),
@@ -192,7 +197,7 @@ impl std::fmt::Debug for Unparker {
 }
 
 thread_local! {
-    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new());
+    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new_plain());
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -220,7 +225,7 @@ pub(crate) fn in_goroutine() -> bool {
 #[inline]
 pub(crate) fn park(reason: WaitReason) {
     if !goroutine::park_current(reason, None) {
-        crate::runtime::deadlock::thread_blocked(|| THREAD_PARKER.with(|p| p.park(None)));
+        THREAD_PARKER.with(|p| p.park(None));
     }
 }
 
@@ -233,10 +238,17 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
     }
 }
 
-/// A plain thread's token, on a futex (the same protocol as std's thread parker).
+/// A thread's token, on a futex (the same protocol as std's thread parker).
+///
+/// The parkers of plain (non-runtime) threads keep `deadlock::PARKED_PLAIN` from ever
+/// counting a thread that is not parked: +1 after the thread goes EMPTY -> PARKED, -1 by
+/// whoever ends the PARKED state (the waker that swaps in NOTIFIED, or the thread itself on
+/// a timeout).
 pub(crate) struct ThreadParker {
     /// EMPTY, NOTIFIED or PARKED.
     state: AtomicU32,
+    /// A plain thread's parker (counted for deadlock detection), not a runtime thread's.
+    plain: bool,
 }
 
 const EMPTY: u32 = 0;
@@ -244,9 +256,29 @@ const NOTIFIED: u32 = 1;
 const PARKED: u32 = u32::MAX;
 
 impl ThreadParker {
+    /// A runtime thread's parker.
     pub(crate) const fn new() -> ThreadParker {
         ThreadParker {
             state: AtomicU32::new(EMPTY),
+            plain: false,
+        }
+    }
+
+    /// A plain thread's parker.
+    const fn new_plain() -> ThreadParker {
+        ThreadParker {
+            state: AtomicU32::new(EMPTY),
+            plain: true,
+        }
+    }
+
+    fn parked_plain(&self, delta: isize) {
+        if self.plain {
+            if delta > 0 {
+                PARKED_PLAIN.fetch_add(1, Ordering::SeqCst);
+            } else {
+                PARKED_PLAIN.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -256,6 +288,10 @@ impl ThreadParker {
         if self.state.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
             return;
         }
+        // Counted only once really PARKED, so the count never exceeds the parked threads
+        // (a waker may uncount us first: the count then dips for an instant, which can only
+        // delay a deadlock report, never cause a wrong one).
+        self.parked_plain(1);
         loop {
             let timeout = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -273,13 +309,17 @@ impl ThreadParker {
                 return;
             }
         }
-        // Timed out: leave PARKED, keeping a token that raced with the timeout.
-        self.state.swap(EMPTY, Ordering::Acquire);
+        // Timed out: leave PARKED (a token that raced with the timeout is consumed: the
+        // waker has already uncounted us then).
+        if self.state.swap(EMPTY, Ordering::Acquire) == PARKED {
+            self.parked_plain(-1);
+        }
     }
 
     /// Makes the token available and wakes the thread if it is parked.
     pub(crate) fn unpark(&self) {
         if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
+            self.parked_plain(-1);
             futex_wake(&self.state);
         }
     }

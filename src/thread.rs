@@ -129,6 +129,21 @@ impl Thread {
         }
     }
 
+    /// Internal state for debugging (park state, tokens). Not part of the API.
+    #[doc(hidden)]
+    pub fn debug_state(&self) -> String {
+        match &self.inner {
+            Inner::Goroutine(g) => format!(
+                "goroutine {} park={} user_token={} reason={:?}",
+                g.id,
+                g.debug_park_state(),
+                g.user_token.load(Ordering::SeqCst),
+                g.wait_reason()
+            ),
+            Inner::Os(t) => format!("thread token={}", t.token.load(Ordering::SeqCst)),
+        }
+    }
+
     fn take_token(&self) -> bool {
         match &self.inner {
             Inner::Goroutine(g) => g.user_token.swap(false, Ordering::Acquire),

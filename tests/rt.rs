@@ -90,7 +90,10 @@ fn goroutine_ids_names_and_count() {
     let h = gort::spawn(gort::goroutine_id);
     let other = h.join().unwrap().unwrap();
     assert_ne!(me, other);
-    assert!(gort::thread::current().name().unwrap().ends_with("goroutine_ids_names_and_count"));
+    assert!(gort::thread::current()
+        .name()
+        .unwrap()
+        .ends_with("goroutine_ids_names_and_count"));
     let h = thread::Builder::new()
         .name("named".into())
         .spawn(|| thread::current().name().map(str::to_owned))
@@ -157,12 +160,7 @@ fn yield_is_fair_between_spinning_goroutines() {
 
 /// Strict alternation between two parties with park/unpark: a lost wake-up hangs (and the
 /// watchdog fails the test).
-fn ping_pong(
-    n: usize,
-    turn: &AtomicUsize,
-    me: usize,
-    partner: &Mutex<Option<thread::Thread>>,
-) {
+fn ping_pong(n: usize, turn: &AtomicUsize, me: usize, partner: &Mutex<Option<thread::Thread>>) {
     let partner = loop {
         if let Some(t) = partner.lock().unwrap().clone() {
             break t;
@@ -179,8 +177,11 @@ fn ping_pong(
 }
 
 fn park_unpark_pair(a_goroutine: bool, b_goroutine: bool) {
+    park_unpark_pair_n(a_goroutine, b_goroutine, common::stress(100_000));
+}
+
+fn park_unpark_pair_n(a_goroutine: bool, b_goroutine: bool, n: usize) {
     let _w = common::watchdog(240, "park_unpark_pair");
-    let n = common::stress(100_000);
     let turn = Arc::new(AtomicUsize::new(0));
     let slots: Arc<[Mutex<Option<thread::Thread>>; 2]> =
         Arc::new([Mutex::new(None), Mutex::new(None)]);
@@ -223,6 +224,15 @@ fn park_unpark_thread_to_goroutine() {
 #[test]
 fn park_unpark_thread_to_thread() {
     park_unpark_pair(false, false);
+}
+
+/// Regression: `unpark` used to return on a plain load that saw a pending token. The
+/// goroutine could consume that older token, miss the waker's newer writes (a StoreLoad
+/// reordering), and park for good. A plain thread waking a goroutine showed it within a few
+/// hundred thousand round trips with GORT_MAXPROCS=1.
+#[test]
+fn issue_lost_wakeup_when_a_token_is_pending() {
+    park_unpark_pair_n(false, true, common::stress(300_000));
 }
 
 #[gort::test]
@@ -302,12 +312,19 @@ fn stack_overflow_is_reported_not_a_bare_sigsegv() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc_sigabrt()), "stderr:\n{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigabrt()),
+        "stderr:\n{stderr}"
+    );
     let at = stderr
         .find("fatal error: stack overflow")
         .unwrap_or_else(|| panic!("no report in stderr:\n{stderr}"));
     let report = &stderr[at..];
-    assert!(report.starts_with("fatal error: stack overflow\n"), "{report}");
+    assert!(
+        report.starts_with("fatal error: stack overflow\n"),
+        "{report}"
+    );
     assert!(report.contains("\"overflower\""), "{report}");
     assert!(report.contains("64 KiB"), "{report}");
 }
@@ -352,7 +369,11 @@ fn map_limit_gives_a_named_error_not_a_crash() {
     let out = common::run_child("map_limit_gives_a_named_error_not_a_crash", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child crashed: {:?}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "child crashed: {:?}\n{stderr}",
+        out.status
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.find("RESULT").map(|at| &l[at..]))
@@ -374,7 +395,10 @@ fn bad_gort_maxprocs_is_a_clear_error() {
         return;
     }
     for bad in ["0", "lots"] {
-        let out = common::run_child("bad_gort_maxprocs_is_a_clear_error", &[("GORT_MAXPROCS", bad)]);
+        let out = common::run_child(
+            "bad_gort_maxprocs_is_a_clear_error",
+            &[("GORT_MAXPROCS", bad)],
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
@@ -405,10 +429,12 @@ fn config_after_start_is_an_error() {
 #[test]
 fn panic_in_a_detached_goroutine_is_reported_and_the_program_goes_on() {
     if common::is_child("panic_in_a_detached_goroutine_is_reported_and_the_program_goes_on") {
-        drop(thread::Builder::new()
-            .name("doomed".into())
-            .spawn(|| panic!("detached failure"))
-            .unwrap());
+        drop(
+            thread::Builder::new()
+                .name("doomed".into())
+                .spawn(|| panic!("detached failure"))
+                .unwrap(),
+        );
         gort::time::sleep(Duration::from_millis(200));
         println!("still alive");
         return;
@@ -454,7 +480,7 @@ fn go_macro_forms() {
     // A method call: receiver and arguments evaluated in the caller.
     let c = Counter(5);
     assert_eq!(go!(c.plus(2)).join().unwrap(), 7);
-    let v = vec![1, 2, 3];
+    let v = String::from("abc");
     assert_eq!(go!(move || v.len()).join().unwrap(), 3);
     let f = |a: u64| a * 2;
     assert_eq!(go!((f)(21)).join().unwrap(), 42);

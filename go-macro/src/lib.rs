@@ -31,7 +31,11 @@ fn expand_go(expr: Expr) -> syn::Result<proc_macro2::TokenStream> {
                 .map(|i| format_ident!("__go_arg{}", i))
                 .collect();
             let args = call.args.iter();
-            let (bind_f, f) = match &*call.func {
+            let mut func = &*call.func;
+            while let Expr::Paren(p) = func {
+                func = &p.expr;
+            }
+            let (bind_f, f) = match func {
                 // A path (function item, associated function) is not a runtime value worth
                 // binding, and binding it would lose generic inference from the arguments.
                 Expr::Path(p) => (quote! {}, p.to_token_stream()),
@@ -65,7 +69,30 @@ fn expand_go(expr: Expr) -> syn::Result<proc_macro2::TokenStream> {
     }
 }
 
-/// Go's `select` over channel operations; see `gort::select!` for the full description.
+/// Go's `select`: waits on several channel operations and completes exactly one.
+///
+/// ```ignore
+/// gort::select! {
+///     recv(rx) -> res => { ... },        // res: Result<T, RecvError>
+///     send(tx, value) -> res => { ... }, // res: Result<(), SendError<T>>
+///     recv(gort::time::after(d)) -> _ => { ... },
+///     default => { ... },                // optional; or `default(timeout) => ...`
+/// }
+/// ```
+///
+/// - Operands may be a `Receiver`/`Sender`, a reference to one, or an `Option` of either:
+///   `None` turns the case off (Go's nil channel). They are borrowed, so a select can run in
+///   a loop without moving its channels.
+/// - Operands and send values are evaluated once, in source order, when the select starts,
+///   whichever case is then chosen.
+/// - Among ready cases the choice is uniformly random; `default` runs only if no case is
+///   ready. Without `default` the select parks once, registered on every case, until one
+///   completes. `default(d)` waits at most `d`, then runs its arm.
+/// - A `recv` on a closed channel is ready with `Err(RecvError)`; a `send` on a closed
+///   channel, or one whose every Receiver is gone, is ready with `Err(SendError(value))`.
+/// - A select never pairs its own send with its own receive. `select! {}` blocks for ever.
+/// - It is an expression; `break`, `continue`, `return` and `?` work in arms (they are not
+///   closures). `-> res` may be omitted (`recv(rx) => ...`).
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {
     select::expand(input.into())

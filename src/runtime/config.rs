@@ -15,6 +15,7 @@ use super::stack;
 pub struct Config {
     max_procs: Option<usize>,
     stack_size: Option<usize>,
+    max_threads: Option<usize>,
 }
 
 /// Why [`Config::apply`] failed.
@@ -42,6 +43,7 @@ impl std::error::Error for ConfigError {}
 static PENDING: Mutex<Config> = Mutex::new(Config {
     max_procs: None,
     stack_size: None,
+    max_threads: None,
 });
 
 impl Config {
@@ -64,6 +66,14 @@ impl Config {
         self
     }
 
+    /// Limit on OS threads the runtime creates (default 10,000, or `GORT_MAX_THREADS`):
+    /// goroutines blocked in system calls each hold one. Exceeding it is fatal, as in Go
+    /// (`fatal error: thread exhaustion`).
+    pub fn max_threads(mut self, n: usize) -> Config {
+        self.max_threads = Some(n);
+        self
+    }
+
     /// Makes these settings the ones the runtime will start with.
     pub fn apply(self) -> Result<(), ConfigError> {
         if self.max_procs == Some(0) {
@@ -79,6 +89,9 @@ impl Config {
         if self.stack_size.is_some() {
             pending.stack_size = self.stack_size;
         }
+        if self.max_threads.is_some() {
+            pending.max_threads = self.max_threads;
+        }
         Ok(())
     }
 }
@@ -87,6 +100,7 @@ impl Config {
 pub(crate) struct Resolved {
     pub(crate) max_procs: usize,
     pub(crate) stack_size: usize,
+    pub(crate) max_threads: usize,
 }
 
 /// Resolves settings: Config, then `GORT_MAXPROCS`, then defaults.
@@ -100,9 +114,18 @@ pub(crate) fn resolve() -> Resolved {
         Ok(None) => num_cpus::get().max(1),
         Err(e) => panic!("{e}"),
     });
+    let max_threads = pending.max_threads.unwrap_or_else(|| {
+        match std::env::var("GORT_MAX_THREADS").map(|v| v.trim().parse::<usize>()) {
+            Err(_) => super::machine::DEFAULT_MAX_THREADS,
+            Ok(Ok(n)) if n > 0 => n,
+            Ok(_) => panic!("gort: GORT_MAX_THREADS must be a positive integer"),
+        }
+    });
     Resolved {
         max_procs,
         stack_size: stack::round_size(pending.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE)),
+        // The Ms holding processors count too.
+        max_threads: max_threads.max(max_procs),
     }
 }
 

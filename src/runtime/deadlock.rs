@@ -1,29 +1,118 @@
-//! Accounting for deadlock detection and goroutine dumps.
+//! Deadlock detection: "fatal error: all goroutines are asleep - deadlock!".
 //!
-//! Plain threads that block in a gort primitive are counted here, so that the runtime can
-//! tell "every thread is waiting on gort" from "some thread might still act".
+//! A report kills the program, so it must never be wrong. It belongs to programs whose entry
+//! is `#[gort::main]` (the runtime starts before any user code). sysmon reports when, on two
+//! consecutive looks at least 10 ms apart with no M woken in between:
+//!
+//! - every M holding a P is idle (parked on the idle list), no M runs a goroutine (none is in
+//!   a system call or `blocking`), and no run queue holds a goroutine;
+//! - no timer is armed and no goroutine or thread waits for I/O;
+//! - every OS thread of the process is either the runtime's own (Ms, sysmon, the poller) or a
+//!   plain thread parked in a gort primitive (`PARKED_PLAIN`, kept exact by the parkers: the
+//!   count goes down when the *waker* takes the token to a parked thread, not when the thread
+//!   gets round to running). A std thread that is computing, or blocked in something that is
+//!   not gort (it might still send), means no report.
+//!
+//! The checks cost nothing on the hot paths: sysmon reads counters that exist anyway, and
+//! looks at `/proc` only once everything else says "all asleep".
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-/// Plain threads blocked in a gort primitive right now.
-static BLOCKED_THREADS: AtomicUsize = AtomicUsize::new(0);
+use super::scheduler::Sched;
 
-/// Runs `park` (a plain thread's blocking wait), counted as blocked in gort.
-pub(crate) fn thread_blocked(park: impl FnOnce()) {
-    BLOCKED_THREADS.fetch_add(1, Ordering::SeqCst);
-    park();
-    BLOCKED_THREADS.fetch_sub(1, Ordering::SeqCst);
+/// Plain threads parked in a gort primitive with no wake-up token on the way.
+pub(crate) static PARKED_PLAIN: AtomicUsize = AtomicUsize::new(0);
+/// Runtime threads that are not Ms (sysmon, the network poller).
+static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Set by `run_main`: this program's entry is `#[gort::main]`.
+static MAIN_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Counts a runtime thread that is not an M.
+pub(crate) fn runtime_thread_started() {
+    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// A textual dump of what the runtime knows (goroutine count, processors).
-pub(crate) fn dump_string() -> String {
-    match super::scheduler::try_get() {
-        None => "gort: runtime not started".to_string(),
-        Some(s) => format!(
-            "gort: {} goroutines, {} processors, {} plain threads blocked in gort",
-            s.num_goroutines(),
-            s.nprocs,
-            BLOCKED_THREADS.load(Ordering::Relaxed)
-        ),
+/// Turns deadlock reports on (called by `#[gort::main]`'s entry).
+pub(crate) fn enable() {
+    MAIN_MODE.store(true, Ordering::SeqCst);
+}
+
+/// The process's OS thread count, from /proc.
+fn os_threads() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Fields after the command name start at field 3; num_threads is field 20.
+    after.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// sysmon's view of a possible deadlock across looks.
+#[derive(Default)]
+pub(crate) struct Detector {
+    /// (wakes counter, schedtick sum, when) of the last look that found everyone asleep.
+    candidate: Option<(u64, u64, Instant)>,
+}
+
+impl Detector {
+    pub(crate) fn check(&mut self, sched: &Sched) {
+        if !MAIN_MODE.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(snapshot) = asleep(sched) else {
+            self.candidate = None;
+            return;
+        };
+        match self.candidate {
+            Some((w, t, at)) if (w, t) == (snapshot.0, snapshot.1) => {
+                if at.elapsed() >= Duration::from_millis(10) {
+                    report();
+                }
+            }
+            _ => self.candidate = Some((snapshot.0, snapshot.1, Instant::now())),
+        }
     }
+}
+
+/// If everything is asleep, the (wakes, schedtick sum) that proves nothing moved since.
+fn asleep(sched: &Sched) -> Option<(u64, u64)> {
+    let wakes = sched.wakes.load(Ordering::SeqCst);
+    if sched.nidle.load(Ordering::SeqCst) != sched.nprocs
+        || !sched.global_is_empty()
+        || sched.procs.iter().any(|p| !p.is_empty())
+        || crate::time::timers::next_deadline().is_some()
+        || crate::runtime::io_waiters() > 0
+    {
+        return None;
+    }
+    {
+        let all = sched.machines.all.lock().unwrap_or_else(|e| e.into_inner());
+        if all
+            .iter()
+            .any(|m| !m.current.load(Ordering::SeqCst).is_null())
+        {
+            return None;
+        }
+    }
+    let expected = sched.machines.count.load(Ordering::SeqCst)
+        + RUNTIME_THREADS.load(Ordering::SeqCst)
+        + PARKED_PLAIN.load(Ordering::SeqCst);
+    if os_threads()? != expected {
+        return None;
+    }
+    let ticks: u64 = sched
+        .procs
+        .iter()
+        .map(|p| p.schedtick.load(Ordering::SeqCst) as u64)
+        .sum();
+    (sched.wakes.load(Ordering::SeqCst) == wakes
+        && sched.nidle.load(Ordering::SeqCst) == sched.nprocs)
+        .then_some((wakes, ticks))
+}
+
+fn report() -> ! {
+    eprintln!(
+        "fatal error: all goroutines are asleep - deadlock!\n\n{}",
+        super::dump::dump_string(true)
+    );
+    std::process::exit(2);
 }

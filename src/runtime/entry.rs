@@ -11,6 +11,7 @@ use super::spawn::{spawn_with, Options};
 /// with `main`'s `Termination`), so `main` may return a non-`Send` error type. When the main
 /// goroutine panics, the panic continues on the main thread (exit code 101).
 pub fn run_main<T: Termination + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ExitCode {
+    crate::runtime::deadlock::enable();
     let h = spawn_with(
         move || f().report(),
         Options {
@@ -63,7 +64,7 @@ fn run_test_inner<R: Send + 'static>(
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => {
-            eprintln!("{}", crate::runtime::deadlock::dump_string());
+            eprintln!("{}", crate::runtime::dump::dump_string(false));
             panic!("gort test watchdog: `{name}` did not finish within {timeout} s (GORT_TEST_TIMEOUT)");
         }
     }

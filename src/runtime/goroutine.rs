@@ -11,8 +11,8 @@
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
-//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker that wins the
-//! `PARKED -> IDLE` CAS is the one that makes it runnable. That single ownership is what lets
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose swap
+//! takes the state out of PARKED is the one that makes it runnable. That single ownership is what lets
 //! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
 //!
 //! # Safety
@@ -26,12 +26,13 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
+use super::machine::Machine;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
@@ -45,6 +46,8 @@ pub(crate) enum Suspend {
     Park,
     /// It yielded (`yield_now`): the worker queues it behind the others.
     Yield,
+    /// It came back from `blocking` and its M lost its P: queue it for another M.
+    Requeue,
 }
 
 /// How a goroutine's entry is called: to run it, or to report that it could not start.
@@ -55,9 +58,9 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function wrapped with panic
-/// catching and result delivery (see `spawn.rs`).
-pub(crate) type Entry = Box<dyn FnOnce(Start) + Send>;
+/// The goroutine's body as the runtime sees it: the user's function with panic catching and
+/// result delivery (`spawn::Task`).
+pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
 
 type Co = Coroutine<(), Suspend, (), Stack>;
 
@@ -107,6 +110,10 @@ pub(crate) struct Goroutine {
     /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
     /// it to recognise an overflow).
     pub(crate) guard: [AtomicUsize; 2],
+    /// The M this goroutine is locked to (`lock_os_thread`), or null.
+    locked: AtomicPtr<Machine>,
+    /// Set when the goroutine has finished (for the dump registry).
+    finished: AtomicBool,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
     /// Set by the goroutine when it starts; used by it to suspend.
@@ -136,6 +143,8 @@ impl Goroutine {
             wait_since: AtomicU64::new(0),
             user_token: AtomicBool::new(false),
             guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            locked: AtomicPtr::new(std::ptr::null_mut()),
+            finished: AtomicBool::new(false),
             run: UnsafeCell::new(Run {
                 entry: Some(entry),
                 coroutine: None,
@@ -155,29 +164,61 @@ impl Goroutine {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }
 
+    /// The raw park state (debugging).
+    pub(crate) fn debug_park_state(&self) -> u8 {
+        self.park.load(Ordering::SeqCst)
+    }
+
     /// True while the goroutine is parked (for dumps; racy by nature).
     pub(crate) fn is_parked(&self) -> bool {
         self.park.load(Ordering::Relaxed) == PARKED
     }
 
     /// Called by the worker after the goroutine suspended with `Suspend::Park`. Returns true
-    /// if it is now parked; false if a token arrived meanwhile (run it again).
+    /// if it is now parked; false if a token arrived meanwhile (run it again: it consumes the
+    /// token when it resumes).
     pub(crate) fn commit_park(&self) -> bool {
-        match self
-            .park
+        self.park
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(_) => {
-                // NOTIFIED: the park returns, consuming the token.
-                self.park.store(IDLE, Ordering::Relaxed);
-                false
-            }
-        }
+            .is_ok()
+    }
+
+    /// The M this goroutine is locked to, if any.
+    #[inline]
+    pub(crate) fn locked_machine(&self) -> Option<&'static Machine> {
+        let m = self.locked.load(Ordering::Acquire);
+        // SAFETY: a locked goroutine's M waits for it and does not exit while it is locked;
+        // Machines are also kept alive by the scheduler's list of all Ms.
+        (!m.is_null()).then(|| unsafe { &*m })
+    }
+
+    /// True if locked to `m`.
+    pub(crate) fn is_locked_to(&self, m: &Machine) -> bool {
+        std::ptr::eq(self.locked.load(Ordering::Relaxed), m)
+    }
+
+    /// Locks this goroutine to `m` (null: unlocks).
+    pub(crate) fn lock_to(&self, m: *const Machine) {
+        self.locked.store(m as *mut Machine, Ordering::Release);
+    }
+
+    /// Unlocks when the goroutine ends.
+    pub(crate) fn unlock_machine(&self) {
+        self.locked.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Marks the goroutine finished.
+    pub(crate) fn mark_finished(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// True once finished.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 
     /// Suspends the running goroutine (must be the current one) back to its worker.
-    fn suspend(&self, why: Suspend) {
+    pub(crate) fn suspend(&self, why: Suspend) {
         let y = self.yielder.get();
         debug_assert!(!y.is_null());
         // SAFETY: the yielder was set when this goroutine started and lives as long as its
@@ -279,32 +320,24 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         .store(crate::time::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
+    // Consume the token that woke us. An RMW with Acquire: it reads the last unpark's swap,
+    // so every waker's writes before its unpark are visible to our caller's re-check.
+    g.park.swap(IDLE, Ordering::Acquire);
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);
     true
 }
 
 /// Makes `g`'s token available; if it was parked, makes it runnable.
+///
+/// Always an RMW (`swap`), never a load-and-return: a waker's writes before `unpark` must be
+/// released to the goroutine even when a token is already pending (with a plain load, the
+/// goroutine could consume the older token, miss this waker's condition, and park for good).
+/// The waker that swaps out PARKED is the one that makes it runnable; the goroutine then
+/// runs with the state NOTIFIED and consumes it when it resumes (`park_current`).
 pub(crate) fn unpark(g: &GRef) {
-    let mut state = g.park.load(Ordering::Acquire);
-    loop {
-        let (next, wake) = match state {
-            NOTIFIED => return,
-            IDLE => (NOTIFIED, false),
-            _ => (IDLE, true), // PARKED
-        };
-        match g
-            .park
-            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                if wake {
-                    super::scheduler::ready(g.clone(), false);
-                }
-                return;
-            }
-            Err(s) => state = s,
-        }
+    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        super::scheduler::ready(g.clone(), false);
     }
 }
 

@@ -23,9 +23,8 @@
 //! ```
 //!
 //! Goroutine states are in `goroutine.rs`, the park protocol in `park.rs`, the idle and wake
-//! protocol in `scheduler.rs`, the search order in `worker.rs`. P and M are separate types so
-//! that a P can be handed from one M to another (a worker blocked in a system call hands its
-//! P to a spare thread); today each M holds the P with its own index for its whole life.
+//! protocol in `scheduler.rs`, the search order in `worker.rs`, the hand-off of a P from a
+//! stuck M to another in `machine.rs`, and the monitor that decides it in `sysmon.rs`.
 //!
 //! # Thread identity
 //! A goroutine may resume on a different OS thread after any blocking point (channel
@@ -34,20 +33,29 @@
 
 pub(crate) mod config;
 pub(crate) mod deadlock;
+pub(crate) mod dump;
 pub(crate) mod entry;
 pub(crate) mod goroutine;
+pub(crate) mod machine;
 pub(crate) mod panic;
 pub(crate) mod processor;
 pub(crate) mod scheduler;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 pub(crate) mod stack;
+pub(crate) mod syscall;
+pub(crate) mod sysmon;
 pub(crate) mod worker;
 
-use std::sync::atomic::Ordering;
-
 pub use config::{Config, ConfigError};
+pub use dump::dump;
 pub use spawn::{spawn, JoinHandle};
+pub use syscall::{blocking, lock_os_thread, unlock_os_thread};
+
+/// Goroutines and threads parked waiting for I/O (the deadlock detector's view of netpoll).
+pub(crate) fn io_waiters() -> usize {
+    0
+}
 
 /// Starts the runtime if it is not running yet.
 pub(crate) fn ensure_started() {
@@ -79,14 +87,6 @@ pub fn yield_now() {
     if !goroutine::yield_current() {
         std::thread::yield_now();
     }
-}
-
-/// Runs a blocking call (file I/O, DNS, a blocking C library) without holding up other
-/// goroutines.
-///
-/// On a plain thread this just calls `f`.
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    f()
 }
 
 /// The id of the current goroutine, or `None` on a plain thread.

@@ -6,9 +6,9 @@
 //! - `queue` is a bounded MPMC ring (256). The owner pushes and pops; thieves pop too (half
 //!   of it at a time). When it is full, half of it moves to the global queue (Go's
 //!   `runqputslow`), so the owner never blocks on a full queue.
-//! - `local` is used only by the thread that currently holds the P (an M): its stack cache,
-//!   scheduling tick and random source. Holding a P is exclusive: a P is held by at most one
-//!   worker thread at a time (a later hand-off moves it whole from one thread to another).
+//! - `local` is used only by the thread that currently holds the P (an M), and only while that
+//!   M is in the scheduler (phase SCHED, see machine.rs): its stack cache, scheduling tick and
+//!   random source. A P in SCHED cannot be taken away, so this access is exclusive.
 //!
 //! # Safety
 //! `runnext` stores `Arc::into_raw` pointers: whoever swaps a non-null pointer out owns that
@@ -17,7 +17,7 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -34,13 +34,8 @@ pub(crate) const LOCAL_QUEUE: usize = 256;
 pub(crate) struct Local {
     /// Free stacks (default size).
     pub(crate) stacks: StackCache,
-    /// Scheduling rounds; every 61st looks at the global queue first (fairness).
-    pub(crate) tick: u32,
     /// Random source for steal victims.
     pub(crate) rng: SmallRng,
-    /// Goroutine ids reserved by this processor: `next_id..id_end` (Go's goidcache).
-    pub(crate) next_id: u64,
-    pub(crate) id_end: u64,
 }
 
 /// A processor.
@@ -56,6 +51,12 @@ pub(crate) struct Processor {
     pub(crate) live: AtomicIsize,
     /// Owner-only state (module safety notes).
     local: UnsafeCell<Local>,
+    /// Owner M id and phase (machine.rs has the table); the hand-off protocol.
+    pub(crate) state: AtomicU64,
+    /// The M holding this processor (valid while `state` names it as owner).
+    pub(crate) owner: AtomicPtr<super::machine::Machine>,
+    /// Goroutine switches on this processor; sysmon watches it to spot a stuck M.
+    pub(crate) schedtick: AtomicU32,
 }
 
 // SAFETY: `runnext` and `queue` are thread-safe; `local` is only accessed by the single
@@ -72,11 +73,11 @@ impl Processor {
             queue: ArrayQueue::new(LOCAL_QUEUE),
             local: UnsafeCell::new(Local {
                 stacks: StackCache::default(),
-                tick: 0,
                 rng: SmallRng::seed_from_u64(0x9E37_79B9_7F4A_7C15 ^ id as u64),
-                next_id: 0,
-                id_end: 0,
             }),
+            state: AtomicU64::new(super::machine::pack(0, super::machine::FREE)),
+            owner: AtomicPtr::new(ptr::null_mut()),
+            schedtick: AtomicU32::new(0),
             live: AtomicIsize::new(0),
         }
     }
@@ -84,7 +85,8 @@ impl Processor {
     /// The owner-only state.
     ///
     /// # Safety
-    /// The caller holds this processor, and no other reference from `local` is alive.
+    /// The caller's M holds this processor in phase SCHED, and no other reference from
+    /// `local` is alive.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn local(&self) -> &mut Local {
         // SAFETY: exclusive by the caller's contract.

@@ -20,43 +20,37 @@
 //! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
 //! busy, workers fire due timers each time they schedule.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::ptr;
+use std::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_queue::SegQueue;
 
 use super::goroutine::GRef;
+use super::machine::{Machine, Machines};
 use super::processor::{Processor, LOCAL_QUEUE};
-use crate::park::ThreadParker;
 use crate::time::timers;
-
-/// An OS worker thread's shared part (M).
-pub(crate) struct Machine {
-    /// Where the thread sleeps when idle.
-    pub(crate) parker: ThreadParker,
-    /// Set (under the idle lock) by a waker that took this worker off the idle list and
-    /// counted it as spinning.
-    pub(crate) woken_spinning: AtomicBool,
-}
 
 /// The scheduler.
 pub(crate) struct Sched {
     /// The processors (P), one per unit of parallelism (`max_procs`).
     pub(crate) procs: Box<[Processor]>,
-    /// The worker threads (M), index-aligned with the processor each one starts with.
-    pub(crate) machines: Box<[Machine]>,
+    /// The OS threads (M) and the spare pool.
+    pub(crate) machines: Machines,
     /// Goroutines made runnable off the workers, and local-queue overflow.
     global: SegQueue<GRef>,
     /// Approximate length of `global` (for batch sizing and cheap emptiness checks).
     global_len: AtomicUsize,
-    /// Idle worker indices; guarded, with `Machine::woken_spinning`, by this lock.
-    idle: Mutex<Vec<usize>>,
+    /// Idle Ms holding a P; guarded, with `Machine::woken_spinning`, by this lock.
+    idle: Mutex<Vec<Arc<Machine>>>,
     /// `idle.len()`, readable without the lock.
-    nidle: AtomicUsize,
-    /// Workers looking for work (spinning) right now.
+    pub(crate) nidle: AtomicUsize,
+    /// Ms looking for work (spinning) right now.
     nspinning: AtomicUsize,
-    /// Index + 1 of the idle worker that watches timers, 0 if none.
-    watcher: AtomicUsize,
+    /// Idle Ms woken so far (deadlock detection watches it for activity).
+    pub(crate) wakes: AtomicU64,
+    /// The idle M that watches timers, or null. It is in `idle` (so alive) while set.
+    watcher: AtomicPtr<Machine>,
     /// The deadline the watcher sleeps until (timer-epoch ns); u64::MAX while it computes it.
     watcher_deadline: AtomicU64,
     /// Default usable stack size.
@@ -66,7 +60,7 @@ pub(crate) struct Sched {
     /// Goroutines spawned minus finished off the workers (plain threads); the rest of the
     /// count is sharded in `Processor::live`.
     live_off_workers: AtomicIsize,
-    /// Next goroutine id.
+    /// Next goroutine id (reserved in batches by each thread).
     pub(crate) next_id: AtomicU64,
 }
 
@@ -94,18 +88,14 @@ fn start() -> &'static Sched {
         started = true;
         Sched {
             procs: (0..cfg.max_procs).map(Processor::new).collect(),
-            machines: (0..cfg.max_procs)
-                .map(|_| Machine {
-                    parker: ThreadParker::new(),
-                    woken_spinning: AtomicBool::new(false),
-                })
-                .collect(),
+            machines: Machines::new(cfg.max_threads),
             global: SegQueue::new(),
             global_len: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             nidle: AtomicUsize::new(0),
             nspinning: AtomicUsize::new(0),
-            watcher: AtomicUsize::new(0),
+            wakes: AtomicU64::new(0),
+            watcher: AtomicPtr::new(ptr::null_mut()),
             watcher_deadline: AtomicU64::new(u64::MAX),
             stack_size: cfg.stack_size,
             nprocs: cfg.max_procs,
@@ -116,21 +106,24 @@ fn start() -> &'static Sched {
     if started {
         super::panic::install_hook();
         super::signal::install();
-        for i in 0..sched.nprocs {
-            std::thread::Builder::new()
-                .name(format!("gort-worker-{i}"))
-                .spawn(move || super::worker::run(i))
-                .expect("gort: cannot start a worker thread");
+        super::dump::install_sigquit();
+        for p in sched.procs.iter() {
+            sched.machines.start(p);
         }
+        super::sysmon::start();
     }
     sched
 }
 
-/// Makes `g` runnable. `spawned`: a new goroutine (always offers work to idle workers, as
+/// Makes `g` runnable. `spawned`: a new goroutine (always offers work to idle Ms, as
 /// Go's `newproc` does); an unparked one wakes others only if it displaced work.
 pub(crate) fn ready(g: GRef, spawned: bool) {
+    if let Some(m) = g.locked_machine() {
+        m.ready_locked(g);
+        return;
+    }
     let sched = get();
-    match super::worker::current_processor() {
+    match super::machine::current_processor() {
         Some(p) => {
             let displaced = p.push_next(g);
             if displaced || spawned {
@@ -149,41 +142,23 @@ pub(crate) fn timer_armed(when: u64) {
     let Some(sched) = try_get() else { return };
     fence(Ordering::SeqCst);
     let w = sched.watcher.load(Ordering::SeqCst);
-    if w != 0 {
+    if !w.is_null() {
         if when < sched.watcher_deadline.load(Ordering::SeqCst) {
-            sched.machines[w - 1].parker.unpark();
+            // SAFETY: the watcher is an idle M holding a P; such Ms never exit, and the
+            // Machine is kept alive by `Machines::all` in any case.
+            unsafe { (*w).parker.unpark() };
         }
     } else if sched.nidle.load(Ordering::SeqCst) > 0 {
-        // Nobody watches timers: an idle worker will, once woken.
+        // Nobody watches timers: an idle M will, once woken.
         sched.wake_any_idle();
     }
 }
 
-/// Goroutine ids are reserved in batches per processor (Go's goidcache).
-const ID_BATCH: u64 = 64;
-
 impl Sched {
-    /// A new goroutine id.
-    pub(crate) fn new_id(&self) -> u64 {
-        match super::worker::current_processor() {
-            Some(p) => {
-                // SAFETY: this thread holds `p`; the reference ends within this block.
-                let l = unsafe { p.local() };
-                if l.next_id == l.id_end {
-                    l.next_id = self.next_id.fetch_add(ID_BATCH, Ordering::Relaxed);
-                    l.id_end = l.next_id + ID_BATCH;
-                }
-                l.next_id += 1;
-                l.next_id - 1
-            }
-            None => self.next_id.fetch_add(1, Ordering::Relaxed),
-        }
-    }
-
     /// Counts a goroutine spawned (+1) or finished (-1) in `num_goroutines`.
     #[inline]
     pub(crate) fn count_live(&self, delta: isize) {
-        match super::worker::current_processor() {
+        match super::machine::current_processor() {
             Some(p) => p.live.fetch_add(delta, Ordering::Relaxed),
             None => self.live_off_workers.fetch_add(delta, Ordering::Relaxed),
         };
@@ -202,7 +177,11 @@ impl Sched {
 
     pub(crate) fn push_global(&self, g: GRef) {
         self.global.push(g);
-        self.global_len.fetch_add(1, Ordering::Release);
+        self.global_len.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn global_is_empty(&self) -> bool {
+        self.global_len.load(Ordering::SeqCst) == 0
     }
 
     pub(crate) fn pop_global(&self) -> Option<GRef> {
@@ -244,7 +223,7 @@ impl Sched {
                 .is_some_and(|d| d <= timers::to_nanos(std::time::Instant::now()))
     }
 
-    /// Wakes one idle worker if there is no spinning worker to pick up new work.
+    /// Wakes one idle M if there is no spinning M to pick up new work.
     #[inline]
     pub(crate) fn wake_idle(&self) {
         fence(Ordering::SeqCst);
@@ -263,7 +242,7 @@ impl Sched {
         }
     }
 
-    /// Wakes an idle worker whatever the spinning count (it will count itself spinning).
+    /// Wakes an idle M whatever the spinning count (it will count itself spinning).
     fn wake_any_idle(&self) {
         self.nspinning.fetch_add(1, Ordering::SeqCst);
         if !self.pop_idle_and_wake() {
@@ -271,32 +250,31 @@ impl Sched {
         }
     }
 
-    /// Takes a worker off the idle list, marks it spinning and unparks it.
+    /// Takes an M off the idle list, marks it spinning and unparks it.
     fn pop_idle_and_wake(&self) -> bool {
         let m = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             let m = idle.pop();
-            if let Some(m) = m {
+            if let Some(m) = &m {
                 self.nidle.fetch_sub(1, Ordering::SeqCst);
-                self.machines[m]
-                    .woken_spinning
-                    .store(true, Ordering::SeqCst);
+                m.woken_spinning.store(true, Ordering::SeqCst);
             }
             m
         };
         match m {
             Some(m) => {
-                self.machines[m].parker.unpark();
+                self.wakes.fetch_add(1, Ordering::Relaxed);
+                m.parker.unpark();
                 true
             }
             None => false,
         }
     }
 
-    /// Counts the caller as spinning if not too many workers already are
+    /// Counts the caller as spinning if not too many Ms already are
     /// (at most half of the busy ones, as Go limits it).
     pub(crate) fn try_start_spinning(&self) -> bool {
-        let busy = self.nprocs - self.nidle.load(Ordering::SeqCst);
+        let busy = self.nprocs - self.nidle.load(Ordering::SeqCst).min(self.nprocs);
         if 2 * self.nspinning.load(Ordering::SeqCst) >= busy.max(1) {
             return false;
         }
@@ -309,33 +287,33 @@ impl Sched {
         self.nspinning.fetch_sub(1, Ordering::SeqCst) == 1
     }
 
-    /// Puts worker `m` on the idle list.
-    pub(crate) fn enter_idle(&self, m: usize) {
+    /// Puts M `m` (holding a P) on the idle list.
+    pub(crate) fn enter_idle(&self, m: &Arc<Machine>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push(m);
+        idle.push(m.clone());
         self.nidle.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Takes worker `m` off the idle list. Returns true if a waker had already taken it off
+    /// Takes M `m` off the idle list. Returns true if a waker had already taken it off
     /// and counted it as spinning (then the caller is spinning).
-    pub(crate) fn leave_idle(&self, m: usize) -> bool {
+    pub(crate) fn leave_idle(&self, m: &Arc<Machine>) -> bool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = idle.iter().position(|&x| x == m) {
+        if let Some(pos) = idle.iter().position(|x| Arc::ptr_eq(x, m)) {
             idle.swap_remove(pos);
             self.nidle.fetch_sub(1, Ordering::SeqCst);
+            self.wakes.fetch_add(1, Ordering::Relaxed);
             false
         } else {
-            self.machines[m]
-                .woken_spinning
-                .swap(false, Ordering::SeqCst)
+            m.woken_spinning.swap(false, Ordering::SeqCst)
         }
     }
 
-    /// Parks idle worker `m`; one idle worker also sleeps no longer than the next timer.
-    pub(crate) fn park_idle(&self, m: usize) {
+    /// Parks idle M `m`; one idle M also sleeps no longer than the next timer.
+    pub(crate) fn park_idle(&self, m: &Arc<Machine>) {
+        let me = Arc::as_ptr(m) as *mut Machine;
         let watching = self
             .watcher
-            .compare_exchange(0, m + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(ptr::null_mut(), me, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
         let deadline = if watching {
             self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
@@ -347,10 +325,10 @@ impl Sched {
         } else {
             None
         };
-        self.machines[m].parker.park(deadline);
+        m.parker.park(deadline);
         if watching {
             self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
-            self.watcher.store(0, Ordering::SeqCst);
+            self.watcher.store(ptr::null_mut(), Ordering::SeqCst);
         }
     }
 }

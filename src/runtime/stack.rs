@@ -229,6 +229,16 @@ pub(crate) fn exhausted() -> bool {
     EXHAUSTED.load(Ordering::Relaxed)
 }
 
+/// Gives a stack back to the global pool (from an M that holds no processor).
+pub(crate) fn put_global(stack: Stack, default_size: usize) {
+    let mut cache = StackCache::default();
+    cache.put(stack, default_size);
+    let mut global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    if global.len() < GLOBAL_MAX {
+        global.append(&mut cache.stacks);
+    }
+}
+
 /// A processor's private cache of default-size stacks.
 ///
 /// Only the thread that currently holds the processor uses its cache.

@@ -1,4 +1,5 @@
-//! The worker thread (M): find a runnable goroutine, run it until it parks, yields or ends.
+//! The scheduling loop of an M holding a P: find a runnable goroutine, run it until it parks,
+//! yields or ends; handle losing the P while a goroutine runs.
 //!
 //! ```text
 //!  find_runnable:  every 61st round: global queue first (fairness)
@@ -10,85 +11,65 @@
 //!                  go idle: publish, re-check, park (see scheduler.rs)
 //! ```
 //!
-//! # Safety
-//! The thread-local processor pointer is set while this thread holds a processor; holding is
-//! exclusive, so `Processor::local` may be used through it. It is read through an
-//! `#[inline(never)]` accessor (see `goroutine.rs` on thread-local caching across switches).
+//! Around each resume the P's phase goes SCHED -> RUNNING (a plain store: only the owner
+//! writes SCHED) and back with a CAS that fails if the P was taken away meanwhile
+//! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
+//! touching the P's owner-only state — a goroutine that is still runnable goes to the global
+//! queue — and returns to `machine::run_thread`, which parks it as a spare.
 
-use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::goroutine::{self, GRef, SendCoroutine, Start, Suspend};
+use super::machine::{pack, Machine, FREE, RUNNING, SCHED};
 use super::processor::Processor;
-use super::scheduler::{self, Sched};
-use super::signal;
+use super::scheduler::Sched;
+use super::{signal, stack};
 use crate::time::timers;
 
-thread_local! {
-    /// The processor this worker thread holds, or null.
-    static PROCESSOR: Cell<*const Processor> = const { Cell::new(std::ptr::null()) };
-}
-
-/// The processor held by the current thread (a worker), if any.
-#[inline(never)]
-pub(crate) fn current_processor() -> Option<&'static Processor> {
-    let p = PROCESSOR.with(|c| c.get());
-    // SAFETY: processors live in the scheduler, which is never dropped ('static).
-    (!p.is_null()).then(|| unsafe { &*p })
-}
-
-#[inline(never)]
-fn set_processor(p: *const Processor) {
-    PROCESSOR.with(|c| c.set(p));
-}
-
-/// The body of worker thread `m`.
-pub(crate) fn run(m: usize) {
-    let sched = scheduler::get();
-    signal::install_thread();
-    set_processor(&sched.procs[m]);
+/// Runs goroutines on `m` for as long as it holds a P.
+pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {
     let mut spinning = false;
-    loop {
-        let g = find_runnable(sched, m, &mut spinning);
-        execute(sched, g);
+    while let Some(g) = find_runnable(sched, m, &mut spinning) {
+        execute(sched, m, g);
+        if m.processor().is_none() {
+            return;
+        }
     }
 }
 
-/// Finds a goroutine to run; parks the thread while there is none.
-fn find_runnable(sched: &'static Sched, m: usize, spinning: &mut bool) -> GRef {
+/// Finds a goroutine to run; parks the thread while there is none. None if `m` no longer
+/// holds a P.
+fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -> Option<GRef> {
     loop {
-        let p = current_processor().expect("worker holds a processor");
-        // SAFETY: this thread holds `p`; no other `local` reference is alive.
-        let tick = unsafe {
-            let l = p.local();
-            l.tick = l.tick.wrapping_add(1);
-            l.tick
-        };
+        let p = m.processor()?;
+        let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
+        m.tick.store(tick, Ordering::Relaxed);
         if tick % 61 == 0 {
             if let Some(g) = sched.pop_global() {
                 found(sched, spinning);
-                return g;
+                return Some(g);
             }
         }
         timers::run_due();
         if let Some(g) = p.pop() {
             found(sched, spinning);
-            return g;
+            return Some(g);
         }
         if let Some(g) = sched.pop_global_batch(p) {
             found(sched, spinning);
-            return g;
+            return Some(g);
         }
         if !*spinning && sched.nprocs > 1 {
             *spinning = sched.try_start_spinning();
         }
         if *spinning {
-            if let Some(g) = steal(sched, p) {
+            if let Some(g) = spin(sched, p) {
                 found(sched, spinning);
-                return g;
+                return Some(g);
             }
             *spinning = false;
             if sched.stop_spinning() && sched.any_work() {
@@ -98,7 +79,7 @@ fn find_runnable(sched: &'static Sched, m: usize, spinning: &mut bool) -> GRef {
             }
         }
         sched.enter_idle(m);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
             sched.park_idle(m);
         }
@@ -106,8 +87,35 @@ fn find_runnable(sched: &'static Sched, m: usize, spinning: &mut bool) -> GRef {
     }
 }
 
-/// A spinning worker found work: stop spinning; if it was the last spinner, wake another
-/// so that more work finds a worker (Go's `resetspinning`).
+/// How long a spinning M keeps looking before it parks. While one M spins, new work does
+/// not wake another (no futex wake on the spawner's path), so bursts of spawns and wake-ups
+/// are picked up without a thread wake each; an M with nothing to do parks after this.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// Looks for work for up to `SPIN`: stealing, the global queue, due timers.
+fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
+    let until = Instant::now() + SPIN;
+    for round in 0u32.. {
+        if let Some(g) = steal(sched, p).or_else(|| sched.pop_global_batch(p)) {
+            return Some(g);
+        }
+        if timers::run_due() > 0 {
+            if let Some(g) = p.pop() {
+                return Some(g);
+            }
+        }
+        if round % 8 == 7 && Instant::now() >= until {
+            return None;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
+    None
+}
+
+/// A spinning M found work: stop spinning; if it was the last spinner, wake another
+/// so that more work finds an M (Go's `resetspinning`).
 fn found(sched: &Sched, spinning: &mut bool) {
     if *spinning {
         *spinning = false;
@@ -121,7 +129,7 @@ fn found(sched: &Sched, spinning: &mut bool) {
 fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
     let n = sched.procs.len();
     for round in 0..4 {
-        // SAFETY: this thread holds `p`; the reference ends within the statement.
+        // SAFETY: our M holds `p` in SCHED; the reference ends within the statement.
         let start = unsafe { rand::Rng::random_range(&mut p.local().rng, 0..n) };
         for k in 0..n {
             let victim = &sched.procs[(start + k) % n];
@@ -160,62 +168,164 @@ fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
     None
 }
 
-/// Runs `g` until it parks, yields or finishes.
-fn execute(sched: &'static Sched, g: GRef) {
-    // SAFETY: we popped `g` from a queue, so this worker owns it (goroutine.rs table).
+/// Gives the stack-owning coroutine to a goroutine that runs for the first time. Returns
+/// false if it could not start (no stack): it has then completed with an error.
+fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
+    // SAFETY: this M owns `g` (popped from a queue, or its locked M).
     let run = unsafe { &mut *g.run.get() };
-    if run.coroutine.is_none() {
-        let entry = run.entry.take().expect("a new goroutine has an entry");
-        let p = current_processor().expect("worker holds a processor");
-        let stack = match run.stack.take() {
-            Some(s) => Ok(s),
-            // SAFETY: this thread holds `p`.
-            None => unsafe { p.local() }
+    if run.coroutine.is_some() {
+        return true;
+    }
+    let entry = run.entry.take().expect("a new goroutine has an entry");
+    let stack = match run.stack.take() {
+        Some(s) => Ok(s),
+        None => match m.processor() {
+            // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
+            Some(p) => unsafe { p.local() }
                 .stacks
                 .get(g.stack_size, sched.stack_size),
-        };
-        let stack = match stack {
-            Ok(s) => s,
-            Err(e) => {
-                entry(Start::Fail(e));
-                return;
-            }
-        };
-        signal::set_guard(&g, stack.guard());
-        let gp = Arc::as_ptr(&g);
-        let co = Coroutine::with_stack(stack, move |y, ()| {
-            // SAFETY: the worker holds a GRef for as long as the goroutine runs, so `gp` is
-            // live whenever this code runs.
-            unsafe { (*gp).set_yielder(y) };
-            entry(Start::Run);
-        });
-        run.coroutine = Some(SendCoroutine(co));
+            None => stack::Stack::new(g.stack_size),
+        },
+    };
+    let stack = match stack {
+        Ok(s) => s,
+        Err(e) => {
+            entry.run(Start::Fail(e));
+            g.mark_finished();
+            return false;
+        }
+    };
+    signal::set_guard(g, stack.guard());
+    let gp = Arc::as_ptr(g);
+    let co = Coroutine::with_stack(stack, move |y, ()| {
+        // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
+        // is live whenever this code runs.
+        unsafe { (*gp).set_yielder(y) };
+        entry.run(Start::Run);
+    });
+    run.coroutine = Some(SendCoroutine(co));
+    true
+}
+
+/// Runs `g` (owned by this M) until it parks, yields or finishes, and deals with the outcome.
+pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
+    if !prepare(sched, m, &g) {
+        return;
     }
-    let co = &mut run.coroutine.as_mut().expect("coroutine exists").0;
     loop {
+        let p = m.processor();
+        if let Some(p) = p {
+            p.state.store(pack(m.id, RUNNING), Ordering::Release);
+            p.schedtick.store(
+                p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
+        m.current
+            .store(Arc::as_ptr(&g) as *mut _, Ordering::Release);
+        // SAFETY: this M owns `g`; nobody else touches `run` while it runs here.
+        let co = &mut unsafe { &mut *g.run.get() }
+            .coroutine
+            .as_mut()
+            .expect("coroutine exists")
+            .0;
         goroutine::set_current(Arc::as_ptr(&g));
         let r = co.resume(());
         goroutine::set_current(std::ptr::null());
+        m.current.store(std::ptr::null_mut(), Ordering::Release);
+        let held = p.is_some_and(|p| {
+            p.state
+                .compare_exchange(
+                    pack(m.id, RUNNING),
+                    pack(m.id, SCHED),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        });
+        if p.is_some() && !held {
+            // The P was taken while the goroutine ran (sysmon or `blocking`).
+            m.p.store(std::ptr::null_mut(), Ordering::Release);
+        }
+        let locked = g.is_locked_to(m);
         match r {
             CoroutineResult::Yield(Suspend::Park) => {
-                if g.commit_park() {
-                    // It may already be running elsewhere: do not touch `run` again.
+                if !g.commit_park() {
+                    // A wake-up arrived during the switch: it is runnable again.
+                    if held || locked {
+                        continue;
+                    }
+                    sched.push_global(g);
+                    sched.wake_idle();
                     return;
                 }
+                if !locked {
+                    return;
+                }
+                // A locked goroutine only runs on this M: wait for it here.
+                g = wait_locked(sched, m);
             }
             CoroutineResult::Yield(Suspend::Yield) => {
-                let p = current_processor().expect("worker holds a processor");
-                p.push_tail(g);
+                if locked {
+                    give_away_processor(sched, m);
+                    continue;
+                }
+                match m.processor() {
+                    Some(p) if held => p.push_tail(g),
+                    _ => {
+                        sched.push_global(g);
+                        sched.wake_idle();
+                    }
+                }
+                return;
+            }
+            CoroutineResult::Yield(Suspend::Requeue) => {
+                // Back from `blocking` without a P: someone else runs it.
+                if locked {
+                    continue;
+                }
+                sched.push_global(g);
+                sched.wake_idle();
                 return;
             }
             CoroutineResult::Return(()) => {
-                let co = run.coroutine.take().expect("coroutine exists");
-                let stack = co.0.into_stack();
-                let p = current_processor().expect("worker holds a processor");
-                // SAFETY: this thread holds `p`.
-                unsafe { p.local() }.stacks.put(stack, sched.stack_size);
+                // SAFETY: this M owns `g`; the coroutine has finished.
+                let co = unsafe { &mut *g.run.get() }
+                    .coroutine
+                    .take()
+                    .expect("coroutine exists");
+                let s = co.0.into_stack();
+                match m.processor() {
+                    // SAFETY: our M holds `p` in SCHED.
+                    Some(p) if held => unsafe { p.local() }.stacks.put(s, sched.stack_size),
+                    _ => stack::put_global(s, sched.stack_size),
+                }
+                g.mark_finished();
+                g.unlock_machine();
                 return;
             }
         }
+    }
+}
+
+/// Hands this M's P (if it holds one, in SCHED) to another M, so that the goroutines queued
+/// on it run while this M serves a locked goroutine.
+fn give_away_processor(sched: &Sched, m: &Machine) {
+    if let Some(p) = m.processor() {
+        m.p.store(std::ptr::null_mut(), Ordering::Release);
+        p.owner.store(std::ptr::null_mut(), Ordering::Release);
+        p.state.store(pack(0, FREE), Ordering::Release);
+        sched.machines.start(p);
+    }
+}
+
+/// Waits (without a P) until the goroutine locked to this M is runnable again.
+fn wait_locked(sched: &Sched, m: &Machine) -> GRef {
+    give_away_processor(sched, m);
+    loop {
+        if let Some(g) = m.take_locked() {
+            return g;
+        }
+        m.parker.park(None);
     }
 }

@@ -3,7 +3,15 @@
 //! All of them share one timer structure (`timers.rs`): no thread per timer, and an expired
 //! goroutine is made runnable on a worker, never run on a timer thread.
 
+mod timer;
 pub(crate) mod timers;
+
+pub use timer::{after, after_func, tick, Ticker, Timer};
+
+/// Number of armed timers in the shared timer structure (for tests: a stopped or dropped
+/// timer leaves nothing behind).
+#[doc(hidden)]
+pub use timers::armed_count;
 
 use std::time::{Duration, Instant};
 

@@ -46,9 +46,13 @@ pub fn is_child(name: &str) -> bool {
 pub fn run_child(test_name: &str, env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = Command::new(exe);
-    cmd.env(CHILD, test_name)
-        .env("RUST_BACKTRACE", "0")
-        .args([test_name, "--exact", "--nocapture", "--test-threads", "1"]);
+    cmd.env(CHILD, test_name).env("RUST_BACKTRACE", "0").args([
+        test_name,
+        "--exact",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }

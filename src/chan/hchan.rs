@@ -1,0 +1,396 @@
+//! The channel itself (Go's `hchan`): a FIFO buffer and two wait queues under one lock.
+//!
+//! The lock is `lock.rs`'s spin lock (critical sections are tiny and never block).
+//!
+//! One structure serves every capacity, as in Go: `cap == 0` is a rendezvous (the buffer stays
+//! empty and values go straight from a waiting sender's frame to a waiting receiver's, Go's
+//! sudog hand-off), `0 < cap < usize::MAX` is a bounded ring allocated up front, and
+//! `cap == usize::MAX` is unbounded (a send never waits). A `VecDeque` of a zero-sized type
+//! never allocates, so `chan::<()>` costs nothing per element.
+//!
+//! # Invariants (under the lock)
+//! - At most one of `sendq` and `recvq` holds live real waiters: a receiver only waits when
+//!   the buffer is empty and no sender waits; a sender only waits when the buffer is full and
+//!   no receiver waits (Go: "at least one of c.sendq and c.recvq is empty").
+//! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
+//!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
+//! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
+//! - `len` mirrors `buf.len()`, `closed_flag` mirrors `closed || rx_gone` for the lock-free
+//!   fast paths; both are written under the lock.
+//!
+//! The lock is never held while parking, running user code, or unparking (park.rs rule 3):
+//! `Wakes` collects the waiters to unpark until after the unlock.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use super::lock::{SpinGuard, SpinLock};
+use super::waiter::{Context, Entry, WaitQueue, Wakes};
+use crate::park::WaitReason;
+
+/// The state guarded by the channel lock.
+pub(crate) struct Inner<T> {
+    /// Buffered values, oldest first.
+    pub(crate) buf: VecDeque<T>,
+    /// Closed by `close()` or by the last Sender's drop.
+    pub(crate) closed: bool,
+    /// Every Receiver is gone.
+    pub(crate) rx_gone: bool,
+    /// Waiting senders (packets hold `Some(value)`), and observers of "send is ready".
+    pub(crate) sendq: WaitQueue,
+    /// Waiting receivers (packets hold `None` until filled), and observers of "recv is ready".
+    pub(crate) recvq: WaitQueue,
+}
+
+/// A channel.
+pub(crate) struct Chan<T> {
+    /// The buffer and wait queues, under the channel lock.
+    inner: SpinLock<Inner<T>>,
+    /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
+    pub(crate) cap: usize,
+    /// Number of buffered values (written under the lock).
+    len: AtomicUsize,
+    /// `closed` (written under the lock), for lock-free checks.
+    closed_flag: AtomicBool,
+    /// `rx_gone` (written under the lock).
+    rx_gone_flag: AtomicBool,
+    /// `sendq` is not empty (written under the lock; may be stale-true, never stale-false
+    /// while the lock is not held).
+    senders_waiting: AtomicBool,
+    /// Live `Sender` handles.
+    pub(crate) senders: AtomicUsize,
+    /// Live `Receiver` handles.
+    pub(crate) receivers: AtomicUsize,
+    /// The last Sender's drop does not close the channel (timer channels: Go's never close).
+    pub(crate) keep_open: bool,
+    /// Run once when every Receiver is gone, outside the lock (a timer channel stops its
+    /// timer: nobody can receive its value any more).
+    pub(crate) on_rx_gone: OnceLock<RxGoneHook>,
+}
+
+/// See `Chan::on_rx_gone`.
+pub(crate) type RxGoneHook = Box<dyn Fn() + Send + Sync>;
+
+/// An unbounded channel's buffer gives memory back once it has drained to a quarter of a
+/// large capacity (a burst of a million values does not pin their memory for ever).
+#[inline]
+fn shrink_unbounded<T>(buf: &mut VecDeque<T>) {
+    let cap = buf.capacity();
+    if cap > 4096 && buf.len() < cap / 4 {
+        buf.shrink_to(cap / 2);
+    }
+}
+
+/// What an attempt to receive found.
+pub(crate) enum TryRecv<T> {
+    Got(T),
+    Empty,
+    Closed,
+}
+
+/// What an attempt to send found; the value comes back unless sent.
+pub(crate) enum TrySend<T> {
+    Sent,
+    Full(T),
+    Closed(T),
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn new(cap: usize) -> Chan<T> {
+        let buf = if cap == usize::MAX || cap == 0 {
+            VecDeque::new()
+        } else {
+            let bytes = cap.checked_mul(std::mem::size_of::<T>());
+            if bytes.map_or(true, |b| b > isize::MAX as usize) {
+                panic!(
+                    "gort::chan: capacity {cap} is too large to allocate ({} bytes per element)",
+                    std::mem::size_of::<T>()
+                );
+            }
+            let mut buf = VecDeque::new();
+            if let Err(e) = buf.try_reserve_exact(cap) {
+                panic!("gort::chan: capacity {cap} is too large to allocate: {e}");
+            }
+            buf
+        };
+        Chan {
+            inner: SpinLock::new(Inner {
+                buf,
+                closed: false,
+                rx_gone: false,
+                sendq: WaitQueue::new(),
+                recvq: WaitQueue::new(),
+            }),
+            cap,
+            len: AtomicUsize::new(0),
+            closed_flag: AtomicBool::new(false),
+            rx_gone_flag: AtomicBool::new(false),
+            senders_waiting: AtomicBool::new(false),
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+            keep_open: false,
+            on_rx_gone: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, Inner<T>> {
+        self.inner.lock()
+    }
+
+    /// Number of buffered values.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Closed by `close()` or the last Sender.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed_flag.load(Ordering::Acquire)
+    }
+
+    /// Every Receiver is gone.
+    #[inline]
+    pub(crate) fn is_rx_gone(&self) -> bool {
+        self.rx_gone_flag.load(Ordering::Acquire)
+    }
+
+    /// A cheap lock-free check that a receive cannot complete now (Go's `empty(c)` fast
+    /// path of non-blocking receives): nothing buffered, no sender waiting, not closed.
+    /// May say "not empty" wrongly (then the caller locks); never the reverse at the moment
+    /// it read the flags.
+    #[inline]
+    pub(crate) fn surely_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+            && !self.senders_waiting.load(Ordering::Acquire)
+            && !self.closed_flag.load(Ordering::Acquire)
+    }
+
+    /// Receives under the lock if possible. Waiting senders' observers are notified.
+    #[inline]
+    pub(crate) fn try_recv_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> TryRecv<T> {
+        if let Some(v) = inner.buf.pop_front() {
+            // The buffer was full if senders wait: move the first one's value in (FIFO).
+            if let Some(e) = inner.sendq.claim_first(wakes) {
+                // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is
+                // alive and ours to use until we `complete` it.
+                let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+                inner
+                    .buf
+                    .push_back(val.expect("a waiting sender holds its value"));
+                e.cx.complete();
+                wakes.push(e.cx);
+            } else {
+                self.len.store(inner.buf.len(), Ordering::Release);
+                if self.cap == usize::MAX {
+                    shrink_unbounded(&mut inner.buf);
+                }
+            }
+            self.update_senders_waiting(inner);
+            return TryRecv::Got(v);
+        }
+        if let Some(e) = inner.sendq.claim_first(wakes) {
+            // SAFETY: as above.
+            let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+            e.cx.complete();
+            wakes.push(e.cx);
+            self.update_senders_waiting(inner);
+            return TryRecv::Got(val.expect("a waiting sender holds its value"));
+        }
+        self.update_senders_waiting(inner);
+        if inner.closed {
+            TryRecv::Closed
+        } else {
+            TryRecv::Empty
+        }
+    }
+
+    /// Sends under the lock if possible.
+    #[inline]
+    pub(crate) fn try_send_locked(
+        &self,
+        inner: &mut Inner<T>,
+        v: T,
+        wakes: &mut Wakes,
+    ) -> TrySend<T> {
+        if inner.closed || inner.rx_gone {
+            return TrySend::Closed(v);
+        }
+        if let Some(e) = inner.recvq.claim_first(wakes) {
+            // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
+            // is alive and ours to fill until we `complete` it.
+            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            e.cx.complete();
+            wakes.push(e.cx);
+            return TrySend::Sent;
+        }
+        if inner.buf.len() < self.cap {
+            inner.buf.push_back(v);
+            self.len.store(inner.buf.len(), Ordering::Release);
+            return TrySend::Sent;
+        }
+        TrySend::Full(v)
+    }
+
+    #[inline]
+    fn update_senders_waiting(&self, inner: &Inner<T>) {
+        let w = !inner.sendq.is_empty();
+        if self.senders_waiting.load(Ordering::Relaxed) != w {
+            self.senders_waiting.store(w, Ordering::Release);
+        }
+    }
+
+    /// Blocking (or timed) receive.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        match self.try_recv_locked(&mut inner, &mut wakes) {
+            TryRecv::Got(v) => {
+                drop(inner);
+                wakes.run();
+                return Ok(v);
+            }
+            TryRecv::Closed => {
+                drop(inner);
+                wakes.run();
+                return Err(None);
+            }
+            TryRecv::Empty => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(inner);
+            wakes.run();
+            return Err(Some(()));
+        }
+        let cx = Context::new();
+        let mut packet: Option<T> = None;
+        inner.recvq.push(Entry {
+            cx: cx.clone(),
+            case: 0,
+            packet: std::ptr::addr_of_mut!(packet).cast(),
+        });
+        drop(inner);
+        wakes.run();
+        let r = cx.wait(WaitReason::ChanReceive, deadline);
+        Context::recycle(cx);
+        match r {
+            // Filled by a sender, or left None by close.
+            Some(_) => packet.ok_or(None),
+            None => Err(Some(())),
+        }
+    }
+
+    /// Blocking (or timed) send. `Err((v, timed_out))` hands the value back.
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let v = match self.try_send_locked(&mut inner, v, &mut wakes) {
+            TrySend::Sent => {
+                drop(inner);
+                wakes.run();
+                return Ok(());
+            }
+            TrySend::Closed(v) => {
+                drop(inner);
+                wakes.run();
+                return Err((v, false));
+            }
+            TrySend::Full(v) => v,
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(inner);
+            wakes.run();
+            return Err((v, true));
+        }
+        let cx = Context::new();
+        let mut packet: Option<T> = Some(v);
+        inner.sendq.push(Entry {
+            cx: cx.clone(),
+            case: 0,
+            packet: std::ptr::addr_of_mut!(packet).cast(),
+        });
+        self.senders_waiting.store(true, Ordering::Release);
+        drop(inner);
+        wakes.run();
+        let r = cx.wait(WaitReason::ChanSend, deadline);
+        Context::recycle(cx);
+        match r {
+            // Taken by a receiver, or left in place by close / every Receiver gone.
+            Some(_) => match packet {
+                None => Ok(()),
+                Some(v) => Err((v, false)),
+            },
+            None => Err((packet.expect("an aborted send keeps its value"), true)),
+        }
+    }
+
+    /// Closes the channel: wakes every waiter. Returns false if it was already closed.
+    pub(crate) fn close(&self) -> bool {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        inner.closed = true;
+        self.closed_flag.store(true, Ordering::Release);
+        inner.recvq.release_all(&mut wakes);
+        inner.sendq.release_all(&mut wakes);
+        self.update_senders_waiting(&inner);
+        drop(inner);
+        wakes.run();
+        true
+    }
+
+    /// Every Receiver is gone: wake every waiting sender with its value.
+    pub(crate) fn disconnect_receivers(&self) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        inner.rx_gone = true;
+        self.rx_gone_flag.store(true, Ordering::Release);
+        inner.sendq.release_all(&mut wakes);
+        self.update_senders_waiting(&inner);
+        drop(inner);
+        wakes.run();
+        if let Some(hook) = self.on_rx_gone.get() {
+            hook();
+        }
+    }
+
+    /// Can a receive complete now? (For select registration and `ready`.) Observers of
+    /// "send ready" are notified if `notify` (the caller is a receiver about to wait).
+    pub(crate) fn recv_ready_locked(
+        &self,
+        inner: &mut Inner<T>,
+        me: Option<&Arc<Context>>,
+        notify: bool,
+        wakes: &mut Wakes,
+    ) -> bool {
+        let ready =
+            !inner.buf.is_empty() || inner.closed || inner.sendq.has_partner(me, notify, wakes);
+        self.update_senders_waiting(inner);
+        ready
+    }
+
+    /// Can a send complete now?
+    pub(crate) fn send_ready_locked(
+        &self,
+        inner: &mut Inner<T>,
+        me: Option<&Arc<Context>>,
+        notify: bool,
+        wakes: &mut Wakes,
+    ) -> bool {
+        inner.closed
+            || inner.rx_gone
+            || inner.buf.len() < self.cap
+            || inner.recvq.has_partner(me, notify, wakes)
+    }
+
+    /// Publishes that senders may be waiting (after pushing onto `sendq`).
+    #[inline]
+    pub(crate) fn mark_senders_waiting(&self) {
+        self.senders_waiting.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,349 @@
+//! Waiters (Go's sudog): the context a blocked operation or select parks on, the entries it
+//! leaves in channel wait queues, and the queues themselves.
+//!
+//! # The claim protocol (crossbeam's `Context::try_select`, Go's `selectDone`)
+//! A blocking operation — one `send`/`recv`, or a whole `select!` — creates one [`Context`]
+//! and leaves an [`Entry`] (context, case index, packet pointer) in the wait queue of each
+//! channel it waits on. Whoever completes it first *claims* the context with one CAS:
+//!
+//! ```text
+//!  state        | meaning                                  | who moves it
+//!  -------------+------------------------------------------+-----------------------------
+//!  WAITING      | parked (or about to park), claimable      | -
+//!  ABORTED      | gave up (timeout, or a case became ready  | the waiter itself
+//!               | while it was registering)                 |
+//!  2 + i        | case i was completed by a peer            | the peer that won the CAS
+//! ```
+//!
+//! The claimer, still holding the lock of the channel whose queue held the entry, moves the
+//! value through the packet, then sets `done` (Release) and, after unlocking, unparks the
+//! waiter. The waiter parks in a loop until it sees `done` (Acquire): spurious wake-ups are
+//! harmless (park.rs rule 1) and a claimed waiter never returns before its packet is written.
+//!
+//! # Packets
+//! `packet` points into the waiting operation's own stack frame: an `Option<T>` that holds the
+//! value a sender offers (a receiver takes it) or the slot a receiver waits on (a sender fills
+//! it). A null packet marks an *observer*: a dynamic `Select::ready` waiting for readiness only;
+//! a peer that meets one notifies it and goes on looking for a real partner.
+//!
+//! # Lazy unregistration
+//! When a select completes, its entries on the other channels are not removed: their context
+//! is no longer WAITING, so nobody can claim them, so nobody ever dereferences their packet
+//! (which may be gone). Queues drop such stale entries when they meet them at the front, and
+//! sweep them when they grow past twice their live size, so a loop of selects on a channel
+//! that never becomes ready uses bounded memory, and waking one of n selects is O(1)
+//! (Go's chanlinear test).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::park::{self, Unparker, WaitReason};
+
+const WAITING: usize = 0;
+const ABORTED: usize = 1;
+const FIRST_CASE: usize = 2;
+
+/// One blocking operation or select, as its peers see it.
+pub struct Context {
+    /// WAITING, ABORTED or FIRST_CASE + the completed case (table above).
+    state: AtomicUsize,
+    /// Set (Release) by the claimer once the packet is written.
+    done: AtomicBool,
+    /// Wakes the waiting goroutine or thread.
+    unparker: Unparker,
+}
+
+thread_local! {
+    /// Finished contexts kept for reuse by the next blocking operations on this thread (two,
+    /// so that two goroutines taking turns on one worker each find their own).
+    static SPARE: [Cell<Option<Arc<Context>>>; 2] = const { [Cell::new(None), Cell::new(None)] };
+}
+
+// The accessors are not inlined: a goroutine may resume on another thread after parking,
+// and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
+#[inline(never)]
+fn take_spare(me: *const ()) -> Option<Arc<Context>> {
+    SPARE.with(|s| {
+        let a = s[0].take();
+        if a.as_ref().is_some_and(|cx| cx.target() == me) {
+            return a;
+        }
+        let b = s[1].take();
+        if b.as_ref().is_some_and(|cx| cx.target() == me) {
+            s[0].set(a);
+            return b;
+        }
+        s[1].set(b);
+        a
+    })
+}
+
+#[inline(never)]
+fn put_spare(cx: Arc<Context>) {
+    SPARE.with(|s| {
+        let old = s[0].replace(Some(cx));
+        s[1].set(old);
+    });
+}
+
+impl Context {
+    /// A context for the current goroutine or thread.
+    ///
+    /// Reuses one of this thread's spare contexts if nothing else references it any more
+    /// (no stale entry in any queue, no claimer still holding it): `Arc::get_mut` proves
+    /// exclusivity. A spare that already wakes the current goroutine keeps its Unparker.
+    #[inline]
+    pub(crate) fn new() -> Arc<Context> {
+        let me = crate::runtime::goroutine::current_ptr().cast::<()>();
+        if let Some(mut cx) = take_spare(me) {
+            if let Some(c) = Arc::get_mut(&mut cx) {
+                *c.state.get_mut() = WAITING;
+                *c.done.get_mut() = false;
+                if me.is_null() || c.target() != me {
+                    c.unparker = park::current();
+                }
+                return cx;
+            }
+        }
+        Arc::new(Context {
+            state: AtomicUsize::new(WAITING),
+            done: AtomicBool::new(false),
+            unparker: park::current(),
+        })
+    }
+
+    /// The goroutine this context wakes (null for a plain thread).
+    #[inline]
+    fn target(&self) -> *const () {
+        self.unparker
+            .goroutine()
+            .map_or(std::ptr::null(), |g| Arc::as_ptr(g).cast())
+    }
+
+    /// Hands a context whose operation is over back for reuse.
+    #[inline]
+    pub(crate) fn recycle(cx: Arc<Context>) {
+        put_spare(cx);
+    }
+
+    /// Still claimable?
+    #[inline]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WAITING
+    }
+
+    /// Claims the context for `case`. Only the winner may write the packet.
+    #[inline]
+    pub(crate) fn try_claim(&self, case: usize) -> bool {
+        self.state
+            .compare_exchange(
+                WAITING,
+                FIRST_CASE + case,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The waiter gives up. False if a peer claimed it first (then wait for `done`).
+    #[inline]
+    pub(crate) fn try_abort(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the claimed operation complete (packet written). The caller unparks later.
+    #[inline]
+    pub(crate) fn complete(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn unpark(&self) {
+        self.unparker.unpark();
+    }
+
+    /// The completed case; call after `wait` returned it.
+    #[inline]
+    fn selected(&self) -> usize {
+        self.state.load(Ordering::Acquire) - FIRST_CASE
+    }
+
+    /// Parks until a peer completes a case (returns it) or `deadline` passes and the waiter
+    /// aborts (returns None).
+    pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Option<usize> {
+        let mut aborting_failed = false;
+        loop {
+            if self.done.load(Ordering::Acquire) {
+                return Some(self.selected());
+            }
+            match deadline {
+                Some(d) if !aborting_failed => {
+                    if Instant::now() >= d {
+                        if self.try_abort() {
+                            return None;
+                        }
+                        // Claimed meanwhile: the claimer sets `done` and unparks us.
+                        aborting_failed = true;
+                        continue;
+                    }
+                    park::park_until(reason, d);
+                }
+                _ => park::park(reason),
+            }
+        }
+    }
+}
+
+/// A waiter's place in one channel's queue.
+pub(crate) struct Entry {
+    /// The waiting operation.
+    pub(crate) cx: Arc<Context>,
+    /// Which case of the waiter this entry is.
+    pub(crate) case: usize,
+    /// `*mut Option<T>` in the waiter's frame, or null for an observer.
+    pub(crate) packet: *mut (),
+}
+
+// SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
+// waits for, keeping the packet alive), under the channel lock; moving the pointer between
+// threads is what the protocol is for. `T: Send` is required by the channel that casts it.
+unsafe impl Send for Entry {}
+
+impl Entry {
+    #[inline]
+    pub(crate) fn is_observer(&self) -> bool {
+        self.packet.is_null()
+    }
+}
+
+/// Contexts to unpark once the channel lock is released.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    /// The first (usually only) context to wake; no allocation for it.
+    first: Option<Arc<Context>>,
+    /// Any others (close, observers).
+    rest: Vec<Arc<Context>>,
+}
+
+impl Wakes {
+    #[inline]
+    pub(crate) fn push(&mut self, cx: Arc<Context>) {
+        if self.first.is_none() {
+            self.first = Some(cx);
+        } else {
+            self.rest.push(cx);
+        }
+    }
+
+    /// Unparks them all. Call after unlocking.
+    #[inline]
+    pub(crate) fn run(self) {
+        if let Some(cx) = self.first {
+            cx.unpark();
+            for cx in self.rest {
+                cx.unpark();
+            }
+        }
+    }
+}
+
+/// A channel's queue of waiting senders or receivers, FIFO. Guarded by the channel lock.
+pub(crate) struct WaitQueue {
+    /// Entries in arrival order; some may be stale (context no longer WAITING).
+    q: VecDeque<Entry>,
+    /// Sweep stale entries when the queue reaches this length.
+    sweep_at: usize,
+}
+
+const MIN_SWEEP: usize = 16;
+
+impl WaitQueue {
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            q: VecDeque::new(),
+            sweep_at: MIN_SWEEP,
+        }
+    }
+
+    pub(crate) fn push(&mut self, e: Entry) {
+        if self.q.len() >= self.sweep_at {
+            self.q.retain(|e| e.cx.is_waiting());
+            self.sweep_at = (2 * self.q.len()).max(MIN_SWEEP);
+        }
+        self.q.push_back(e);
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Takes the first waiter that is a real operation and claims it; observers met on the
+    /// way are claimed and queued in `wakes` (their condition may have changed), stale
+    /// entries are dropped. The caller must complete the returned entry.
+    #[inline]
+    pub(crate) fn claim_first(&mut self, wakes: &mut Wakes) -> Option<Entry> {
+        while let Some(e) = self.q.pop_front() {
+            if e.cx.try_claim(e.case) {
+                if e.is_observer() {
+                    e.cx.complete();
+                    wakes.push(e.cx);
+                    continue;
+                }
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Claims and completes every waiter (close, or every Receiver gone): packets are left
+    /// as they are, which their owners read as "closed".
+    pub(crate) fn release_all(&mut self, wakes: &mut Wakes) {
+        for e in self.q.drain(..) {
+            if e.cx.try_claim(e.case) {
+                e.cx.complete();
+                wakes.push(e.cx);
+            }
+        }
+    }
+
+    /// Is a real operation of some other context waiting? Drops stale entries; if
+    /// `notify_observers`, claims and notifies observers on the way (the caller is a real
+    /// operation about to wait, which makes the observed operation ready).
+    pub(crate) fn has_partner(
+        &mut self,
+        me: Option<&Arc<Context>>,
+        notify_observers: bool,
+        wakes: &mut Wakes,
+    ) -> bool {
+        let mut i = 0;
+        while i < self.q.len() {
+            let e = &self.q[i];
+            if me.is_some_and(|me| Arc::ptr_eq(&e.cx, me)) {
+                i += 1;
+                continue;
+            }
+            if !e.cx.is_waiting() {
+                self.q.remove(i);
+                continue;
+            }
+            if e.is_observer() {
+                if notify_observers && e.cx.try_claim(e.case) {
+                    let e = self.q.remove(i).expect("index in range");
+                    e.cx.complete();
+                    wakes.push(e.cx);
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            return true;
+        }
+        false
+    }
+}

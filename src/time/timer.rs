@@ -1,0 +1,334 @@
+//! Channel timers: `after`, `tick`, [`Timer`] and [`Ticker`], on the shared timer heap
+//! (`timers.rs`).
+//!
+//! Each is a capacity-1 channel plus one heap timer whose callback (on a worker thread,
+//! never blocking) does a `try_send` of the current time. A ticker's callback re-arms itself
+//! one period after the deadline it fired for, so the phase is kept; if the receiver is slow
+//! the buffered tick stays and later ticks are dropped (Go's `time.Ticker`).
+//!
+//! # Go 1.23 semantics: no stale values
+//! A `state` lock orders the callback's send against `stop`/`reset`: the callback sends only
+//! if the deadline it fired for is still the armed one, and `stop`/`reset` drain the channel
+//! under the same lock. So after `stop` or `reset` returns, no value from before can be
+//! received. `stop`/`reset` return true if they prevented a delivery (the timer was armed,
+//! or its value was still unreceived and is discarded), as Go 1.23's do.
+//!
+//! # Leaving nothing behind
+//! The heap timer holds only a `Weak` to the timer's state: dropping a `Timer` or `Ticker`
+//! drops its heap timer, which removes it from the heap at once. `after` and `tick` have no
+//! handle: their state keeps itself alive (`keep`) until the one value is sent (`after`) or
+//! every Receiver is gone (`tick`, noticed at the next tick).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use super::timers;
+use crate::chan::{self, Receiver, Sender, TrySendError};
+
+struct State {
+    /// The armed deadline (timer-epoch ns), None when stopped or fired (one-shot).
+    when: Option<u64>,
+    /// The period of a ticker.
+    period: Option<Duration>,
+}
+
+/// What to run instead of sending (`after_func`), in a new goroutine.
+type Func = Arc<dyn Fn() + Send + Sync>;
+
+struct Shared {
+    tx: Sender<Instant>,
+    /// `after_func`'s function: fired in a new goroutine instead of sending.
+    func: Option<Func>,
+    state: Mutex<State>,
+    timer: timers::Timer,
+    /// For `after`/`tick`: a reference to itself while no handle exists.
+    keep: Mutex<Option<Arc<Shared>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn far_future(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+impl Shared {
+    fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
+        let (tx, rx) = chan::chan_keep_open(1);
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let weak = weak.clone();
+            Shared {
+                tx,
+                func,
+                state: Mutex::new(State { when: None, period }),
+                timer: timers::Timer::new(move |deadline| {
+                    if let Some(s) = weak.upgrade() {
+                        s.fire(deadline);
+                    }
+                }),
+                keep: Mutex::new(None),
+            }
+        });
+        (shared, rx)
+    }
+
+    /// The heap timer fired for `deadline` (runs on a worker; must not block).
+    fn fire(self: &Arc<Self>, deadline: Instant) {
+        let mut st = lock(&self.state);
+        if st.when != Some(timers::to_nanos(deadline)) {
+            return; // stopped or reset since it was armed
+        }
+        let now = Instant::now();
+        let sent = match &self.func {
+            Some(f) => {
+                let f = f.clone();
+                drop(crate::runtime::spawn(move || f()));
+                Ok(())
+            }
+            None => self.tx.try_send(now),
+        };
+        match st.period {
+            None => {
+                st.when = None;
+                drop(st);
+                drop(lock(&self.keep).take());
+            }
+            Some(_) if matches!(sent, Err(TrySendError::Closed(_))) => {
+                // Every Receiver is gone: nobody can tick any more.
+                st.when = None;
+                drop(st);
+                drop(lock(&self.keep).take());
+            }
+            Some(p) => {
+                let mut next = far_future(deadline, p);
+                if next <= now {
+                    // Fell behind (a stalled runtime): skip whole periods, keep the phase.
+                    let behind = (now - deadline).as_nanos();
+                    let k = (behind / p.as_nanos().max(1) + 1).min(u32::MAX as u128) as u32;
+                    next = far_future(deadline, p.saturating_mul(k));
+                }
+                st.when = Some(timers::to_nanos(next));
+                self.timer.start(next);
+            }
+        }
+    }
+
+    /// Arms for `now + d`, or delivers at once if `d` is zero (one-shot only).
+    fn arm(self: &Arc<Self>, st: &mut State, d: Duration) {
+        let now = Instant::now();
+        let when = far_future(now, d);
+        // Already due (zero, or shorter than reading the clock): deliver now rather than
+        // through the heap, as Go 1.23 runs an expired channel timer synchronously.
+        if st.period.is_none() && self.func.is_none() {
+            let fired = Instant::now();
+            if fired >= when {
+                st.when = None;
+                let _ = self.tx.try_send(fired);
+                return;
+            }
+        }
+        st.when = Some(timers::to_nanos(when));
+        if self.func.is_some() {
+            // `after_func`: scheduled until it runs or is stopped, handle or not.
+            *lock(&self.keep) = Some(self.clone());
+        }
+        self.timer.start(when);
+    }
+
+    /// Disarms and drains; true if a delivery was prevented.
+    fn stop(&self, rx: &Receiver<Instant>) -> bool {
+        let mut st = lock(&self.state);
+        let pending = st.when.take().is_some();
+        self.timer.stop();
+        let drained = rx.try_recv().is_ok();
+        drop(st);
+        drop(lock(&self.keep).take());
+        pending || drained
+    }
+
+    fn reset(
+        self: &Arc<Self>,
+        rx: &Receiver<Instant>,
+        d: Duration,
+        period: Option<Duration>,
+    ) -> bool {
+        let mut st = lock(&self.state);
+        let pending = st.when.take().is_some();
+        self.timer.stop();
+        let drained = rx.try_recv().is_ok();
+        if period.is_some() {
+            st.period = period;
+        }
+        self.arm(&mut st, d);
+        pending || drained
+    }
+
+    /// Keeps itself alive without a handle (`after`, `tick`) until it has fired for good,
+    /// or every Receiver of its channel is gone (then it stops at once: nothing is left in
+    /// the timer heap for a value nobody can receive).
+    fn detach(self: &Arc<Self>) {
+        let st = lock(&self.state);
+        if st.when.is_some() {
+            *lock(&self.keep) = Some(self.clone());
+            let weak = Arc::downgrade(self);
+            let _ = self.tx.chan.on_rx_gone.set(Box::new(move || {
+                if let Some(s) = weak.upgrade() {
+                    let mut st = lock(&s.state);
+                    st.when = None;
+                    s.timer.stop();
+                    drop(st);
+                    drop(lock(&s.keep).take());
+                }
+            }));
+        }
+    }
+}
+
+/// A single event: after the duration, the current time is sent on [`Timer::receiver`]
+/// (Go's `time.Timer`). Dropping the Timer stops it.
+///
+/// Go 1.23 semantics: once [`stop`](Timer::stop) or [`reset`](Timer::reset) returns, no
+/// value from before can be received. The channel never closes.
+///
+/// ```
+/// use std::time::Duration;
+/// let t = gort::time::Timer::new(Duration::from_millis(1));
+/// assert!(t.receiver().recv().is_ok());
+/// ```
+pub struct Timer {
+    shared: Arc<Shared>,
+    rx: Receiver<Instant>,
+}
+
+impl Timer {
+    /// A timer that fires once after `d` (at once if `d` is zero).
+    pub fn new(d: Duration) -> Timer {
+        let (shared, rx) = Shared::new(None, None);
+        shared.arm(&mut lock(&shared.state), d);
+        Timer { shared, rx }
+    }
+
+    /// The channel the time is sent on.
+    pub fn receiver(&self) -> &Receiver<Instant> {
+        &self.rx
+    }
+
+    /// Stops the timer. Returns true if this prevented a delivery (the timer had not fired,
+    /// or its value had not been received and is now discarded); false if it was already
+    /// stopped or its value already received.
+    pub fn stop(&self) -> bool {
+        self.shared.stop(&self.rx)
+    }
+
+    /// Re-arms the timer to fire after `d`, discarding any unreceived value. Returns what
+    /// `stop` would have.
+    pub fn reset(&self, d: Duration) -> bool {
+        self.shared.reset(&self.rx, d, None)
+    }
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("armed", &lock(&self.shared.state).when.is_some())
+            .finish()
+    }
+}
+
+/// Delivers the time every period on [`Ticker::receiver`] (Go's `time.Ticker`). The channel
+/// holds one tick: a slow receiver loses ticks, but the phase is kept. Dropping the Ticker
+/// stops it. Same no-stale-value guarantee as [`Timer`].
+pub struct Ticker {
+    shared: Arc<Shared>,
+    rx: Receiver<Instant>,
+}
+
+impl Ticker {
+    /// A ticker with period `d`.
+    ///
+    /// # Panics
+    /// `non-positive interval for Ticker` if `d` is zero.
+    pub fn new(d: Duration) -> Ticker {
+        if d.is_zero() {
+            panic!("non-positive interval for Ticker");
+        }
+        let (shared, rx) = Shared::new(Some(d), None);
+        shared.arm(&mut lock(&shared.state), d);
+        Ticker { shared, rx }
+    }
+
+    /// The channel the ticks are sent on.
+    pub fn receiver(&self) -> &Receiver<Instant> {
+        &self.rx
+    }
+
+    /// Stops the ticker (no tick is received afterwards). Returns true if it was running or
+    /// an unreceived tick was discarded.
+    pub fn stop(&self) -> bool {
+        self.shared.stop(&self.rx)
+    }
+
+    /// Restarts the ticker with period `d`, the next tick `d` from now; discards an
+    /// unreceived tick.
+    ///
+    /// # Panics
+    /// `non-positive interval for Ticker.Reset` if `d` is zero.
+    pub fn reset(&self, d: Duration) -> bool {
+        if d.is_zero() {
+            panic!("non-positive interval for Ticker.Reset");
+        }
+        self.shared.reset(&self.rx, d, Some(d))
+    }
+}
+
+impl std::fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("Ticker")
+            .field("period", &st.period)
+            .field("running", &st.when.is_some())
+            .finish()
+    }
+}
+
+/// Runs `f` in its own goroutine after `d` (Go's `time.AfterFunc`). The returned Timer's
+/// `stop` cancels the call if it has not started (returns true then); its receiver never
+/// receives. As in Go, dropping the handle does not cancel the call.
+pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
+    let (shared, rx) = Shared::new(None, Some(Arc::new(f)));
+    shared.arm(&mut lock(&shared.state), d);
+    Timer { shared, rx }
+}
+
+/// A channel that receives the time once, after `d` (Go's `time.After`). Ready at once if
+/// `d` is zero. The channel never closes. Use it for timeouts in `select!`:
+///
+/// ```
+/// use std::time::Duration;
+/// let (_tx, rx) = gort::chan::<i32>(0);
+/// let r = gort::select! {
+///     recv(rx) -> v => v.ok(),
+///     recv(gort::time::after(Duration::from_millis(1))) -> _ => None,
+/// };
+/// assert_eq!(r, None);
+/// ```
+pub fn after(d: Duration) -> Receiver<Instant> {
+    let t = Timer::new(d);
+    t.shared.detach();
+    t.rx
+}
+
+/// A channel that receives the time every `d` (Go's `time.Tick`): a slow receiver loses
+/// ticks. It stops once every Receiver is gone. `tick(Duration::ZERO)` never delivers (Go's
+/// `time.Tick(0)` is nil).
+pub fn tick(d: Duration) -> Receiver<Instant> {
+    if d.is_zero() {
+        let (_tx, rx) = chan::chan_keep_open(0);
+        return rx;
+    }
+    let t = Ticker::new(d);
+    t.shared.detach();
+    t.rx.clone()
+}

@@ -1,0 +1,560 @@
+//! Channels: every cell of Go's channel table (Learning Go, Table 12-1, mapped to Rust as
+//! DESIGN.md says), FIFO order, len/cap, the disconnect rules, goroutines and threads mixed.
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gort::chan;
+use gort::chan::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+
+#[test]
+fn maxprocs_1() {
+    common::rerun_single_proc()
+}
+
+// --- Table 12-1, row by row: unbuffered open, unbuffered closed, buffered open (empty /
+// has values / full), buffered closed, nil (an Option that is None, in select.rs).
+
+#[gort::test]
+fn unbuffered_open_read_waits_for_write() {
+    let (tx, rx) = chan::<i32>(0);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    let h = gort::go!(move || rx.recv());
+    gort::time::sleep(Duration::from_millis(5));
+    assert!(!h.is_finished());
+    tx.send(7).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(7));
+}
+
+#[gort::test]
+fn unbuffered_open_write_waits_for_read() {
+    let (tx, rx) = chan::<i32>(0);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let h = gort::go!(move || {
+        tx.send(9).unwrap();
+        d.store(1, Ordering::SeqCst);
+    });
+    gort::time::sleep(Duration::from_millis(5));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "send returned before a receive"
+    );
+    assert_eq!(rx.recv(), Ok(9));
+    h.join().unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+}
+
+#[gort::test]
+fn unbuffered_closed_read_returns_err_write_returns_value_close_panics() {
+    let (tx, rx) = chan::<String>(0);
+    tx.close();
+    assert_eq!(rx.recv(), Err(RecvError));
+    assert_eq!(rx.recv(), Err(RecvError), "forever");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(1)),
+        Err(RecvTimeoutError::Closed)
+    );
+    assert_eq!(tx.send("v".into()), Err(SendError("v".to_string())));
+    assert_eq!(
+        tx.try_send("w".into()),
+        Err(TrySendError::Closed("w".to_string()))
+    );
+    assert_eq!(
+        tx.send_timeout("x".into(), Duration::from_millis(1)),
+        Err(SendTimeoutError::Closed("x".to_string()))
+    );
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.close()));
+    let msg = r.expect_err("second close panics");
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"close of closed channel"));
+    assert!(tx.is_closed() && rx.is_closed());
+}
+
+#[gort::test]
+fn buffered_open_empty_read_waits_not_full_write_does_not() {
+    let (tx, rx) = chan::<i32>(2);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(2)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    assert_eq!(
+        tx.send_timeout(3, Duration::from_millis(2)),
+        Err(SendTimeoutError::Timeout(3))
+    );
+    assert_eq!((tx.len(), tx.cap(), rx.len(), rx.cap()), (2, 2, 2, 2));
+    // A full channel: the write waits until a read makes room.
+    let h = gort::go!(move || tx.send(3));
+    gort::time::sleep(Duration::from_millis(5));
+    assert!(!h.is_finished());
+    assert_eq!(rx.recv(), Ok(1));
+    h.join().unwrap().unwrap();
+    assert_eq!(rx.recv(), Ok(2));
+    assert_eq!(rx.recv(), Ok(3));
+}
+
+#[gort::test]
+fn buffered_closed_read_drains_then_err_len_still_counts() {
+    let (tx, rx) = chan::<i32>(4);
+    for i in 0..3 {
+        tx.send(i).unwrap();
+    }
+    tx.close();
+    assert_eq!(rx.len(), 3, "len counts buffered items after close");
+    assert!(rx.is_closed());
+    assert_eq!(tx.send(9), Err(SendError(9)));
+    assert_eq!(rx.recv(), Ok(0));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(1)), Ok(2));
+    assert_eq!(rx.len(), 0);
+    assert_eq!(rx.recv(), Err(RecvError));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[gort::test]
+fn close_wakes_every_blocked_receiver() {
+    let (tx, rx) = chan::<i32>(0);
+    let hs: Vec<_> = (0..10)
+        .map(|_| {
+            let rx = rx.clone();
+            gort::go!(move || rx.recv())
+        })
+        .collect();
+    gort::time::sleep(Duration::from_millis(5));
+    tx.close();
+    for h in hs {
+        assert_eq!(h.join().unwrap(), Err(RecvError));
+    }
+}
+
+#[gort::test]
+fn close_wakes_every_blocked_sender_with_its_value() {
+    let (tx, rx) = chan::<i32>(1);
+    tx.send(0).unwrap();
+    let hs: Vec<_> = (1..=10)
+        .map(|i| {
+            let tx = tx.clone();
+            gort::go!(move || tx.send(i))
+        })
+        .collect();
+    gort::time::sleep(Duration::from_millis(5));
+    tx.close();
+    let mut back: Vec<i32> = hs
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap_err().0)
+        .collect();
+    back.sort();
+    assert_eq!(back, (1..=10).collect::<Vec<_>>());
+    assert_eq!(rx.recv(), Ok(0));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[gort::test]
+fn last_sender_drop_closes() {
+    let (tx, rx) = chan::<i32>(1);
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert!(!rx.is_closed());
+    drop(tx2);
+    assert!(rx.is_closed());
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[gort::test]
+fn close_then_drop_does_not_panic() {
+    let (tx, rx) = chan::<i32>(0);
+    let tx2 = tx.clone();
+    tx.close();
+    drop(tx);
+    drop(tx2);
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[gort::test]
+fn receivers_gone_send_returns_value() {
+    let (tx, rx) = chan::<Vec<u8>>(1);
+    let rx2 = rx.clone();
+    drop(rx);
+    tx.send(vec![1]).unwrap();
+    drop(rx2);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(vec![2]), Err(SendError(vec![2])));
+    assert_eq!(tx.try_send(vec![3]), Err(TrySendError::Closed(vec![3])));
+    assert_eq!(
+        tx.send_timeout(vec![4], Duration::from_secs(1)),
+        Err(SendTimeoutError::Closed(vec![4]))
+    );
+}
+
+#[gort::test]
+fn receivers_gone_wakes_blocked_senders_with_values() {
+    let (tx, rx) = chan::<i32>(0);
+    let hs: Vec<_> = (0..5)
+        .map(|i| {
+            let tx = tx.clone();
+            gort::go!(move || tx.send(i))
+        })
+        .collect();
+    gort::time::sleep(Duration::from_millis(5));
+    drop(rx);
+    let mut back: Vec<i32> = hs
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap_err().0)
+        .collect();
+    back.sort();
+    assert_eq!(back, vec![0, 1, 2, 3, 4]);
+}
+
+#[gort::test]
+fn fifo_buffered_and_unbuffered() {
+    for cap in [0, 1, 7, 100] {
+        let (tx, rx) = chan::<usize>(cap);
+        let n = 2000;
+        let h = gort::go!(move || {
+            for i in 0..n {
+                tx.send(i).unwrap();
+            }
+        });
+        let got: Vec<usize> = rx.iter().collect();
+        assert_eq!(got, (0..n).collect::<Vec<_>>(), "cap {cap}");
+        h.join().unwrap();
+    }
+}
+
+/// Runs an arrival-order scenario with growing pauses between arrivals (the pause lets each
+/// waiter queue up before the next starts; a loaded machine may need a longer one).
+fn in_order_with_some_pause(scenario: impl Fn(Duration) -> Vec<usize>) {
+    let mut seen = Vec::new();
+    for ms in [3, 20, 100] {
+        let got = scenario(Duration::from_millis(ms));
+        if got.windows(2).all(|w| w[0] < w[1]) {
+            return;
+        }
+        seen.push(got);
+    }
+    panic!("waiters not served in arrival order: {seen:?}");
+}
+
+#[gort::test]
+fn waiting_receivers_served_in_arrival_order() {
+    in_order_with_some_pause(|pause| {
+        let (tx, rx) = chan::<usize>(0);
+        let (otx, orx) = chan::<(usize, usize)>(10);
+        for i in 0..5 {
+            let rx = rx.clone();
+            let otx = otx.clone();
+            gort::go!(move || {
+                let v = rx.recv().unwrap();
+                otx.send((v, i)).unwrap();
+            });
+            gort::time::sleep(pause); // let it queue up
+        }
+        for v in 0..5 {
+            tx.send(v).unwrap();
+        }
+        let mut got: Vec<(usize, usize)> = (0..5).map(|_| orx.recv().unwrap()).collect();
+        got.sort();
+        // Receiver index per value, in value order: 0, 1, 2, 3, 4 if FIFO.
+        got.into_iter().map(|(_, i)| i).collect()
+    });
+}
+
+#[gort::test]
+fn waiting_senders_served_in_arrival_order() {
+    in_order_with_some_pause(|pause| {
+        let (tx, rx) = chan::<usize>(1);
+        tx.send(0).unwrap();
+        for i in 1..6 {
+            let tx = tx.clone();
+            gort::go!(move || tx.send(i).unwrap());
+            gort::time::sleep(pause);
+        }
+        (0..6).map(|_| rx.recv().unwrap()).collect()
+    });
+}
+
+#[gort::test]
+fn len_and_cap() {
+    let (tx, rx) = chan::<u8>(3);
+    assert_eq!((tx.len(), tx.cap()), (0, 3));
+    tx.send(1).unwrap();
+    assert_eq!(rx.len(), 1);
+    assert!(!rx.is_empty());
+    let (utx, urx) = chan::unbounded::<u8>();
+    assert_eq!(urx.cap(), usize::MAX);
+    for i in 0..100 {
+        utx.send(i).unwrap();
+    }
+    assert_eq!(utx.len(), 100);
+    let (ztx, _zrx) = chan::<u8>(0);
+    assert_eq!((ztx.len(), ztx.cap()), (0, 0));
+}
+
+#[gort::test]
+fn iterators() {
+    let (tx, rx) = chan::<i32>(10);
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    for i in 5..8 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let mut v = Vec::new();
+    for x in &rx {
+        v.push(x);
+    }
+    assert_eq!(v, vec![5, 6, 7]);
+    let (tx, rx) = chan::<i32>(0);
+    gort::go!(move || {
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+    });
+    assert_eq!(rx.into_iter().sum::<i32>(), 3);
+}
+
+#[test]
+fn zero_sized_types_work() {
+    let (tx, rx) = chan::<()>(1 << 40); // no allocation per element (or at all)
+    for _ in 0..1000 {
+        tx.send(()).unwrap();
+    }
+    assert_eq!(rx.len(), 1000);
+    assert_eq!(rx.recv(), Ok(()));
+}
+
+#[test]
+#[should_panic(expected = "too large to allocate")]
+fn capacity_too_large_panics() {
+    let _ = chan::<u64>(usize::MAX / 2);
+}
+
+#[test]
+#[should_panic(expected = "too large to allocate")]
+fn capacity_too_large_for_memory_panics() {
+    let _ = chan::<[u8; 4096]>(1 << 40);
+}
+
+#[test]
+fn plain_threads_and_goroutines_mix() {
+    // A thread blocked in recv is woken by a goroutine's send, and the reverse.
+    let (tx, rx) = chan::<i32>(0);
+    let (tx2, rx2) = chan::<i32>(0);
+    let g = gort::go!(move || {
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+            assert_eq!(rx2.recv(), Ok(i * 2));
+        }
+    });
+    for _ in 0..1000 {
+        let v = rx.recv().unwrap();
+        tx2.send(v * 2).unwrap();
+    }
+    g.join().unwrap();
+}
+
+#[test]
+fn plain_threads_only() {
+    let (tx, rx) = chan::<usize>(0);
+    let ts: Vec<_> = (0..4)
+        .map(|t| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    tx.send(t * 1000 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let n = rx.iter().count();
+    assert_eq!(n, 2000);
+    for t in ts {
+        t.join().unwrap();
+    }
+}
+
+#[gort::test]
+fn timeouts_return_values_and_leave_nothing_blocked() {
+    let (tx, rx) = chan::<i32>(0);
+    assert_eq!(
+        tx.send_timeout(5, Duration::from_millis(2)),
+        Err(SendTimeoutError::Timeout(5))
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(2)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    // The timed-out waiters are gone: a try_send finds nobody.
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    let h = gort::go!(move || rx.recv_timeout(Duration::from_secs(10)));
+    gort::time::sleep(Duration::from_millis(2));
+    tx.send(3).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(3));
+}
+
+#[gort::test]
+fn mpmc_stress_counts_and_sums() {
+    let n = common::stress(20_000);
+    for cap in [0usize, 1, 64] {
+        let (tx, rx) = chan::<usize>(cap);
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let tx = tx.clone();
+                gort::go!(move || {
+                    for i in 0..n {
+                        tx.send(p * n + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                gort::go!(move || rx.iter().fold((0usize, 0usize), |(c, s), v| (c + 1, s + v)))
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let (c, s) = consumers
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let total = 4 * n;
+        assert_eq!(c, total, "cap {cap}");
+        assert_eq!(s, total * (total - 1) / 2, "cap {cap}");
+    }
+}
+
+#[test]
+fn errors_display_and_debug() {
+    assert_eq!(SendError(1).to_string(), "send on closed channel");
+    assert_eq!(format!("{:?}", SendError(1)), "SendError { .. }");
+    assert_eq!(TrySendError::Full(1).to_string(), "send on full channel");
+    assert_eq!(RecvError.to_string(), "receive on closed channel");
+    assert_eq!(TryRecvError::Empty.to_string(), "receive on empty channel");
+    assert_eq!(
+        RecvTimeoutError::Timeout.to_string(),
+        "timed out waiting on channel"
+    );
+    let e: Box<dyn std::error::Error> = Box::new(SendError(String::new()));
+    assert!(!e.to_string().is_empty());
+    assert_eq!(TrySendError::Closed(2).into_inner(), 2);
+}
+
+#[test]
+fn handles_are_send_sync_clone() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<chan::Sender<String>>();
+    check::<chan::Receiver<String>>();
+}
+
+#[gort::test]
+fn timeouts_racing_with_peers_lose_and_duplicate_nothing() {
+    // Senders and receivers with tiny timeouts on an unbuffered channel: every value a send
+    // reports delivered is received exactly once, and every timed-out send keeps its value.
+    let n = common::stress(2000);
+    let (tx, rx) = chan::<usize>(0);
+    let (rtx, rrx) = chan::<Vec<usize>>(4);
+    let senders: Vec<_> = (0..2)
+        .map(|s| {
+            let tx = tx.clone();
+            gort::go!(move || {
+                let mut delivered = Vec::new();
+                for i in 0..n {
+                    let v = s * n + i;
+                    match tx.send_timeout(v, Duration::from_micros(50)) {
+                        Ok(()) => delivered.push(v),
+                        Err(SendTimeoutError::Timeout(back)) => assert_eq!(back, v),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                delivered
+            })
+        })
+        .collect();
+    drop(tx);
+    for _ in 0..2 {
+        let (rx, rtx) = (rx.clone(), rtx.clone());
+        gort::go!(move || {
+            let mut got = Vec::new();
+            loop {
+                match rx.recv_timeout(Duration::from_micros(30)) {
+                    Ok(v) => got.push(v),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Closed) => break,
+                }
+            }
+            rtx.send(got).unwrap();
+        });
+    }
+    let mut delivered: Vec<usize> = senders
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let mut got: Vec<usize> = (0..2).flat_map(|_| rrx.recv().unwrap()).collect();
+    delivered.sort();
+    got.sort();
+    assert_eq!(delivered, got);
+}
+
+#[test]
+fn oversubscribed_plain_threads_contending() {
+    // More threads than cores fighting over one small channel (the lock's yield path).
+    let n = common::stress(2000);
+    let (tx, rx) = chan::<usize>(1);
+    let senders: Vec<_> = (0..6)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let receivers: Vec<_> = (0..6)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || rx.iter().map(|v| v as u64).sum::<u64>())
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let sum: u64 = receivers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(sum, 6 * (n as u64) * (n as u64 - 1) / 2);
+}
+
+#[gort::test]
+fn unbounded_burst_then_drain() {
+    let (tx, rx) = chan::unbounded::<u64>();
+    let n = 200_000u64;
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(tx.len(), n as usize);
+    for i in 0..n {
+        assert_eq!(rx.try_recv(), Ok(i));
+    }
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    drop(tx);
+    assert_eq!(rx.recv(), Err(RecvError));
+}

@@ -1,0 +1,630 @@
+//! select!: fairness, default, nil (None) cases, self-select, duplicate channels, stress,
+//! expression / control-flow use, the dynamic Select.
+mod common;
+
+use std::time::Duration;
+
+use gort::chan;
+use gort::chan::{Receiver, RecvError, Select, SendError, Sender};
+use gort::select;
+
+#[test]
+fn maxprocs_1() {
+    common::rerun_single_proc()
+}
+
+#[gort::test]
+fn fairness_two_of_four_ready() {
+    let (tx0, rx0) = chan::<u8>(1);
+    let (_tx1, rx1) = chan::<u8>(1);
+    let (tx2, rx2) = chan::<u8>(1);
+    let (_tx3, rx3) = chan::<u8>(1);
+    let n = 10_000;
+    let mut counts = [0usize; 4];
+    for _ in 0..n {
+        tx0.try_send(0).ok();
+        tx2.try_send(2).ok();
+        let i = select! {
+            recv(rx0) -> _ => 0,
+            recv(rx1) -> _ => 1,
+            recv(rx2) -> _ => 2,
+            recv(rx3) -> _ => 3,
+        };
+        counts[i] += 1;
+    }
+    assert_eq!(counts[1] + counts[3], 0);
+    for i in [0, 2] {
+        let share = counts[i] as f64 / n as f64;
+        assert!(
+            (0.475..=0.525).contains(&share),
+            "case {i} chosen {share:.3} of the time: {counts:?}"
+        );
+    }
+}
+
+#[gort::test]
+fn default_never_taken_when_a_case_is_ready() {
+    let (tx, rx) = chan::<u32>(1);
+    let (_tx2, rx2) = chan::<u32>(0);
+    tx.send(1).unwrap();
+    for i in 0..100_000u32 {
+        let got = select! {
+            recv(rx2) -> _ => unreachable!(),
+            recv(rx) -> v => v.unwrap(),
+            default => panic!("default taken at iteration {i} although a case was ready"),
+        };
+        tx.send(got + 1).unwrap();
+    }
+}
+
+#[gort::test]
+fn default_taken_when_nothing_ready() {
+    let (_tx, rx) = chan::<u32>(0);
+    let (tx2, _rx2) = chan::<u32>(0);
+    let mut defaults = 0;
+    for _ in 0..100 {
+        select! {
+            recv(rx) -> _ => unreachable!(),
+            send(tx2, 1) -> _ => unreachable!(),
+            default => defaults += 1,
+        }
+    }
+    assert_eq!(defaults, 100);
+}
+
+#[gort::test]
+fn self_select_never_pairs_with_itself() {
+    // One goroutine selecting on both ends of an unbuffered channel must not talk to itself.
+    let (tx, rx) = chan::<i32>(0);
+    let r = select! {
+        send(tx, 1) -> _ => "sent",
+        recv(rx) -> _ => "received",
+        default(Duration::from_millis(20)) => "timeout",
+    };
+    assert_eq!(r, "timeout");
+    // Two goroutines doing the same self-select do pair with each other.
+    let n = 1000;
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (tx, rx) = (tx.clone(), rx.clone());
+            gort::go!(move || {
+                let (mut sent, mut got) = (0, 0);
+                for _ in 0..n {
+                    select! {
+                        send(tx, 1) -> r => { r.unwrap(); sent += 1 },
+                        recv(rx) -> v => { v.unwrap(); got += 1 },
+                    }
+                }
+                (sent, got)
+            })
+        })
+        .collect();
+    let r: Vec<(i32, i32)> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(r[0].0 + r[1].0, n);
+    assert_eq!(r[0].1 + r[1].1, n);
+    assert_eq!(r[0].0, r[1].1);
+}
+
+#[gort::test]
+fn duplicate_channel_in_two_cases() {
+    let (tx, rx) = chan::<i32>(0);
+    let n = 4000;
+    let h = gort::go!(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    let (mut a, mut b) = (0, 0);
+    for i in 0..n {
+        select! {
+            recv(rx) -> v => { assert_eq!(v, Ok(i)); a += 1 },
+            recv(rx) -> v => { assert_eq!(v, Ok(i)); b += 1 },
+        }
+    }
+    h.join().unwrap();
+    assert_eq!(a + b, n);
+    assert!(a > n / 10 && b > n / 10, "both cases are used: {a} {b}");
+}
+
+#[gort::test]
+fn none_turns_a_case_off() {
+    let (tx, rx) = chan::<i32>(1);
+    tx.send(1).unwrap();
+    let off: Option<&Receiver<i32>> = None;
+    let on = Some(&rx);
+    for _ in 0..50 {
+        let r = select! {
+            recv(off) -> _ => "off",
+            default => "default",
+        };
+        assert_eq!(r, "default");
+    }
+    let r = select! {
+        recv(off) -> _ => "off",
+        recv(on) -> v => { assert_eq!(v, Ok(1)); "on" },
+    };
+    assert_eq!(r, "on");
+    let none_tx: Option<Sender<i32>> = None;
+    let r = select! {
+        send(none_tx, 5) -> _ => "sent",
+        default(Duration::from_millis(5)) => "timeout",
+    };
+    assert_eq!(r, "timeout");
+}
+
+#[gort::test]
+fn send_on_closed_channel_is_ready_with_err() {
+    let (tx, rx) = chan::<String>(0);
+    tx.close();
+    let r = select! {
+        send(tx, "v".to_string()) -> r => r,
+    };
+    assert_eq!(r, Err(SendError("v".to_string())));
+    let r = select! {
+        recv(rx) -> r => r,
+    };
+    assert_eq!(r, Err(RecvError));
+}
+
+#[gort::test]
+fn send_when_receivers_gone_is_ready_with_err() {
+    let (tx, rx) = chan::<i32>(0);
+    let h = gort::go!(move || select! { send(tx, 7) -> r => r });
+    gort::time::sleep(Duration::from_millis(5));
+    drop(rx);
+    assert_eq!(h.join().unwrap(), Err(SendError(7)));
+}
+
+#[gort::test]
+fn operands_and_values_evaluated_once_in_order() {
+    let (tx, rx) = chan::<i32>(1);
+    let mut log = Vec::new();
+    let mut note = |s: &'static str| log.push(s);
+    tx.send(1).unwrap();
+    let r = select! {
+        recv({ note("op0"); &rx }) -> v => v.unwrap(),
+        send({ note("op1"); &tx }, { note("val1"); 2 }) -> _ => 2,
+    };
+    assert!(r == 1 || r == 2);
+    assert_eq!(log, ["op0", "op1", "val1"]);
+}
+
+#[gort::test]
+fn is_an_expression_and_control_flow_works() {
+    let (tx, rx) = chan::<i32>(10);
+    for i in 0..10 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let mut sum = 0;
+    loop {
+        select! {
+            recv(rx) -> v => match v {
+                Ok(v) if v % 2 == 0 => continue,
+                Ok(v) => sum += v,
+                Err(_) => break,
+            },
+        }
+    }
+    assert_eq!(sum, 1 + 3 + 5 + 7 + 9);
+    fn early(rx: &Receiver<i32>) -> Option<i32> {
+        select! {
+            recv(rx) -> v => return v.ok().map(|v| v * 10),
+        };
+        #[allow(unreachable_code)]
+        None
+    }
+    let (tx, rx) = chan::<i32>(1);
+    tx.send(4).unwrap();
+    assert_eq!(early(&rx), Some(40));
+    fn with_q(rx: &Receiver<i32>) -> Result<i32, RecvError> {
+        let v = select! { recv(rx) -> v => v? };
+        Ok(v + 1)
+    }
+    tx.send(1).unwrap();
+    assert_eq!(with_q(&rx), Ok(2));
+    drop(tx);
+    assert_eq!(with_q(&rx), Err(RecvError));
+}
+
+#[gort::test]
+fn timeout_with_after() {
+    let (_tx, rx) = chan::<i32>(0);
+    let t = std::time::Instant::now();
+    let r = select! {
+        recv(rx) -> _ => "value",
+        recv(gort::time::after(Duration::from_millis(20))) -> _ => "timeout",
+    };
+    assert_eq!(r, "timeout");
+    assert!(t.elapsed() >= Duration::from_millis(20));
+}
+
+#[gort::test]
+fn blocking_select_woken_by_each_case() {
+    for which in 0..3 {
+        let (tx0, rx0) = chan::<i32>(0);
+        let (tx1, rx1) = chan::<i32>(0);
+        let (tx2, rx2) = chan::<i32>(1);
+        tx2.send(0).unwrap(); // full: a send case waits
+        let h = gort::go!(move || {
+            select! {
+                recv(rx0) -> v => (0, v.unwrap()),
+                recv(rx1) -> v => (1, v.unwrap()),
+                send(tx2, 5) -> r => { r.unwrap(); (2, 5) },
+            }
+        });
+        gort::time::sleep(Duration::from_millis(3));
+        match which {
+            0 => tx0.send(10).unwrap(),
+            1 => tx1.send(11).unwrap(),
+            _ => assert_eq!(rx2.recv(), Ok(0)),
+        }
+        let got = h.join().unwrap();
+        assert_eq!(got.0, which);
+        if which == 2 {
+            assert_eq!(rx2.recv(), Ok(5));
+        } else {
+            assert_eq!(got.1, 10 + which);
+        }
+        // The other cases were not consumed.
+        if which != 0 {
+            assert!(tx0.try_send(1).is_err());
+        }
+    }
+}
+
+#[test]
+fn select_from_plain_threads() {
+    let (tx, rx) = chan::<i32>(0);
+    let (qtx, qrx) = chan::<()>(0);
+    let t = std::thread::spawn(move || {
+        let mut n = 0;
+        loop {
+            select! {
+                recv(rx) -> v => n += v.unwrap(),
+                recv(qrx) -> _ => return n,
+            }
+        }
+    });
+    let g = gort::go!(move || {
+        for i in 0..100 {
+            tx.send(i).unwrap();
+        }
+        qtx.send(()).unwrap();
+    });
+    g.join().unwrap();
+    assert_eq!(t.join().unwrap(), 4950);
+}
+
+#[gort::test]
+fn stress_with_cases_turned_off_as_channels_finish() {
+    let per = common::stress(3000);
+    let k = 4;
+    let mut rxs: Vec<Option<Receiver<usize>>> = Vec::new();
+    for c in 0..k {
+        let (tx, rx) = chan::<usize>(c % 2); // mix unbuffered and buffered
+        rxs.push(Some(rx));
+        gort::go!(move || {
+            for i in 0..per {
+                tx.send(c * per + i).unwrap();
+            }
+        });
+    }
+    let (otx, orx) = chan::<usize>(0);
+    let (stx, srx) = chan::<usize>(0);
+    let consumer = gort::go!(move || orx.iter().sum::<usize>());
+    let mut pending: Option<usize> = None;
+    let mut sent = 0;
+    let mut open = k;
+    while open > 0 || pending.is_some() {
+        let out = pending.map(|_| &otx);
+        let v = pending.unwrap_or(0);
+        select! {
+            recv(rxs[0]) -> r => match r { Ok(x) => pending = Some(pending.unwrap_or(0) + x), Err(_) => { rxs[0] = None; open -= 1 } },
+            recv(rxs[1]) -> r => match r { Ok(x) => pending = Some(pending.unwrap_or(0) + x), Err(_) => { rxs[1] = None; open -= 1 } },
+            recv(rxs[2]) -> r => match r { Ok(x) => pending = Some(pending.unwrap_or(0) + x), Err(_) => { rxs[2] = None; open -= 1 } },
+            recv(rxs[3]) -> r => match r { Ok(x) => pending = Some(pending.unwrap_or(0) + x), Err(_) => { rxs[3] = None; open -= 1 } },
+            send(out, v) -> r => { r.unwrap(); sent += v; pending = None },
+        }
+    }
+    drop(otx);
+    drop(stx);
+    assert!(srx.recv().is_err());
+    let total = k * per;
+    assert_eq!(sent, total * (total - 1) / 2);
+    assert_eq!(consumer.join().unwrap(), sent);
+}
+
+#[gort::test]
+fn many_selectors_many_senders() {
+    let n = common::stress(5000);
+    let (tx_a, rx_a) = chan::<usize>(0);
+    let (tx_b, rx_b) = chan::<usize>(3);
+    let (done_tx, done_rx) = chan::<usize>(0);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (ra, rb, d) = (rx_a.clone(), rx_b.clone(), done_rx.clone());
+            gort::go!(move || {
+                let mut s = 0;
+                loop {
+                    select! {
+                        recv(ra) -> v => s += v.unwrap(),
+                        recv(rb) -> v => s += v.unwrap(),
+                        recv(d) -> _ => return s,
+                    }
+                }
+            })
+        })
+        .collect();
+    let senders: Vec<_> = (0..2)
+        .map(|j| {
+            let (a, b) = (tx_a.clone(), tx_b.clone());
+            gort::go!(move || {
+                for i in 0..n {
+                    if (i + j) % 2 == 0 {
+                        a.send(i).unwrap()
+                    } else {
+                        b.send(i).unwrap()
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    // Drain what's buffered before telling workers to stop: wait for b to empty.
+    while !rx_b.is_empty() {
+        gort::time::sleep(Duration::from_millis(1));
+    }
+    drop(done_tx);
+    let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(total, 2 * n * (n - 1) / 2);
+}
+
+#[gort::test]
+fn empty_select_with_only_default() {
+    let r = select! { default => 5 };
+    assert_eq!(r, 5);
+}
+
+#[test]
+fn empty_select_blocks_forever() {
+    if common::is_child("empty_select_blocks_forever") {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            println!("still blocked");
+            std::process::exit(0);
+        });
+        select! {}
+    }
+    let out = common::run_child("empty_select_blocks_forever", &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still blocked"));
+}
+
+#[gort::test]
+fn dynamic_select_fan_in() {
+    let k = 8;
+    let n = 200;
+    let mut rxs = Vec::new();
+    for c in 0..k {
+        let (tx, rx) = chan::<usize>(c % 3);
+        rxs.push(rx);
+        gort::go!(move || {
+            for i in 0..n {
+                tx.send(c * n + i).unwrap();
+            }
+        });
+    }
+    let mut sel = Select::new();
+    for rx in &rxs {
+        sel.recv(rx);
+    }
+    let mut open = k;
+    let mut sum = 0;
+    let mut count = 0;
+    while open > 0 {
+        let op = sel.select();
+        let i = op.index();
+        match op.recv(&rxs[i]) {
+            Ok(v) => {
+                sum += v;
+                count += 1
+            }
+            Err(_) => {
+                sel.remove(i);
+                open -= 1;
+            }
+        }
+    }
+    assert_eq!(count, k * n);
+    assert_eq!(sum, (k * n) * (k * n - 1) / 2);
+}
+
+#[gort::test]
+fn dynamic_select_send_and_timeouts() {
+    let (tx, rx) = chan::<i32>(0);
+    let (_tx2, rx2) = chan::<i32>(0);
+    let mut sel = Select::new();
+    let si = sel.send(&tx);
+    let ri = sel.recv(&rx2);
+    assert!(sel.try_select().is_err());
+    assert!(sel.select_timeout(Duration::from_millis(5)).is_err());
+    assert!(sel.try_ready().is_err());
+    let h = gort::go!(move || rx.recv());
+    let op = sel.select();
+    assert_eq!(op.index(), si);
+    op.send(&tx, 42).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(42));
+    sel.remove(si);
+    assert!(sel.ready_timeout(Duration::from_millis(5)).is_err());
+    let _ = ri;
+}
+
+#[test]
+#[should_panic(expected = "no operation with index")]
+fn dynamic_select_remove_twice_panics() {
+    let (_tx, rx) = chan::<i32>(0);
+    let mut sel = Select::new();
+    let i = sel.recv(&rx);
+    sel.remove(i);
+    sel.remove(i);
+}
+
+#[gort::test]
+fn select_timeouts_racing_with_peers_lose_nothing() {
+    let n = common::stress(2000);
+    let (tx1, rx1) = chan::<usize>(0);
+    let (tx2, rx2) = chan::<usize>(0);
+    let producer = gort::go!(move || {
+        let mut delivered = Vec::new();
+        for v in 0..n {
+            let ok = select! {
+                send(tx1, v) -> r => r.is_ok(),
+                send(tx2, v) -> r => r.is_ok(),
+                default(Duration::from_micros(40)) => false,
+            };
+            if ok {
+                delivered.push(v);
+            }
+        }
+        delivered
+    });
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let (rx1, rx2) = (rx1.clone(), rx2.clone());
+            gort::go!(move || {
+                let mut got = Vec::new();
+                let mut closed = 0;
+                while closed < 2 {
+                    select! {
+                        recv(rx1) -> v => match v { Ok(v) => got.push(v), Err(_) => closed += 1 },
+                        recv(rx2) -> v => match v { Ok(v) => got.push(v), Err(_) => closed += 1 },
+                        default(Duration::from_micros(30)) => {}
+                    }
+                    if closed > 0 {
+                        // Both close together (the producer drops both senders).
+                        if rx1.is_closed() && rx2.is_closed() && rx1.is_empty() && rx2.is_empty() {
+                            while let Ok(v) = rx1.try_recv() {
+                                got.push(v)
+                            }
+                            while let Ok(v) = rx2.try_recv() {
+                                got.push(v)
+                            }
+                            break;
+                        }
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut delivered = producer.join().unwrap();
+    let mut got: Vec<usize> = consumers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    delivered.sort();
+    got.sort();
+    assert_eq!(delivered, got);
+}
+
+#[gort::test]
+fn dynamic_select_many_consumers() {
+    let n = common::stress(3000);
+    let (tx_a, rx_a) = chan::<usize>(0);
+    let (tx_b, rx_b) = chan::<usize>(2);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let (ra, rb) = (rx_a.clone(), rx_b.clone());
+            gort::go!(move || {
+                let mut sum = 0;
+                let mut sel = Select::new();
+                let ia = sel.recv(&ra);
+                let ib = sel.recv(&rb);
+                let mut open = 2;
+                while open > 0 {
+                    let op = sel.select();
+                    let r = if op.index() == ia {
+                        op.recv(&ra)
+                    } else {
+                        op.recv(&rb)
+                    };
+                    match r {
+                        Ok(v) => sum += v,
+                        Err(_) => {
+                            open -= 1;
+                            let i = if rb.is_closed() && rb.is_empty() {
+                                ib
+                            } else {
+                                ia
+                            };
+                            sel = Select::new();
+                            if i == ia {
+                                sel.recv(&rb);
+                            } else {
+                                sel.recv(&ra);
+                            }
+                            if open == 1 {
+                                // Only one left: finish it plainly.
+                                let rest = if i == ia { &rb } else { &ra };
+                                sum += rest.iter().sum::<usize>();
+                                open = 0;
+                            }
+                        }
+                    }
+                }
+                sum
+            })
+        })
+        .collect();
+    for i in 0..n {
+        if i % 2 == 0 {
+            tx_a.send(i).unwrap()
+        } else {
+            tx_b.send(i).unwrap()
+        }
+    }
+    drop(tx_a);
+    drop(tx_b);
+    let total: usize = consumers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, n * (n - 1) / 2);
+}
+
+#[gort::test]
+fn dynamic_select_over_many_channels() {
+    // More cases than the on-stack order holds (16) and than one RNG draw shuffles (20).
+    let k = 40;
+    let chans: Vec<_> = (0..k).map(|_| chan::<usize>(1)).collect();
+    let mut seen = vec![0usize; k];
+    for round in 0..400 {
+        let i = (round * 7) % k;
+        chans[i].0.send(i).unwrap();
+        let mut sel = Select::new();
+        for (_, rx) in &chans {
+            sel.recv(rx);
+        }
+        let op = sel.select();
+        let j = op.index();
+        assert_eq!(op.recv(&chans[j].1), Ok(i));
+        seen[j] += 1;
+    }
+    assert!(seen.iter().all(|&n| n == 10));
+    // Blocking with many cases: woken by the last one.
+    let (tx, rx) = (
+        chans[k - 1].0.clone(),
+        chans.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
+    );
+    let h = gort::go!(move || {
+        let mut sel = Select::new();
+        for r in &rx {
+            sel.recv(r);
+        }
+        let op = sel.select();
+        let i = op.index();
+        (i, op.recv(&rx[i]))
+    });
+    gort::time::sleep(Duration::from_millis(5));
+    tx.send(99).unwrap();
+    assert_eq!(h.join().unwrap(), (k - 1, Ok(99)));
+}
