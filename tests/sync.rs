@@ -543,13 +543,13 @@ fn once_lock_concurrent_init() {
     let cell = Arc::new(OnceLock::new());
     let inits = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..8)
-        .map(|i| {
+        .map(|_| {
             let (cell, inits) = (cell.clone(), inits.clone());
             gort::spawn(move || {
                 *cell.get_or_init(|| {
                     gort::time::sleep(Duration::from_millis(1));
                     inits.fetch_add(1, Ordering::SeqCst);
-                    i * 0 + 42
+                    42
                 })
             })
         })
@@ -647,7 +647,10 @@ fn semaphore_never_exceeds_permits() {
         join_within(h, 60, "semaphore user");
     }
     let max = max.load(Ordering::SeqCst);
-    assert!(max <= permits, "{max} permits in flight, only {permits} exist");
+    assert!(
+        max <= permits,
+        "{max} permits in flight, only {permits} exist"
+    );
     assert!(max >= 2, "the semaphore never let two in ({max})");
     assert_eq!(sem.available_permits(), permits);
 }
@@ -755,4 +758,191 @@ fn barrier_plain_threads_and_one_party() {
 #[should_panic(expected = "at least one party")]
 fn barrier_zero_panics() {
     let _ = Barrier::new(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// ErrGroup
+
+/// wait returns the first error, and only after every task has finished.
+#[gort::test]
+fn errgroup_first_error_after_all_finish() {
+    let g = gort::sync::ErrGroup::new();
+    let finished = Arc::new(AtomicUsize::new(0));
+    for i in 0..10u64 {
+        let finished = finished.clone();
+        g.go(move || {
+            let r = match i {
+                2 => Err("first"),
+                7 => {
+                    gort::time::sleep(Duration::from_millis(20));
+                    Err("second")
+                }
+                _ => {
+                    gort::time::sleep(Duration::from_millis(i));
+                    Ok(())
+                }
+            };
+            finished.fetch_add(1, Ordering::SeqCst);
+            r
+        });
+    }
+    assert_eq!(g.wait(), Err("first"));
+    assert_eq!(finished.load(Ordering::SeqCst), 10);
+    // Reusable: the error was taken.
+    g.go(|| Ok(()));
+    assert_eq!(g.wait(), Ok(()));
+}
+
+/// with_context: the first error cancels the group's context; the other tasks see it and stop.
+#[gort::test]
+fn errgroup_with_context_cancels_on_first_error() {
+    use gort::context::{Context, ContextError};
+    let (parent, _pc) = Context::background().with_cancel();
+    let (g, ctx) = gort::sync::ErrGroup::<String>::with_context(&parent);
+    for i in 0..5 {
+        let ctx = ctx.clone();
+        g.go(move || {
+            if i == 0 {
+                gort::time::sleep(Duration::from_millis(2));
+                return Err("boom".to_string());
+            }
+            // Block until cancelled (would hang without the cancellation).
+            let _ = ctx.done().recv();
+            Err(format!("task {i}: {}", ctx.err().unwrap()))
+        });
+    }
+    assert_eq!(g.wait(), Err("boom".to_string()));
+    assert_eq!(ctx.err(), Some(ContextError::Canceled));
+    assert_eq!(parent.err(), None, "cancellation does not flow upward");
+    // Without errors the context is cancelled when wait returns.
+    let (g, ctx) = gort::sync::ErrGroup::<String>::with_context(&parent);
+    g.go(|| Ok(()));
+    assert!(g.wait().is_ok());
+    assert!(ctx.err().is_some());
+}
+
+/// set_limit bounds the tasks in flight; try_go refuses when full.
+#[gort::test]
+fn errgroup_limit() {
+    let g = gort::sync::ErrGroup::<()>::new();
+    g.set_limit(2);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    for _ in 0..20 {
+        let (in_flight, max) = (in_flight.clone(), max.clone());
+        g.go(move || {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(now, Ordering::SeqCst);
+            gort::time::sleep(Duration::from_micros(200));
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    assert!(g.wait().is_ok());
+    assert!(max.load(Ordering::SeqCst) <= 2);
+    // try_go: two slots, both taken by blocked tasks, a third is refused.
+    let gate = Arc::new(Barrier::new(3));
+    for _ in 0..2 {
+        let gate = gate.clone();
+        assert!(g.try_go(move || {
+            gate.wait();
+            Ok(())
+        }));
+    }
+    assert!(!g.try_go(|| Ok(())));
+    gate.wait();
+    assert!(g.wait().is_ok());
+}
+
+/// A panicking task does not hang wait: wait re-raises it after the others finish.
+#[gort::test]
+fn errgroup_panic_reraised_by_wait() {
+    let g = gort::sync::ErrGroup::<()>::new();
+    g.go(|| panic!("task exploded"));
+    g.go(|| Ok(()));
+    let g2 = g.clone();
+    let r = gort::spawn(move || g2.wait()).join();
+    let p = r.expect_err("wait must re-raise the panic");
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"task exploded"));
+}
+
+#[test]
+#[should_panic(expected = "errgroup: set_limit(0)")]
+fn errgroup_zero_limit_panics() {
+    gort::sync::ErrGroup::<()>::new().set_limit(0);
+}
+
+/// Blocked lockers park their goroutines, not the worker threads: with a thousand goroutines
+/// waiting on a held Mutex (and on a WaitGroup and a Condvar), the holder still runs on the
+/// same two (or one) workers and releases them.
+#[gort::test]
+fn waiters_park_goroutines_not_threads() {
+    let m = Arc::new(Mutex::new(0usize));
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let gate = WaitGroup::new();
+    gate.add(1);
+    let g = m.lock();
+    let n: usize = 1000;
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let (m, pair, gate) = (m.clone(), pair.clone(), gate.clone());
+            gort::spawn(move || match i % 3 {
+                0 => *m.lock() += 1,
+                1 => gate.wait(),
+                _ => {
+                    let (l, c) = &*pair;
+                    drop(c.wait_while(l.lock(), |go| !*go));
+                }
+            })
+        })
+        .collect();
+    gort::time::sleep(Duration::from_millis(10));
+    gort::yield_now();
+    drop(g);
+    gate.done();
+    *pair.0.lock() = true;
+    pair.1.notify_all();
+    for h in hs {
+        join_within(h, 30, "waiter");
+    }
+    assert_eq!(*m.lock(), n.div_ceil(3));
+}
+
+/// Go: TestCondSignalStealing — a waiter that was already waiting when notify_all was
+/// called must be woken, even if a new waiter arrives concurrently.
+#[gort::test]
+fn go_cond_signal_stealing() {
+    for _ in 0..common::stress(200) {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let (tx, rx) = gort::chan::<()>(0);
+        let first = {
+            let (state, tx) = (state.clone(), tx.clone());
+            gort::spawn(move || {
+                let (m, c) = &*state;
+                let g = m.lock();
+                tx.send(()).unwrap();
+                let g = c.wait(g);
+                drop(g);
+                tx.send(()).unwrap();
+            })
+        };
+        rx.recv().unwrap();
+        drop(state.0.lock()); // the first waiter is inside wait()
+        let s2 = state.clone();
+        let b = gort::spawn(move || s2.1.notify_all());
+        let s3 = state.clone();
+        let second = gort::spawn(move || {
+            let (m, c) = &*s3;
+            drop(c.wait_while(m.lock(), |done| !*done));
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(e) => panic!("first waiter didn't get broadcast: {e:?}"),
+        }
+        *state.0.lock() = true;
+        state.1.notify_all();
+        for h in [first, b, second] {
+            join_within(h, 10, "cond stealing");
+        }
+    }
 }

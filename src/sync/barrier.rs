@@ -58,7 +58,10 @@ impl Barrier {
     /// # Panics
     /// If `n` is zero.
     pub fn new(n: usize) -> Barrier {
-        assert!(n > 0, "sync: Barrier::new(0): a barrier needs at least one party");
+        assert!(
+            n > 0,
+            "sync: Barrier::new(0): a barrier needs at least one party"
+        );
         Barrier {
             n,
             state: StdMutex::new(State {

@@ -111,9 +111,7 @@ impl Condvar {
                 w.wait(WaitReason::CondWait);
                 false
             }
-            Some(d) => {
-                w.wait_until(WaitReason::CondWait, d) == WAITING && self.remove(&w)
-            }
+            Some(d) => w.wait_until(WaitReason::CondWait, d) == WAITING && self.remove(&w),
         };
         (mutex.lock(), WaitTimeoutResult(timed_out))
     }

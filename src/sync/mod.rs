@@ -14,11 +14,26 @@
 //! | [`ErrGroup<E>`] | `x/sync/errgroup` | first error, context cancellation, limit |
 //!
 //! # Design
-//! Everything blocks through `park.rs` and nothing else. The shared pieces are a
-//! [`Waiter`](waiter) (one parked goroutine or thread in a queue, woken exactly once by whoever
-//! dequeues it) and a counting semaphore with a FIFO queue ([`sema`], Go's `runtime/sema.go`)
-//! under `Mutex`, `RwLock`, `WaitGroup` and `Once`. The queues' own locks are std mutexes held
-//! only for queue surgery, never across a park or user code (park rule 2).
+//! Everything blocks through `park.rs` and nothing else. The shared pieces are a `Waiter`
+//! (`waiter.rs`: one parked goroutine or thread in a queue, woken exactly once by whoever
+//! dequeues it) and a counting semaphore with a FIFO queue (`sema.rs`, Go's
+//! `runtime/sema.go`) under `Mutex`, `RwLock`, `WaitGroup` and `Once`. The queues' own locks
+//! are std mutexes held only for queue surgery, never across a park or user code (park
+//! rule 2), so a worker thread blocks on one for at most a few instructions.
+//!
+//! ```text
+//!  src/sync/
+//!    waiter.rs     Waiter: a parked goroutine/thread + its wake-up result
+//!    sema.rs       Sema: counting semaphore + FIFO of Waiters (handoff for starvation mode)
+//!    mutex.rs      RawMutex (state word + Sema) and Mutex<T>
+//!    rwlock.rs     RwLock<T>: RawMutex for writers + reader/writer Semas (Go's RWMutex)
+//!    condvar.rs    Condvar: FIFO of Waiters
+//!    waitgroup.rs  WaitGroup: one u64 (counter | waiters) + Sema
+//!    once.rs       Once, OnceLock, once_value, once_func: done flag + RawMutex
+//!    semaphore.rs  Semaphore: weighted, FIFO, RAII permits
+//!    barrier.rs    Barrier: generation count + Waiters
+//!    errgroup.rs   ErrGroup: WaitGroup + first error + CancelHandle + Semaphore limit
+//! ```
 //!
 //! # Thread identity
 //! None of these guards is tied to the OS thread: holding a `MutexGuard` across a channel
@@ -28,6 +43,7 @@
 
 mod barrier;
 mod condvar;
+mod errgroup;
 mod mutex;
 mod once;
 mod rwlock;
@@ -38,6 +54,7 @@ mod waitgroup;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use errgroup::ErrGroup;
 pub use mutex::{Mutex, MutexGuard};
 pub use once::{once_func, once_value, Once, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -75,7 +92,7 @@ pub(crate) fn can_spin(iter: u32) -> bool {
     if !mc {
         return false;
     }
-    match crate::runtime::worker::current_processor() {
+    match crate::runtime::machine::current_processor() {
         Some(p) => p.is_empty(),
         None => true,
     }

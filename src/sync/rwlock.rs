@@ -193,10 +193,7 @@ impl<T: ?Sized> RwLock<T> {
 
     fn write_unlock(&self) {
         // Announce to readers there is no active writer.
-        let r = self
-            .reader_count
-            .fetch_add(MAX_READERS, Ordering::AcqRel)
-            + MAX_READERS;
+        let r = self.reader_count.fetch_add(MAX_READERS, Ordering::AcqRel) + MAX_READERS;
         assert!(r < MAX_READERS, "sync: Unlock of unlocked RWMutex");
         // Let in the readers that queued behind us.
         for _ in 0..r {

@@ -29,6 +29,12 @@ pub(crate) struct Sema {
     queue: StdMutex<VecDeque<Arc<Waiter>>>,
 }
 
+impl Default for Sema {
+    fn default() -> Sema {
+        Sema::new(0)
+    }
+}
+
 impl Sema {
     /// A semaphore holding `count` units.
     pub(crate) const fn new(count: u32) -> Sema {

@@ -41,12 +41,6 @@ struct Inner {
     sema: Sema,
 }
 
-impl Default for Sema {
-    fn default() -> Sema {
-        Sema::new(0)
-    }
-}
-
 impl WaitGroup {
     /// A wait group with a zero counter.
     pub fn new() -> WaitGroup {
@@ -82,19 +76,16 @@ impl WaitGroup {
         if v > 0 || (v == 0 && w == 0) {
             return;
         }
-        self.add_slow(delta, state);
+        self.add_slow(state);
     }
 
     #[cold]
-    fn add_slow(&self, delta: i32, state: u64) {
+    fn add_slow(&self, state: u64) {
         let inner = &*self.inner;
         let v = (state >> 32) as i32;
         let w = state as u32;
         if v < 0 {
             panic!("sync: negative WaitGroup counter");
-        }
-        if w != 0 && delta > 0 && v == delta {
-            panic!("sync: WaitGroup misuse: add called concurrently with wait");
         }
         // Counter is 0 and there are waiters: nobody may change the state now but us.
         if inner.state.load(Ordering::Acquire) != state {
