@@ -2,9 +2,10 @@
 //! prints.
 //!
 //! `cargo test` builds the examples before it runs the tests; they sit next to this test
-//! binary (`target/<profile>/examples/<name>`). If they are missing (say, `cargo test --test
-//! examples_ch12` alone, which builds only this target), they are built once with the same
-//! cargo, profile and target directory. `maxprocs_1` re-runs this binary with
+//! binary (`target/<profile>/examples/<name>`). To be sure they are current (say, after
+//! `cargo test --test examples_ch12` alone, which builds only this target), the first test
+//! to need them runs `cargo build --examples` with the same cargo, profile and target
+//! directory. `maxprocs_1` re-runs this binary with
 //! `GORT_MAXPROCS=1`, which the example processes inherit.
 
 mod common;
@@ -28,17 +29,19 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Makes sure the example binaries are built and current: runs `cargo build --examples` once
+/// per test process with this binary's cargo, profile and target directory (a no-op taking
+/// about a second when `cargo test` has just built them; it matters when only this test
+/// target was built, which would otherwise run stale binaries). If cargo cannot be run but
+/// the binaries exist, they are used as they are.
 fn build_examples_once() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let dir = profile_dir();
-        if dir.join("examples").join("ch12_deadlock").exists() {
-            return;
-        }
         let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
         let target = dir.parent().expect("target dir").to_path_buf();
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--examples", "--manifest-path"])
+        cmd.args(["build", "--quiet", "--examples", "--manifest-path"])
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target);
         match profile.as_str() {
@@ -50,8 +53,13 @@ fn build_examples_once() {
                 cmd.args(["--profile", other]);
             }
         }
-        let st = cmd.status().expect("run cargo build --examples");
-        assert!(st.success(), "cargo build --examples failed");
+        let built = cmd.status().map(|st| st.success());
+        let present = dir.join("examples").join("ch12_deadlock").exists();
+        match built {
+            Ok(true) => {}
+            _ if present => eprintln!("examples_ch12: could not rebuild the examples ({built:?}); using the binaries present"),
+            _ => panic!("cargo build --examples failed: {built:?}"),
+        }
     });
 }
 
