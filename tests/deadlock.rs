@@ -88,6 +88,24 @@ fn empty_select_is_reported() {
 }
 
 #[test]
+fn waitgroup_never_done_is_reported() {
+    let stderr = assert_deadlock(&run("waitgroup"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.WaitGroup.Wait]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mutex_locked_twice_is_reported() {
+    let stderr = assert_deadlock(&run("mutex"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.Mutex.Lock]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn main_parked_forever_is_reported_with_a_dump() {
     let out = run("park");
     let stderr = assert_deadlock(&out);
