@@ -329,6 +329,32 @@ fn stack_overflow_is_reported_not_a_bare_sigsegv() {
     assert!(report.contains("64 KiB"), "{report}");
 }
 
+#[test]
+fn std_thread_overflow_still_gets_std_message() {
+    // gort's SIGSEGV handler chains to the one installed before it (std's), so a plain
+    // thread overflowing its own stack is still reported by std.
+    if common::is_child("std_thread_overflow_still_gets_std_message") {
+        gort::spawn(|| ()).join().unwrap(); // start the runtime (installs gort's handler)
+        std::thread::Builder::new()
+            .name("plain-overflower".into())
+            .stack_size(128 * 1024)
+            .spawn(|| recurse(usize::MAX / 2))
+            .unwrap()
+            .join()
+            .ok();
+        unreachable!("the overflow must abort the process");
+    }
+    let out = common::run_child("std_thread_overflow_still_gets_std_message", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // std prints `thread 'NAME' (TID) has overflowed its stack` (the id since Rust 1.88).
+    assert!(
+        stderr.contains("thread 'plain-overflower'") && stderr.contains("has overflowed its stack"),
+        "stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("fatal error: stack overflow"), "{stderr}");
+}
+
 fn libc_sigabrt() -> i32 {
     6
 }
