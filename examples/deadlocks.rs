@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --example deadlocks -- seed          # Learning Go, Example 12-1: reported
 //! cargo run --example deadlocks -- select        # `select! {}` in main: reported
+//! cargo run --example deadlocks -- waitgroup     # a WaitGroup never done: reported
+//! cargo run --example deadlocks -- mutex         # a Mutex locked twice: reported
 //! cargo run --example deadlocks -- park          # main parks, nobody can wake it: reported
 //! cargo run --example deadlocks -- timer         # a timer will wake it: no report
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
@@ -38,6 +40,18 @@ fn main() {
         }
         "select" => {
             gort::select! {}
+        }
+        "waitgroup" => {
+            let wg = gort::sync::WaitGroup::new();
+            wg.add(2);
+            let w = wg.clone();
+            gort::go!(move || w.done()); // one done of the two
+            wg.wait();
+        }
+        "mutex" => {
+            let m = gort::sync::Mutex::new(0);
+            let _first = m.lock();
+            let _second = m.lock(); // Go's self-deadlock: a Mutex is not reentrant
         }
         "park" => {
             // Another goroutine waits too, so the dump shows more than main.

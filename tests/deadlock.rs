@@ -17,7 +17,13 @@ fn maxprocs_1() {
 fn example(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     let mut built = BUILT.lock().unwrap();
     if !built.iter().any(|b| b == name) {
         if let Ok(cargo) = std::env::var("CARGO") {
@@ -30,7 +36,10 @@ fn example(name: &str) -> PathBuf {
         }
         built.push(name.to_string());
     }
-    assert!(path.exists(), "example {name} is not built: run `cargo build --examples`");
+    assert!(
+        path.exists(),
+        "example {name} is not built: run `cargo build --examples`"
+    );
     path
 }
 
@@ -72,7 +81,28 @@ fn seed_example_12_1_is_reported_as_go_does() {
 #[test]
 fn empty_select_is_reported() {
     let stderr = assert_deadlock(&run("select"));
-    assert!(stderr.contains("goroutine 1 [select (no cases)]:"), "{stderr}");
+    assert!(
+        stderr.contains("goroutine 1 [select (no cases)]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn waitgroup_never_done_is_reported() {
+    let stderr = assert_deadlock(&run("waitgroup"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.WaitGroup.Wait]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mutex_locked_twice_is_reported() {
+    let stderr = assert_deadlock(&run("mutex"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.Mutex.Lock]:"),
+        "{stderr}"
+    );
 }
 
 #[test]

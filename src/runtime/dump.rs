@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! goroutine 1 [chan receive]:
-//! 	name "main", waiting 1.502s
+//!     name "main", waiting 1.502s
 //! ```
 
 use std::fmt::Write;
@@ -73,7 +73,7 @@ fn status(g: &Goroutine) -> String {
             if std::ptr::eq(m.current.load(Ordering::Acquire), g) {
                 let in_syscall = m
                     .processor()
-                    .is_none_or(|p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
+                    .map_or(true, |p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
                 return if in_syscall { "syscall" } else { "running" }.into();
             }
         }

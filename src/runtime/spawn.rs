@@ -99,15 +99,11 @@ impl<T> Packet<T> {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return match self.state.compare_exchange(
-                    WAITING,
-                    RUNNING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => false,
-                    Err(_) => true, // DONE after all
-                };
+                // Err: DONE after all.
+                return self
+                    .state
+                    .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err();
             }
         }
     }
@@ -270,8 +266,12 @@ where
     let entry: Arc<dyn Run + 'a> = task;
     // SAFETY: only the lifetimes change; the caller guarantees the borrows outlive the
     // goroutine (this function's contract), and `T: 'a` outlives the handle's use.
-    let (joinable, entry): (Arc<dyn Joinable<T>>, Entry) =
-        unsafe { (std::mem::transmute(joinable), std::mem::transmute(entry)) };
+    let (joinable, entry) = unsafe {
+        (
+            std::mem::transmute::<Arc<dyn Joinable<T> + 'a>, Arc<dyn Joinable<T>>>(joinable),
+            std::mem::transmute::<Arc<dyn Run + 'a>, Entry>(entry),
+        )
+    };
     let g = Arc::new(Goroutine::new(
         id,
         opts.name.map(String::into_boxed_str),

@@ -63,6 +63,13 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             found(sched, spinning);
             return Some(g);
         }
+        // Ready sockets' goroutines, onto this processor (Go's `netpoll(0)` in findrunnable).
+        if crate::net::poll_from_worker() {
+            if let Some(g) = p.pop() {
+                found(sched, spinning);
+                return Some(g);
+            }
+        }
         if !*spinning && sched.nprocs > 1 {
             *spinning = sched.try_start_spinning();
         }
@@ -81,6 +88,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         sched.enter_idle(m);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
+            crate::net::worker_idle();
             sched.park_idle(m);
         }
         *spinning = sched.leave_idle(m);
@@ -104,8 +112,16 @@ fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
                 return Some(g);
             }
         }
-        if round % 8 == 7 && Instant::now() >= until {
-            return None;
+        if round % 8 == 7 {
+            // Sockets that became ready while spinning (see net/poller.rs, "Who polls").
+            if crate::net::poll_from_worker() {
+                if let Some(g) = p.pop() {
+                    return Some(g);
+                }
+            }
+            if Instant::now() >= until {
+                return None;
+            }
         }
         for _ in 0..64 {
             std::hint::spin_loop();

@@ -1,0 +1,275 @@
+//! `RwLock<T>`: a reader-writer lock whose waiters park (Go's `sync.RWMutex`).
+//!
+//! ```text
+//!  field         | meaning
+//!  --------------+------------------------------------------------------------------------
+//!  writer        | RawMutex: at most one writer is between `write()` and its unlock
+//!  reader_count  | readers holding or waiting; minus MAX_READERS while a writer is pending
+//!  reader_wait   | readers the pending writer still waits for (departing readers count down)
+//!  writer_sema   | where the pending writer parks until reader_wait reaches 0
+//!  reader_sema   | where readers that arrived after a pending writer park
+//! ```
+//!
+//! Writers are not starved: a writer first takes `writer`, then subtracts `MAX_READERS` from
+//! `reader_count`, which makes every *later* reader park on `reader_sema`; it waits only for
+//! the readers that were already inside. Its unlock adds `MAX_READERS` back and releases
+//! exactly the readers that queued meanwhile, before letting the next writer in. So readers
+//! and writers alternate under contention, and neither side can starve the other.
+//!
+//! Read-locking recursively is forbidden, as in Go: a pending writer blocks new readers, so a
+//! goroutine that read-locks twice may deadlock with a writer in between.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::mutex::RawMutex;
+use super::sema::Sema;
+use crate::park::WaitReason;
+
+const MAX_READERS: i32 = 1 << 30;
+
+/// A reader-writer lock protecting a `T`: many readers or one writer, with parking waiters
+/// and writers that are never starved by a stream of readers. No poisoning.
+///
+/// ```
+/// let lock = gort::sync::RwLock::new(5);
+/// {
+///     let r1 = lock.read();
+///     let r2 = lock.read();
+///     assert_eq!(*r1 + *r2, 10);
+/// }
+/// *lock.write() += 1;
+/// assert_eq!(*lock.read(), 6);
+/// ```
+pub struct RwLock<T: ?Sized> {
+    /// Held by the writer for its whole critical section (writers exclude each other).
+    writer: RawMutex,
+    /// Readers inside or waiting; negative (offset by MAX_READERS) while a writer is pending.
+    reader_count: AtomicI32,
+    /// Readers a pending writer still waits for.
+    reader_wait: AtomicI32,
+    /// The pending writer parks here.
+    writer_sema: Sema,
+    /// Readers that arrived after a pending writer park here.
+    reader_sema: Sema,
+    /// The protected value.
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: like std's RwLock: moving exclusive access between threads needs T: Send, sharing
+// `&T` among readers on several threads needs T: Sync.
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+
+/// Shared access to an [`RwLock`]'s value; releases on drop.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    /// The read-locked lock.
+    lock: &'a RwLock<T>,
+}
+
+/// Exclusive access to an [`RwLock`]'s value; releases on drop.
+#[must_use = "if unused the RwLock will immediately unlock"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    /// The write-locked lock.
+    lock: &'a RwLock<T>,
+}
+
+// SAFETY: a read guard is `&T`: sending or sharing it needs T: Sync. Nothing in the lock is
+// tied to the thread that locked it.
+unsafe impl<T: ?Sized + Sync> Send for RwLockReadGuard<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
+// SAFETY: a write guard is `&mut T`: sending it needs T: Send (and the lock's Sync bound).
+unsafe impl<T: ?Sized + Send + Sync> Send for RwLockWriteGuard<'_, T> {}
+// SAFETY: sharing a write guard shares `&T`.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
+
+impl<T> RwLock<T> {
+    /// A new, unlocked lock.
+    pub const fn new(value: T) -> RwLock<T> {
+        RwLock {
+            writer: RawMutex::new(),
+            reader_count: AtomicI32::new(0),
+            reader_wait: AtomicI32::new(0),
+            writer_sema: Sema::new(0),
+            reader_sema: Sema::new(0),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the lock, returning the value.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Locks for reading, parking while a writer holds the lock or is waiting for it.
+    #[inline]
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
+            // A writer is pending: wait for it to finish.
+            self.reader_sema.acquire(false, WaitReason::RwLockRead);
+        }
+        RwLockReadGuard { lock: self }
+    }
+
+    /// Locks for reading if no writer holds or waits for the lock.
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        let mut c = self.reader_count.load(Ordering::Relaxed);
+        loop {
+            if c < 0 {
+                return None;
+            }
+            match self.reader_count.compare_exchange_weak(
+                c,
+                c + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(RwLockReadGuard { lock: self }),
+                Err(x) => c = x,
+            }
+        }
+    }
+
+    /// Locks for writing, parking until every reader and writer has left. Readers arriving
+    /// meanwhile wait behind this writer.
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.writer.lock(WaitReason::RwLockWrite);
+        // Announce the pending writer to readers; r = readers inside (the old count).
+        let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::AcqRel);
+        // Wait for the readers already inside.
+        if r != 0 && self.reader_wait.fetch_add(r, Ordering::AcqRel) + r != 0 {
+            self.writer_sema.acquire(false, WaitReason::RwLockWrite);
+        }
+        RwLockWriteGuard { lock: self }
+    }
+
+    /// Locks for writing if the lock is entirely free.
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        if !self.writer.try_lock() {
+            return None;
+        }
+        if self
+            .reader_count
+            .compare_exchange(0, -MAX_READERS, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // SAFETY: we locked `writer` just above.
+            unsafe { self.writer.unlock() };
+            return None;
+        }
+        Some(RwLockWriteGuard { lock: self })
+    }
+
+    /// The value, through `&mut self` (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    fn read_unlock(&self) {
+        let r = self.reader_count.fetch_sub(1, Ordering::Release) - 1;
+        if r < 0 {
+            self.read_unlock_slow(r);
+        }
+    }
+
+    #[cold]
+    fn read_unlock_slow(&self, r: i32) {
+        assert!(
+            r + 1 != 0 && r + 1 != -MAX_READERS,
+            "sync: RUnlock of unlocked RWMutex"
+        );
+        // A writer is pending; the last reader it waits for wakes it.
+        if self.reader_wait.fetch_sub(1, Ordering::AcqRel) - 1 == 0 {
+            self.writer_sema.release(false);
+        }
+    }
+
+    fn write_unlock(&self) {
+        // Announce to readers there is no active writer.
+        let r = self.reader_count.fetch_add(MAX_READERS, Ordering::AcqRel) + MAX_READERS;
+        assert!(r < MAX_READERS, "sync: Unlock of unlocked RWMutex");
+        // Let in the readers that queued behind us.
+        for _ in 0..r {
+            self.reader_sema.release(false);
+        }
+        // SAFETY: the write guard holds `writer`.
+        unsafe { self.writer.unlock() };
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    fn default() -> RwLock<T> {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T> From<T> for RwLock<T> {
+    fn from(v: T) -> RwLock<T> {
+        RwLock::new(v)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RwLock");
+        match self.try_read() {
+            Some(g) => d.field("data", &&*g),
+            None => d.field("data", &format_args!("<locked>")),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a read guard proves no writer is inside; readers only get `&T`.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.read_unlock();
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.write_unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
