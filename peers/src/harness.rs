@@ -5,6 +5,14 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `println!` into a String.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 use crate::workloads::{Unit, Workload, ALL, AREAS, IMPLS};
 
 /// Command-line options.
@@ -13,6 +21,8 @@ pub struct Options {
     pub reps: usize,
     /// Print markdown tables (for README.md) instead of text tables.
     pub markdown: bool,
+    /// Also write the markdown tables to this file.
+    pub markdown_out: Option<String>,
     /// Print every sample as it arrives.
     pub verbose: bool,
     /// Workload names or areas to run; empty = all.
@@ -28,6 +38,7 @@ impl Default for Options {
         Options {
             reps: 5,
             markdown: false,
+            markdown_out: None,
             verbose: false,
             filter: Vec::new(),
             impls: IMPLS.iter().map(|(k, _)| k.to_string()).collect(),
@@ -156,23 +167,44 @@ impl Runner {
                 started.elapsed().as_secs_f64()
             );
         }
+        let text = self.render(false, &selected, &impls, &cells);
+        let md = self.render(true, &selected, &impls, &cells);
+        print!("{}", if self.opts.markdown { &md } else { &text });
+        if let Some(path) = &self.opts.markdown_out {
+            match std::fs::write(path, &md) {
+                Ok(()) => eprintln!("markdown tables written to {path}"),
+                Err(e) => eprintln!("cannot write {path}: {e}"),
+            }
+        }
+    }
+
+    /// The tables, notes and footer, as text or markdown.
+    fn render(
+        &self,
+        markdown: bool,
+        selected: &[&Workload],
+        impls: &[&str],
+        cells: &HashMap<(&str, &str), Cell>,
+    ) -> String {
+        let mut out = String::new();
+        let out = &mut out;
         for (area, heading) in AREAS {
             let rows: Vec<&&Workload> = selected.iter().filter(|w| w.area == *area).collect();
             if rows.is_empty() {
                 continue;
             }
-            if self.opts.markdown {
-                print_markdown(heading, &rows, &impls, &cells);
+            if markdown {
+                print_markdown(out, heading, &rows, impls, cells);
             } else {
-                print_text(heading, &rows, &impls, &cells);
+                print_text(out, heading, &rows, impls, cells);
             }
         }
         let mut notes = Vec::new();
         let mut off: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
-        for w in &selected {
+        for w in selected {
             // Implementations that share a note ("N = 30000") are named together.
             let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-            for imp in &impls {
+            for imp in impls {
                 if let Some(n) = cells.get(&(w.name, *imp)).and_then(Cell::note) {
                     match groups.iter_mut().find(|(g, _)| *g == n) {
                         Some((_, who)) => who.push(imp),
@@ -183,7 +215,7 @@ impl Runner {
             for (n, who) in groups {
                 notes.push(format!("{} / {}: {}", w.name, who.join(", "), n));
             }
-            for imp in &impls {
+            for imp in impls {
                 let Some(c) = cells.get(&(w.name, *imp)) else {
                     continue;
                 };
@@ -216,29 +248,32 @@ impl Runner {
             notes.insert(0, format!("go: {e}"));
         }
         if !notes.is_empty() {
-            if self.opts.markdown {
-                println!("\nNotes:\n");
+            if markdown {
+                outln!(out, "\nNotes:\n");
                 for n in notes {
-                    println!("- {n}");
+                    outln!(out, "- {n}");
                 }
             } else {
-                println!("\nnotes:");
+                outln!(out, "\nnotes:");
                 for n in notes {
-                    println!("  {n}");
+                    outln!(out, "  {n}");
                 }
             }
         }
-        println!(
+        outln!(
+            out,
             "\nload average (1/5/15 min) at the end: {}; {} CPUs.",
             loadavg(),
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        println!(
+        outln!(
+            out,
             "{} rounds per cell, median; ratio = peer / gort in the row's unit; implementations \
              alternate between rounds; one child process per measurement; ✓/✗: gort's target \
              met or not.",
             self.opts.reps
         );
+        out.clone()
     }
 
     fn sample(&self, w: &Workload, imp: &str) -> Sample {
@@ -492,6 +527,7 @@ fn headers(impls: &[&str]) -> Vec<String> {
 }
 
 fn print_text(
+    out: &mut String,
     heading: &str,
     rows: &[&&Workload],
     impls: &[&str],
@@ -514,40 +550,41 @@ fn print_text(
                 .unwrap_or(0)
         })
         .collect();
-    println!("\n{heading}");
+    outln!(out, "\n{heading}");
     for (i, r) in table.iter().enumerate() {
         let line: Vec<String> = r
             .iter()
             .enumerate()
             .map(|(c, s)| format!("{:<w$}", s, w = widths[c]))
             .collect();
-        println!("  {}", line.join("  ").trim_end());
+        outln!(out, "  {}", line.join("  ").trim_end());
         if i == 0 {
             let total: usize = widths.iter().sum::<usize>() + 2 * (ncol - 1);
-            println!("  {}", "-".repeat(total));
+            outln!(out, "  {}", "-".repeat(total));
         }
     }
 }
 
 fn print_markdown(
+    out: &mut String,
     heading: &str,
     rows: &[&&Workload],
     impls: &[&str],
     cells: &HashMap<(&str, &str), Cell>,
 ) {
-    println!("\n#### {heading}\n");
+    outln!(out, "\n#### {heading}\n");
     let h = headers(impls);
-    println!("| {} |", h.join(" | "));
+    outln!(out, "| {} |", h.join(" | "));
     let align: Vec<&str> = h
         .iter()
         .enumerate()
         .map(|(i, _)| if i < 2 { "---" } else { "---:" })
         .collect();
-    println!("|{}|", align.join("|"));
+    outln!(out, "|{}|", align.join("|"));
     for w in rows {
         let mut r = vec![format!("`{}`", w.name), w.unit.label().to_string()];
         r.extend(row_cells(w, impls, cells));
         r.push(w.target.to_string());
-        println!("| {} |", r.join(" | "));
+        outln!(out, "| {} |", r.join(" | "));
     }
 }

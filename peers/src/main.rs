@@ -25,7 +25,7 @@ use harness::{Options, Runner};
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: gort-peers [--reps N] [--markdown] [--verbose] [--list] [--timeout SECS] \
+        "usage: gort-peers [--reps N] [--markdown] [--markdown-out FILE] [--verbose] [--list] [--timeout SECS] \
          [--impl gort,go,tokio,may,std] [WORKLOAD|AREA ...]\n\nworkloads:\n",
     );
     for w in workloads::ALL {
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             "--reps" => opts.reps = it.next().and_then(|v| v.parse().ok()).unwrap_or(5).max(1),
             "--timeout" => opts.timeout_secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(60),
             "--markdown" => opts.markdown = true,
+            "--markdown-out" => opts.markdown_out = it.next(),
             "--verbose" | "-v" => opts.verbose = true,
             "--impl" => {
                 opts.impls = it
