@@ -29,6 +29,7 @@ const (
 	selectN        = 500_000
 	selectDefaultN = 10_000_000
 	afterN         = 100_000
+	afterFireN     = 100_000
 	afterD         = time.Millisecond
 	mutexN         = 20_000_000
 	mutex2N        = 2_000_000
@@ -83,6 +84,12 @@ func run(w string) (string, string) {
 		return selectBlocking(), ""
 	case "select_default":
 		return selectDefault(), ""
+	case "after_fire":
+		t := time.Now()
+		for i := 0; i < afterFireN; i++ {
+			<-time.After(time.Nanosecond)
+		}
+		return ns(t, afterFireN), ""
 	case "after":
 		t := time.Now()
 		cs := make([]<-chan time.Time, afterN)

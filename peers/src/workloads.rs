@@ -97,8 +97,10 @@ pub const ALL: &[Workload] = &[
        "blocking 2-case select: a sender alternates between two unbuffered channels; per select"),
     w!("select_default", "chan", Ns, "<= 35", None,
        "select over two empty channels with a default case; per select"),
+    w!("after_fire", "chan", Ns, "<= Go", None,
+       "<-after(1 ns) in a loop: create a timer, it fires, receive; per timer (tokio: sleep(1 ns).await)"),
     w!("after", "chan", Ns, "<= Go", None,
-       "after(1 ms) timer: create 100,000, then receive each; per timer (tokio: sleep futures)"),
+       "after(1 ms) timers: create 100,000, then receive each; per timer (tokio: sleep futures)"),
     // sync
     w!("mutex_uncontended", "sync", Ns, "<= 15", None,
        "Mutex lock + increment + unlock, one goroutine; per lock (std column: parking_lot)"),

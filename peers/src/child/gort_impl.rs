@@ -33,7 +33,7 @@ pub fn run(workload: &str) -> Out {
             },
         ),
         "chan_pingpong" | "chan_spsc_128" | "chan_stream_0" | "select_blocking"
-        | "select_default" | "after" => chan::run(workload),
+        | "select_default" | "after" | "after_fire" => chan::run(workload),
         "mutex_uncontended" | "mutex_2" | "mutex_100" | "waitgroup" | "context_cancel" => {
             sync::run(workload)
         }
@@ -216,6 +216,7 @@ mod chan {
             "select_blocking" => in_gort(select_blocking),
             "select_default" => in_gort(select_default),
             "after" => in_gort(after),
+            "after_fire" => in_gort(after_fire),
             _ => Out::Na("unknown workload"),
         }
     }
@@ -306,6 +307,20 @@ mod chan {
     #[cfg(not(feature = "timers"))]
     fn after() -> Out {
         Out::Na("gort feature `timers` off")
+    }
+
+    #[cfg(not(feature = "timers"))]
+    fn after_fire() -> Out {
+        Out::Na("gort feature `timers` off")
+    }
+
+    #[cfg(feature = "timers")]
+    fn after_fire() -> Out {
+        let t = Instant::now();
+        for _ in 0..AFTER_FIRE_N {
+            gort::time::after(Duration::from_nanos(1)).recv().unwrap();
+        }
+        ns(t, AFTER_FIRE_N)
     }
 
     #[cfg(feature = "timers")]

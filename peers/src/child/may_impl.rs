@@ -72,7 +72,7 @@ pub fn run(workload: &str) -> Out {
         "select_blocking" | "select_default" => {
             Out::Na("may's select! spawns a coroutine per branch and can lose messages")
         }
-        "after" => Out::Na("may has no timer channel"),
+        "after" | "after_fire" => Out::Na("may has no timer channel"),
         "mutex_uncontended" => in_co(|| {
             let m = Mutex::new(0u64);
             let t = Instant::now();

@@ -93,6 +93,15 @@ pub fn run(workload: &str) -> Out {
             }
             note(ns(t, AFTER_N), "crossbeam after")
         }
+        "after_fire" => {
+            let t = Instant::now();
+            for _ in 0..AFTER_FIRE_N {
+                crossbeam_channel::after(Duration::from_nanos(1))
+                    .recv()
+                    .unwrap();
+            }
+            note(ns(t, AFTER_FIRE_N), "crossbeam after")
+        }
         "mutex_uncontended" => {
             let m = Mutex::new(0u64);
             let t = Instant::now();
@@ -324,6 +333,5 @@ fn tcp_echo() -> Out {
     for h in hs {
         h.join().unwrap();
     }
-    let _ = Duration::ZERO;
     rate(t, total.load(Ordering::Relaxed))
 }

@@ -69,6 +69,18 @@ pub fn run(workload: &str) -> Out {
             }
             ns(t, AFTER_N)
         }),
+        "after_fire" => in_task(async {
+            // Each sleep rounds up to the wheel's 1 ms tick: 1,000 of them, not 100,000.
+            let n = 1_000;
+            let t = Instant::now();
+            for _ in 0..n {
+                tokio::time::sleep(Duration::from_nanos(1)).await;
+            }
+            Out::Value(
+                t.elapsed().as_nanos() as f64 / n as f64,
+                "1 ms timer wheel: sleep(1 ns) waits for the next tick; N = 1,000".into(),
+            )
+        }),
         "mutex_uncontended" => in_task(async {
             let m = Mutex::new(0u64);
             let t = Instant::now();

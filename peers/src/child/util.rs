@@ -25,6 +25,8 @@ pub const SELECT_N: usize = 500_000;
 pub const SELECT_DEFAULT_N: usize = 10_000_000;
 /// Timers (`after`).
 pub const AFTER_N: usize = 100_000;
+/// Timers fired one after the other (`after_fire`).
+pub const AFTER_FIRE_N: usize = 100_000;
 /// The `after` duration.
 pub const AFTER_D: Duration = Duration::from_millis(1);
 /// Locks (`mutex_uncontended`).
