@@ -47,6 +47,11 @@
 //!    sections short.
 //! 4. `park` must not be called from runtime machinery that runs on a worker's own stack
 //!    (timer callbacks, the scheduler loop); those only ever unpark.
+//!
+//! # Safety
+//! The futex calls pass the address of an `AtomicU32` owned by the parker, valid for the
+//! duration of the call (the parker outlives every `park`/`unpark` on it: plain threads'
+//! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

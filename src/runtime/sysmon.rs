@@ -12,6 +12,11 @@
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
 //!
 //! It never runs goroutines and holds no P.
+//!
+//! # Safety
+//! sysmon dereferences a processor's `owner` only after its CAS took the processor from that
+//! owner in phase RUNNING or BLOCKING: such an owner is running a goroutine, so it has not
+//! exited, and its `Machine` is also kept alive by the scheduler's list of all Ms.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -16,6 +16,14 @@
 //! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
 //! touching the P's owner-only state — a goroutine that is still runnable goes to the global
 //! queue — and returns to `machine::run_thread`, which parks it as a spare.
+//!
+//! # Safety
+//! - A goroutine's `run` state is touched only by the M that owns the goroutine: it popped it
+//!   from a queue, or it is the M the goroutine is locked to (goroutine.rs table).
+//! - `Processor::local` is used only while this M holds the processor in phase SCHED
+//!   (machine.rs), which no retaker can take away; each use ends before the next resume.
+//! - The coroutine's closure dereferences the goroutine's raw pointer only while it runs, and
+//!   the running M holds a `GRef` for the whole resume.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
