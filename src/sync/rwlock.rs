@@ -43,7 +43,9 @@
 //!    dropped on other threads (hence their `Send` impls).
 //!
 //! `reader_count` must stay below `MAX_READERS` (2^30 readers inside or waiting) for its
-//! sign to mean "writer pending"; nothing checks this (as in Go).
+//! sign to mean "writer pending". Only leaked guards (`mem::forget`) could get there; `read`
+//! and `try_read` check it and panic ("too many read locks"), as std's RwLock does, after
+//! undoing their own count.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -142,7 +144,14 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, parking while a writer holds the lock or is waiting for it.
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
+        let r = self.reader_count.fetch_add(1, Ordering::Acquire) + 1;
+        let readers = if r < 0 { r + MAX_READERS } else { r };
+        if readers >= MAX_READERS - 1 {
+            // Leaked guards (mem::forget) would otherwise break the writer-pending encoding.
+            self.reader_count.fetch_sub(1, Ordering::Release);
+            panic!("sync: too many read locks on a RwLock (2^30)");
+        }
+        if r < 0 {
             // A writer is pending: wait for it to finish.
             self.reader_sema.acquire(false, WaitReason::RwLockRead);
         }
@@ -155,6 +164,9 @@ impl<T: ?Sized> RwLock<T> {
         loop {
             if c < 0 {
                 return None;
+            }
+            if c >= MAX_READERS - 2 {
+                panic!("sync: too many read locks on a RwLock (2^30)");
             }
             match self.reader_count.compare_exchange_weak(
                 c,
