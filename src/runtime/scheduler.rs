@@ -128,10 +128,14 @@ pub(crate) fn ready(g: GRef, spawned: bool) {
         return;
     }
     let sched = get();
-    match super::machine::current_processor() {
-        Some(p) => {
+    let m = super::machine::current();
+    match m.and_then(|m| m.processor().map(|p| (m, p))) {
+        Some((m, p)) => {
             let displaced = p.push_next(g);
-            if displaced || spawned {
+            // If sysmon took the P from this M meanwhile, its new M may already be idle:
+            // make sure somebody looks at it.
+            let lost = p.state.load(Ordering::Acquire) >> 8 != m.id() as u64;
+            if displaced || spawned || lost {
                 sched.wake_idle();
             }
         }
@@ -334,6 +338,13 @@ impl Sched {
         if watching {
             self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
             self.watcher.store(ptr::null_mut(), Ordering::SeqCst);
+            if timers::next_deadline().is_some() {
+                // Hand the watch over: nudge another idle M, which parks again as watcher.
+                let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(other) = idle.iter().find(|x| !Arc::ptr_eq(x, m)) {
+                    other.parker.unpark();
+                }
+            }
         }
     }
 }

@@ -158,10 +158,11 @@ pub(crate) fn run_due() -> usize {
     if next == u64::MAX {
         return 0;
     }
-    let now = now_nanos();
+    let now = to_nanos(Instant::now());
     if next > now {
         return 0;
     }
+    COARSE_NOW.fetch_max(now, Ordering::Relaxed);
     run_due_at(now)
 }
 
