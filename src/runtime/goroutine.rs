@@ -178,8 +178,11 @@ impl Goroutine {
         {
             Ok(_) => true,
             Err(_) => {
-                // NOTIFIED: the park returns, consuming the token.
-                self.park.store(IDLE, Ordering::Relaxed);
+                // NOTIFIED: the park returns, consuming the token. A swap (Acquire), not a
+                // plain store: it reads the latest NOTIFIED in the token's modification
+                // order, so the goroutine sees what every unparker wrote before (see
+                // `unpark`).
+                self.park.swap(IDLE, Ordering::Acquire);
                 false
             }
         }
@@ -333,7 +336,13 @@ pub(crate) fn unpark(g: &GRef) {
     let mut state = g.park.load(Ordering::Acquire);
     loop {
         let (next, wake) = match state {
-            NOTIFIED => return,
+            // Already notified: still write, with an RMW. A plain load here loses wake-ups:
+            // the caller's condition store (e.g. a channel's `done`) may still be in its
+            // store buffer when the parker consumes the *older* token and re-checks the
+            // condition (the Dekker store-load reordering); the parker would then park for
+            // good. Writing NOTIFIED again puts our Release in the token's modification
+            // order, so the parker's consuming CAS (Acquire) sees our prior writes.
+            NOTIFIED => (NOTIFIED, false),
             IDLE => (NOTIFIED, false),
             _ => (IDLE, true), // PARKED
         };
