@@ -81,6 +81,22 @@ fn park_pingpong(n: usize) -> f64 {
     .unwrap()
 }
 
+/// Wall time for `n` goroutines that all sleep `ms` at once (timer heap + wake-up path).
+fn sleepers(n: usize, ms: u64) -> f64 {
+    gort::spawn(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n)
+            .map(|_| gort::spawn(move || gort::time::sleep(Duration::from_millis(ms))))
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed().as_secs_f64() * 1e3
+    })
+    .join()
+    .unwrap()
+}
+
 fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -138,6 +154,13 @@ fn main() {
     if want("park") {
         let v = measure(7, || park_pingpong(200_000));
         println!("{:<28} {:>11.0} ns {:>12}", "park/unpark ping-pong", v, "");
+    }
+    if want("sleep") {
+        let v = measure(5, || sleepers(10_000, 100));
+        println!(
+            "{:<28} {:>11.0} ms {:>12}",
+            "10k sleepers of 100 ms", v, "~100 ms"
+        );
     }
     if want("rss")
         && std::fs::read_to_string("/proc/sys/vm/max_map_count")

@@ -95,7 +95,65 @@ fn main() {
         words
     );
 
-    // 5. A panic in a goroutine comes back through join; the program lives on.
+    // 5. Channels, Go's way: a three-stage pipeline (a channel closes when its last Sender
+    //    is dropped, which ends the `for` over it downstream)...
+    let (nums_tx, nums_rx) = gort::chan::<u64>(16);
+    let (squares_tx, squares_rx) = gort::chan::<u64>(16);
+    go!(move || {
+        for i in 1..=1000 {
+            nums_tx.send(i).unwrap();
+        }
+    });
+    go!(move || {
+        for n in &nums_rx {
+            squares_tx.send(n * n).unwrap();
+        }
+    });
+    let total: u64 = squares_rx.iter().sum();
+    println!("a three-goroutine channel pipeline summed the first 1,000 squares: {total}");
+
+    // ... an unbuffered ping-pong (each round trip is two rendezvous and two switches) ...
+    let (ping_tx, ping_rx) = gort::chan::<u32>(0);
+    let (pong_tx, pong_rx) = gort::chan::<u32>(0);
+    let echo = go!(move || {
+        for v in &ping_rx {
+            if pong_tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let rounds = 200_000;
+    let t = Instant::now();
+    for i in 0..rounds {
+        ping_tx.send(i).unwrap();
+        pong_rx.recv().unwrap();
+    }
+    println!(
+        "unbuffered channel ping-pong: {:.0} ns per round trip",
+        t.elapsed().as_nanos() as f64 / rounds as f64
+    );
+    drop(ping_tx); // closes the channel: the echo goroutine's `for` ends
+    echo.join().unwrap();
+
+    // ... and select! with a timeout.
+    let (late_tx, late_rx) = gort::chan::<&str>(0);
+    let late = go!(move || {
+        time::sleep(Duration::from_millis(50));
+        late_tx.send("too late").is_err() // the receiver is gone by then
+    });
+    gort::select! {
+        recv(late_rx) -> v => println!("select: got {v:?}"),
+        recv(time::after(Duration::from_millis(10))) -> _ => {
+            println!("select: no reply within 10 ms, took the timeout case")
+        }
+    }
+    drop(late_rx);
+    assert!(
+        late.join().unwrap(),
+        "a send with no receiver left returns Err"
+    );
+
+    // 6. A panic in a goroutine comes back through join; the program lives on.
     let r = thread::Builder::new()
         .name("faulty".into())
         .spawn(|| -> u32 { panic!("a goroutine failed") })

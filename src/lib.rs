@@ -21,6 +21,23 @@ pub use runtime::{
     unlock_os_thread, yield_now, Config, ConfigError, JoinHandle,
 };
 
+/// `go!` accepts a call, a method call or a closure; anything else is a compile error that
+/// says so:
+///
+/// ```compile_fail
+/// let h = gort::go!(1 + 2);
+/// ```
+///
+/// And the spawned function must be `Send + 'static` like `std::thread::spawn`'s:
+///
+/// ```compile_fail
+/// let v = vec![1];
+/// let r = &v;
+/// gort::go!(move || r.len());
+/// ```
+#[doc(hidden)]
+pub mod __compile_fail {}
+
 /// Items used by the code the macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

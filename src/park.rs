@@ -16,17 +16,20 @@
 //! once. A goroutine's token lives in its `park` state (see `runtime::goroutine`):
 //!
 //! ```text
-//!  state     | meaning                                   | unpark does
-//!  ----------+-------------------------------------------+------------------------------
-//!  IDLE      | running (or runnable), no token           | IDLE -> NOTIFIED
-//!  NOTIFIED  | token present: the next park returns      | nothing
-//!  PARKED    | suspended in park, fully switched out     | PARKED -> IDLE, make runnable
+//!  state     | meaning                                   | unpark (always swap NOTIFIED)
+//!  ----------+-------------------------------------------+-------------------------------
+//!  IDLE      | running (or runnable), no token           | token now pending
+//!  NOTIFIED  | token present: the next park returns      | (token stays pending)
+//!  PARKED    | suspended in park, fully switched out     | the swapper makes it runnable
 //! ```
 //!
 //! The goroutine never marks itself PARKED: its worker does, *after* the switch away from the
 //! goroutine's stack is complete (`IDLE -> PARKED`; if that CAS finds NOTIFIED, the worker runs
 //! the goroutine again at once). A waker therefore never makes runnable a goroutine that is
 //! still on its stack, which is what lets a waiter enqueue itself, drop its lock, and park.
+//! `unpark` is always an RMW and the goroutine consumes its token with an acquiring RMW, so
+//! whatever a waker wrote before `unpark` is visible after the `park` it ends — even when
+//! several wakers race and a token was already pending.
 //!
 //! # Rules for callers
 //! 1. **Spurious wake-ups happen.** `park` may return although the event a caller waits for
@@ -44,6 +47,11 @@
 //!    sections short.
 //! 4. `park` must not be called from runtime machinery that runs on a worker's own stack
 //!    (timer callbacks, the scheduler loop); those only ever unpark.
+//!
+//! # Safety
+//! The futex calls pass the address of an `AtomicU32` owned by the parker, valid for the
+//! duration of the call (the parker outlives every `park`/`unpark` on it: plain threads'
+//! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -146,13 +146,7 @@ fn blocking_returns_values_and_propagates_panics() {
     assert_eq!(gort::spawn(|| 1).join().unwrap(), 1);
     // Many short blocking calls in a row, from many goroutines.
     let hs: Vec<_> = (0..50)
-        .map(|i| {
-            gort::spawn(move || {
-                (0..100)
-                    .map(|k| gort::blocking(|| i * k))
-                    .sum::<usize>()
-            })
-        })
+        .map(|i| gort::spawn(move || (0..100).map(|k| gort::blocking(|| i * k)).sum::<usize>()))
         .collect();
     let total: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, (0..50).sum::<usize>() * (0..100).sum::<usize>());
@@ -230,12 +224,14 @@ fn dump_lists_goroutines_with_wait_reasons() {
     if common::is_child("dump_lists_goroutines_with_wait_reasons") {
         let h = thread::Builder::new()
             .name("sleepy".into())
-            .spawn(|| gort::time::sleep(Duration::from_millis(500)))
+            .spawn(|| gort::time::sleep(Duration::from_secs(60)))
             .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // Wait (however loaded the machine) until it is parked in its sleep.
+        while !h.thread().debug_state().contains("reason=Sleep") {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         gort::dump();
-        h.join().unwrap();
-        return;
+        return; // the process exits with the sleeper still asleep
     }
     let out = common::run_child("dump_lists_goroutines_with_wait_reasons", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -177,8 +177,11 @@ fn ping_pong(n: usize, turn: &AtomicUsize, me: usize, partner: &Mutex<Option<thr
 }
 
 fn park_unpark_pair(a_goroutine: bool, b_goroutine: bool) {
+    park_unpark_pair_n(a_goroutine, b_goroutine, common::stress(100_000));
+}
+
+fn park_unpark_pair_n(a_goroutine: bool, b_goroutine: bool, n: usize) {
     let _w = common::watchdog(240, "park_unpark_pair");
-    let n = common::stress(100_000);
     let turn = Arc::new(AtomicUsize::new(0));
     let slots: Arc<[Mutex<Option<thread::Thread>>; 2]> =
         Arc::new([Mutex::new(None), Mutex::new(None)]);
@@ -221,6 +224,15 @@ fn park_unpark_thread_to_goroutine() {
 #[test]
 fn park_unpark_thread_to_thread() {
     park_unpark_pair(false, false);
+}
+
+/// Regression: `unpark` used to return on a plain load that saw a pending token. The
+/// goroutine could consume that older token, miss the waker's newer writes (a StoreLoad
+/// reordering), and park for good. A plain thread waking a goroutine showed it within a few
+/// hundred thousand round trips with GORT_MAXPROCS=1.
+#[test]
+fn issue_lost_wakeup_when_a_token_is_pending() {
+    park_unpark_pair_n(false, true, common::stress(300_000));
 }
 
 #[gort::test]
@@ -317,6 +329,32 @@ fn stack_overflow_is_reported_not_a_bare_sigsegv() {
     assert!(report.contains("64 KiB"), "{report}");
 }
 
+#[test]
+fn std_thread_overflow_still_gets_std_message() {
+    // gort's SIGSEGV handler chains to the one installed before it (std's), so a plain
+    // thread overflowing its own stack is still reported by std.
+    if common::is_child("std_thread_overflow_still_gets_std_message") {
+        gort::spawn(|| ()).join().unwrap(); // start the runtime (installs gort's handler)
+        std::thread::Builder::new()
+            .name("plain-overflower".into())
+            .stack_size(128 * 1024)
+            .spawn(|| recurse(usize::MAX / 2))
+            .unwrap()
+            .join()
+            .ok();
+        unreachable!("the overflow must abort the process");
+    }
+    let out = common::run_child("std_thread_overflow_still_gets_std_message", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // std prints `thread 'NAME' (TID) has overflowed its stack` (the id since Rust 1.88).
+    assert!(
+        stderr.contains("thread 'plain-overflower'") && stderr.contains("has overflowed its stack"),
+        "stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("fatal error: stack overflow"), "{stderr}");
+}
+
 fn libc_sigabrt() -> i32 {
     6
 }
@@ -396,6 +434,41 @@ fn bad_gort_maxprocs_is_a_clear_error() {
     }
 }
 
+/// CPU time (user + system) used by this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[test]
+fn an_idle_runtime_uses_no_cpu() {
+    if common::is_child("an_idle_runtime_uses_no_cpu") {
+        // Busy for a moment, then idle for a second: workers park, sysmon backs off.
+        let hs: Vec<_> = (0..1000).map(|i| gort::spawn(move || i)).collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let before = cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        println!("IDLE_CPU_US {}", (cpu_time() - before).as_micros());
+        return;
+    }
+    let out = common::run_child("an_idle_runtime_uses_no_cpu", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let us: u64 = stdout
+        .split("IDLE_CPU_US ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no figure: {stdout}"));
+    // Parked workers cost nothing; sysmon wakes ~100 times a second for a few µs.
+    assert!(us < 100_000, "an idle second cost {us} µs of CPU");
+}
+
 #[test]
 fn config_after_start_is_an_error() {
     gort::spawn(|| ()).join().unwrap();
@@ -468,7 +541,7 @@ fn go_macro_forms() {
     // A method call: receiver and arguments evaluated in the caller.
     let c = Counter(5);
     assert_eq!(go!(c.plus(2)).join().unwrap(), 7);
-    let v = vec![1, 2, 3];
+    let v = String::from("abc");
     assert_eq!(go!(move || v.len()).join().unwrap(), 3);
     let f = |a: u64| a * 2;
     assert_eq!(go!((f)(21)).join().unwrap(), 42);

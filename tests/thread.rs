@@ -32,7 +32,7 @@ fn scoped_goroutines_borrow_from_the_caller() {
 
 #[gort::test]
 fn scope_returns_values_and_joins_handles() {
-    let v = vec![10, 20, 30];
+    let v = [10, 20, 30];
     let (a, b) = thread::scope(|s| {
         let h1 = s.spawn(|| v[0] + v[1]);
         let h2 = s.spawn(|| v.iter().sum::<i32>());

@@ -31,7 +31,11 @@ fn expand_go(expr: Expr) -> syn::Result<proc_macro2::TokenStream> {
                 .map(|i| format_ident!("__go_arg{}", i))
                 .collect();
             let args = call.args.iter();
-            let (bind_f, f) = match &*call.func {
+            let mut func = &*call.func;
+            while let Expr::Paren(p) = func {
+                func = &p.expr;
+            }
+            let (bind_f, f) = match func {
                 // A path (function item, associated function) is not a runtime value worth
                 // binding, and binding it would lose generic inference from the arguments.
                 Expr::Path(p) => (quote! {}, p.to_token_stream()),

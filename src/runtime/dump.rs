@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! goroutine 1 [chan receive]:
-//! 	name "main", waiting 1.502s
+//!     name "main", waiting 1.502s
 //! ```
+//!
+//! # Safety
+//! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
+//! printed later by sysmon, on an ordinary thread.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +43,7 @@ pub(crate) fn register(g: &GRef) {
         .unwrap_or_else(|e| e.into_inner());
     s.gs.push(Arc::downgrade(g));
     if s.gs.len() >= s.prune_at {
-        s.gs
-            .retain(|w| w.upgrade().is_some_and(|g| !g.is_finished()));
+        s.gs.retain(|w| w.upgrade().is_some_and(|g| !g.is_finished()));
         s.prune_at = (s.gs.len() * 2).max(1024);
     }
 }
@@ -74,7 +77,7 @@ fn status(g: &Goroutine) -> String {
             if std::ptr::eq(m.current.load(Ordering::Acquire), g) {
                 let in_syscall = m
                     .processor()
-                    .is_none_or(|p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
+                    .map_or(true, |p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
                 return if in_syscall { "syscall" } else { "running" }.into();
             }
         }

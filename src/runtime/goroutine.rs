@@ -11,8 +11,8 @@
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
-//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker that wins the
-//! `PARKED -> IDLE` CAS is the one that makes it runnable. That single ownership is what lets
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose swap
+//! takes the state out of PARKED is the one that makes it runnable. That single ownership is what lets
 //! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
 //!
 //! # Safety
@@ -58,9 +58,9 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function wrapped with panic
-/// catching and result delivery (see `spawn.rs`).
-pub(crate) type Entry = Box<dyn FnOnce(Start) + Send>;
+/// The goroutine's body as the runtime sees it: the user's function with panic catching and
+/// result delivery (`spawn::Task`).
+pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
 
 type Co = Coroutine<(), Suspend, (), Stack>;
 
@@ -164,28 +164,23 @@ impl Goroutine {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }
 
+    /// The raw park state (debugging).
+    pub(crate) fn debug_park_state(&self) -> u8 {
+        self.park.load(Ordering::SeqCst)
+    }
+
     /// True while the goroutine is parked (for dumps; racy by nature).
     pub(crate) fn is_parked(&self) -> bool {
         self.park.load(Ordering::Relaxed) == PARKED
     }
 
     /// Called by the worker after the goroutine suspended with `Suspend::Park`. Returns true
-    /// if it is now parked; false if a token arrived meanwhile (run it again).
+    /// if it is now parked; false if a token arrived meanwhile (run it again: it consumes the
+    /// token when it resumes).
     pub(crate) fn commit_park(&self) -> bool {
-        match self
-            .park
+        self.park
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(_) => {
-                // NOTIFIED: the park returns, consuming the token. A swap (Acquire), not a
-                // plain store: it reads the latest NOTIFIED in the token's modification
-                // order, so the goroutine sees what every unparker wrote before (see
-                // `unpark`).
-                self.park.swap(IDLE, Ordering::Acquire);
-                false
-            }
-        }
+            .is_ok()
     }
 
     /// The M this goroutine is locked to, if any.
@@ -209,8 +204,7 @@ impl Goroutine {
 
     /// Unlocks when the goroutine ends.
     pub(crate) fn unlock_machine(&self) {
-        self.locked
-            .store(std::ptr::null_mut(), Ordering::Release);
+        self.locked.store(std::ptr::null_mut(), Ordering::Release);
     }
 
     /// Marks the goroutine finished.
@@ -326,38 +320,24 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         .store(crate::time::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
+    // Consume the token that woke us. An RMW with Acquire: it reads the last unpark's swap,
+    // so every waker's writes before its unpark are visible to our caller's re-check.
+    g.park.swap(IDLE, Ordering::Acquire);
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);
     true
 }
 
 /// Makes `g`'s token available; if it was parked, makes it runnable.
+///
+/// Always an RMW (`swap`), never a load-and-return: a waker's writes before `unpark` must be
+/// released to the goroutine even when a token is already pending (with a plain load, the
+/// goroutine could consume the older token, miss this waker's condition, and park for good).
+/// The waker that swaps out PARKED is the one that makes it runnable; the goroutine then
+/// runs with the state NOTIFIED and consumes it when it resumes (`park_current`).
 pub(crate) fn unpark(g: &GRef) {
-    let mut state = g.park.load(Ordering::Acquire);
-    loop {
-        let (next, wake) = match state {
-            // Already notified: still write, with an RMW. A plain load here loses wake-ups:
-            // the caller's condition store (e.g. a channel's `done`) may still be in its
-            // store buffer when the parker consumes the *older* token and re-checks the
-            // condition (the Dekker store-load reordering); the parker would then park for
-            // good. Writing NOTIFIED again puts our Release in the token's modification
-            // order, so the parker's consuming CAS (Acquire) sees our prior writes.
-            NOTIFIED => (NOTIFIED, false),
-            IDLE => (NOTIFIED, false),
-            _ => (IDLE, true), // PARKED
-        };
-        match g
-            .park
-            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                if wake {
-                    super::scheduler::ready(g.clone(), false);
-                }
-                return;
-            }
-            Err(s) => state = s,
-        }
+    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        super::scheduler::ready(g.clone(), false);
     }
 }
 

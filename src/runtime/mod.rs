@@ -54,7 +54,7 @@ pub use syscall::{blocking, lock_os_thread, unlock_os_thread};
 
 /// Goroutines and threads parked waiting for I/O (the deadlock detector's view of netpoll).
 pub(crate) fn io_waiters() -> usize {
-    0
+    crate::net::io_waiters()
 }
 
 /// Starts the runtime if it is not running yet.

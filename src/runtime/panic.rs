@@ -29,7 +29,12 @@ pub(crate) fn install_hook() {
 
 fn report(name: &str, info: &PanicHookInfo<'_>) {
     static FIRST: AtomicBool = AtomicBool::new(true);
-    let msg = info.payload_as_str().unwrap_or("Box<dyn Any>");
+    let payload = info.payload();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
     let location = info
         .location()
         .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))

@@ -19,6 +19,11 @@
 //! Timers (`time/timers.rs`): one idle worker at a time is the *watcher*: it parks no longer
 //! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
 //! busy, workers fire due timers each time they schedule.
+//!
+//! # Safety
+//! The timer watcher is a raw pointer to an idle M's `Machine`, set by that M and cleared by
+//! it before it leaves `park_idle`; Ms holding a P never exit, and every `Machine` is also
+//! kept alive by the scheduler's list of all Ms, so unparking it through the pointer is sound.
 
 use std::ptr;
 use std::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -227,8 +232,7 @@ impl Sched {
     #[inline]
     pub(crate) fn wake_idle(&self) {
         fence(Ordering::SeqCst);
-        if self.nspinning.load(Ordering::SeqCst) != 0 || self.nidle.load(Ordering::SeqCst) == 0
-        {
+        if self.nspinning.load(Ordering::SeqCst) != 0 || self.nidle.load(Ordering::SeqCst) == 0 {
             return;
         }
         if self

@@ -99,15 +99,11 @@ impl<T> Packet<T> {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return match self.state.compare_exchange(
-                    WAITING,
-                    RUNNING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => false,
-                    Err(_) => true, // DONE after all
-                };
+                // Err: DONE after all.
+                return self
+                    .state
+                    .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err();
             }
         }
     }
@@ -137,7 +133,7 @@ impl<T> Drop for Packet<T> {
 /// Dropping a `JoinHandle` detaches the goroutine: it goes on running, and if it panics, the
 /// panic is still reported on stderr. Shaped like `std::thread::JoinHandle`.
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    task: Arc<dyn Joinable<T>>,
     thread: Thread,
 }
 
@@ -146,13 +142,13 @@ impl<T> JoinHandle<T> {
     ///
     /// From a goroutine this parks only the goroutine; from a plain thread it blocks the thread.
     pub fn join(self) -> std::thread::Result<T> {
-        self.packet.wait(None);
-        self.packet.take()
+        self.task.packet().wait(None);
+        self.task.packet().take()
     }
 
     /// True once the goroutine has finished (returned or panicked).
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.task.packet().is_done()
     }
 
     /// The goroutine's handle (id, name, `unpark`).
@@ -163,8 +159,8 @@ impl<T> JoinHandle<T> {
     /// Waits until `deadline`; `Err(self)` if the goroutine is still running then.
     #[doc(hidden)]
     pub fn join_deadline(self, deadline: Instant) -> Result<std::thread::Result<T>, Self> {
-        if self.packet.wait(Some(deadline)) {
-            Ok(self.packet.take())
+        if self.task.packet().wait(Some(deadline)) {
+            Ok(self.task.packet().take())
         } else {
             Err(self)
         }
@@ -186,6 +182,54 @@ pub(crate) struct Options {
     pub(crate) stack_size: Option<usize>,
     /// Allocate the stack now, so that failure is reported to the caller (Builder spawns).
     pub(crate) eager_stack: bool,
+}
+
+/// A goroutine's body and its result packet in one allocation: the goroutine holds it as a
+/// `dyn Run` (its entry), the `JoinHandle` as a `dyn Joinable<T>`.
+struct Task<F, T> {
+    packet: Packet<T>,
+    /// The user's function; taken once, by the goroutine.
+    f: UnsafeCell<Option<F>>,
+    id: u64,
+}
+
+// SAFETY: `f` is taken exactly once, by the goroutine that runs the task (the only caller of
+// `Run::run`); `packet` follows its own protocol.
+unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
+
+/// A goroutine's entry, as the runtime sees it.
+pub(crate) trait Run: Send + Sync {
+    /// Runs the body (or reports that it could not start), then delivers the result.
+    fn run(self: Arc<Self>, start: Start);
+}
+
+/// What a JoinHandle needs from a task.
+trait Joinable<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+}
+
+impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
+    fn run(self: Arc<Self>, start: Start) {
+        // SAFETY: only the goroutine running the task calls `run`, once.
+        let f = unsafe { (*self.f.get()).take() }.expect("a task runs once");
+        let r = match start {
+            Start::Run => catch_unwind(AssertUnwindSafe(f)),
+            Start::Fail(e) => {
+                drop(f);
+                let msg = format!("goroutine {} could not start: {e}", self.id);
+                eprintln!("{msg}");
+                Err(Box::new(msg) as Box<dyn Any + Send>)
+            }
+        };
+        scheduler::get().count_live(-1);
+        self.packet.complete(r);
+    }
+}
+
+impl<F: Send, T: Send> Joinable<T> for Task<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
+    }
 }
 
 /// Spawns a goroutine running `f`.
@@ -213,25 +257,21 @@ where
         None
     };
     let id = super::machine::new_goroutine_id(&sched.next_id);
-    let packet: Arc<Packet<T>> = Arc::new(Packet::new(scope));
-    let theirs = packet.clone();
-    let main = move |start: Start| {
-        let r = match start {
-            Start::Run => catch_unwind(AssertUnwindSafe(f)),
-            Start::Fail(e) => {
-                drop(f);
-                let msg = format!("goroutine {id} could not start: {e}");
-                eprintln!("{msg}");
-                Err(Box::new(msg) as Box<dyn Any + Send>)
-            }
-        };
-        scheduler::get().count_live(-1);
-        theirs.complete(r);
+    let task = Arc::new(Task {
+        packet: Packet::new(scope),
+        f: UnsafeCell::new(Some(f)),
+        id,
+    });
+    let joinable: Arc<dyn Joinable<T> + 'a> = task.clone();
+    let entry: Arc<dyn Run + 'a> = task;
+    // SAFETY: only the lifetimes change; the caller guarantees the borrows outlive the
+    // goroutine (this function's contract), and `T: 'a` outlives the handle's use.
+    let (joinable, entry) = unsafe {
+        (
+            std::mem::transmute::<Arc<dyn Joinable<T> + 'a>, Arc<dyn Joinable<T>>>(joinable),
+            std::mem::transmute::<Arc<dyn Run + 'a>, Entry>(entry),
+        )
     };
-    let entry: Box<dyn FnOnce(Start) + Send + 'a> = Box::new(main);
-    // SAFETY: only the lifetime changes; the caller guarantees the borrows outlive the
-    // goroutine (this function's contract).
-    let entry: Entry = unsafe { std::mem::transmute(entry) };
     let g = Arc::new(Goroutine::new(
         id,
         opts.name.map(String::into_boxed_str),
@@ -243,7 +283,10 @@ where
     super::dump::register(&g);
     let thread = Thread::for_goroutine(g.clone());
     scheduler::ready(g, true);
-    Ok(JoinHandle { packet, thread })
+    Ok(JoinHandle {
+        task: joinable,
+        thread,
+    })
 }
 
 /// Spawns a goroutine with options; the `'static` (safe) form.

@@ -56,8 +56,11 @@ const HOT_ZONE: usize = 64 * 1024;
 const MINCORE_EVERY: u32 = 32;
 /// Stacks kept by one processor's cache before they spill to the global pool.
 const CACHE_MAX: usize = 32;
-/// Stacks kept in the global pool before they are unmapped.
-const GLOBAL_MAX: usize = 1024;
+/// Stacks kept in the global pool before they are unmapped. Pooled stacks cost no map-count
+/// capacity (a new goroutine takes one before mapping a new stack) and little memory (a
+/// trimmed stack keeps at most its hot zone, usually one or two pages); unmapping and
+/// re-mapping thousands of stacks after a burst of parked goroutines costs far more.
+const GLOBAL_MAX: usize = 4096;
 
 /// Set when an allocation failed for lack of mappings or memory; cleared when a stack is
 /// released. `spawn` looks at it to fail at the call (as std does) instead of later.

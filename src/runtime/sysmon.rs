@@ -12,6 +12,11 @@
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
 //!
 //! It never runs goroutines and holds no P.
+//!
+//! # Safety
+//! sysmon dereferences a processor's `owner` only after its CAS took the processor from that
+//! owner in phase RUNNING or BLOCKING: such an owner is running a goroutine, so it has not
+//! exited, and its `Machine` is also kept alive by the scheduler's list of all Ms.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -79,8 +84,8 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
         if now.saturating_sub(snap.1) < limit {
             continue;
         }
-        let waiting = !p.is_empty()
-            || (!sched.global_is_empty() && sched.nidle.load(Ordering::SeqCst) == 0);
+        let waiting =
+            !p.is_empty() || (!sched.global_is_empty() && sched.nidle.load(Ordering::SeqCst) == 0);
         if !waiting {
             continue;
         }

@@ -16,6 +16,14 @@
 //! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
 //! touching the P's owner-only state — a goroutine that is still runnable goes to the global
 //! queue — and returns to `machine::run_thread`, which parks it as a spare.
+//!
+//! # Safety
+//! - A goroutine's `run` state is touched only by the M that owns the goroutine: it popped it
+//!   from a queue, or it is the M the goroutine is locked to (goroutine.rs table).
+//! - `Processor::local` is used only while this M holds the processor in phase SCHED
+//!   (machine.rs), which no retaker can take away; each use ends before the next resume.
+//! - The coroutine's closure dereferences the goroutine's raw pointer only while it runs, and
+//!   the running M holds a `GRef` for the whole resume.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,11 +71,18 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             found(sched, spinning);
             return Some(g);
         }
+        // Ready sockets' goroutines, onto this processor (Go's `netpoll(0)` in findrunnable).
+        if crate::net::poll_from_worker() {
+            if let Some(g) = p.pop() {
+                found(sched, spinning);
+                return Some(g);
+            }
+        }
         if !*spinning && sched.nprocs > 1 {
             *spinning = sched.try_start_spinning();
         }
         if *spinning {
-            if let Some(g) = steal(sched, p) {
+            if let Some(g) = spin(sched, p) {
                 found(sched, spinning);
                 return Some(g);
             }
@@ -81,10 +96,46 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         sched.enter_idle(m);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
+            crate::net::worker_idle();
             sched.park_idle(m);
         }
         *spinning = sched.leave_idle(m);
     }
+}
+
+/// How long a spinning M keeps looking before it parks. While one M spins, new work does
+/// not wake another (no futex wake on the spawner's path), so bursts of spawns and wake-ups
+/// are picked up without a thread wake each; an M with nothing to do parks after this.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// Looks for work for up to `SPIN`: stealing, the global queue, due timers.
+fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
+    let until = Instant::now() + SPIN;
+    for round in 0u32.. {
+        if let Some(g) = steal(sched, p).or_else(|| sched.pop_global_batch(p)) {
+            return Some(g);
+        }
+        if timers::run_due() > 0 {
+            if let Some(g) = p.pop() {
+                return Some(g);
+            }
+        }
+        if round % 8 == 7 {
+            // Sockets that became ready while spinning (see net/poller.rs, "Who polls").
+            if crate::net::poll_from_worker() {
+                if let Some(g) = p.pop() {
+                    return Some(g);
+                }
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
+    None
 }
 
 /// A spinning M found work: stop spinning; if it was the last spinner, wake another
@@ -163,7 +214,7 @@ fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
     let stack = match stack {
         Ok(s) => s,
         Err(e) => {
-            entry(Start::Fail(e));
+            entry.run(Start::Fail(e));
             g.mark_finished();
             return false;
         }
@@ -174,7 +225,7 @@ fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
         // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
         // is live whenever this code runs.
         unsafe { (*gp).set_yielder(y) };
-        entry(Start::Run);
+        entry.run(Start::Run);
     });
     run.coroutine = Some(SendCoroutine(co));
     true
@@ -189,8 +240,10 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
         let p = m.processor();
         if let Some(p) = p {
             p.state.store(pack(m.id, RUNNING), Ordering::Release);
-            p.schedtick
-                .store(p.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            p.schedtick.store(
+                p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
         }
         m.current
             .store(Arc::as_ptr(&g) as *mut _, Ordering::Release);

@@ -1,0 +1,95 @@
+//! Programs that deadlock (and some that only look as if they might), for Go's
+//! "all goroutines are asleep" check. Run one scenario:
+//!
+//! ```text
+//! cargo run --example deadlocks -- seed          # Learning Go, Example 12-1: reported
+//! cargo run --example deadlocks -- select        # `select! {}` in main: reported
+//! cargo run --example deadlocks -- waitgroup     # a WaitGroup never done: reported
+//! cargo run --example deadlocks -- mutex         # a Mutex locked twice: reported
+//! cargo run --example deadlocks -- park          # main parks, nobody can wake it: reported
+//! cargo run --example deadlocks -- timer         # a timer will wake it: no report
+//! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
+//! cargo run --example deadlocks -- std-thread    # a std thread may: no report
+//! ```
+//!
+//! A deadlock report is `fatal error: all goroutines are asleep - deadlock!`, a goroutine
+//! dump, and exit status 2.
+
+use std::time::Duration;
+
+use gort::thread;
+
+#[gort::main]
+fn main() {
+    let scenario = std::env::args().nth(1).unwrap_or_else(|| "park".into());
+    match scenario.as_str() {
+        "seed" => {
+            // Each side sends first, so each waits for the other to receive.
+            let (tx1, rx1) = gort::chan::<i32>(0);
+            let (tx2, rx2) = gort::chan::<i32>(0);
+            gort::go!(move || {
+                let in_goroutine = 1;
+                tx1.send(in_goroutine).unwrap();
+                let from_main = rx2.recv().unwrap();
+                println!("goroutine: {in_goroutine} {from_main}");
+            });
+            let in_main = 2;
+            tx2.send(in_main).unwrap();
+            let from_goroutine = rx1.recv().unwrap();
+            println!("main: {in_main} {from_goroutine}");
+        }
+        "select" => {
+            gort::select! {}
+        }
+        "waitgroup" => {
+            let wg = gort::sync::WaitGroup::new();
+            wg.add(2);
+            let w = wg.clone();
+            gort::go!(move || w.done()); // one done of the two
+            wg.wait();
+        }
+        "mutex" => {
+            let m = gort::sync::Mutex::new(0);
+            let _first = m.lock();
+            let _second = m.lock(); // Go's self-deadlock: a Mutex is not reentrant
+        }
+        "park" => {
+            // Another goroutine waits too, so the dump shows more than main.
+            gort::thread::Builder::new()
+                .name("helper".into())
+                .spawn(thread::park)
+                .unwrap();
+            loop {
+                thread::park();
+            }
+        }
+        "timer" => {
+            let me = thread::current();
+            gort::spawn(move || {
+                gort::time::sleep(Duration::from_millis(300));
+                me.unpark();
+            });
+            thread::park();
+            println!("woken by a timer");
+        }
+        "syscall" => {
+            let me = thread::current();
+            gort::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                me.unpark();
+            });
+            thread::park();
+            println!("woken after a syscall");
+        }
+        "std-thread" => {
+            let me = thread::current();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                me.unpark();
+            });
+            thread::park();
+            println!("woken by a std thread");
+        }
+        other => panic!("unknown scenario {other:?}"),
+    }
+}

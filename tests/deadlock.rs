@@ -1,0 +1,130 @@
+//! Deadlock detection: programs run as child processes, stderr and exit status checked,
+//! as Go's runtime tests do.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+#[test]
+fn maxprocs_1() {
+    common::rerun_single_proc();
+}
+
+/// Path of an example binary, (re)built once per test process so it is never stale (a
+/// `cargo test --test deadlock` run does not build examples; `cargo test --workspace` does,
+/// and then this is a no-op).
+fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        if let Ok(cargo) = std::env::var("CARGO") {
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "--example", name]);
+            if !cfg!(debug_assertions) {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "building example {name}");
+        }
+        built.push(name.to_string());
+    }
+    assert!(
+        path.exists(),
+        "example {name} is not built: run `cargo build --examples`"
+    );
+    path
+}
+
+fn run(scenario: &str) -> Output {
+    let _w = common::watchdog(120, "deadlock scenario");
+    Command::new(example("deadlocks"))
+        .arg(scenario)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+fn assert_deadlock(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert_eq!(
+        stderr.lines().next(),
+        Some("fatal error: all goroutines are asleep - deadlock!"),
+        "stderr:\n{stderr}"
+    );
+    stderr
+}
+
+fn assert_no_deadlock(out: &Output, expect: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    assert!(!stderr.contains("deadlock"), "stderr:\n{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(expect));
+}
+
+#[test]
+fn seed_example_12_1_is_reported_as_go_does() {
+    let stderr = assert_deadlock(&run("seed"));
+    // Go: main is goroutine 1, blocked sending; the other goroutine blocked sending too.
+    assert!(stderr.contains("goroutine 1 [chan send]:"), "{stderr}");
+    assert_eq!(stderr.matches("[chan send]:").count(), 2, "{stderr}");
+}
+
+#[test]
+fn empty_select_is_reported() {
+    let stderr = assert_deadlock(&run("select"));
+    assert!(
+        stderr.contains("goroutine 1 [select (no cases)]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn waitgroup_never_done_is_reported() {
+    let stderr = assert_deadlock(&run("waitgroup"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.WaitGroup.Wait]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mutex_locked_twice_is_reported() {
+    let stderr = assert_deadlock(&run("mutex"));
+    assert!(
+        stderr.contains("goroutine 1 [sync.Mutex.Lock]:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn main_parked_forever_is_reported_with_a_dump() {
+    let out = run("park");
+    let stderr = assert_deadlock(&out);
+    assert!(stderr.contains("goroutine 1 [park]:"), "{stderr}");
+    assert!(stderr.contains("name \"main\""), "{stderr}");
+    assert!(stderr.contains("name \"helper\""), "{stderr}");
+}
+
+#[test]
+fn a_pending_timer_means_no_report() {
+    assert_no_deadlock(&run("timer"), "woken by a timer");
+}
+
+#[test]
+fn a_goroutine_in_a_syscall_means_no_report() {
+    assert_no_deadlock(&run("syscall"), "woken after a syscall");
+}
+
+#[test]
+fn a_std_thread_that_may_act_means_no_report() {
+    assert_no_deadlock(&run("std-thread"), "woken by a std thread");
+}
