@@ -290,6 +290,14 @@ impl Machines {
     }
 }
 
+/// Asks Linux for 1 µs of timer slack on this thread (the default is 50 µs): an idle M that
+/// sleeps until the next timer, and sysmon's 20 µs naps, then wake when asked, so a 20 µs
+/// `after` fires in about 25 µs rather than 75.
+pub(crate) fn precise_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
 /// Acquires the FREE processor `p` for `m`.
 pub(crate) fn acquire(m: &Machine, p: &'static Processor) {
     let ok = p
@@ -313,6 +321,7 @@ pub(crate) fn run_thread(m: Arc<Machine>) {
     let sched = scheduler::get();
     MACHINE.with(|c| c.set(Arc::as_ptr(&m)));
     super::signal::install_thread();
+    precise_timer_slack();
     let first = m.handoff.swap(ptr::null_mut(), Ordering::AcqRel);
     if !first.is_null() {
         // SAFETY: processors live in the 'static scheduler.

@@ -39,6 +39,7 @@ pub(crate) fn start() {
 }
 
 fn run() {
+    super::machine::precise_timer_slack();
     let sched = scheduler::get();
     let mut snaps: Vec<(u32, u64)> = vec![(0, 0); sched.nprocs];
     let mut delay_us: u64 = 20;
