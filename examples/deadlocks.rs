@@ -10,6 +10,7 @@
 //! cargo run --example deadlocks -- timer         # a timer will wake it: no report
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
 //! cargo run --example deadlocks -- std-thread    # a std thread may: no report
+//! cargo run --example deadlocks -- timed-thread  # a std thread in a timed gort wait: no report
 //! ```
 //!
 //! A deadlock report is `fatal error: all goroutines are asleep - deadlock!`, a goroutine
@@ -89,6 +90,21 @@ fn main() {
             });
             thread::park();
             println!("woken by a std thread");
+        }
+        "timed-thread" => {
+            // A plain thread waiting with a timeout on gort primitives will act again by
+            // itself, like a pending timer.
+            let (tx, rx) = gort::chan::<u32>(0);
+            std::thread::spawn(move || {
+                gort::thread::park_timeout(Duration::from_millis(200));
+                let (_keep, quiet) = gort::chan::<()>(0);
+                let _ = quiet.recv_timeout(Duration::from_millis(200));
+                tx.send(7).unwrap();
+            });
+            println!(
+                "got {} from a thread that waited with timeouts",
+                rx.recv().unwrap()
+            );
         }
         other => panic!("unknown scenario {other:?}"),
     }

@@ -47,12 +47,16 @@
 //!    sections short.
 //! 4. `park` must not be called from runtime machinery that runs on a worker's own stack
 //!    (timer callbacks, the scheduler loop); those only ever unpark.
+//!
+//! # Safety
+//! The futex calls pass the address of an `AtomicU32` owned by the parker, valid for the
+//! duration of the call (the parker outlives every `park`/`unpark` on it: plain threads'
+//! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use crate::runtime::deadlock::PARKED_PLAIN;
 use crate::runtime::goroutine::{self, GRef};
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
@@ -197,7 +201,22 @@ impl std::fmt::Debug for Unparker {
 }
 
 thread_local! {
-    static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::new_plain());
+    static THREAD_PARKER: Arc<ThreadParker> = ThreadParker::new_plain();
+}
+
+/// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
+static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
+
+/// Plain threads parked in a gort primitive with no deadline and no wake-up on the way: their
+/// parker is in the untimed PARKED state, which only an `unpark` can end. Exact at the moment
+/// each parker is looked at (deadlock.rs looks twice, with nothing moving in between).
+pub(crate) fn plain_threads_parked() -> usize {
+    let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|w| w.strong_count() > 0);
+    all.iter()
+        .filter_map(Weak::upgrade)
+        .filter(|p| p.state.load(Ordering::SeqCst) == PARKED)
+        .count()
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -238,60 +257,57 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
     }
 }
 
-/// A thread's token, on a futex (the same protocol as std's thread parker).
-///
-/// The parkers of plain (non-runtime) threads keep `deadlock::PARKED_PLAIN` from ever
-/// counting a thread that is not parked: +1 after the thread goes EMPTY -> PARKED, -1 by
-/// whoever ends the PARKED state (the waker that swaps in NOTIFIED, or the thread itself on
-/// a timeout).
+/// A thread's token, on a futex (the protocol of std's thread parker, with a separate
+/// PARKED state for timed parks so that the deadlock detector can tell "parked for good"
+/// from "will wake by itself").
 pub(crate) struct ThreadParker {
-    /// EMPTY, NOTIFIED or PARKED.
+    /// EMPTY, NOTIFIED, PARKED (untimed) or PARKED_TIMED.
     state: AtomicU32,
-    /// A plain thread's parker (counted for deadlock detection), not a runtime thread's.
-    plain: bool,
 }
 
 const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
 const PARKED: u32 = u32::MAX;
+const PARKED_TIMED: u32 = u32::MAX - 1;
 
 impl ThreadParker {
     /// A runtime thread's parker.
     pub(crate) const fn new() -> ThreadParker {
         ThreadParker {
             state: AtomicU32::new(EMPTY),
-            plain: false,
         }
     }
 
-    /// A plain thread's parker.
-    const fn new_plain() -> ThreadParker {
-        ThreadParker {
-            state: AtomicU32::new(EMPTY),
-            plain: true,
+    /// A plain thread's parker, registered for the deadlock detector.
+    fn new_plain() -> Arc<ThreadParker> {
+        let p = Arc::new(ThreadParker::new());
+        let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= 64 && all.len().is_power_of_two() {
+            all.retain(|w| w.strong_count() > 0);
         }
-    }
-
-    fn parked_plain(&self, delta: isize) {
-        if self.plain {
-            if delta > 0 {
-                PARKED_PLAIN.fetch_add(1, Ordering::SeqCst);
-            } else {
-                PARKED_PLAIN.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        all.push(Arc::downgrade(&p));
+        p
     }
 
     /// Consumes the token, blocking the thread until it is available or `deadline` passes.
     pub(crate) fn park(&self, deadline: Option<Instant>) {
-        // EMPTY -> PARKED, or NOTIFIED -> EMPTY (token consumed, return).
-        if self.state.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
-            return;
+        let parked = if deadline.is_some() {
+            PARKED_TIMED
+        } else {
+            PARKED
+        };
+        // EMPTY -> parked, or NOTIFIED -> EMPTY (token consumed, return).
+        match self
+            .state
+            .compare_exchange(EMPTY, parked, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(_) => {
+                // NOTIFIED (only this thread parks, so it cannot be a PARKED state).
+                self.state.store(EMPTY, Ordering::Relaxed);
+                return;
+            }
         }
-        // Counted only once really PARKED, so the count never exceeds the parked threads
-        // (a waker may uncount us first: the count then dips for an instant, which can only
-        // delay a deadlock report, never cause a wrong one).
-        self.parked_plain(1);
         loop {
             let timeout = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -300,7 +316,7 @@ impl ThreadParker {
                 },
                 None => None,
             };
-            futex_wait(&self.state, PARKED, timeout);
+            futex_wait(&self.state, parked, timeout);
             if self
                 .state
                 .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Acquire)
@@ -309,17 +325,14 @@ impl ThreadParker {
                 return;
             }
         }
-        // Timed out: leave PARKED (a token that raced with the timeout is consumed: the
-        // waker has already uncounted us then).
-        if self.state.swap(EMPTY, Ordering::Acquire) == PARKED {
-            self.parked_plain(-1);
-        }
+        // Timed out: leave the parked state (a token that raced with the timeout is consumed).
+        self.state.swap(EMPTY, Ordering::Acquire);
     }
 
     /// Makes the token available and wakes the thread if it is parked.
     pub(crate) fn unpark(&self) {
-        if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
-            self.parked_plain(-1);
+        let prev = self.state.swap(NOTIFIED, Ordering::Release);
+        if prev == PARKED || prev == PARKED_TIMED {
             futex_wake(&self.state);
         }
     }

@@ -23,6 +23,11 @@
 //!   (default 256 KiB of reserved address space), so `stack_size` is a reservation, not a cost.
 //! - Thread-locals and OS-thread-bound values must not be held across blocking points: a
 //!   goroutine may resume on another OS thread (see the crate docs).
+//!
+//! # Safety
+//! Scoped goroutines borrow from the caller: `Scope::spawn` erases the closure's lifetime,
+//! which is sound because `scope` does not return until every goroutine spawned in it has
+//! finished and dropped its result (`ScopeData::running` reaches zero), as std's does.
 
 use std::fmt;
 use std::io;

@@ -152,6 +152,26 @@ fn blocking_returns_values_and_propagates_panics() {
     assert_eq!(total, (0..50).sum::<usize>() * (0..100).sum::<usize>());
 }
 
+/// Regression (found in review): parking or yielding inside `blocking(f)` left the P in the
+/// BLOCKING phase with no M running it, which could strand it and hang the program.
+#[gort::test]
+fn issue_park_and_yield_inside_blocking() {
+    for round in 0..20 {
+        gort::blocking(|| gort::time::sleep(Duration::from_millis(1)));
+        gort::blocking(|| {
+            std::thread::sleep(Duration::from_micros(100));
+            gort::yield_now();
+        });
+        let (tx, rx) = gort::chan::<u32>(0);
+        let h = gort::spawn(move || tx.send(round).unwrap());
+        assert_eq!(gort::blocking(|| rx.recv().unwrap()), round);
+        h.join().unwrap();
+    }
+    // Every processor still runs goroutines afterwards.
+    let hs: Vec<_> = (0..100).map(|i| gort::spawn(move || i)).collect();
+    assert_eq!(hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 4950);
+}
+
 #[test]
 fn blocking_on_a_plain_thread_just_calls() {
     assert_eq!(gort::blocking(|| "plain"), "plain");

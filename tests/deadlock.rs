@@ -124,6 +124,16 @@ fn a_goroutine_in_a_syscall_means_no_report() {
     assert_no_deadlock(&run("syscall"), "woken after a syscall");
 }
 
+/// Regression (found in review): a plain thread in a *timed* gort wait was counted as parked
+/// for good, and the program was reported as deadlocked while it still had work to do.
+#[test]
+fn issue_plain_thread_in_a_timed_wait_means_no_report() {
+    assert_no_deadlock(
+        &run("timed-thread"),
+        "got 7 from a thread that waited with timeouts",
+    );
+}
+
 #[test]
 fn a_std_thread_that_may_act_means_no_report() {
     assert_no_deadlock(&run("std-thread"), "woken by a std thread");

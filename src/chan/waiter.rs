@@ -34,9 +34,9 @@
 //! that never becomes ready uses bounded memory, and waking one of n selects is O(1)
 //! (Go's chanlinear test).
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,9 +52,17 @@ pub struct Context {
     state: AtomicUsize,
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
-    /// Wakes the waiting goroutine or thread.
-    unparker: Unparker,
+    /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
+    /// owned (`new`), read by anyone holding a reference.
+    unparker: UnsafeCell<Unparker>,
 }
+
+// SAFETY: `state` and `done` are atomics; `unparker` is written only by `Context::new` when
+// the strong count is 1 (no other reference exists, and no `Weak` is ever made), so no
+// other thread can read it concurrently; `Unparker` itself is Send + Sync.
+unsafe impl Send for Context {}
+// SAFETY: as above.
+unsafe impl Sync for Context {}
 
 thread_local! {
     /// Finished contexts kept for reuse by the next blocking operations on this thread (two,
@@ -93,17 +101,22 @@ impl Context {
     /// A context for the current goroutine or thread.
     ///
     /// Reuses one of this thread's spare contexts if nothing else references it any more
-    /// (no stale entry in any queue, no claimer still holding it): `Arc::get_mut` proves
-    /// exclusivity. A spare that already wakes the current goroutine keeps its Unparker.
+    /// (no stale entry in any queue, no claimer still holding it): a strong count of 1
+    /// proves exclusivity. A spare that already wakes the current goroutine keeps its
+    /// Unparker.
     #[inline]
     pub(crate) fn new() -> Arc<Context> {
         let me = crate::runtime::goroutine::current_ptr().cast::<()>();
-        if let Some(mut cx) = take_spare(me) {
-            if let Some(c) = Arc::get_mut(&mut cx) {
-                *c.state.get_mut() = WAITING;
-                *c.done.get_mut() = false;
-                if me.is_null() || c.target() != me {
-                    c.unparker = park::current();
+        if let Some(cx) = take_spare(me) {
+            // Unique: no stale entry, no claimer holds it (and no Weak is ever made). The
+            // fence pairs with the Release decrement of the last other owner.
+            if Arc::strong_count(&cx) == 1 {
+                fence(Ordering::Acquire);
+                cx.state.store(WAITING, Ordering::Relaxed);
+                cx.done.store(false, Ordering::Relaxed);
+                if me.is_null() || cx.target() != me {
+                    // SAFETY: unique owner (above): nobody else can read `unparker` now.
+                    unsafe { *cx.unparker.get() = park::current() };
                 }
                 return cx;
             }
@@ -111,14 +124,21 @@ impl Context {
         Arc::new(Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
-            unparker: park::current(),
+            unparker: UnsafeCell::new(park::current()),
         })
+    }
+
+    #[inline]
+    fn unparker(&self) -> &Unparker {
+        // SAFETY: written only while uniquely owned (see `new`), never while this shared
+        // reference can exist elsewhere.
+        unsafe { &*self.unparker.get() }
     }
 
     /// The goroutine this context wakes (null for a plain thread).
     #[inline]
     fn target(&self) -> *const () {
-        self.unparker
+        self.unparker()
             .goroutine()
             .map_or(std::ptr::null(), |g| Arc::as_ptr(g).cast())
     }
@@ -164,7 +184,7 @@ impl Context {
 
     #[inline]
     pub(crate) fn unpark(&self) {
-        self.unparker.unpark();
+        self.unparker().unpark();
     }
 
     /// The completed case; call after `wait` returned it.

@@ -87,6 +87,29 @@
 //!
 //! [`io_waiters`] counts goroutines and threads parked here, for deadlock detection: a
 //! program with an I/O waiter is never reported as deadlocked (the peer may still write).
+//!
+//! # Safety
+//!
+//! 1. **epoll `data` is 0 or a `&'static PollDesc`.** The eventfd is registered with
+//!    `data == 0` and [`poll`] checks for 0 first; every other registration
+//!    ([`Registration::new`]) stores the address of a `PollDesc` that was `Box::leak`ed. No
+//!    `PollDesc` is ever freed: a deregistered one goes to `Poller::free` and is reused. So
+//!    turning a non-zero `data` back into `&PollDesc` is valid for the rest of the process,
+//!    even for an event harvested after its registration was dropped (then the `PollDesc` may
+//!    belong to a new socket: a spurious wake-up, never a use after free). `PollDesc` is
+//!    `Sync` (atomics and a `std::sync::Mutex<Vec<Unparker>>`; the compiler checks it, since
+//!    the static `POLLER` holds `&'static PollDesc`s), so any thread may use that reference.
+//! 2. **The poller's descriptors live for ever.** The epoll fd and the eventfd are `OwnedFd`s
+//!    of the `Poller`, which lives in a static and is never dropped, so they are open for every
+//!    system call made on them.
+//! 3. **A registration's descriptor outlives it.** `Registration::fd` is owned by the `Socket`
+//!    (`fd.rs`) that owns the registration and drops it first (field order, and explicitly in
+//!    `Socket::into_inner`), so `EPOLL_CTL_DEL` runs while `fd` still names that socket, not
+//!    a number reused by another file. (A wrong descriptor would only make epoll_ctl fail or
+//!    act on another file's registration — lost wake-ups, not memory unsafety, by 1.)
+//! 4. **Buffers.** Every pointer passed to `epoll_ctl`, `epoll_wait`, `read` and `write` points
+//!    at a live local or slice at least as long as the length passed, and the kernel uses it
+//!    only during the call.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -199,25 +222,31 @@ fn poller() -> &'static Poller {
 
 impl Poller {
     fn new() -> io::Result<Poller> {
-        // SAFETY: plain system calls; each result is checked before being owned.
+        // SAFETY: epoll_create1 takes only a flag, no pointers; the result is checked
+        // before being owned.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epfd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `epfd` is a new descriptor nobody else owns.
+        // SAFETY: `epfd` was just returned by epoll_create1 (checked above), so it is open
+        // and owned by nobody else; the OwnedFd closes it exactly once.
         let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
-        // SAFETY: as above.
+        // SAFETY: eventfd takes only integers, no pointers; the result is checked below
+        // before being owned.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `efd` is a new descriptor nobody else owns.
+        // SAFETY: `efd` was just returned by eventfd (checked above), so it is open and owned
+        // by nobody else; the OwnedFd closes it exactly once.
         let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: 0,
         };
-        // SAFETY: both descriptors are valid; `ev` is a valid event.
+        // SAFETY: 1. both descriptors are open: they are the OwnedFds created above. 2. (4)
+        // `ev` is a live local that epoll_ctl only reads. Its `data` is 0, the eventfd's mark
+        // (module Safety 1).
         if unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, efd, &mut ev) } < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -234,8 +263,10 @@ impl Poller {
 pub(crate) fn wake() {
     let p = poller();
     let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid u64 to our eventfd. EAGAIN (counter saturated)
-    // means a wake-up is pending anyway.
+    // SAFETY: 1. (2) the eventfd belongs to the static poller and is open for ever.
+    // 2. (4) `one` is a live u64 and 8 bytes are read from it, the size eventfd requires.
+    // The result is ignored on purpose: EAGAIN (counter saturated) means a wake-up is
+    // pending anyway.
     unsafe {
         libc::write(
             p.eventfd.as_raw_fd(),
@@ -325,7 +356,9 @@ pub(crate) fn worker_idle() {
 /// of socket events handled.
 fn poll(events: &mut [libc::epoll_event], timeout_ms: i32, scratch: &mut Vec<Unparker>) -> usize {
     let p = poller();
-    // SAFETY: `events` is a valid, writable buffer of `events.len()` entries.
+    // SAFETY: 1. (2) the epoll fd belongs to the static poller and is open for ever.
+    // 2. (4) `events` is a live, exclusively borrowed buffer of `events.len()` entries and the
+    // kernel writes at most `maxevents` = `events.len()` of them (so `n <= events.len()`).
     let n = unsafe {
         libc::epoll_wait(
             p.epfd.as_raw_fd(),
@@ -346,7 +379,9 @@ fn poll(events: &mut [libc::epoll_event], timeout_ms: i32, scratch: &mut Vec<Unp
         let (bits, data) = (ev.events, ev.u64);
         if data == 0 {
             let mut buf = 0u64;
-            // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
+            // SAFETY: 1. (2) the eventfd belongs to the static poller and is open for ever.
+            // 2. (4) `buf` is a live u64 and at most 8 bytes are written into it. The eventfd
+            // is non-blocking, so this never blocks; an error (EAGAIN) is harmless.
             unsafe {
                 libc::read(
                     p.eventfd.as_raw_fd(),
@@ -356,7 +391,9 @@ fn poll(events: &mut [libc::epoll_event], timeout_ms: i32, scratch: &mut Vec<Unp
             };
             continue;
         }
-        // SAFETY: `data` is the address of a leaked, never-freed PollDesc (module comment).
+        // SAFETY: (1) `data != 0`, so it is the address of a leaked, never-freed PollDesc,
+        // valid for 'static and `Sync`; only shared references to it are ever made. If its
+        // registration is gone the PollDesc may have a new owner: a spurious wake-up only.
         let pd = unsafe { &*(data as *const PollDesc) };
         let bits = bits as libc::c_int;
         let err = libc::EPOLLERR | libc::EPOLLHUP;
@@ -380,6 +417,9 @@ pub(crate) struct Registration {
 impl Registration {
     /// Registers `fd` (which must be non-blocking and stay open while this lives) for both
     /// directions, edge-triggered.
+    ///
+    /// The "stays open" contract is what makes the `EPOLL_CTL_DEL` in `drop` act on this
+    /// socket (module Safety 3); breaking it cannot cause memory unsafety (module Safety 1).
     pub(crate) fn new(fd: RawFd) -> io::Result<Registration> {
         let p = poller();
         let pd = p
@@ -397,7 +437,9 @@ impl Registration {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: pd as *const PollDesc as u64,
         };
-        // SAFETY: `fd` is open (caller's contract); `ev` is valid.
+        // SAFETY: 1. (2) the epoll fd is open for ever. 2. (3) `fd` is open: the caller's
+        // contract (a bad one only yields an error). 3. (4) `ev` is a live local that
+        // epoll_ctl only reads; its `data` is `pd`, a leaked, never-freed PollDesc (1).
         if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
             let e = io::Error::last_os_error();
             p.free.lock().unwrap_or_else(|e| e.into_inner()).push(pd);
@@ -440,8 +482,12 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let p = poller();
-        // SAFETY: the owner keeps `fd` open until this returns. An error (the fd was closed
-        // behind our back) leaves nothing registered anyway.
+        // SAFETY: 1. (2) the epoll fd is open for ever. 2. (3) the owning `Socket` keeps `fd`
+        // open until this returns, so it still names our socket. 3. EPOLL_CTL_DEL ignores the
+        // event pointer (null is allowed since Linux 2.6.9). The result is ignored: an error
+        // means `fd` was closed behind our back (I/O-unsafe code elsewhere); if the socket's
+        // file then outlives it through a `dup`, its registration stays and its events still
+        // carry this PollDesc's address, which stays valid (1): spurious wake-ups only.
         unsafe {
             libc::epoll_ctl(
                 p.epfd.as_raw_fd(),

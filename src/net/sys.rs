@@ -3,6 +3,29 @@
 //!
 //! Everything else (accept, read, write, send_to, options) goes through std's own socket
 //! types, which already do the right thing on a non-blocking descriptor.
+//!
+//! # Safety
+//!
+//! Every `unsafe` block here is a libc call or a reinterpretation of a C socket address. They
+//! rest on these invariants:
+//!
+//! 1. **Pointers are to live locals of the right size.** Each pointer handed to the kernel
+//!    points at a local of the calling function (a `sockaddr_storage`, a `c_int`, a
+//!    `socklen_t`) that outlives the call, and the length passed with it is at most that
+//!    object's size. The kernel only accesses them during the call.
+//! 2. **Socket addresses are plain data in a big enough, aligned buffer.**
+//!    `sockaddr_storage` is at least as large as `sockaddr_in` and `sockaddr_in6` and aligned
+//!    for both; all three are integers and integer arrays, for which every bit pattern
+//!    (including all zeroes) is valid. So zero-initialising one, writing a `sockaddr_in(6)`
+//!    into it, or viewing it as one is sound whatever its bytes hold; `ss_family` only says
+//!    which view is *meaningful*.
+//! 3. **A new descriptor has exactly one owner.** A descriptor returned by `socket(2)` is
+//!    wrapped in an `OwnedFd` immediately (after the error check), so it is closed exactly once,
+//!    when that owner drops, and never leaks on an early `?` return.
+//! 4. **Borrowed descriptors.** Functions taking a `RawFd` only pass it to system calls; a
+//!    wrong descriptor gives an error (`EBADF`, `ENOTSOCK`), never memory unsafety. Callers
+//!    (`fd.rs`, `tcp.rs`) pass a descriptor that they own and keep open for the duration of
+//!    the call (I/O safety: a closed and reused number would act on another file).
 
 use std::io;
 use std::mem;
@@ -20,10 +43,11 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// A new non-blocking, close-on-exec socket.
 pub(crate) fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with integer arguments.
+    // SAFETY: (1) socket(2) takes only integers, no pointers; the result is checked by `cvt`.
     let fd =
         cvt(unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    // SAFETY: (3) `fd` was just returned by socket(2), is open, and is owned by nobody else:
+    // the `OwnedFd` becomes its only owner and closes it once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -37,7 +61,7 @@ pub(crate) fn family(addr: &SocketAddr) -> libc::c_int {
 
 /// `addr` as a C socket address.
 pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    // SAFETY: (2) sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
@@ -49,7 +73,8 @@ pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
                 },
                 sin_zero: [0; 8],
             };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            // SAFETY: (2) the pointer comes from `&mut storage`, a live local, so it is valid
+            // for writes; sockaddr_storage is larger than and aligned for sockaddr_in.
             unsafe {
                 (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in).write(sin)
             };
@@ -65,7 +90,8 @@ pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
                 },
                 sin6_scope_id: a.scope_id(),
             };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            // SAFETY: (2) the pointer comes from `&mut storage`, a live local, so it is valid
+            // for writes; sockaddr_storage is larger than and aligned for sockaddr_in6.
             unsafe {
                 (&mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6).write(sin6)
             };
@@ -79,7 +105,8 @@ pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
 /// `Ok(false)`: in progress (wait until writable, then call [`connect_result`]).
 pub(crate) fn start_connect(fd: RawFd, addr: &SocketAddr) -> io::Result<bool> {
     let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a valid socket address of `len` bytes.
+    // SAFETY: (1) `storage` is a live local holding a socket address of `len` bytes, which
+    // connect(2) only reads during the call; (4) `fd` is the caller's open socket.
     let r = unsafe {
         libc::connect(
             fd,
@@ -104,7 +131,8 @@ pub(crate) fn start_connect(fd: RawFd, addr: &SocketAddr) -> io::Result<bool> {
 pub(crate) fn connect_result(fd: RawFd) -> io::Result<bool> {
     let mut err: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` and `len` are valid out-parameters of the right size.
+    // SAFETY: (1) `err` and `len` are live locals; `len` says `err` is a c_int, so the kernel
+    // writes at most that many bytes into it. (4) `fd` is the caller's open socket.
     cvt(unsafe {
         libc::getsockopt(
             fd,
@@ -119,10 +147,11 @@ pub(crate) fn connect_result(fd: RawFd) -> io::Result<bool> {
         libc::EISCONN => Ok(true),
         0 => {
             // SO_ERROR is 0 both while connecting and once connected: ask for the peer.
-            // SAFETY: sockaddr_storage is plain old data.
+            // SAFETY: (2) sockaddr_storage is plain old data; all-zero is a valid value.
             let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
             let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            // SAFETY: valid out-parameters of the stated size.
+            // SAFETY: (1) `storage` and `len` are live locals and `len` is the size of
+            // `storage`, so getpeername(2) writes within it. (4) `fd` is the caller's socket.
             let r = unsafe {
                 libc::getpeername(
                     fd,
@@ -151,7 +180,8 @@ pub(crate) fn connect_result(fd: RawFd) -> io::Result<bool> {
 pub(crate) fn tcp_listen(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let fd = socket(family(addr), libc::SOCK_STREAM)?;
     let one: libc::c_int = 1;
-    // SAFETY: `one` is a valid c_int option value.
+    // SAFETY: (1) `one` is a live c_int and the length passed is its size; setsockopt(2)
+    // only reads it. `fd` is the OwnedFd created above, open until this function returns.
     cvt(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -162,7 +192,8 @@ pub(crate) fn tcp_listen(addr: &SocketAddr) -> io::Result<OwnedFd> {
         )
     })?;
     let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a valid socket address of `len` bytes.
+    // SAFETY: (1) `storage` is a live local holding a socket address of `len` bytes, which
+    // bind(2) only reads during the call; `fd` is the OwnedFd created above.
     cvt(unsafe {
         libc::bind(
             fd.as_raw_fd(),
@@ -170,7 +201,8 @@ pub(crate) fn tcp_listen(addr: &SocketAddr) -> io::Result<OwnedFd> {
             len,
         )
     })?;
-    // SAFETY: plain system call; the kernel clamps the backlog to somaxconn.
+    // SAFETY: listen(2) takes only integers (the kernel clamps the backlog to somaxconn);
+    // `fd` is the OwnedFd created above.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), libc::c_int::MAX) })?;
     Ok(fd)
 }
@@ -178,7 +210,8 @@ pub(crate) fn tcp_listen(addr: &SocketAddr) -> io::Result<OwnedFd> {
 /// Sets or clears `O_NONBLOCK` on `fd`.
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     let mut v: libc::c_int = on as libc::c_int;
-    // SAFETY: FIONBIO takes a pointer to an int.
+    // SAFETY: (1) FIONBIO reads an int through its pointer argument, and `v` is a live c_int
+    // local. (4) `fd` is the caller's open descriptor.
     cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) }).map(drop)
 }
 
@@ -187,7 +220,10 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
 pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
+            // SAFETY: (2) 1. `storage` is a valid reference to a sockaddr_storage, which is
+            // larger than and aligned for sockaddr_in, and any bytes are a valid sockaddr_in,
+            // so the reference is valid for as long as `storage` is borrowed. 2. The family
+            // says the kernel wrote a sockaddr_in there, so its fields are meaningful.
             let a =
                 unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
             Ok(SocketAddr::V4(SocketAddrV4::new(
@@ -196,7 +232,8 @@ pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<Sock
             )))
         }
         libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
+            // SAFETY: (2) as for AF_INET above, with sockaddr_in6: 1. size, alignment and
+            // plain-data fields make the view valid; 2. the family makes it meaningful.
             let a = unsafe {
                 &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
             };

@@ -1,5 +1,16 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std-shaped, parking the goroutine (or thread)
 //! while the socket is not ready.
+//!
+//! # Safety
+//!
+//! The only unsafe code is `FromRawFd::from_raw_fd` in the `std_conversions!` macro (also
+//! expanded in `udp.rs` and `unix.rs`). It relies on one invariant: **each descriptor has
+//! exactly one owner.** `from_raw_fd` passes the caller's ownership, unchanged, to std's
+//! `from_raw_fd` (same contract); from then on the descriptor is owned by one
+//! `Socket` (`fd.rs`), shared by the handles' `Arc`, deregistered from the poller and closed
+//! exactly once when the last handle drops. `AsFd`/`AsRawFd` only lend it for the handle's
+//! lifetime; `into_std`/`into_raw_fd` give the caller either that socket (last handle) or a
+//! `dup` of it (other handles still own the original), never a second owner of one number.
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -347,8 +358,16 @@ macro_rules! std_conversions {
             /// # Safety
             /// `fd` must be an open socket of the right kind that the caller owns; ownership
             /// moves to the new value (as with std's `from_raw_fd`).
+            ///
+            /// # Panics
+            /// As `From<std type>` does, if the poller cannot register the socket (the socket
+            /// is then closed, since the new value owned it).
             unsafe fn from_raw_fd(fd: RawFd) -> $gort {
-                // SAFETY: the caller's contract is std's.
+                // SAFETY: this function's contract is std's `from_raw_fd` contract: `fd` is an
+                // open socket the caller owns and gives up. Ownership moves to the std socket,
+                // then to the new value's `Socket`, which closes it once (module Safety); if
+                // registration fails, `from` panics and dropping the std socket closes it, also
+                // exactly once.
                 $gort::from(unsafe { <$std>::from_raw_fd(fd) })
             }
         }

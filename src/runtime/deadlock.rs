@@ -8,10 +8,10 @@
 //!   a system call or `blocking`), and no run queue holds a goroutine;
 //! - no timer is armed and no goroutine or thread waits for I/O;
 //! - every OS thread of the process is either the runtime's own (Ms, sysmon, the poller) or a
-//!   plain thread parked in a gort primitive (`PARKED_PLAIN`, kept exact by the parkers: the
-//!   count goes down when the *waker* takes the token to a parked thread, not when the thread
-//!   gets round to running). A std thread that is computing, or blocked in something that is
-//!   not gort (it might still send), means no report.
+//!   plain thread parked in a gort primitive with no deadline (its parker is in the untimed
+//!   PARKED state, which only an unpark can end: `park::plain_threads_parked`). A std thread
+//!   that is computing, waiting with a timeout, or blocked in something that is not gort (it
+//!   might still send) means no report.
 //!
 //! The checks cost nothing on the hot paths: sysmon reads counters that exist anyway, and
 //! looks at `/proc` only once everything else says "all asleep".
@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 use super::scheduler::Sched;
 
-/// Plain threads parked in a gort primitive with no wake-up token on the way.
-pub(crate) static PARKED_PLAIN: AtomicUsize = AtomicUsize::new(0);
 /// Runtime threads that are not Ms (sysmon, the network poller).
 static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Set by `run_main`: this program's entry is `#[gort::main]`.
@@ -86,16 +84,16 @@ fn asleep(sched: &Sched) -> Option<(u64, u64)> {
     }
     {
         let all = sched.machines.all.lock().unwrap_or_else(|e| e.into_inner());
-        if all
-            .iter()
-            .any(|m| !m.current.load(Ordering::SeqCst).is_null())
-        {
+        if all.iter().any(|m| {
+            !m.current.load(Ordering::SeqCst).is_null()
+                || !m.locked_ready.load(Ordering::SeqCst).is_null()
+        }) {
             return None;
         }
     }
     let expected = sched.machines.count.load(Ordering::SeqCst)
         + RUNTIME_THREADS.load(Ordering::SeqCst)
-        + PARKED_PLAIN.load(Ordering::SeqCst);
+        + crate::park::plain_threads_parked();
     if os_threads()? != expected {
         return None;
     }

@@ -9,6 +9,10 @@
 //! goroutine 1 [chan receive]:
 //!     name "main", waiting 1.502s
 //! ```
+//!
+//! # Safety
+//! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
+//! printed later by sysmon, on an ordinary thread.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

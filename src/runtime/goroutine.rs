@@ -299,9 +299,13 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
     }
     // SAFETY: the running goroutine outlives this call (see `current`).
     let g = unsafe { &*p };
-    if g.park
-        .compare_exchange(NOTIFIED, IDLE, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
+    // A token already there: consume it and return. (Load first: a failed CAS still costs a
+    // locked instruction, and usually there is no token; one arriving after this load is
+    // caught by the worker's `commit_park`.)
+    if g.park.load(Ordering::Relaxed) == NOTIFIED
+        && g.park
+            .compare_exchange(NOTIFIED, IDLE, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     {
         return true;
     }

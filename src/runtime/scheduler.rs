@@ -19,6 +19,11 @@
 //! Timers (`time/timers.rs`): one idle worker at a time is the *watcher*: it parks no longer
 //! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
 //! busy, workers fire due timers each time they schedule.
+//!
+//! # Safety
+//! The timer watcher is a raw pointer to an idle M's `Machine`, set by that M and cleared by
+//! it before it leaves `park_idle`; Ms holding a P never exit, and every `Machine` is also
+//! kept alive by the scheduler's list of all Ms, so unparking it through the pointer is sound.
 
 use std::ptr;
 use std::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -123,10 +128,14 @@ pub(crate) fn ready(g: GRef, spawned: bool) {
         return;
     }
     let sched = get();
-    match super::machine::current_processor() {
-        Some(p) => {
+    let m = super::machine::current();
+    match m.and_then(|m| m.processor().map(|p| (m, p))) {
+        Some((m, p)) => {
             let displaced = p.push_next(g);
-            if displaced || spawned {
+            // If sysmon took the P from this M meanwhile, its new M may already be idle:
+            // make sure somebody looks at it.
+            let lost = p.state.load(Ordering::Acquire) >> 8 != m.id() as u64;
+            if displaced || spawned || lost {
                 sched.wake_idle();
             }
         }
@@ -329,6 +338,13 @@ impl Sched {
         if watching {
             self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
             self.watcher.store(ptr::null_mut(), Ordering::SeqCst);
+            if timers::next_deadline().is_some() {
+                // Hand the watch over: nudge another idle M, which parks again as watcher.
+                let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(other) = idle.iter().find(|x| !Arc::ptr_eq(x, m)) {
+                    other.parker.unpark();
+                }
+            }
         }
     }
 }

@@ -187,9 +187,10 @@ pub(crate) struct Options {
 /// A goroutine's body and its result packet in one allocation: the goroutine holds it as a
 /// `dyn Run` (its entry), the `JoinHandle` as a `dyn Joinable<T>`.
 struct Task<F, T> {
-    packet: Packet<T>,
-    /// The user's function; taken once, by the goroutine.
+    /// The user's function; taken once, by the goroutine. Declared first so that it is
+    /// dropped before `packet`, whose drop may tell a scope its borrows have ended.
     f: UnsafeCell<Option<F>>,
+    packet: Packet<T>,
     id: u64,
 }
 
@@ -258,8 +259,8 @@ where
     };
     let id = super::machine::new_goroutine_id(&sched.next_id);
     let task = Arc::new(Task {
-        packet: Packet::new(scope),
         f: UnsafeCell::new(Some(f)),
+        packet: Packet::new(scope),
         id,
     });
     let joinable: Arc<dyn Joinable<T> + 'a> = task.clone();

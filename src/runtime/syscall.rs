@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 
 use super::goroutine::{self, Suspend};
 use super::machine::{self, pack, BLOCKING, FREE, RUNNING};
+use super::processor::Processor;
 use super::scheduler;
 
 /// Runs a blocking call (file I/O, DNS, a blocking C library, a long computation) without
@@ -42,8 +43,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     if goroutine::current_ptr().is_null()
         || p.state
             .compare_exchange(
-                pack(m.id, RUNNING),
-                pack(m.id, BLOCKING),
+                pack(m.id(), RUNNING),
+                pack(m.id(), BLOCKING),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
@@ -56,7 +57,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         // Work is waiting: hand the P off now (Go's handoffp).
         if p.state
             .compare_exchange(
-                pack(m.id, BLOCKING),
+                pack(m.id(), BLOCKING),
                 pack(0, FREE),
                 Ordering::AcqRel,
                 Ordering::Acquire,
@@ -68,35 +69,49 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
             sched.machines.start(p);
         }
     }
-    let exit = Exit { m, p };
+    let exit = Exit;
     let r = f();
     drop(exit);
     r
 }
 
 /// Leaves the blocking section, also when `f` panics.
-struct Exit {
-    m: &'static machine::Machine,
-    p: &'static super::processor::Processor,
-}
+///
+/// It looks at the M and P the goroutine is on *now*: if `f` parked or yielded, the goroutine
+/// may have resumed on another M, and its section already ended at the switch (worker.rs).
+struct Exit;
 
 impl Drop for Exit {
     fn drop(&mut self) {
-        let kept = self
-            .p
-            .state
-            .compare_exchange(
-                pack(self.m.id, BLOCKING),
-                pack(self.m.id, RUNNING),
+        let Some(m) = machine::current() else { return };
+        if let Some(p) = m.processor() {
+            let state = p.state.load(Ordering::Acquire);
+            if state == pack(m.id(), RUNNING) {
+                return; // the section ended at a switch inside `f`: nothing to undo
+            }
+            if p.state
+                .compare_exchange(
+                    pack(m.id(), BLOCKING),
+                    pack(m.id(), RUNNING),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                return; // kept the P
+            }
+            // Taken meanwhile: the taker clears `m.p` by CAS; make sure it is clear.
+            let _ = m.p.compare_exchange(
+                p as *const Processor as *mut Processor,
+                std::ptr::null_mut(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
-            )
-            .is_ok();
-        if kept || std::thread::panicking() {
-            return;
+            );
         }
-        // Lost the P: let an M with a P run us (unless we are locked to this M).
-        self.m.p.store(std::ptr::null_mut(), Ordering::Release);
+        if std::thread::panicking() {
+            return; // let the panic go on; the goroutine ends on this M
+        }
+        // Without a P: let an M with a P run us (unless we are locked to this M).
         if goroutine::with_current(|g| g.locked_machine().is_none()) == Some(true) {
             goroutine::with_current(|g| g.suspend(Suspend::Requeue));
         }

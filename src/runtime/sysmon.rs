@@ -12,6 +12,11 @@
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
 //!
 //! It never runs goroutines and holds no P.
+//!
+//! # Safety
+//! sysmon dereferences a processor's `owner` pointer; `Machine`s are never freed (machine.rs
+//! keeps every one and reuses those whose thread exited), so the pointer is always valid, and
+//! the owner's `p` is cleared only by CAS from this very processor.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -34,6 +39,7 @@ pub(crate) fn start() {
 }
 
 fn run() {
+    super::machine::precise_timer_slack();
     let sched = scheduler::get();
     let mut snaps: Vec<(u32, u64)> = vec![(0, 0); sched.nprocs];
     let mut delay_us: u64 = 20;
@@ -90,9 +96,16 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
         {
             let owner = p.owner.swap(std::ptr::null_mut(), Ordering::AcqRel);
             if !owner.is_null() {
-                // SAFETY: Machines live in the scheduler's list for their whole life, and the
-                // owner of a RUNNING/BLOCKING P is running (it cannot have exited).
-                unsafe { (*owner).p.store(std::ptr::null_mut(), Ordering::Release) };
+                // Only if it still points to this P: the owner may have lost it meanwhile and
+                // acquired another one.
+                // SAFETY: Machines are never freed (machine.rs keeps every one, and reuses
+                // exited ones), so the pointer is valid.
+                let _ = unsafe { &*owner }.p.compare_exchange(
+                    p as *const _ as *mut _,
+                    std::ptr::null_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
             }
             sched.machines.start(p);
             *snap = (tick, now);

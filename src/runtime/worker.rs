@@ -16,6 +16,14 @@
 //! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
 //! touching the P's owner-only state — a goroutine that is still runnable goes to the global
 //! queue — and returns to `machine::run_thread`, which parks it as a spare.
+//!
+//! # Safety
+//! - A goroutine's `run` state is touched only by the M that owns the goroutine: it popped it
+//!   from a queue, or it is the M the goroutine is locked to (goroutine.rs table).
+//! - `Processor::local` is used only while this M holds the processor in phase SCHED
+//!   (machine.rs), which no retaker can take away; each use ends before the next resume.
+//! - The coroutine's closure dereferences the goroutine's raw pointer only while it runs, and
+//!   the running M holds a `GRef` for the whole resume.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +32,7 @@ use std::time::{Duration, Instant};
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::goroutine::{self, GRef, SendCoroutine, Start, Suspend};
-use super::machine::{pack, Machine, FREE, RUNNING, SCHED};
+use super::machine::{pack, Machine, BLOCKING, FREE, RUNNING, SCHED};
 use super::processor::Processor;
 use super::scheduler::Sched;
 use super::{signal, stack};
@@ -231,7 +239,7 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
     loop {
         let p = m.processor();
         if let Some(p) = p {
-            p.state.store(pack(m.id, RUNNING), Ordering::Release);
+            p.state.store(pack(m.id(), RUNNING), Ordering::Release);
             p.schedtick.store(
                 p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
                 Ordering::Relaxed,
@@ -248,20 +256,32 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
         goroutine::set_current(Arc::as_ptr(&g));
         let r = co.resume(());
         goroutine::set_current(std::ptr::null());
-        m.current.store(std::ptr::null_mut(), Ordering::Release);
+        // `m.current` stays set until the goroutine is parked, queued or finished (the
+        // deadlock detector must never see it nowhere): see `Running` below.
+        let _running = Running(m);
+        // RUNNING, or BLOCKING when the goroutine suspended inside `blocking(f)` (a park or
+        // yield in `f` ends the blocking section; `blocking` sees that when `f` returns).
         let held = p.is_some_and(|p| {
-            p.state
-                .compare_exchange(
-                    pack(m.id, RUNNING),
-                    pack(m.id, SCHED),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
+            [RUNNING, BLOCKING].into_iter().any(|phase| {
+                p.state
+                    .compare_exchange(
+                        pack(m.id(), phase),
+                        pack(m.id(), SCHED),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+            })
         });
-        if p.is_some() && !held {
-            // The P was taken while the goroutine ran (sysmon or `blocking`).
-            m.p.store(std::ptr::null_mut(), Ordering::Release);
+        if let (Some(p), false) = (p, held) {
+            // The P was taken while the goroutine ran (sysmon or `blocking`); the taker
+            // cleared `m.p` (by CAS), or does so now.
+            let _ = m.p.compare_exchange(
+                p as *const Processor as *mut Processor,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
         let locked = g.is_locked_to(m);
         match r {
@@ -321,6 +341,18 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
                 return;
             }
         }
+    }
+}
+
+/// Clears `Machine::current` when dropped: after the goroutine that just suspended has been
+/// parked, queued or finished.
+struct Running<'a>(&'a Machine);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0
+            .current
+            .store(std::ptr::null_mut(), Ordering::Release);
     }
 }
 

@@ -25,6 +25,28 @@
 //! thread; it may even send the guard to another goroutine. Unlocking happens only by dropping
 //! the guard, so "unlock of unlocked mutex" cannot happen. There is no poisoning: a panic
 //! while the lock is held unlocks it on unwind, and the next `lock` simply succeeds.
+//!
+//! # Safety
+//!
+//! 1. **At most one holder.** A `RawMutex` is held by at most one party at a time: it becomes
+//!    held only by a CAS that sets LOCKED on a state without LOCKED or STARVING (`lock`,
+//!    `try_lock`, `lock_slow`), or, in starvation mode, by the one waiter the unlocker handed
+//!    it to through the semaphore (LOCKED is then clear but STARVING is set, so nobody else can
+//!    take it until that waiter sets LOCKED).
+//! 2. **The data is reached only through the holder.** `Mutex::data` is accessed only through
+//!    a `MutexGuard`, or through `&mut Mutex`/by value (exclusive by the borrow checker). A
+//!    guard is created only right after `lock` or a successful `try_lock` of its own mutex, so
+//!    by 1 at most one guard per mutex exists, and it alone may produce `&mut T`.
+//! 3. **Unlock only by the holder, once.** `RawMutex::unlock` is an `unsafe fn` for that
+//!    reason: a guard unlocks exactly once, in its `Drop` (`Condvar::wait` drops the guard and
+//!    builds a new one from a fresh `lock`); `RwLock` and `Once` pair each unlock with their own
+//!    lock.
+//! 4. **The next holder sees the last holder's writes.** Taking the lock reads the state with
+//!    Acquire (the CAS in `lock`/`try_lock`/`lock_slow`, or the AcqRel `fetch_add` of a waiter
+//!    given the lock by handoff); `unlock` writes it with Release, and later changes to the word
+//!    are read-modify-writes, which continue that release sequence.
+//! 5. **Not tied to a thread.** Nothing records which thread locked, so a guard may be dropped
+//!    on another thread: that is why `MutexGuard` is `Send` (unlike std's), for `T: Send`.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -181,7 +203,11 @@ impl RawMutex {
     ///
     /// # Safety
     /// The lock must be held by the caller (through the guard being dropped, or a `RawMutex`
-    /// user that locked it; it need not be the same goroutine or thread).
+    /// user that locked it; it need not be the same goroutine or thread), and this unlock must
+    /// be the only one for that lock (module Safety 3). Otherwise another party may be let in
+    /// while the holder is still inside, breaking the exclusion every user relies on. (An
+    /// unlock of a mutex that was not locked at all is caught by an assert, after the state
+    /// word was already corrupted.)
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
         let new = self
@@ -261,11 +287,13 @@ pub struct Mutex<T: ?Sized> {
     data: UnsafeCell<T>,
 }
 
-// SAFETY: the mutex owns a T and hands out `&mut T` to one holder at a time: moving the
-// mutex or sharing it between threads only ever moves T's exclusive access between threads,
-// which needs T: Send (as std's Mutex).
+// SAFETY: the mutex owns a T; moving the mutex to another thread moves the T, which needs
+// T: Send.
 unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
-// SAFETY: as above.
+// SAFETY: by module Safety 1 and 2, `&Mutex` gives access to the T only through the one
+// guard at a time, with each holder ordered after the last (4): sharing the mutex between
+// threads only ever moves T's exclusive access from thread to thread, which needs T: Send
+// and not T: Sync (as std's Mutex).
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 /// Proof of holding a [`Mutex`]; unlocks when dropped. It may be held across blocking points
@@ -276,10 +304,12 @@ pub struct MutexGuard<'a, T: ?Sized> {
     pub(crate) mutex: &'a Mutex<T>,
 }
 
-// SAFETY: the guard gives exclusive access to T; unlocking from another thread is allowed by
-// this lock (nothing is tied to the locking thread), so sending the guard is sending `&mut T`.
+// SAFETY: the guard gives exclusive access to T (module Safety 2), and unlocking from
+// another thread is allowed by this lock (5: nothing is tied to the locking thread), so
+// sending the guard is sending `&mut T`, which needs T: Send.
 unsafe impl<T: ?Sized + Send> Send for MutexGuard<'_, T> {}
-// SAFETY: sharing the guard shares `&T`.
+// SAFETY: through `&MutexGuard` only `Deref` is reachable, so sharing the guard shares `&T`,
+// which needs T: Sync.
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
@@ -349,14 +379,17 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard proves the lock is held: no other reference to the data exists.
+        // SAFETY: (2) this guard is the mutex's only holder, so the only `&mut T` that can
+        // exist is one made through this guard by `deref_mut`, and `&self` borrows the guard,
+        // so none is live now. Other `&T` (through a shared `&MutexGuard`) may coexist.
         unsafe { &*self.mutex.data.get() }
     }
 }
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only access through the guard.
+        // SAFETY: (2) this guard is the mutex's only holder, and `&mut self` borrows it
+        // exclusively, so no other reference to the data exists while the result lives.
         unsafe { &mut *self.mutex.data.get() }
     }
 }
@@ -364,7 +397,8 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the guard proves the lock is held, and it unlocks once (in its drop).
+        // SAFETY: (3) the guard was created by a lock of this mutex that nothing else has
+        // unlocked, and `drop` runs once, so the caller holds the lock and unlocks it once.
         unsafe { self.mutex.raw.unlock() }
     }
 }

@@ -9,6 +9,25 @@
 //! run their function). [`OnceLock`] follows std: a panicking initialiser leaves the cell
 //! empty and the next caller tries again. [`once_value`]/[`once_func`] follow Go: every call
 //! after a panicking first call panics again with the same message.
+//!
+//! # Safety
+//!
+//! 1. **`OnceLock::value` is initialised iff `done` is true.** It is written only in
+//!    `init_slow`, and only after `f` has returned (a panicking `f` leaves both untouched);
+//!    `done` is set right after the write. `take` clears `done` before moving the value out,
+//!    so a value is never read, moved out or dropped twice, nor when it was never written.
+//! 2. **Written at most once while shared.** Through `&self`, `value` is written only by
+//!    `init_slow`, while holding `m` and after seeing `done == false` under it, so two writes
+//!    never race (the next holder sees `done == true`, ordered by `m`); a re-entrant
+//!    `get_or_init` from inside `f` deadlocks on `m` instead of aliasing the write. `done` is
+//!    never cleared through `&self`.
+//! 3. **Reads happen after the write.** `get` reads `value` only after an Acquire load saw
+//!    `done == true`, which the writer stored with Release after writing: the write
+//!    happens-before every read, and no write follows while `&self` borrows exist. The
+//!    `&mut self` methods (`get_mut`, `take`, `drop`) are exclusive by the borrow checker.
+//! 4. **`m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract): every
+//!    unlock here is an `Unlock` guard built right after `m.lock(...)` in the same function and
+//!    dropped exactly once, on return or unwind.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -25,7 +44,8 @@ struct Unlock<'a>(&'a RawMutex);
 
 impl Drop for Unlock<'_> {
     fn drop(&mut self) {
-        // SAFETY: created right after locking the mutex; dropped once.
+        // SAFETY: (4) every `Unlock` is created right after locking its mutex, by the same
+        // caller, and `drop` runs once: the caller holds the lock and unlocks it once.
         unsafe { self.0.unlock() }
     }
 }
@@ -122,11 +142,12 @@ pub struct OnceLock<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
-// SAFETY: the value is written once under `m` before `done` is published (Release) and only
-// read after `done` is seen (Acquire); sharing hands out `&T` on many threads (T: Sync) and
-// the value may be written by one thread and dropped by another (T: Send), as std's OnceLock.
+// SAFETY: by module Safety 2 and 3, the value is written once under `m` before `done` is
+// published (Release) and only read after `done` is seen (Acquire), so shared use never races.
+// Sharing hands out `&T` on many threads (T: Sync), and the value may be made by one thread
+// and dropped by another (T: Send), as with std's OnceLock.
 unsafe impl<T: Send + Sync> Sync for OnceLock<T> {}
-// SAFETY: moving the cell moves the T.
+// SAFETY: the cell owns its T (if `done`); moving the cell moves the T, which needs T: Send.
 unsafe impl<T: Send> Send for OnceLock<T> {}
 
 // A panicking initialiser leaves the cell empty (never half-written), as std's OnceLock.
@@ -150,7 +171,9 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn get(&self) -> Option<&T> {
         if self.done.load(Ordering::Acquire) {
-            // SAFETY: `done` (Acquire) means the value was written and is never written again.
+            // SAFETY: (1) `done` is true, so the value is initialised; (3) the Acquire load
+            // orders its write before this read, and (2) it is not written again while `&self`
+            // borrows exist.
             Some(unsafe { (*self.value.get()).assume_init_ref() })
         } else {
             None
@@ -160,7 +183,8 @@ impl<T> OnceLock<T> {
     /// The value, mutably, if set.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         if *self.done.get_mut() {
-            // SAFETY: initialised (done) and exclusively borrowed.
+            // SAFETY: (1) `done` is true, so the value is initialised; `&mut self` makes this
+            // the only access.
             Some(unsafe { self.value.get_mut().assume_init_mut() })
         } else {
             None
@@ -184,7 +208,9 @@ impl<T> OnceLock<T> {
         let _unlock = Unlock(&self.m);
         if !self.done.load(Ordering::Relaxed) {
             let v = f();
-            // SAFETY: we hold `m` and `done` is false: nobody else reads or writes the value.
+            // SAFETY: (2) we hold `m` and saw `done == false` under it, so no one else writes
+            // the value, and (3) no one reads it until `done` is stored below. It is
+            // uninitialised (1), so `write` overwrites nothing that needed dropping.
             unsafe { (*self.value.get()).write(v) };
             self.done.store(true, Ordering::Release);
         }
@@ -208,8 +234,9 @@ impl<T> OnceLock<T> {
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
         if std::mem::replace(self.done.get_mut(), false) {
-            // SAFETY: it was initialised, and `done` is now false so it is not read or
-            // dropped again.
+            // SAFETY: (1) `done` was true, so the value is initialised, and `done` is now false,
+            // so this bitwise move-out is the last use of it (not read or dropped again).
+            // `&mut self` makes this the only access.
             Some(unsafe { self.value.get_mut().assume_init_read() })
         } else {
             None
@@ -220,7 +247,8 @@ impl<T> OnceLock<T> {
 impl<T> Drop for OnceLock<T> {
     fn drop(&mut self) {
         if *self.done.get_mut() {
-            // SAFETY: initialised, and dropped exactly once here.
+            // SAFETY: (1) `done` is true, so the value is initialised; the cell is being
+            // dropped, so this is the value's only drop and nothing uses it afterwards.
             unsafe { self.value.get_mut().assume_init_drop() };
         }
     }

@@ -18,6 +18,34 @@
 //!
 //! Read-locking recursively is forbidden, as in Go: a pending writer blocks new readers, so a
 //! goroutine that read-locks twice may deadlock with a writer in between.
+//!
+//! # Safety
+//!
+//! 1. **A write guard excludes every other guard.** A `RwLockWriteGuard` exists only while
+//!    its holder owns `writer` (so there is one writer at a time, `mutex.rs` Safety 1), has
+//!    made `reader_count` negative, and has seen every reader that was counted before that
+//!    leave (`reader_wait` back to 0, or `reader_count` was 0). A `RwLockReadGuard` exists
+//!    only after its reader was counted in `reader_count` while it was non-negative (`read`'s
+//!    fast path, `try_read`), or was counted while it was negative and then released from
+//!    `reader_sema` by the writer's unlock, which first makes `reader_count` non-negative
+//!    again and counts those readers as inside (the next writer waits for them). So `data` is
+//!    reached either through any number of `&T` (read guards) or through the one write guard.
+//! 2. **Each side sees the other's writes.** Readers enter with an Acquire RMW on
+//!    `reader_count`, or through `reader_sema` (Release/Acquire), after the writer's AcqRel
+//!    `fetch_add` in `write_unlock`; they leave with a Release `fetch_sub`, and the last one a
+//!    writer waits for hands over through AcqRel on `reader_wait` and `writer_sema`. The writer
+//!    enters with AcqRel RMWs on `reader_count` and `reader_wait`. Writers are ordered among
+//!    themselves by `writer`.
+//! 3. **`writer` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract): by
+//!    `write_unlock`, run once from the write guard's `Drop`, or by `try_write` right after its
+//!    own successful `try_lock` when it gives up.
+//! 4. **Not tied to a thread.** Nothing records which thread locked, so guards may be sent and
+//!    dropped on other threads (hence their `Send` impls).
+//!
+//! `reader_count` must stay below `MAX_READERS` (2^30 readers inside or waiting) for its
+//! sign to mean "writer pending". Only leaked guards (`mem::forget`) could get there; `read`
+//! and `try_read` check it and panic ("too many read locks"), as std's RwLock does, after
+//! undoing their own count.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -58,10 +86,11 @@ pub struct RwLock<T: ?Sized> {
     data: UnsafeCell<T>,
 }
 
-// SAFETY: like std's RwLock: moving exclusive access between threads needs T: Send, sharing
-// `&T` among readers on several threads needs T: Sync.
+// SAFETY: the lock owns a T; moving the lock to another thread moves the T (T: Send).
 unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
-// SAFETY: as above.
+// SAFETY: like std's RwLock. By module Safety 1 and 2, `&RwLock` gives either `&T` to readers
+// on several threads at once (needs T: Sync) or `&mut T` to one writer at a time, each ordered
+// after the previous ones (moves exclusive access between threads: needs T: Send).
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// Shared access to an [`RwLock`]'s value; releases on drop.
@@ -78,14 +107,18 @@ pub struct RwLockWriteGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
 }
 
-// SAFETY: a read guard is `&T`: sending or sharing it needs T: Sync. Nothing in the lock is
-// tied to the thread that locked it.
+// SAFETY: a read guard gives only `&T` (module Safety 1), and its drop only touches the
+// lock's atomics and semaphores, which are thread-safe and not tied to the locking thread (4):
+// sending or sharing it is sending `&T`, which needs T: Sync.
 unsafe impl<T: ?Sized + Sync> Send for RwLockReadGuard<'_, T> {}
-// SAFETY: as above.
+// SAFETY: as above: sharing a read guard shares `&T`.
 unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
-// SAFETY: a write guard is `&mut T`: sending it needs T: Send (and the lock's Sync bound).
+// SAFETY: a write guard gives `&mut T` (module Safety 1) and may be dropped on any thread (4),
+// so sending it needs T: Send. The extra T: Sync (the lock's own `Sync` bound) is stricter
+// than needed, which is harmless.
 unsafe impl<T: ?Sized + Send + Sync> Send for RwLockWriteGuard<'_, T> {}
-// SAFETY: sharing a write guard shares `&T`.
+// SAFETY: through `&RwLockWriteGuard` only `Deref` is reachable: sharing it shares `&T`,
+// which needs T: Sync.
 unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
@@ -111,7 +144,14 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, parking while a writer holds the lock or is waiting for it.
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        if self.reader_count.fetch_add(1, Ordering::Acquire) + 1 < 0 {
+        let r = self.reader_count.fetch_add(1, Ordering::Acquire) + 1;
+        let readers = if r < 0 { r + MAX_READERS } else { r };
+        if readers >= MAX_READERS - 1 {
+            // Leaked guards (mem::forget) would otherwise break the writer-pending encoding.
+            self.reader_count.fetch_sub(1, Ordering::Release);
+            panic!("sync: too many read locks on a RwLock (2^30)");
+        }
+        if r < 0 {
             // A writer is pending: wait for it to finish.
             self.reader_sema.acquire(false, WaitReason::RwLockRead);
         }
@@ -124,6 +164,9 @@ impl<T: ?Sized> RwLock<T> {
         loop {
             if c < 0 {
                 return None;
+            }
+            if c >= MAX_READERS - 2 {
+                panic!("sync: too many read locks on a RwLock (2^30)");
             }
             match self.reader_count.compare_exchange_weak(
                 c,
@@ -160,7 +203,8 @@ impl<T: ?Sized> RwLock<T> {
             .compare_exchange(0, -MAX_READERS, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            // SAFETY: we locked `writer` just above.
+            // SAFETY: (3) we locked `writer` just above with `try_lock`, no guard was made,
+            // and this is the only unlock of that lock.
             unsafe { self.writer.unlock() };
             return None;
         }
@@ -199,7 +243,8 @@ impl<T: ?Sized> RwLock<T> {
         for _ in 0..r {
             self.reader_sema.release(false);
         }
-        // SAFETY: the write guard holds `writer`.
+        // SAFETY: (3) `write_unlock` runs only from the write guard's `drop`, once, and the
+        // write guard exists only while its holder holds `writer` (1).
         unsafe { self.writer.unlock() };
     }
 }
@@ -230,7 +275,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: a read guard proves no writer is inside; readers only get `&T`.
+        // SAFETY: (1) while a read guard lives no write guard exists, so no `&mut T` exists;
+        // readers only ever get `&T`. (2) the last writer's writes are visible.
         unsafe { &*self.lock.data.get() }
     }
 }
@@ -244,14 +290,16 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
 impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: a write guard proves exclusive access.
+        // SAFETY: (1) the write guard is the only guard, so the only `&mut T` that can exist
+        // is one made by `deref_mut` through it, and `&self` borrows the guard: none is live.
         unsafe { &*self.lock.data.get() }
     }
 }
 
 impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: a write guard proves exclusive access.
+        // SAFETY: (1) the write guard is the only guard, and `&mut self` borrows it exclusively,
+        // so no other reference to the data exists while the result lives.
         unsafe { &mut *self.lock.data.get() }
     }
 }

@@ -17,6 +17,11 @@
 //! timer that is not armed has `index == NOT_ARMED`; `NEXT` equals `heap[0].when` or
 //! `u64::MAX` when the heap is empty. A stopped or dropped timer is removed from the heap at
 //! once (it leaves nothing behind).
+//!
+//! # Safety
+//! A slot's `index` and `when` are `UnsafeCell`s accessed only with the heap lock held
+//! (every access takes the `MutexGuard` or runs inside `lock()`), which makes the manual
+//! `Send`/`Sync` impls sound.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,10 +158,11 @@ pub(crate) fn run_due() -> usize {
     if next == u64::MAX {
         return 0;
     }
-    let now = now_nanos();
+    let now = to_nanos(Instant::now());
     if next > now {
         return 0;
     }
+    COARSE_NOW.fetch_max(now, Ordering::Relaxed);
     run_due_at(now)
 }
 
