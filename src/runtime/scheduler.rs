@@ -280,6 +280,12 @@ impl Sched {
         }
     }
 
+    /// True if some other M is idle or spinning (so it can steal queued goroutines).
+    pub(crate) fn others_can_steal(&self) -> bool {
+        self.nprocs > 1
+            && (self.nidle.load(Ordering::SeqCst) > 0 || self.nspinning.load(Ordering::SeqCst) > 0)
+    }
+
     /// Counts the caller as spinning if not too many Ms already are
     /// (at most half of the busy ones, as Go limits it).
     pub(crate) fn try_start_spinning(&self) -> bool {
