@@ -85,6 +85,8 @@ pub(crate) struct Machine {
     pub(crate) locked_ready: AtomicPtr<Goroutine>,
     /// Scheduler rounds on this M (owner only).
     pub(crate) tick: AtomicU32,
+    /// The OS thread id (gettid) of the thread running this M (sysmon reads its state).
+    tid: std::sync::atomic::AtomicI32,
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -101,6 +103,7 @@ impl Machine {
             current: AtomicPtr::new(ptr::null_mut()),
             locked_ready: AtomicPtr::new(ptr::null_mut()),
             tick: AtomicU32::new(0),
+            tid: std::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -108,6 +111,11 @@ impl Machine {
     #[inline]
     pub(crate) fn id(&self) -> u32 {
         self.id.load(Ordering::Relaxed)
+    }
+
+    /// The OS thread id of the thread running this M (0 before it starts).
+    pub(crate) fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
     }
 
     /// True while a thread runs this Machine.
@@ -320,6 +328,11 @@ pub(crate) fn acquire(m: &Machine, p: &'static Processor) {
 pub(crate) fn run_thread(m: Arc<Machine>) {
     let sched = scheduler::get();
     MACHINE.with(|c| c.set(Arc::as_ptr(&m)));
+    // SAFETY: gettid has no preconditions.
+    m.tid.store(
+        unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+        Ordering::Relaxed,
+    );
     super::signal::install_thread();
     precise_timer_slack();
     let first = m.handoff.swap(ptr::null_mut(), Ordering::AcqRel);

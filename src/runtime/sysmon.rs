@@ -4,9 +4,15 @@
 //! on each wake:
 //!
 //! - **retakes** a P whose M has not switched goroutines for a while (its `schedtick` has
-//!   not moved) while goroutines wait — ~20 µs inside `blocking`, ~10 ms otherwise (a raw
-//!   system call, or a goroutine hogging the CPU: safe Rust cannot be preempted, so the hog
-//!   keeps its thread and everyone else moves to another) — and hands it to another M;
+//!   not moved) while goroutines wait, and hands it to another M:
+//!   - inside `blocking`, after ~20 µs;
+//!   - in a raw system call (std::fs, `std::thread::sleep`, a blocking C call — its thread
+//!     is asleep in the kernel, state S or D in `/proc/self/task/TID/stat`), after ~20 µs,
+//!     with Go's syscall rule (keep the P while its own queue is empty, other Ms can take new
+//!     work, and the call has lasted under 10 ms);
+//!   - running (a CPU or spawn loop: safe Rust cannot be preempted, so the goroutine keeps
+//!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
+//!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
@@ -66,6 +72,21 @@ fn run() {
     }
 }
 
+/// True if the OS thread `tid` of this process is asleep in the kernel (state S or D in
+/// /proc): blocked in a system call rather than running.
+fn thread_sleeping(tid: i32) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    matches!(stat.get(close + 2), Some(b'S' | b'D'))
+}
+
 /// Hands off every P stuck in one goroutine for too long while work waits.
 fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
     let mut retook = false;
@@ -77,18 +98,39 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
             *snap = (tick, now);
             continue;
         }
-        let limit = if phase == BLOCKING {
-            BLOCKING_RETAKE_NS
-        } else {
-            RUNNING_RETAKE_NS
-        };
-        if now.saturating_sub(snap.1) < limit {
+        let stalled = now.saturating_sub(snap.1);
+        if stalled < BLOCKING_RETAKE_NS {
             continue;
         }
         let waiting =
             !p.is_empty() || (!sched.global_is_empty() && sched.nidle.load(Ordering::SeqCst) == 0);
         if !waiting {
             continue;
+        }
+        if phase == RUNNING {
+            // Not inside `blocking`: is its thread asleep in the kernel (a raw system call:
+            // std::fs, std::thread::sleep, a blocking C call), or running (a CPU loop)?
+            let owner = p.owner.load(Ordering::Acquire);
+            // SAFETY: Machines are never freed (machine.rs), so the pointer is valid.
+            let in_syscall = !owner.is_null() && thread_sleeping(unsafe { &*owner }.tid());
+            if in_syscall {
+                // Go's rule for a P in a syscall: keep it only while its own queue is empty,
+                // other Ms can pick up new work, and the call has lasted under 10 ms.
+                if p.is_empty() && sched.others_can_steal() && stalled < RUNNING_RETAKE_NS {
+                    continue;
+                }
+            } else {
+                if stalled < RUNNING_RETAKE_NS {
+                    continue;
+                }
+                if sched.others_can_steal() {
+                    // A goroutine running long (a CPU or spawn loop) while other Ms are idle
+                    // or searching: they can steal its queue, which is cheaper than moving
+                    // its P and keeps it on a P. The P moves only when nobody can help.
+                    sched.wake_idle();
+                    continue;
+                }
+            }
         }
         if p.state
             .compare_exchange(state, pack(0, FREE), Ordering::AcqRel, Ordering::Acquire)

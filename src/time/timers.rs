@@ -19,7 +19,7 @@
 //! once (it leaves nothing behind).
 //!
 //! # Safety
-//! A slot's `index` and `when` are `UnsafeCell`s accessed only with the heap lock held
+//! A slot's `index` is an `UnsafeCell` accessed only with the heap lock held
 //! (every access takes the `MutexGuard` or runs inside `lock()`), which makes the manual
 //! `Send`/`Sync` impls sound.
 
@@ -65,7 +65,18 @@ pub(crate) fn now_nanos() -> u64 {
 
 /// Earliest armed deadline in nanoseconds since the epoch, `u64::MAX` when none is armed.
 static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
-static HEAP: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+/// The heap: a 4-ary min-heap (shallower than a binary one: ~9 levels at 100,000 timers) of
+/// entries that carry their deadline inline, so comparisons never touch the slots.
+static HEAP: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// Children per node.
+const ARITY: usize = 4;
+
+/// A heap entry: the deadline (a copy of the slot's, for cache-friendly comparisons).
+struct Entry {
+    when: u64,
+    slot: Arc<Slot>,
+}
 
 /// The callback a timer runs when it fires, with the deadline it was armed for.
 type Callback = Box<dyn Fn(Instant) + Send + Sync>;
@@ -73,13 +84,11 @@ type Callback = Box<dyn Fn(Instant) + Send + Sync>;
 struct Slot {
     /// Position in the heap, or NOT_ARMED. Guarded by the heap lock.
     index: UnsafeCell<usize>,
-    /// Deadline in nanoseconds since the epoch. Guarded by the heap lock.
-    when: UnsafeCell<u64>,
     /// Runs on a worker when the timer fires, outside the heap lock.
     callback: Callback,
 }
 
-// SAFETY: `index` and `when` are only accessed with the heap lock held (every access below
+// SAFETY: `index` is only accessed with the heap lock held (every access below
 // takes a `MutexGuard` argument or happens inside `lock()`); the callback is Send + Sync.
 unsafe impl Send for Slot {}
 // SAFETY: as above.
@@ -97,7 +106,6 @@ impl Timer {
         Timer {
             slot: Arc::new(Slot {
                 index: UnsafeCell::new(NOT_ARMED),
-                when: UnsafeCell::new(0),
                 callback: Box::new(callback),
             }),
         }
@@ -110,9 +118,7 @@ impl Timer {
         let when = to_nanos(when);
         let mut heap = lock();
         let was_armed = remove(&mut heap, &self.slot);
-        // SAFETY: heap lock held.
-        unsafe { *self.slot.when.get() = when };
-        push(&mut heap, self.slot.clone());
+        push(&mut heap, self.slot.clone(), when);
         let earliest = NEXT.load(Ordering::Relaxed);
         drop(heap);
         if earliest == when {
@@ -138,7 +144,7 @@ impl Drop for Timer {
     }
 }
 
-fn lock() -> MutexGuard<'static, Vec<Arc<Slot>>> {
+fn lock() -> MutexGuard<'static, Vec<Entry>> {
     HEAP.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -172,12 +178,11 @@ fn run_due_at(now: u64) -> usize {
     {
         let mut heap = lock();
         while let Some(top) = heap.first() {
-            // SAFETY: heap lock held.
-            let when = unsafe { *top.when.get() };
+            let when = top.when;
             if when > now {
                 break;
             }
-            let slot = top.clone();
+            let slot = top.slot.clone();
             remove(&mut heap, &slot);
             fired.push((when, slot));
             if fired.len() >= 4096 {
@@ -192,83 +197,81 @@ fn run_due_at(now: u64) -> usize {
     n
 }
 
-fn when_of(slot: &Slot) -> u64 {
-    // SAFETY: only called with the heap lock held (from push/remove/sift).
-    unsafe { *slot.when.get() }
-}
-
 fn set_index(slot: &Slot, i: usize) {
-    // SAFETY: only called with the heap lock held.
+    // SAFETY: only called with the heap lock held (from push/remove/sift).
     unsafe { *slot.index.get() = i };
 }
 
-fn push(heap: &mut MutexGuard<'_, Vec<Arc<Slot>>>, slot: Arc<Slot>) {
-    let i = heap.len();
-    set_index(&slot, i);
-    heap.push(slot);
+fn push(heap: &mut MutexGuard<'_, Vec<Entry>>, slot: Arc<Slot>, when: u64) {
+    heap.push(Entry { when, slot });
+    let i = heap.len() - 1;
     sift_up(heap, i);
     publish_next(heap);
 }
 
 /// Removes `slot` if armed; returns whether it was.
-fn remove(heap: &mut MutexGuard<'_, Vec<Arc<Slot>>>, slot: &Arc<Slot>) -> bool {
+fn remove(heap: &mut MutexGuard<'_, Vec<Entry>>, slot: &Arc<Slot>) -> bool {
     // SAFETY: heap lock held (the guard is borrowed).
     let i = unsafe { *slot.index.get() };
     if i == NOT_ARMED {
         return false;
     }
-    debug_assert!(Arc::ptr_eq(&heap[i], slot));
-    let last = heap.len() - 1;
-    heap.swap(i, last);
-    let removed = heap.pop().expect("heap is not empty");
-    set_index(&removed, NOT_ARMED);
+    debug_assert!(Arc::ptr_eq(&heap[i].slot, slot));
+    let last = heap.pop().expect("an armed timer is in the heap");
     if i < heap.len() {
-        set_index(&heap[i], i);
+        // Put the last entry in the hole and restore the order around it.
+        let removed = std::mem::replace(&mut heap[i], last);
+        set_index(&removed.slot, NOT_ARMED);
         sift_down(heap, i);
         sift_up(heap, i);
+    } else {
+        set_index(&last.slot, NOT_ARMED);
     }
     publish_next(heap);
     true
 }
 
-fn publish_next(heap: &[Arc<Slot>]) {
-    let next = heap.first().map_or(u64::MAX, |s| when_of(s));
+fn publish_next(heap: &[Entry]) {
+    let next = heap.first().map_or(u64::MAX, |e| e.when);
     NEXT.store(next, Ordering::Release);
 }
 
-fn sift_up(heap: &mut [Arc<Slot>], mut i: usize) {
+/// Moves the entry at `i` up to its place; records the final index of every entry it moves.
+fn sift_up(heap: &mut [Entry], mut i: usize) {
     while i > 0 {
-        let parent = (i - 1) / 2;
-        if when_of(&heap[parent]) <= when_of(&heap[i]) {
+        let parent = (i - 1) / ARITY;
+        if heap[parent].when <= heap[i].when {
             break;
         }
         heap.swap(i, parent);
-        set_index(&heap[i], i);
-        set_index(&heap[parent], parent);
+        set_index(&heap[i].slot, i);
         i = parent;
     }
+    set_index(&heap[i].slot, i);
 }
 
-fn sift_down(heap: &mut [Arc<Slot>], mut i: usize) {
+/// Moves the entry at `i` down to its place; records the final index of every entry it moves.
+fn sift_down(heap: &mut [Entry], mut i: usize) {
     loop {
-        let l = 2 * i + 1;
-        if l >= heap.len() {
+        let first = ARITY * i + 1;
+        if first >= heap.len() {
             break;
         }
-        let r = l + 1;
-        let c = if r < heap.len() && when_of(&heap[r]) < when_of(&heap[l]) {
-            r
-        } else {
-            l
-        };
-        if when_of(&heap[i]) <= when_of(&heap[c]) {
+        let end = (first + ARITY).min(heap.len());
+        let mut c = first;
+        for k in first + 1..end {
+            if heap[k].when < heap[c].when {
+                c = k;
+            }
+        }
+        if heap[i].when <= heap[c].when {
             break;
         }
         heap.swap(i, c);
-        set_index(&heap[i], i);
-        set_index(&heap[c], c);
+        set_index(&heap[i].slot, i);
         i = c;
     }
+    set_index(&heap[i].slot, i);
 }
 
 /// Number of armed timers (for tests: stopped timers must leave nothing behind).
