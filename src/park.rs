@@ -62,7 +62,6 @@ use crate::runtime::goroutine::{self, GRef};
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
-#[allow(dead_code)]
 pub(crate) enum WaitReason {
     /// Not waiting.
     None = 0,
@@ -172,7 +171,6 @@ impl Unparker {
     }
 
     /// True if both handles wake the same goroutine or thread.
-    #[allow(dead_code)]
     pub(crate) fn same_target(&self, other: &Unparker) -> bool {
         match (&self.target, &other.target) {
             (Target::Goroutine(a), Target::Goroutine(b)) => Arc::ptr_eq(a, b),
@@ -182,7 +180,6 @@ impl Unparker {
     }
 
     /// The goroutine this handle wakes, if it wakes a goroutine.
-    #[allow(dead_code)]
     pub(crate) fn goroutine(&self) -> Option<&GRef> {
         match &self.target {
             Target::Goroutine(g) => Some(g),
@@ -233,7 +230,6 @@ pub(crate) fn current() -> Unparker {
 }
 
 /// True when called from a goroutine.
-#[allow(dead_code)]
 #[inline]
 pub(crate) fn in_goroutine() -> bool {
     goroutine::in_goroutine()

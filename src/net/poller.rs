@@ -192,7 +192,6 @@ static IO_WAITERS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many goroutines and plain threads are parked waiting for a socket. The deadlock
 /// detector treats any of them as a possible source of progress (the peer may still act).
-#[allow(dead_code)]
 pub(crate) fn io_waiters() -> usize {
     IO_WAITERS.load(Ordering::SeqCst)
 }
@@ -256,24 +255,6 @@ impl Poller {
             free: Mutex::new(Vec::new()),
         })
     }
-}
-
-/// Interrupts a blocked `epoll_wait` (the eventfd is registered with `data == 0`).
-#[allow(dead_code)]
-pub(crate) fn wake() {
-    let p = poller();
-    let one: u64 = 1;
-    // SAFETY: 1. (2) the eventfd belongs to the static poller and is open for ever.
-    // 2. (4) `one` is a live u64 and 8 bytes are read from it, the size eventfd requires.
-    // The result is ignored on purpose: EAGAIN (counter saturated) means a wake-up is
-    // pending anyway.
-    unsafe {
-        libc::write(
-            p.eventfd.as_raw_fd(),
-            &one as *const u64 as *const libc::c_void,
-            8,
-        )
-    };
 }
 
 /// What the netpoll thread is doing (see "Who polls" in the module comment).

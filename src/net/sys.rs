@@ -29,7 +29,7 @@
 
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Returns `Err(last_os_error)` when a libc call returned -1.
@@ -213,40 +213,4 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: (1) FIONBIO reads an int through its pointer argument, and `v` is a live c_int
     // local. (4) `fd` is the caller's open descriptor.
     cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) }).map(drop)
-}
-
-/// Converts a C socket address filled in by the kernel.
-#[allow(dead_code)]
-pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
-    match storage.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: (2) 1. `storage` is a valid reference to a sockaddr_storage, which is
-            // larger than and aligned for sockaddr_in, and any bytes are a valid sockaddr_in,
-            // so the reference is valid for as long as `storage` is borrowed. 2. The family
-            // says the kernel wrote a sockaddr_in there, so its fields are meaningful.
-            let a =
-                unsafe { &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
-            Ok(SocketAddr::V4(SocketAddrV4::new(
-                a.sin_addr.s_addr.to_ne_bytes().into(),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: (2) as for AF_INET above, with sockaddr_in6: 1. size, alignment and
-            // plain-data fields make the view valid; 2. the family makes it meaningful.
-            let a = unsafe {
-                &*(storage as *const libc::sockaddr_storage as *const libc::sockaddr_in6)
-            };
-            Ok(SocketAddr::V6(SocketAddrV6::new(
-                a.sin6_addr.s6_addr.into(),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "invalid socket address family",
-        )),
-    }
 }

@@ -276,7 +276,6 @@ fn sift_down(heap: &mut [Entry], mut i: usize) {
 
 /// Number of armed timers (for tests: stopped timers must leave nothing behind).
 #[doc(hidden)]
-#[allow(dead_code)]
 pub fn armed_count() -> usize {
     lock().len()
 }
