@@ -83,7 +83,8 @@
 //! (one connection ping-ponging: roughly 10–20% fewer round trips per second than Go on
 //! this machine). Under load the workers harvest directly and that cost disappears.
 //!
-//! The eventfd registered with `data == 0` lets anyone interrupt `epoll_wait` ([`wake`]).
+//! An eventfd is registered with `data == 0` so that `epoll_wait` can be interrupted; nothing
+//! needs to today (the thread polls with a timeout while every worker is busy).
 //!
 //! [`io_waiters`] counts goroutines and threads parked here, for deadlock detection: a
 //! program with an I/O waiter is never reported as deadlocked (the peer may still write).
