@@ -106,27 +106,39 @@ fn goroutine_ids_names_and_count() {
     assert_eq!(std::thread::spawn(gort::goroutine_id).join().unwrap(), None);
 }
 
-#[gort::test]
+#[test]
 fn num_goroutines_counts_parked_goroutines() {
-    let base = gort::num_goroutines();
-    let release = Arc::new(AtomicBool::new(false));
-    let hs: Vec<_> = (0..100)
-        .map(|_| {
-            let r = release.clone();
-            gort::spawn(move || {
-                while !r.load(Ordering::Acquire) {
-                    thread::park();
-                }
+    // In a child process running only this test, so the count is exact.
+    if common::is_child("num_goroutines_counts_parked_goroutines") {
+        let release = Arc::new(AtomicBool::new(false));
+        let hs: Vec<_> = (0..100)
+            .map(|_| {
+                let r = release.clone();
+                gort::spawn(move || {
+                    while !r.load(Ordering::Acquire) {
+                        thread::park();
+                    }
+                })
             })
-        })
-        .collect();
-    // Other tests run concurrently in this process, so compare with a lower bound only.
-    assert!(gort::num_goroutines() >= base + 100 - 100.min(base));
-    release.store(true, Ordering::Release);
-    for h in hs {
-        h.thread().unpark();
-        h.join().unwrap();
+            .collect();
+        println!("PARKED {}", gort::num_goroutines());
+        release.store(true, Ordering::Release);
+        for h in hs {
+            h.thread().unpark();
+            h.join().unwrap();
+        }
+        println!("AFTER {}", gort::num_goroutines());
+        return;
     }
+    let out = common::run_child("num_goroutines_counts_parked_goroutines", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PARKED 100"), "{stdout}");
+    assert!(stdout.contains("AFTER 0"), "{stdout}");
 }
 
 #[gort::test]
@@ -314,7 +326,7 @@ fn stack_overflow_is_reported_not_a_bare_sigsegv() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         out.status.signal(),
-        Some(libc_sigabrt()),
+        Some(libc::SIGABRT),
         "stderr:\n{stderr}"
     );
     let at = stderr
@@ -353,10 +365,6 @@ fn std_thread_overflow_still_gets_std_message() {
         "stderr:\n{stderr}"
     );
     assert!(!stderr.contains("fatal error: stack overflow"), "{stderr}");
-}
-
-fn libc_sigabrt() -> i32 {
-    6
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn asleep(sched: &Sched) -> Option<(u64, u64)> {
 fn report() -> ! {
     eprintln!(
         "fatal error: all goroutines are asleep - deadlock!\n\n{}",
-        super::dump::dump_string(true)
+        super::dump::dump_string()
     );
     std::process::exit(2);
 }

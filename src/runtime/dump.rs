@@ -86,7 +86,7 @@ fn status(g: &Goroutine) -> String {
 }
 
 /// Formats every goroutine, Go style.
-pub(crate) fn dump_string(_deadlock: bool) -> String {
+pub(crate) fn dump_string() -> String {
     let now = timers::now_nanos();
     let mut out = String::new();
     for g in all() {
@@ -119,7 +119,7 @@ pub(crate) fn dump_string(_deadlock: bool) -> String {
 /// Prints every goroutine to stderr with its id, name, state or wait reason, and how long
 /// it has waited (Go's `SIGQUIT` traceback, without stacks).
 pub fn dump() {
-    eprint!("{}", dump_string(false));
+    eprint!("{}", dump_string());
 }
 
 static SIGQUIT: AtomicBool = AtomicBool::new(false);

@@ -64,7 +64,7 @@ fn run_test_inner<R: Send + 'static>(
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => {
-            eprintln!("{}", crate::runtime::dump::dump_string(false));
+            eprintln!("{}", crate::runtime::dump::dump_string());
             panic!("gort test watchdog: `{name}` did not finish within {timeout} s (GORT_TEST_TIMEOUT)");
         }
     }

@@ -238,7 +238,7 @@ impl Machines {
                 "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
                 self.max
             );
-            eprintln!("{}", super::dump::dump_string(false));
+            eprintln!("{}", super::dump::dump_string());
             std::process::exit(2);
         }
         // Machines are never freed (raw pointers to them stay valid: sysmon's owner pointers,

@@ -233,12 +233,15 @@ pub(crate) fn exhausted() -> bool {
 }
 
 /// Gives a stack back to the global pool (from an M that holds no processor).
-pub(crate) fn put_global(stack: Stack, default_size: usize) {
-    let mut cache = StackCache::default();
-    cache.put(stack, default_size);
+pub(crate) fn put_global(mut stack: Stack, default_size: usize) {
+    if stack.size() != default_size {
+        return; // dropped: unmapped
+    }
+    stack.trim_if_deep();
+    EXHAUSTED.store(false, Ordering::Relaxed); // a stack is free again
     let mut global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     if global.len() < GLOBAL_MAX {
-        global.append(&mut cache.stacks);
+        global.push(stack);
     }
 }
 
