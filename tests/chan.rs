@@ -198,6 +198,38 @@ fn receivers_gone_send_returns_value() {
     );
 }
 
+/// A value that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[gort::test]
+fn receivers_gone_drops_buffered_values_at_once() {
+    for cap in [1, 4, usize::MAX] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = if cap == usize::MAX {
+            chan::unbounded::<Counted>()
+        } else {
+            chan::<Counted>(cap)
+        };
+        for _ in 0..cap.min(4) {
+            tx.send(Counted(drops.clone())).unwrap();
+        }
+        assert_eq!(tx.len(), cap.min(4));
+        drop(rx);
+        // The Sender is still alive, but nobody can ever receive the values: they are gone.
+        assert_eq!(drops.load(Ordering::SeqCst), cap.min(4), "cap {cap}");
+        assert_eq!(tx.len(), 0);
+        let back = tx.send(Counted(drops.clone())).unwrap_err();
+        drop(back);
+        assert_eq!(drops.load(Ordering::SeqCst), cap.min(4) + 1);
+    }
+}
+
 #[gort::test]
 fn receivers_gone_wakes_blocked_senders_with_values() {
     let (tx, rx) = chan::<i32>(0);

@@ -344,7 +344,9 @@ impl<T> Chan<T> {
         true
     }
 
-    /// Every Receiver is gone: wake every waiting sender with its value.
+    /// Every Receiver is gone: wake every waiting sender with its value, and drop the values
+    /// still buffered (nobody can ever receive them; std's mpsc does the same). They are
+    /// dropped after the unlock: a value's `Drop` is user code.
     pub(crate) fn disconnect_receivers(&self) {
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
@@ -352,8 +354,11 @@ impl<T> Chan<T> {
         self.rx_gone_flag.store(true, Ordering::Release);
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
+        let unreceived = std::mem::take(&mut inner.buf);
+        self.len.store(0, Ordering::Release);
         drop(inner);
         wakes.run();
+        drop(unreceived);
         if let Some(hook) = self.on_rx_gone.get() {
             hook();
         }
