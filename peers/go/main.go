@@ -28,6 +28,9 @@ const (
 	streamN        = 1_000_000
 	selectN        = 500_000
 	selectDefaultN = 10_000_000
+	select2N       = 1_000_000
+	mpmcN          = 4_000_000
+	mpmcCap        = 128
 	afterN         = 100_000
 	afterFireN     = 100_000
 	afterD         = time.Millisecond
@@ -84,6 +87,14 @@ func run(w string) (string, string) {
 		return selectBlocking(), ""
 	case "select_default":
 		return selectDefault(), ""
+	case "select_2prod":
+		return select2Prod(), ""
+	case "mpmc_4x4":
+		return mpmc(4, 4), ""
+	case "mpmc_1x4":
+		return mpmc(1, 4), ""
+	case "mpmc_4x1":
+		return mpmc(4, 1), ""
 	case "after_fire":
 		t := time.Now()
 		for i := 0; i < afterFireN; i++ {
@@ -249,6 +260,67 @@ func selectBlocking() string {
 	}
 	_ = sum
 	return ns(t, selectN)
+}
+
+// select2Prod: a 2-case select in a loop, each unbuffered channel fed by its own
+// producer goroutine.
+func select2Prod() string {
+	c1, c2 := make(chan int), make(chan int)
+	t := time.Now()
+	for _, c := range []chan int{c1, c2} {
+		go func(c chan int) {
+			for i := 0; i < select2N/2; i++ {
+				c <- i
+			}
+		}(c)
+	}
+	sum := 0
+	for i := 0; i < select2N; i++ {
+		select {
+		case v := <-c1:
+			sum += v
+		case v := <-c2:
+			sum += v
+		}
+	}
+	_ = sum
+	return ns(t, select2N)
+}
+
+// mpmc: p producers and c consumers on one channel of capacity mpmcCap, mpmcN messages.
+func mpmc(p, c int) string {
+	ch := make(chan int, mpmcCap)
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(p)
+	for k := 0; k < p; k++ {
+		go func() {
+			for i := 0; i < mpmcN/p; i++ {
+				ch <- i
+			}
+			wg.Done()
+		}()
+	}
+	done := make(chan int)
+	for k := 0; k < c; k++ {
+		go func() {
+			n := 0
+			for range ch {
+				n++
+			}
+			done <- n
+		}()
+	}
+	wg.Wait()
+	close(ch)
+	total := 0
+	for k := 0; k < c; k++ {
+		total += <-done
+	}
+	if total != mpmcN {
+		panic("mpmc: lost messages")
+	}
+	return rate(t, mpmcN)
 }
 
 func selectDefault() string {

@@ -33,7 +33,8 @@ pub fn run(workload: &str) -> Out {
             },
         ),
         "chan_pingpong" | "chan_spsc_128" | "chan_stream_0" | "select_blocking"
-        | "select_default" | "after" | "after_fire" => chan::run(workload),
+        | "select_2prod" | "mpmc_4x4" | "mpmc_1x4" | "mpmc_4x1" | "select_default" | "after"
+        | "after_fire" => chan::run(workload),
         "mutex_uncontended" | "mutex_2" | "mutex_100" | "waitgroup" | "context_cancel" => {
             sync::run(workload)
         }
@@ -215,6 +216,10 @@ mod chan {
             "chan_stream_0" => in_gort(|| stream(0, STREAM_N)),
             "select_blocking" => in_gort(select_blocking),
             "select_default" => in_gort(select_default),
+            "select_2prod" => in_gort(select_2prod),
+            "mpmc_4x4" => in_gort(|| mpmc(4, 4)),
+            "mpmc_1x4" => in_gort(|| mpmc(1, 4)),
+            "mpmc_4x1" => in_gort(|| mpmc(4, 1)),
             "after" => in_gort(after),
             "after_fire" => in_gort(after_fire),
             _ => Out::Na("unknown workload"),
@@ -285,6 +290,67 @@ mod chan {
         p.join().unwrap();
         std::hint::black_box(sum);
         ns(t, SELECT_N)
+    }
+
+    /// A 2-case select in a loop, each unbuffered channel fed by its own producer.
+    fn select_2prod() -> Out {
+        let (tx1, rx1) = gort::chan::<u64>(0);
+        let (tx2, rx2) = gort::chan::<u64>(0);
+        let t = Instant::now();
+        let ps: Vec<_> = [tx1, tx2]
+            .into_iter()
+            .map(|tx| {
+                gort::spawn(move || {
+                    for i in 0..(SELECT2_N / 2) as u64 {
+                        tx.send(i).unwrap();
+                    }
+                    // Keep the sender until the selects are done: a closed channel is ready.
+                    tx
+                })
+            })
+            .collect();
+        let mut sum = 0u64;
+        for _ in 0..SELECT2_N {
+            gort::select! {
+                recv(&rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
+                recv(&rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
+            }
+        }
+        for p in ps {
+            p.join().unwrap();
+        }
+        std::hint::black_box(sum);
+        ns(t, SELECT2_N)
+    }
+
+    /// `p` producers and `c` consumers on one channel of capacity `MPMC_CAP`.
+    fn mpmc(p: usize, c: usize) -> Out {
+        let (tx, rx) = gort::chan::<u64>(MPMC_CAP);
+        let t = Instant::now();
+        let ps: Vec<_> = (0..p)
+            .map(|_| {
+                let tx = tx.clone();
+                gort::spawn(move || {
+                    for i in 0..(MPMC_N / p) as u64 {
+                        tx.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let cs: Vec<_> = (0..c)
+            .map(|_| {
+                let rx = rx.clone();
+                gort::spawn(move || rx.iter().count())
+            })
+            .collect();
+        drop(rx);
+        for h in ps {
+            h.join().unwrap();
+        }
+        let total: usize = cs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, MPMC_N, "mpmc: lost messages");
+        rate(t, MPMC_N)
     }
 
     fn select_default() -> Out {

@@ -58,6 +58,10 @@ pub fn run(workload: &str) -> Out {
         "chan_spsc_128" => in_task(stream(128, SPSC_N)),
         "chan_stream_0" => in_task(stream(1, STREAM_N)),
         "select_blocking" => in_task(select_blocking()),
+        "select_2prod" => in_task(select_2prod()),
+        "mpmc_4x4" => in_task(mpmc(4, 4)),
+        "mpmc_1x4" => in_task(mpmc(1, 4)),
+        "mpmc_4x1" => in_task(mpmc(4, 1)),
         "select_default" => Out::Na("tokio::select! has no default case"),
         "after" => in_task(async {
             let t = Instant::now();
@@ -227,6 +231,79 @@ async fn select_blocking() -> Out {
     p.await.unwrap();
     std::hint::black_box(sum);
     ns(t, SELECT_N)
+}
+
+async fn select_2prod() -> Out {
+    let (tx1, mut rx1) = mpsc::channel::<u64>(1);
+    let (tx2, mut rx2) = mpsc::channel::<u64>(1);
+    let t = Instant::now();
+    let ps: Vec<_> = [tx1, tx2]
+        .into_iter()
+        .map(|tx| {
+            tokio::spawn(async move {
+                for i in 0..(SELECT2_N / 2) as u64 {
+                    tx.send(i).await.unwrap();
+                }
+                // Keep the sender until the selects are done: a closed channel is ready.
+                tx
+            })
+        })
+        .collect();
+    let mut sum = 0u64;
+    for _ in 0..SELECT2_N {
+        tokio::select! {
+            v = rx1.recv() => sum = sum.wrapping_add(v.unwrap()),
+            v = rx2.recv() => sum = sum.wrapping_add(v.unwrap()),
+        }
+    }
+    for p in ps {
+        p.await.unwrap();
+    }
+    std::hint::black_box(sum);
+    note(ns(t, SELECT2_N), "mpsc(1)")
+}
+
+/// tokio's mpsc has one receiver: several consumers share it behind a tokio Mutex.
+async fn mpmc(p: usize, c: usize) -> Out {
+    let (tx, rx) = mpsc::channel::<u64>(MPMC_CAP);
+    let rx = Arc::new(Mutex::new(rx));
+    let t = Instant::now();
+    let ps: Vec<_> = (0..p)
+        .map(|_| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..(MPMC_N / p) as u64 {
+                    tx.send(i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let cs: Vec<_> = (0..c)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while rx.lock().await.recv().await.is_some() {
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for h in ps {
+        h.await.unwrap();
+    }
+    let mut total = 0;
+    for h in cs {
+        total += h.await.unwrap();
+    }
+    assert_eq!(total, MPMC_N, "mpmc: lost messages");
+    let out = rate(t, MPMC_N);
+    if c > 1 {
+        return note(out, "mpsc behind a tokio Mutex (one receiver)");
+    }
+    out
 }
 
 async fn contended(g: usize, n: usize) -> Out {

@@ -21,6 +21,12 @@ pub const SPSC_N: usize = 5_000_000;
 pub const STREAM_N: usize = 1_000_000;
 /// Selects (`select_blocking`).
 pub const SELECT_N: usize = 500_000;
+/// Selects (`select_2prod`), half from each producer.
+pub const SELECT2_N: usize = 1_000_000;
+/// Messages (`mpmc_*`).
+pub const MPMC_N: usize = 4_000_000;
+/// Channel capacity (`mpmc_*`).
+pub const MPMC_CAP: usize = 128;
 /// Selects (`select_default`).
 pub const SELECT_DEFAULT_N: usize = 10_000_000;
 /// Timers (`after`).
@@ -312,4 +318,12 @@ pub fn kib_per(before: usize, after: usize, n: usize, got: usize) -> Out {
         note = format!("only {got} of {n} parked");
     }
     Out::Value(kib, note)
+}
+
+/// Replaces the note of a measured value.
+pub fn note(out: Out, n: &str) -> Out {
+    match out {
+        Out::Value(v, _) => Out::Value(v, n.to_owned()),
+        o => o,
+    }
 }
