@@ -140,6 +140,30 @@ impl<T> Chan<T> {
         self.inner.lock()
     }
 
+    /// Locks the channel without a guard (select's all-locks pass). See `SpinLock::lock_raw`.
+    #[inline]
+    pub(crate) fn lock_raw(&self) {
+        self.inner.lock_raw();
+    }
+
+    /// # Safety
+    /// As `SpinLock::unlock_raw`: the caller took the lock with `lock_raw`.
+    #[inline]
+    pub(crate) unsafe fn unlock_raw(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.inner.unlock_raw() }
+    }
+
+    /// # Safety
+    /// As `SpinLock::get_locked`: the caller holds the lock (`lock_raw`), and this is the
+    /// only reference to the state while it lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn inner_locked(&self) -> &mut Inner<T> {
+        // SAFETY: forwarded contract.
+        unsafe { self.inner.get_locked() }
+    }
+
     /// Number of buffered values.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -271,6 +295,7 @@ impl<T> Chan<T> {
             cx: cx.clone(),
             case: 0,
             packet: std::ptr::addr_of_mut!(packet).cast(),
+            offer: false,
         });
         drop(inner);
         wakes.run();
@@ -311,6 +336,7 @@ impl<T> Chan<T> {
             cx: cx.clone(),
             case: 0,
             packet: std::ptr::addr_of_mut!(packet).cast(),
+            offer: false,
         });
         self.senders_waiting.store(true, Ordering::Release);
         drop(inner);

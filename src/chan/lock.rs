@@ -1,27 +1,33 @@
-//! The channel lock: a small spin lock that yields the thread when contended.
+//! The channel lock: spins briefly, then sleeps on a futex (Go's runtime `lock`, std's
+//! futex mutex).
 //!
 //! Channel critical sections are a few dozen instructions (move a value, claim a waiter)
-//! and never block, park, run user code or allocate unboundedly, so a spin lock fits: an
-//! uncontended lock/unlock is one CAS and one store (std's futex mutex needs an atomic swap
-//! on unlock to look for sleepers). Contention spins briefly with `spin_loop`, then yields the
-//! OS thread so that a preempted holder can run. Go's runtime lock spins the same way before
-//! sleeping.
+//! and never block, park, run user code or allocate unboundedly. An uncontended lock/unlock
+//! is one CAS and one swap. Under contention a waiter spins a little (the holder is usually
+//! running on another core and about to release), then marks the lock contended and sleeps
+//! in the kernel, so that on an oversubscribed machine the holder, if it was preempted, gets
+//! the CPU back instead of competing with waiters that spin or `sched_yield` (a spin lock
+//! that yields measured bimodal, 4-20 M msgs/s, on the 4 -> 4 benchmark under load).
 //!
 //! ```text
-//!  locked | meaning
-//!  -------+---------------------------------
-//!  false  | free
-//!  true   | held; the holder owns `value`
+//!  state | meaning
+//!  ------+---------------------------------------------------------------
+//!  0     | free
+//!  1     | held; nobody sleeps on it
+//!  2     | held; a waiter may sleep on it: unlock must FUTEX_WAKE one
 //! ```
+//!
+//! # Safety
+//! The futex calls pass the address of the lock's own `AtomicU32`, valid while `&self` is.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A spin lock around `T`.
+/// A lock around `T` (the name is historical: it spins, then sleeps).
 pub(crate) struct SpinLock<T> {
-    /// Held?
-    locked: AtomicBool,
+    /// 0 free, 1 held, 2 held and contended (table above).
+    state: AtomicU32,
     /// What the lock guards.
     value: UnsafeCell<T>,
 }
@@ -41,7 +47,7 @@ pub(crate) struct SpinGuard<'a, T> {
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock {
-            locked: AtomicBool::new(false),
+            state: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
     }
@@ -49,8 +55,8 @@ impl<T> SpinLock<T> {
     #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         if self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .state
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             self.lock_contended();
@@ -60,27 +66,92 @@ impl<T> SpinLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut spins = 0u32;
-        loop {
-            while self.locked.load(Ordering::Relaxed) {
-                if spins < 64 {
-                    for _ in 0..(1 << (spins / 16).min(4)) {
-                        std::hint::spin_loop();
-                    }
-                } else {
-                    // The holder may have been preempted: let it run.
-                    std::thread::yield_now();
+        // Spin while the holder is (probably) running: a critical section is short.
+        for i in 0..40u32 {
+            let s = self.state.load(Ordering::Relaxed);
+            if s == 0 {
+                if self
+                    .state
+                    .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
                 }
-                spins = spins.saturating_add(1);
+            } else if s == 2 {
+                break; // others already sleep: join them
             }
-            if self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
+            for _ in 0..(1u32 << (i / 8).min(4)) {
+                std::hint::spin_loop();
             }
         }
+        // Mark contended; sleep until a swap finds the lock free.
+        while self.state.swap(2, Ordering::Acquire) != 0 {
+            futex_wait(&self.state, 2);
+        }
+    }
+
+    /// Takes the lock without a guard (a select holding several channels' locks at once).
+    /// Pair with [`SpinLock::unlock_raw`].
+    #[inline]
+    pub(crate) fn lock_raw(&self) {
+        std::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`SpinLock::lock_raw`].
+    ///
+    /// # Safety
+    /// The caller holds the lock (took it with `lock_raw`) and no reference obtained through
+    /// [`SpinLock::get_locked`] outlives this call.
+    #[inline]
+    pub(crate) unsafe fn unlock_raw(&self) {
+        self.unlock();
+    }
+
+    /// The guarded value, while the caller holds the lock through `lock_raw`.
+    ///
+    /// # Safety
+    /// The caller holds the lock, and makes no other reference to the value while this one
+    /// lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn get_locked(&self) -> &mut T {
+        // SAFETY: the caller holds the lock exclusively (function contract).
+        unsafe { &mut *self.value.get() }
+    }
+
+    /// Releases the lock; wakes one sleeper if any may sleep.
+    #[inline]
+    fn unlock(&self) {
+        if self.state.swap(0, Ordering::Release) == 2 {
+            futex_wake(&self.state);
+        }
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; no timeout.
+    // EAGAIN (the value changed) and EINTR both mean "look again", which the caller does.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+#[cold]
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; waking at most one waiter has no other effect.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }
 
@@ -104,6 +175,6 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        self.lock.unlock();
     }
 }

@@ -149,6 +149,21 @@ pub trait SelectCase {
     fn register(&mut self, cx: &Arc<Context>, index: usize) -> bool;
     /// Called after a peer completed this case through its packet.
     fn selected(&mut self);
+    /// The channel's address (the all-locks pass locks channels in address order).
+    fn chan_addr(&self) -> usize;
+    /// Locks the case's channel (all-locks pass).
+    fn lock(&self);
+    /// Unlocks the case's channel.
+    ///
+    /// # Safety
+    /// The caller locked it with `lock`.
+    unsafe fn unlock(&self);
+    /// Completes the operation if it can without waiting; the caller holds the channel's
+    /// lock (`lock`).
+    ///
+    /// # Safety
+    /// The caller holds the lock of this case's channel.
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool;
 }
 
 /// A `recv(..)` case.
@@ -214,6 +229,7 @@ impl<T> SelectCase for RecvCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
+                offer: false,
             });
         }
         drop(inner);
@@ -223,6 +239,31 @@ impl<T> SelectCase for RecvCase<'_, T> {
 
     fn selected(&mut self) {
         self.result = Some(self.packet.take().ok_or(RecvError));
+    }
+
+    fn chan_addr(&self) -> usize {
+        self.rx.map_or(0, |rx| Arc::as_ptr(&rx.chan) as usize)
+    }
+
+    fn lock(&self) {
+        self.rx.expect("case is on").chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (trait contract).
+        unsafe { self.rx.expect("case is on").chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool {
+        let chan = &self.rx.expect("case is on").chan;
+        // SAFETY: the caller holds the lock (trait contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        self.result = match chan.try_recv_locked(inner, wakes) {
+            TryRecv::Got(v) => Some(Ok(v)),
+            TryRecv::Closed => Some(Err(RecvError)),
+            TryRecv::Empty => return false,
+        };
+        true
     }
 }
 
@@ -290,6 +331,7 @@ impl<T> SelectCase for SendCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
+                offer: false,
             });
             chan.mark_senders_waiting();
         }
@@ -304,6 +346,76 @@ impl<T> SelectCase for SendCase<'_, T> {
             Some(v) => Err(SendError(v)),
         });
     }
+
+    fn chan_addr(&self) -> usize {
+        self.tx.map_or(0, |tx| Arc::as_ptr(&tx.chan) as usize)
+    }
+
+    fn lock(&self) {
+        self.tx.expect("case is on").chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (trait contract).
+        unsafe { self.tx.expect("case is on").chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool {
+        let chan = &self.tx.expect("case is on").chan;
+        let v = self.packet.take().expect("a send case holds its value");
+        // SAFETY: the caller holds the lock (trait contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        self.result = match chan.try_send_locked(inner, v, wakes) {
+            TrySend::Sent => Some(Ok(())),
+            TrySend::Closed(v) => Some(Err(SendError(v))),
+            TrySend::Full(v) => {
+                self.packet = Some(v);
+                return false;
+            }
+        };
+        true
+    }
+}
+
+/// Go's `selectgo` check, used where a select decides that *no* case is ready (`default`,
+/// a deadline that has passed): every distinct channel of the cases in `order` is locked, in
+/// address order (so that two such passes never deadlock), then the cases are tried in
+/// `order` and the first that can complete does. Checking the cases one lock at a time
+/// could see every channel empty although at each instant one held a value (a peer moving
+/// a value from one case's channel to another's); holding every lock makes "none is ready"
+/// true at one instant.
+fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usize> {
+    let mut by_addr = Order::new(order.iter().copied());
+    let by_addr = by_addr.as_mut();
+    by_addr.sort_unstable_by_key(|&i| cases[i].chan_addr());
+    let mut prev = 0;
+    for &i in by_addr.iter() {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            cases[i].lock();
+            prev = a;
+        }
+    }
+    let mut wakes = Wakes::default();
+    let mut got = None;
+    for &i in order {
+        // SAFETY: every channel of the cases in `order` is locked (above).
+        if unsafe { cases[i].try_complete_locked(&mut wakes) } {
+            got = Some(i);
+            break;
+        }
+    }
+    prev = 0;
+    for &i in by_addr.iter() {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            // SAFETY: locked above, once per distinct channel.
+            unsafe { cases[i].unlock() };
+            prev = a;
+        }
+    }
+    wakes.run();
+    got
 }
 
 /// Runs a select over `cases`. Returns the completed case, or None if `default` was taken
@@ -313,8 +425,7 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
-    // Fast pass: only the cases that may be ready, found without locks. With `default`
-    // and nothing ready (Go's non-blocking select on empty channels) this is all we do.
+    // Fast pass: only the cases that may be ready, found without locks.
     let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
     let maybe = maybe.as_mut();
     shuffle(maybe);
@@ -323,20 +434,23 @@ pub(crate) fn select(
             return Some(i);
         }
     }
-    if has_default {
-        return None;
-    }
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
+    if has_default {
+        // One case: the lock-free look was one instant's truth. Several: decide "none is
+        // ready" with every channel locked at once (`locked_pass`).
+        if order.len() < 2 {
+            return None;
+        }
+        shuffle(order);
+        return locked_pass(cases, order);
+    }
     loop {
         shuffle(order);
         for &i in order.iter() {
             if cases[i].try_complete() {
                 return Some(i);
             }
-        }
-        if has_default {
-            return None;
         }
         if order.is_empty() {
             match deadline {
@@ -348,7 +462,7 @@ pub(crate) fn select(
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
+            return locked_pass(cases, order);
         }
         let cx = Context::new();
         let mut ready = false;
@@ -361,6 +475,8 @@ pub(crate) fn select(
         if ready && cx.try_abort() {
             continue; // a case became ready: try again (our entries are stale now)
         }
+        // Registered on every case: from here any peer that makes a case ready claims us,
+        // so a timeout (abort) happens at an instant when none was ready.
         let r = cx.wait(WaitReason::Select, deadline);
         Context::recycle(cx);
         return match r {
@@ -545,6 +661,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::null_mut(),
+                offer,
             });
         }
         drop(inner);
@@ -578,6 +695,7 @@ impl<T> DynCase for SendHandle<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::null_mut(),
+                offer,
             });
             chan.mark_senders_waiting();
         }

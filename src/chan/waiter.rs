@@ -227,6 +227,9 @@ pub(crate) struct Entry {
     pub(crate) case: usize,
     /// `*mut Option<T>` in the waiter's frame, or null for an observer.
     pub(crate) packet: *mut (),
+    /// An observer that is an *offer*: a blocked `Select::select` that will perform the
+    /// operation once woken for it, so an offer on the opposite end may pair with it.
+    pub(crate) offer: bool,
 }
 
 // SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
@@ -241,9 +244,23 @@ impl Entry {
     }
 }
 
+/// What an offering `Select` found on the opposite end's queue (`WaitQueue::pair_offer`).
+pub(crate) enum OfferMatch {
+    /// No live offer of another context.
+    Nothing,
+    /// Paired: the caller's context is aborted (its entries are stale) and the other offer
+    /// is claimed for its case and queued in `wakes`; both now perform their operations.
+    Paired,
+    /// The caller's context was claimed by a peer first: wait for it.
+    Claimed,
+    /// The caller's context is aborted but the other offer went stale: start again.
+    Retry,
+}
+
 /// Contexts to unpark once the channel lock is released.
+#[doc(hidden)]
 #[derive(Default)]
-pub(crate) struct Wakes {
+pub struct Wakes {
     /// The first (usually only) context to wake; no allocation for it.
     first: Option<Arc<Context>>,
     /// Any others (close, observers).
@@ -330,6 +347,38 @@ impl WaitQueue {
                 wakes.push(e.cx);
             }
         }
+    }
+
+    /// For a blocked `Select::select` leaving an offer on this channel: pairs it with a live
+    /// offer of another context on the opposite end's queue (this queue). Neither side has
+    /// committed a value, so a peer that only looks for real operations sees neither; two
+    /// offers pair by waking each other. The caller's own context is aborted *before* the
+    /// other is claimed, so that nobody can claim the caller meanwhile (each select commits
+    /// to exactly one case).
+    pub(crate) fn pair_offer(&mut self, me: &Arc<Context>, wakes: &mut Wakes) -> OfferMatch {
+        let mut i = 0;
+        while i < self.q.len() {
+            let e = &self.q[i];
+            if !e.offer || Arc::ptr_eq(&e.cx, me) {
+                i += 1;
+                continue;
+            }
+            if !e.cx.is_waiting() {
+                self.q.remove(i);
+                continue;
+            }
+            if !me.try_abort() {
+                return OfferMatch::Claimed;
+            }
+            let e = self.q.remove(i).expect("index in range");
+            if e.cx.try_claim(e.case) {
+                e.cx.complete();
+                wakes.push(e.cx);
+                return OfferMatch::Paired;
+            }
+            return OfferMatch::Retry;
+        }
+        OfferMatch::Nothing
     }
 
     /// Is a real operation of some other context waiting? Drops stale entries; if
