@@ -260,7 +260,7 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    fn update_senders_waiting(&self, inner: &Inner<T>) {
+    pub(crate) fn update_senders_waiting(&self, inner: &Inner<T>) {
         let w = !inner.sendq.is_empty();
         if self.senders_waiting.load(Ordering::Relaxed) != w {
             self.senders_waiting.store(w, Ordering::Release);

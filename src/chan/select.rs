@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::hchan::{Chan, TryRecv, TrySend};
-use super::waiter::{Context, Entry, Wakes};
+use super::waiter::{Context, Entry, OfferMatch, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
@@ -624,10 +624,46 @@ pub mod __private {
 trait DynCase {
     /// Is the operation ready now (without performing it)?
     fn ready(&self) -> bool;
-    /// Leaves an observer for `cx` as case `index`; true (and nothing left) if ready now.
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool;
-    /// The channel's address (to check `SelectedOperation::recv`/`send` arguments).
+    /// The same, with the channel locked by the caller (`lock`).
+    ///
+    /// # Safety
+    /// The caller holds the channel's lock.
+    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool;
+    /// Leaves an observer (an offer if `offer`) for `cx` as case `index`, unless the
+    /// operation is ready now or, for an offer, pairs with an offer on the opposite end.
+    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed;
+    /// The channel's address (lock order; checks `SelectedOperation::recv`/`send` arguments).
     fn addr(&self) -> *const ();
+    /// Locks the channel (all-locks pass).
+    fn lock(&self);
+    /// # Safety
+    /// The caller locked the channel with `lock`.
+    unsafe fn unlock(&self);
+}
+
+/// What `DynCase::observe` did.
+enum Observed {
+    /// Left an entry; wait.
+    Waiting,
+    /// The operation is ready now; nothing left.
+    Ready,
+    /// Paired with an opposite offer: this case is chosen (the context is aborted).
+    Paired,
+    /// The context was claimed by a peer while registering: wait (it is done).
+    Claimed,
+    /// The context was aborted while pairing: start again.
+    Retry,
+}
+
+impl From<OfferMatch> for Option<Observed> {
+    fn from(m: OfferMatch) -> Option<Observed> {
+        match m {
+            OfferMatch::Nothing => None,
+            OfferMatch::Paired => Some(Observed::Paired),
+            OfferMatch::Claimed => Some(Observed::Claimed),
+            OfferMatch::Retry => Some(Observed::Retry),
+        }
+    }
 }
 
 struct RecvHandle<'a, T>(&'a Receiver<T>);
@@ -651,26 +687,50 @@ impl<T> DynCase for RecvHandle<'_, T> {
         r
     }
 
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool {
+    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
+        let chan = &self.0.chan;
+        // SAFETY: the caller holds the lock (contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        chan.recv_ready_locked(inner, None, false, wakes)
+    }
+
+    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed {
         let chan = &self.0.chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), false, &mut wakes);
-        if !ready {
+        let r = if chan.recv_ready_locked(&mut inner, Some(cx), false, &mut wakes) {
+            Observed::Ready
+        } else if let Some(m) = offer
+            .then(|| inner.sendq.pair_offer(cx, &mut wakes).into())
+            .flatten()
+        {
+            m
+        } else {
             inner.recvq.push(Entry {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::null_mut(),
                 offer,
             });
-        }
+            Observed::Waiting
+        };
+        chan.update_senders_waiting(&inner);
         drop(inner);
         wakes.run();
-        ready
+        r
     }
 
     fn addr(&self) -> *const () {
         chan_addr(&self.0.chan)
+    }
+
+    fn lock(&self) {
+        self.0.chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (contract).
+        unsafe { self.0.chan.unlock_raw() }
     }
 }
 
@@ -685,12 +745,25 @@ impl<T> DynCase for SendHandle<'_, T> {
         r
     }
 
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool {
+    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
+        let chan = &self.0.chan;
+        // SAFETY: the caller holds the lock (contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        chan.send_ready_locked(inner, None, false, wakes)
+    }
+
+    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed {
         let chan = &self.0.chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), false, &mut wakes);
-        if !ready {
+        let r = if chan.send_ready_locked(&mut inner, Some(cx), false, &mut wakes) {
+            Observed::Ready
+        } else if let Some(m) = offer
+            .then(|| inner.recvq.pair_offer(cx, &mut wakes).into())
+            .flatten()
+        {
+            m
+        } else {
             inner.sendq.push(Entry {
                 cx: cx.clone(),
                 case: index,
@@ -698,14 +771,24 @@ impl<T> DynCase for SendHandle<'_, T> {
                 offer,
             });
             chan.mark_senders_waiting();
-        }
+            Observed::Waiting
+        };
         drop(inner);
         wakes.run();
-        ready
+        r
     }
 
     fn addr(&self) -> *const () {
         chan_addr(&self.0.chan)
+    }
+
+    fn lock(&self) {
+        self.0.chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (contract).
+        unsafe { self.0.chan.unlock_raw() }
     }
 }
 
@@ -730,8 +813,9 @@ impl<T> DynCase for SendHandle<'_, T> {
 /// `select` waits until one operation is *ready*; the returned [`SelectedOperation`] then
 /// performs it with `recv` or `send`. If another goroutine completes a competing operation
 /// first (several receivers on one channel), that call waits as a plain `recv`/`send` would.
-/// Two dynamic selects waiting on opposite ends of the same unbuffered channel do not see
-/// each other as ready (neither has committed to a value): use `select!` for that.
+/// A blocked `select` leaves *offers*: two dynamic selects waiting on opposite ends of the
+/// same unbuffered channel pair with each other (both wake, one for its send and one for its
+/// receive), as Go's selects do; `ready` only observes.
 pub struct Select<'a> {
     cases: Vec<Option<Box<dyn DynCase + 'a>>>,
 }
@@ -835,13 +919,13 @@ impl<'a> Select<'a> {
 
     /// The index of an operation that is ready now, if any.
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.ready_inner(Some(None)).ok_or(TryReadyError)
+        self.ready_inner(Some(None), false).ok_or(TryReadyError)
     }
 
     /// Waits until an operation is ready; returns its index. Blocks for ever if there are
     /// no operations.
     pub fn ready(&mut self) -> usize {
-        self.ready_inner(None).expect("no deadline")
+        self.ready_inner(None, false).expect("no deadline")
     }
 
     /// Waits at most `timeout` for an operation to be ready.
@@ -851,7 +935,7 @@ impl<'a> Select<'a> {
 
     /// Waits at most until `deadline` for an operation to be ready.
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
-        self.ready_inner(Some(Some(deadline)))
+        self.ready_inner(Some(Some(deadline)), false)
             .ok_or(ReadyTimeoutError)
     }
 
@@ -864,7 +948,7 @@ impl<'a> Select<'a> {
 
     /// Waits until an operation is ready and selects it.
     pub fn select(&mut self) -> SelectedOperation<'a> {
-        let i = self.ready();
+        let i = self.ready_inner(None, true).expect("no deadline");
         self.selected(i)
     }
 
@@ -881,9 +965,9 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Instant,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.ready_deadline(deadline)
+        self.ready_inner(Some(Some(deadline)), true)
             .map(|i| self.selected(i))
-            .map_err(|_| SelectTimeoutError)
+            .ok_or(SelectTimeoutError)
     }
 
     fn selected(&self, index: usize) -> SelectedOperation<'a> {
@@ -894,8 +978,47 @@ impl<'a> Select<'a> {
         }
     }
 
+    /// The all-locks check (as `locked_pass` for `select!`): the first case in `order` that
+    /// is ready with every channel locked at once, so that "none is ready" holds at one
+    /// instant.
+    fn locked_ready(&self, order: &[usize]) -> Option<usize> {
+        let case = |i: usize| self.cases[i].as_deref().expect("enabled");
+        let mut by_addr = Order::new(order.iter().copied());
+        let by_addr = by_addr.as_mut();
+        by_addr.sort_unstable_by_key(|&i| case(i).addr() as usize);
+        let mut prev = std::ptr::null();
+        for &i in by_addr.iter() {
+            if case(i).addr() != prev {
+                case(i).lock();
+                prev = case(i).addr();
+            }
+        }
+        let mut wakes = Wakes::default();
+        // SAFETY: every channel of the cases in `order` is locked (above).
+        let got = order
+            .iter()
+            .copied()
+            .find(|&i| unsafe { case(i).ready_locked(&mut wakes) });
+        prev = std::ptr::null();
+        for &i in by_addr.iter() {
+            if case(i).addr() != prev {
+                // SAFETY: locked above, once per distinct channel.
+                unsafe { case(i).unlock() };
+                prev = case(i).addr();
+            }
+        }
+        wakes.run();
+        got
+    }
+
     /// `wait`: None blocks, Some(None) does not wait, Some(Some(d)) waits until d.
-    fn ready_inner(&mut self, wait: Option<Option<Instant>>) -> Option<usize> {
+    ///
+    /// `offer`: the caller (`select*`) will perform the chosen operation, so its entries are
+    /// offers: an offer on the opposite end of the same channel pairs with them (neither
+    /// sees the other as ready otherwise, as neither has a value or a slot to give), and a
+    /// wake-up for case i chooses case i. Without `offer` (`ready*`) the entries are plain
+    /// observers and a wake-up means "look again".
+    fn ready_inner(&mut self, wait: Option<Option<Instant>>, offer: bool) -> Option<usize> {
         let mut order = Order::new((0..self.cases.len()).filter(|&i| self.cases[i].is_some()));
         let order = order.as_mut();
         let deadline = wait.flatten();
@@ -907,7 +1030,13 @@ impl<'a> Select<'a> {
                 }
             }
             if wait == Some(None) {
-                return None;
+                // One case: that look was one instant's truth; several: look again with
+                // every channel locked.
+                return if order.len() < 2 {
+                    None
+                } else {
+                    self.locked_ready(order)
+                };
             }
             if order.is_empty() {
                 match deadline {
@@ -919,21 +1048,35 @@ impl<'a> Select<'a> {
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
+                return self.locked_ready(order);
             }
             let cx = Context::new();
-            let mut ready = false;
+            let mut outcome = Observed::Waiting;
             for &i in order.iter() {
-                if self.cases[i].as_ref().expect("enabled").observe(&cx, i) {
-                    ready = true;
-                    break;
+                match self.cases[i]
+                    .as_ref()
+                    .expect("enabled")
+                    .observe(&cx, i, offer)
+                {
+                    Observed::Waiting => continue,
+                    Observed::Paired => return Some(i),
+                    o => {
+                        outcome = o;
+                        break;
+                    }
                 }
             }
-            if ready && cx.try_abort() {
-                continue;
+            match outcome {
+                Observed::Retry => continue,
+                Observed::Ready if cx.try_abort() => continue,
+                _ => {}
+            }
+            let i = cx.wait(WaitReason::Select, deadline)?;
+            if offer {
+                // Woken for case i (its condition holds, or an offer paired with it).
+                return Some(i);
             }
             // Woken: the observed condition may hold now; check again from the top.
-            cx.wait(WaitReason::Select, deadline)?;
         }
     }
 }
