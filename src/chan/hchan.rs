@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::lock::{SpinGuard, SpinLock};
-use super::waiter::{Context, Entry, WaitQueue, Wakes};
+use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
 use crate::park::WaitReason;
 
 /// The state guarded by the channel lock.
@@ -269,87 +269,96 @@ impl<T> Chan<T> {
 
     /// Blocking (or timed) receive.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
-        let mut wakes = Wakes::default();
-        let mut inner = self.lock();
-        match self.try_recv_locked(&mut inner, &mut wakes) {
-            TryRecv::Got(v) => {
+        loop {
+            let mut wakes = Wakes::default();
+            let mut inner = self.lock();
+            match self.try_recv_locked(&mut inner, &mut wakes) {
+                TryRecv::Got(v) => {
+                    drop(inner);
+                    wakes.run();
+                    return Ok(v);
+                }
+                TryRecv::Closed => {
+                    drop(inner);
+                    wakes.run();
+                    return Err(None);
+                }
+                TryRecv::Empty => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 drop(inner);
                 wakes.run();
-                return Ok(v);
+                return Err(Some(()));
             }
-            TryRecv::Closed => {
-                drop(inner);
-                wakes.run();
-                return Err(None);
-            }
-            TryRecv::Empty => {}
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let cx = Context::new();
+            let mut packet: Option<T> = None;
+            inner.recvq.push(Entry {
+                cx: cx.clone(),
+                case: 0,
+                packet: std::ptr::addr_of_mut!(packet).cast(),
+                offer: false,
+            });
             drop(inner);
             wakes.run();
-            return Err(Some(()));
-        }
-        let cx = Context::new();
-        let mut packet: Option<T> = None;
-        inner.recvq.push(Entry {
-            cx: cx.clone(),
-            case: 0,
-            packet: std::ptr::addr_of_mut!(packet).cast(),
-            offer: false,
-        });
-        drop(inner);
-        wakes.run();
-        let r = cx.wait(WaitReason::ChanReceive, deadline);
-        Context::recycle(cx);
-        match r {
-            // Filled by a sender, or left None by close.
-            Some(_) => packet.ok_or(None),
-            None => Err(Some(())),
+            let r = cx.wait(WaitReason::ChanReceive, deadline);
+            Context::recycle(cx);
+            return match r {
+                // Filled by a sender, or left None by close.
+                Waited::Case(_) => packet.ok_or(None),
+                Waited::Timeout => Err(Some(())),
+                Waited::Retry => continue,
+            };
         }
     }
 
     /// Blocking (or timed) send. `Err((v, timed_out))` hands the value back.
-    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
-        let mut wakes = Wakes::default();
-        let mut inner = self.lock();
-        let v = match self.try_send_locked(&mut inner, v, &mut wakes) {
-            TrySend::Sent => {
+    pub(crate) fn send(&self, mut v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+        loop {
+            let mut wakes = Wakes::default();
+            let mut inner = self.lock();
+            v = match self.try_send_locked(&mut inner, v, &mut wakes) {
+                TrySend::Sent => {
+                    drop(inner);
+                    wakes.run();
+                    return Ok(());
+                }
+                TrySend::Closed(v) => {
+                    drop(inner);
+                    wakes.run();
+                    return Err((v, false));
+                }
+                TrySend::Full(v) => v,
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 drop(inner);
                 wakes.run();
-                return Ok(());
+                return Err((v, true));
             }
-            TrySend::Closed(v) => {
-                drop(inner);
-                wakes.run();
-                return Err((v, false));
-            }
-            TrySend::Full(v) => v,
-        };
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let cx = Context::new();
+            let mut packet: Option<T> = Some(v);
+            inner.sendq.push(Entry {
+                cx: cx.clone(),
+                case: 0,
+                packet: std::ptr::addr_of_mut!(packet).cast(),
+                offer: false,
+            });
+            self.senders_waiting.store(true, Ordering::Release);
             drop(inner);
             wakes.run();
-            return Err((v, true));
-        }
-        let cx = Context::new();
-        let mut packet: Option<T> = Some(v);
-        inner.sendq.push(Entry {
-            cx: cx.clone(),
-            case: 0,
-            packet: std::ptr::addr_of_mut!(packet).cast(),
-            offer: false,
-        });
-        self.senders_waiting.store(true, Ordering::Release);
-        drop(inner);
-        wakes.run();
-        let r = cx.wait(WaitReason::ChanSend, deadline);
-        Context::recycle(cx);
-        match r {
-            // Taken by a receiver, or left in place by close / every Receiver gone.
-            Some(_) => match packet {
-                None => Ok(()),
-                Some(v) => Err((v, false)),
-            },
-            None => Err((packet.expect("an aborted send keeps its value"), true)),
+            let r = cx.wait(WaitReason::ChanSend, deadline);
+            Context::recycle(cx);
+            return match r {
+                // Taken by a receiver, or left in place by close / every Receiver gone.
+                Waited::Case(_) => match packet {
+                    None => Ok(()),
+                    Some(v) => Err((v, false)),
+                },
+                Waited::Timeout => Err((packet.expect("an aborted send keeps its value"), true)),
+                Waited::Retry => {
+                    v = packet.expect("a released send keeps its value");
+                    continue;
+                }
+            };
         }
     }
 

@@ -28,8 +28,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::hchan::{Chan, TryRecv, TrySend};
-use super::waiter::{Context, Entry, OfferMatch, Wakes};
+use super::hchan::{Chan, Inner, TryRecv, TrySend};
+use super::waiter::{Context, Entry, OfferMatch, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
@@ -480,11 +480,13 @@ pub(crate) fn select(
         let r = cx.wait(WaitReason::Select, deadline);
         Context::recycle(cx);
         return match r {
-            Some(i) => {
+            Waited::Case(i) => {
                 cases[i].selected();
                 Some(i)
             }
-            None => None,
+            Waited::Timeout => None,
+            // A dynamic select reserved one of our cases, then dropped its operation.
+            Waited::Retry => continue,
         };
     }
 }
@@ -634,11 +636,31 @@ trait DynCase {
     fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed;
     /// The channel's address (lock order; checks `SelectedOperation::recv`/`send` arguments).
     fn addr(&self) -> *const ();
+    /// A send case?
+    fn is_send(&self) -> bool;
     /// Locks the channel (all-locks pass).
     fn lock(&self);
     /// # Safety
     /// The caller locked the channel with `lock`.
     unsafe fn unlock(&self);
+    /// For `select*`: makes the operation certain if it is ready now (`Commit`), else None.
+    fn commit(&self) -> Option<Commit>;
+    /// The same, with the channel locked by the caller.
+    ///
+    /// # Safety
+    /// The caller holds the channel's lock.
+    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit>;
+}
+
+/// How a dynamic `select` made its chosen operation certain.
+enum Commit {
+    /// Nothing to hold: a buffered value or room, a closed channel, or a paired offer; the
+    /// operation is performed by `SelectedOperation::recv`/`send` (which waits like a plain
+    /// `recv`/`send` if a competitor took the value or the room first).
+    Later,
+    /// A waiting peer (a sender for a receive, a receiver for a send) claimed for us: it
+    /// waits until `SelectedOperation` completes it through its packet, or releases it.
+    Reserved(Entry),
 }
 
 /// What `DynCase::observe` did.
@@ -666,6 +688,31 @@ impl From<OfferMatch> for Option<Observed> {
     }
 }
 
+/// A receive can complete now: a buffered value or a closed channel (performed later), or a
+/// waiting sender, which is reserved. The caller holds the lock.
+///
+/// `inner` is `chan`'s state, locked by the caller.
+fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+    if !inner.buf.is_empty() || inner.closed {
+        return Some(Commit::Later);
+    }
+    let e = inner.sendq.claim_first(wakes);
+    chan.update_senders_waiting(inner);
+    e.map(Commit::Reserved)
+}
+
+/// A send can complete now: a closed channel or room (performed later), or a waiting
+/// receiver, which is reserved. The caller holds the lock.
+fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+    if inner.closed || inner.rx_gone {
+        return Some(Commit::Later);
+    }
+    if let Some(e) = inner.recvq.claim_first(wakes) {
+        return Some(Commit::Reserved(e));
+    }
+    (inner.buf.len() < chan.cap).then_some(Commit::Later)
+}
+
 struct RecvHandle<'a, T>(&'a Receiver<T>);
 struct SendHandle<'a, T>(&'a Sender<T>);
 
@@ -674,6 +721,10 @@ fn chan_addr<T>(c: &Arc<Chan<T>>) -> *const () {
 }
 
 impl<T> DynCase for RecvHandle<'_, T> {
+    fn is_send(&self) -> bool {
+        false
+    }
+
     fn ready(&self) -> bool {
         let chan = &self.0.chan;
         if chan.surely_empty() {
@@ -732,9 +783,32 @@ impl<T> DynCase for RecvHandle<'_, T> {
         // SAFETY: the caller locked it (contract).
         unsafe { self.0.chan.unlock_raw() }
     }
+
+    fn commit(&self) -> Option<Commit> {
+        let chan = &self.0.chan;
+        if chan.surely_empty() {
+            return None;
+        }
+        let mut wakes = Wakes::default();
+        let mut inner = chan.lock();
+        let r = recv_commit(chan, &mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+        r
+    }
+
+    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
+        let chan = &self.0.chan;
+        // SAFETY: the caller holds the lock (contract); the reference ends here.
+        recv_commit(chan, unsafe { chan.inner_locked() }, wakes)
+    }
 }
 
 impl<T> DynCase for SendHandle<'_, T> {
+    fn is_send(&self) -> bool {
+        true
+    }
+
     fn ready(&self) -> bool {
         let chan = &self.0.chan;
         let mut wakes = Wakes::default();
@@ -790,6 +864,22 @@ impl<T> DynCase for SendHandle<'_, T> {
         // SAFETY: the caller locked it (contract).
         unsafe { self.0.chan.unlock_raw() }
     }
+
+    fn commit(&self) -> Option<Commit> {
+        let chan = &self.0.chan;
+        let mut wakes = Wakes::default();
+        let mut inner = chan.lock();
+        let r = send_commit(chan, &mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+        r
+    }
+
+    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
+        let chan = &self.0.chan;
+        // SAFETY: the caller holds the lock (contract); the reference ends here.
+        send_commit(chan, unsafe { chan.inner_locked() }, wakes)
+    }
 }
 
 /// A select over operations chosen at run time (a fan-in of N channels), shaped like
@@ -810,12 +900,19 @@ impl<T> DynCase for SendHandle<'_, T> {
 /// assert_eq!(op.recv(&chans[i].1), Ok(42));
 /// ```
 ///
-/// `select` waits until one operation is *ready*; the returned [`SelectedOperation`] then
-/// performs it with `recv` or `send`. If another goroutine completes a competing operation
-/// first (several receivers on one channel), that call waits as a plain `recv`/`send` would.
-/// A blocked `select` leaves *offers*: two dynamic selects waiting on opposite ends of the
-/// same unbuffered channel pair with each other (both wake, one for its send and one for its
-/// receive), as Go's selects do; `ready` only observes.
+/// `select` waits until one operation can complete and commits to it; the returned
+/// [`SelectedOperation`] then performs it with `recv` or `send`:
+/// - a peer waiting on the other end (a blocked `send`/`recv`, a `select!`) is *reserved*:
+///   it waits for this operation, which nobody else can take from it. Dropping the
+///   `SelectedOperation` without completing it lets the peer go (it starts again);
+/// - a blocked `select` leaves *offers*: two dynamic selects waiting on opposite ends of the
+///   same unbuffered channel pair with each other (each wakes for its case; the send then
+///   meets the receive), as Go's selects pair;
+/// - a buffered value or free room is not reserved: if a competitor takes it first, the
+///   call waits as a plain `recv`/`send` would.
+///
+/// `ready` and its variants only observe: they return an index that was ready and reserve
+/// nothing.
 pub struct Select<'a> {
     cases: Vec<Option<Box<dyn DynCase + 'a>>>,
 }
@@ -823,8 +920,14 @@ pub struct Select<'a> {
 /// The operation a [`Select`] chose: complete it with `recv` or `send`.
 #[must_use = "a selected operation must be completed with `recv` or `send`"]
 pub struct SelectedOperation<'a> {
+    /// The chosen case.
     index: usize,
+    /// Its channel (checked against the handle passed to `recv`/`send`).
     addr: *const (),
+    /// A reserved peer, if any (taken when the operation completes).
+    reserved: Option<Entry>,
+    /// The chosen case is a send (a reservation is only completed by the matching call).
+    is_send: bool,
     _marker: PhantomData<&'a ()>,
 }
 
@@ -919,13 +1022,15 @@ impl<'a> Select<'a> {
 
     /// The index of an operation that is ready now, if any.
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.ready_inner(Some(None), false).ok_or(TryReadyError)
+        self.ready_inner(Some(None), false)
+            .map(|(i, _)| i)
+            .ok_or(TryReadyError)
     }
 
     /// Waits until an operation is ready; returns its index. Blocks for ever if there are
     /// no operations.
     pub fn ready(&mut self) -> usize {
-        self.ready_inner(None, false).expect("no deadline")
+        self.ready_inner(None, false).expect("no deadline").0
     }
 
     /// Waits at most `timeout` for an operation to be ready.
@@ -936,20 +1041,18 @@ impl<'a> Select<'a> {
     /// Waits at most until `deadline` for an operation to be ready.
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
         self.ready_inner(Some(Some(deadline)), false)
+            .map(|(i, _)| i)
             .ok_or(ReadyTimeoutError)
     }
 
     /// Selects an operation that is ready now, if any.
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        self.try_ready()
-            .map(|i| self.selected(i))
-            .map_err(|_| TrySelectError)
+        self.select_inner(Some(None)).ok_or(TrySelectError)
     }
 
     /// Waits until an operation is ready and selects it.
     pub fn select(&mut self) -> SelectedOperation<'a> {
-        let i = self.ready_inner(None, true).expect("no deadline");
-        self.selected(i)
+        self.select_inner(None).expect("no deadline")
     }
 
     /// Waits at most `timeout` for an operation.
@@ -965,23 +1068,29 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Instant,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.ready_inner(Some(Some(deadline)), true)
-            .map(|i| self.selected(i))
+        self.select_inner(Some(Some(deadline)))
             .ok_or(SelectTimeoutError)
     }
 
-    fn selected(&self, index: usize) -> SelectedOperation<'a> {
-        SelectedOperation {
+    fn select_inner(&mut self, wait: Option<Option<Instant>>) -> Option<SelectedOperation<'a>> {
+        let (index, commit) = self.ready_inner(wait, true)?;
+        let case = self.cases[index].as_ref().expect("case exists");
+        Some(SelectedOperation {
             index,
-            addr: self.cases[index].as_ref().expect("case exists").addr(),
+            addr: case.addr(),
+            reserved: match commit {
+                Commit::Later => None,
+                Commit::Reserved(e) => Some(e),
+            },
+            is_send: case.is_send(),
             _marker: PhantomData,
-        }
+        })
     }
 
     /// The all-locks check (as `locked_pass` for `select!`): the first case in `order` that
-    /// is ready with every channel locked at once, so that "none is ready" holds at one
-    /// instant.
-    fn locked_ready(&self, order: &[usize]) -> Option<usize> {
+    /// is ready (committed, if `offer`) with every channel locked at once, so that "none is
+    /// ready" holds at one instant.
+    fn locked_ready(&self, order: &[usize], offer: bool) -> Option<(usize, Commit)> {
         let case = |i: usize| self.cases[i].as_deref().expect("enabled");
         let mut by_addr = Order::new(order.iter().copied());
         let by_addr = by_addr.as_mut();
@@ -994,11 +1103,21 @@ impl<'a> Select<'a> {
             }
         }
         let mut wakes = Wakes::default();
-        // SAFETY: every channel of the cases in `order` is locked (above).
-        let got = order
-            .iter()
-            .copied()
-            .find(|&i| unsafe { case(i).ready_locked(&mut wakes) });
+        let mut got = None;
+        for &i in order {
+            // SAFETY: every channel of the cases in `order` is locked (above).
+            let r = unsafe {
+                if offer {
+                    case(i).commit_locked(&mut wakes)
+                } else {
+                    case(i).ready_locked(&mut wakes).then_some(Commit::Later)
+                }
+            };
+            if let Some(c) = r {
+                got = Some((i, c));
+                break;
+            }
+        }
         prev = std::ptr::null();
         for &i in by_addr.iter() {
             if case(i).addr() != prev {
@@ -1013,20 +1132,31 @@ impl<'a> Select<'a> {
 
     /// `wait`: None blocks, Some(None) does not wait, Some(Some(d)) waits until d.
     ///
-    /// `offer`: the caller (`select*`) will perform the chosen operation, so its entries are
-    /// offers: an offer on the opposite end of the same channel pairs with them (neither
-    /// sees the other as ready otherwise, as neither has a value or a slot to give), and a
-    /// wake-up for case i chooses case i. Without `offer` (`ready*`) the entries are plain
-    /// observers and a wake-up means "look again".
-    fn ready_inner(&mut self, wait: Option<Option<Instant>>, offer: bool) -> Option<usize> {
+    /// `offer` (`select*`): the caller will perform the chosen operation, so a ready case is
+    /// committed (`DynCase::commit`: a waiting peer is reserved) and the entries left while
+    /// blocked are offers: an offer on the opposite end of the same channel pairs with them
+    /// (neither has a value or a slot to give, so neither sees the other as ready
+    /// otherwise). Without `offer` (`ready*`) cases are only looked at and entries are plain
+    /// observers. Either way, a wake-up that is not a pairing means "look again".
+    fn ready_inner(
+        &mut self,
+        wait: Option<Option<Instant>>,
+        offer: bool,
+    ) -> Option<(usize, Commit)> {
         let mut order = Order::new((0..self.cases.len()).filter(|&i| self.cases[i].is_some()));
         let order = order.as_mut();
         let deadline = wait.flatten();
         loop {
             shuffle(order);
             for &i in order.iter() {
-                if self.cases[i].as_ref().expect("enabled").ready() {
-                    return Some(i);
+                let case = self.cases[i].as_ref().expect("enabled");
+                let r = if offer {
+                    case.commit()
+                } else {
+                    case.ready().then_some(Commit::Later)
+                };
+                if let Some(c) = r {
+                    return Some((i, c));
                 }
             }
             if wait == Some(None) {
@@ -1035,7 +1165,7 @@ impl<'a> Select<'a> {
                 return if order.len() < 2 {
                     None
                 } else {
-                    self.locked_ready(order)
+                    self.locked_ready(order, offer)
                 };
             }
             if order.is_empty() {
@@ -1048,7 +1178,7 @@ impl<'a> Select<'a> {
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return self.locked_ready(order);
+                return self.locked_ready(order, offer);
             }
             let cx = Context::new();
             let mut outcome = Observed::Waiting;
@@ -1059,7 +1189,7 @@ impl<'a> Select<'a> {
                     .observe(&cx, i, offer)
                 {
                     Observed::Waiting => continue,
-                    Observed::Paired => return Some(i),
+                    Observed::Paired => return Some((i, Commit::Later)),
                     o => {
                         outcome = o;
                         break;
@@ -1071,12 +1201,13 @@ impl<'a> Select<'a> {
                 Observed::Ready if cx.try_abort() => continue,
                 _ => {}
             }
-            let i = cx.wait(WaitReason::Select, deadline)?;
-            if offer {
-                // Woken for case i (its condition holds, or an offer paired with it).
-                return Some(i);
+            match cx.wait(WaitReason::Select, deadline) {
+                // An offer on the other end paired with ours: both commit.
+                Waited::Case(i) if cx.was_paired() => return Some((i, Commit::Later)),
+                // Woken: the observed condition may hold now; look again from the top.
+                Waited::Case(_) | Waited::Retry => {}
+                Waited::Timeout => return None,
             }
-            // Woken: the observed condition may hold now; check again from the top.
         }
     }
 }
@@ -1091,11 +1222,24 @@ impl SelectedOperation<'_> {
     ///
     /// # Panics
     /// If `r` is not the receiver of the selected operation.
-    pub fn recv<T>(self, r: &Receiver<T>) -> Result<T, RecvError> {
+    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
         assert!(
             self.addr == chan_addr(&r.chan),
             "SelectedOperation::recv: the receiver is not the selected operation's"
         );
+        if let Some(e) = self.reserved.take() {
+            assert!(
+                !self.is_send,
+                "SelectedOperation::recv: the selected operation is a send"
+            );
+            // SAFETY: `e` is a sender we claimed (reserved) on this very channel (address
+            // checked above, so its packet is an `Option<T>`); it waits for `done`, keeping
+            // the packet alive, and nobody else may touch it.
+            let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
+            e.cx.complete();
+            e.cx.unpark();
+            return Ok(v.expect("a waiting sender holds its value"));
+        }
         match r.try_recv() {
             Ok(v) => Ok(v),
             Err(super::TryRecvError::Closed) => Err(RecvError),
@@ -1107,15 +1251,38 @@ impl SelectedOperation<'_> {
     ///
     /// # Panics
     /// If `s` is not the sender of the selected operation.
-    pub fn send<T>(self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
+    pub fn send<T>(mut self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
         assert!(
             self.addr == chan_addr(&s.chan),
             "SelectedOperation::send: the sender is not the selected operation's"
         );
+        if let Some(e) = self.reserved.take() {
+            assert!(
+                self.is_send,
+                "SelectedOperation::send: the selected operation is a receive"
+            );
+            // SAFETY: `e` is a receiver we claimed (reserved) on this very channel (address
+            // checked above: its packet is an `Option<T>`, None); it waits for `done`.
+            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            e.cx.complete();
+            e.cx.unpark();
+            return Ok(());
+        }
         match s.try_send(v) {
             Ok(()) => Ok(()),
             Err(super::TrySendError::Closed(v)) => Err(SendError(v)),
             Err(super::TrySendError::Full(v)) => s.send(v),
+        }
+    }
+}
+
+impl Drop for SelectedOperation<'_> {
+    /// An operation dropped without being completed lets its reserved peer go: the peer
+    /// starts its operation again.
+    fn drop(&mut self) {
+        if let Some(e) = self.reserved.take() {
+            e.cx.release();
+            e.cx.unpark();
         }
     }
 }

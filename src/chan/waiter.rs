@@ -13,7 +13,16 @@
 //!  ABORTED      | gave up (timeout, or a case became ready  | the waiter itself
 //!               | while it was registering)                 |
 //!  2 + i        | case i was completed by a peer            | the peer that won the CAS
+//!  RELEASED     | a peer claimed it, then let it go (a       | the claimer, before `done`
+//!               | dynamic select that reserved it and whose |
+//!               | operation was dropped): start again       |
 //! ```
+//!
+//! A claimer normally completes at once, under the channel lock. A dynamic
+//! `Select::select` may instead *reserve* a waiting peer: claim it and complete it later,
+//! when the caller performs the chosen operation (`SelectedOperation::send`/`recv`), or
+//! release it if the operation is dropped. The reserved waiter simply waits longer; its
+//! packet stays valid because it waits for `done`.
 //!
 //! The claimer, still holding the lock of the channel whose queue held the entry, moves the
 //! value through the packet, then sets `done` (Release) and, after unlocking, unparks the
@@ -45,6 +54,19 @@ use crate::park::{self, Unparker, WaitReason};
 const WAITING: usize = 0;
 const ABORTED: usize = 1;
 const FIRST_CASE: usize = 2;
+const RELEASED: usize = usize::MAX;
+
+/// How a wait on a [`Context`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// A peer completed this case.
+    Case(usize),
+    /// The deadline passed and the waiter aborted.
+    Timeout,
+    /// A peer that had reserved the waiter released it: start the operation again (the
+    /// packet is as it was; other entries are stale).
+    Retry,
+}
 
 /// One blocking operation or select, as its peers see it.
 pub struct Context {
@@ -52,6 +74,9 @@ pub struct Context {
     state: AtomicUsize,
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
+    /// Set by a peer offer that paired with this one (`WaitQueue::pair_offer`) before
+    /// `done`: the woken dynamic select commits to its case instead of looking again.
+    paired: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
     /// owned (`new`), read by anyone holding a reference.
     unparker: UnsafeCell<Unparker>,
@@ -114,6 +139,7 @@ impl Context {
                 fence(Ordering::Acquire);
                 cx.state.store(WAITING, Ordering::Relaxed);
                 cx.done.store(false, Ordering::Relaxed);
+                cx.paired.store(false, Ordering::Relaxed);
                 if me.is_null() || cx.target() != me {
                     // SAFETY: unique owner (above): nobody else can read `unparker` now.
                     unsafe { *cx.unparker.get() = park::current() };
@@ -124,6 +150,7 @@ impl Context {
         Arc::new(Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
+            paired: AtomicBool::new(false),
             unparker: UnsafeCell::new(park::current()),
         })
     }
@@ -182,30 +209,53 @@ impl Context {
         self.done.store(true, Ordering::Release);
     }
 
+    /// A claimer that reserved this context lets it go: the waiter starts its operation
+    /// again. The caller unparks it afterwards.
+    #[inline]
+    pub(crate) fn release(&self) {
+        self.state.store(RELEASED, Ordering::Relaxed);
+        self.done.store(true, Ordering::Release);
+    }
+
+    /// Marks a claimed offer as paired (before `complete`).
+    #[inline]
+    pub(crate) fn mark_paired(&self) {
+        self.paired.store(true, Ordering::Relaxed);
+    }
+
+    /// Was this offer woken by a pairing offer? (After `wait` returned.)
+    #[inline]
+    pub(crate) fn was_paired(&self) -> bool {
+        self.paired.load(Ordering::Relaxed)
+    }
+
     #[inline]
     pub(crate) fn unpark(&self) {
         self.unparker().unpark();
     }
 
-    /// The completed case; call after `wait` returned it.
+    /// How the completed wait ended; call after `done` was seen (Acquire).
     #[inline]
-    fn selected(&self) -> usize {
-        self.state.load(Ordering::Acquire) - FIRST_CASE
+    fn outcome(&self) -> Waited {
+        match self.state.load(Ordering::Acquire) {
+            RELEASED => Waited::Retry,
+            s => Waited::Case(s - FIRST_CASE),
+        }
     }
 
-    /// Parks until a peer completes a case (returns it) or `deadline` passes and the waiter
-    /// aborts (returns None).
-    pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Option<usize> {
+    /// Parks until a peer completes a case, or `deadline` passes and the waiter aborts, or
+    /// a reserving peer releases it.
+    pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Waited {
         let mut aborting_failed = false;
         loop {
             if self.done.load(Ordering::Acquire) {
-                return Some(self.selected());
+                return self.outcome();
             }
             match deadline {
                 Some(d) if !aborting_failed => {
                     if Instant::now() >= d {
                         if self.try_abort() {
-                            return None;
+                            return Waited::Timeout;
                         }
                         // Claimed meanwhile: the claimer sets `done` and unparks us.
                         aborting_failed = true;
@@ -372,6 +422,7 @@ impl WaitQueue {
             }
             let e = self.q.remove(i).expect("index in range");
             if e.cx.try_claim(e.case) {
+                e.cx.mark_paired();
                 e.cx.complete();
                 wakes.push(e.cx);
                 return OfferMatch::Paired;
