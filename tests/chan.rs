@@ -616,7 +616,8 @@ impl Rng {
 fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize, close_early: bool) {
     use std::sync::atomic::AtomicU8;
     let (tx, rx) = chan::<usize>(cap);
-    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..producers * per).map(|_| AtomicU8::new(0)).collect());
+    let seen: Arc<Vec<AtomicU8>> =
+        Arc::new((0..producers * per).map(|_| AtomicU8::new(0)).collect());
     let returned: Arc<Vec<AtomicU8>> =
         Arc::new((0..producers * per).map(|_| AtomicU8::new(0)).collect());
     let sent_ok = Arc::new(AtomicUsize::new(0));
@@ -630,8 +631,12 @@ fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize, clos
     };
     let t = Duration::from_millis(1);
     for p in 0..producers {
-        let (tx, returned, sent_ok, done) =
-            (tx.clone(), returned.clone(), sent_ok.clone(), done_tx.clone());
+        let (tx, returned, sent_ok, done) = (
+            tx.clone(),
+            returned.clone(),
+            sent_ok.clone(),
+            done_tx.clone(),
+        );
         spawn(
             p,
             Box::new(move || {
@@ -742,7 +747,11 @@ fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize, clos
             seen[id].load(Ordering::Relaxed),
             returned[id].load(Ordering::Relaxed),
         );
-        assert_eq!(s + r, 1, "id {id}: received {s} times, handed back {r} times");
+        assert_eq!(
+            s + r,
+            1,
+            "id {id}: received {s} times, handed back {r} times"
+        );
         received += s as usize;
     }
     assert_eq!(received, sent_ok.load(Ordering::Relaxed));

@@ -829,9 +829,7 @@ fn linearizable_default(
     cap: usize,
     rounds: usize,
     on_thread: bool,
-    check: impl Fn(&Sender<u32>, &Receiver<u32>, &Sender<u32>, &Receiver<u32>) -> bool
-        + Send
-        + 'static,
+    check: impl Fn(&Sender<u32>, &Receiver<u32>, &Sender<u32>, &Receiver<u32>) -> bool + Send + 'static,
 ) {
     let (atx, arx) = chan::<u32>(cap);
     let (btx, brx) = chan::<u32>(cap);
@@ -943,4 +941,77 @@ fn issue_12_dynamic_try_ready_linearizable() {
     linearizable_default(1, LINEARIZABLE_ROUNDS, false, dynamic_check);
     linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, dynamic_check);
     linearizable_default(1, LINEARIZABLE_ROUNDS / 10, true, dynamic_timeout_check);
+}
+
+/// A dynamic select that reserved a waiting peer and then dropped its operation lets the
+/// peer go: the peer's operation starts again and completes with someone else.
+#[gort::test]
+fn dropped_selected_operation_releases_reserved_peers() {
+    // A blocked plain receiver, reserved by a send case, released.
+    let (tx, rx) = chan::<u32>(0);
+    let rx2 = rx.clone();
+    let r = gort::go!(move || rx2.recv().unwrap());
+    gort::time::sleep(Duration::from_millis(5));
+    {
+        let mut sel = Select::new();
+        sel.send(&tx);
+        let op = sel.select(); // reserves the waiting receiver
+        drop(op);
+    }
+    tx.send(9).unwrap();
+    assert_eq!(r.join().unwrap(), 9);
+
+    // A blocked select! sender, reserved by a receive case, released: it sends again.
+    let (tx, rx) = chan::<u32>(0);
+    let tx2 = tx.clone();
+    let s = gort::go!(move || select! { send(tx2, 5) -> r => r.unwrap() });
+    gort::time::sleep(Duration::from_millis(5));
+    {
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select(); // reserves the select! sender
+        drop(op);
+    }
+    assert_eq!(rx.recv().unwrap(), 5);
+    s.join().unwrap();
+    drop(tx);
+}
+
+/// A try_recv that met a dynamic select blocked on the send side of an unbuffered channel
+/// waits for the value; if that select drops its operation, the try_recv looks again.
+#[gort::test]
+fn try_recv_meets_a_blocked_dynamic_send() {
+    let (tx, rx) = chan::<u32>(0);
+    let (go_tx, go_rx) = chan::<bool>(0);
+    let tx2 = tx.clone();
+    let s = gort::go!(move || {
+        for complete in [true, false] {
+            let mut sel = Select::new();
+            sel.send(&tx2);
+            let op = sel.select();
+            if complete {
+                op.send(&tx2, 11).unwrap();
+            } else {
+                drop(op); // the try_recv waiting on it looks again
+            }
+            go_rx.recv().unwrap();
+        }
+    });
+    let got = loop {
+        match rx.try_recv() {
+            Ok(v) => break v,
+            Err(_) => gort::yield_now(),
+        }
+    };
+    assert_eq!(got, 11);
+    go_tx.send(true).unwrap();
+    // Second round: the select will drop its operation; try_recv must not hang or invent
+    // a value.
+    for _ in 0..1000 {
+        assert!(rx.try_recv().is_err());
+        gort::yield_now();
+    }
+    go_tx.send(true).unwrap();
+    s.join().unwrap();
+    drop(tx);
 }

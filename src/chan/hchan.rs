@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::handoff::{Deferred, Handed};
 use super::lock::{SpinGuard, SpinLock};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
 use crate::park::WaitReason;
@@ -88,6 +89,31 @@ pub(crate) enum TryRecv<T> {
     Got(T),
     Empty,
     Closed,
+    /// A dynamic select's deferred send was claimed: after unlocking, wait on it
+    /// (`Chan::wait_deferred`).
+    Deferred(Arc<Deferred<T>>),
+}
+
+/// Takes the value of a waiting sender we claimed, completing it; a deferred sender (a
+/// dynamic select's send) is told who we are and completed, and its value is waited for
+/// after the unlock.
+pub(crate) fn take_from_sender<T>(e: Entry, wakes: &mut Wakes) -> TryRecv<T> {
+    if e.deferred {
+        // SAFETY: we claimed the select's context and have not completed it, so its own
+        // reference keeps the `Deferred<T>` alive (its packet).
+        let d = unsafe { Deferred::<T>::from_packet(e.packet) };
+        // SAFETY: claimed, not yet completed.
+        unsafe { d.set_receiver(crate::park::current()) };
+        e.cx.complete();
+        wakes.push(e.cx);
+        return TryRecv::Deferred(d);
+    }
+    // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
+    // ours to use until we `complete` it.
+    let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+    e.cx.complete();
+    wakes.push(e.cx);
+    TryRecv::Got(val.expect("a waiting sender holds its value"))
 }
 
 /// What an attempt to send found; the value comes back unless sent.
@@ -198,7 +224,9 @@ impl<T> Chan<T> {
     pub(crate) fn try_recv_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> TryRecv<T> {
         if let Some(v) = inner.buf.pop_front() {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
+            // (Deferred senders wait only on unbuffered channels.)
             if let Some(e) = inner.sendq.claim_first(wakes) {
+                debug_assert!(!e.deferred);
                 // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is
                 // alive and ours to use until we `complete` it.
                 let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
@@ -217,12 +245,9 @@ impl<T> Chan<T> {
             return TryRecv::Got(v);
         }
         if let Some(e) = inner.sendq.claim_first(wakes) {
-            // SAFETY: as above.
-            let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
-            e.cx.complete();
-            wakes.push(e.cx);
+            let r = take_from_sender(e, wakes);
             self.update_senders_waiting(inner);
-            return TryRecv::Got(val.expect("a waiting sender holds its value"));
+            return r;
         }
         self.update_senders_waiting(inner);
         if inner.closed {
@@ -283,6 +308,14 @@ impl<T> Chan<T> {
                     wakes.run();
                     return Err(None);
                 }
+                TryRecv::Deferred(d) => {
+                    drop(inner);
+                    wakes.run();
+                    match d.wait() {
+                        Handed::Value(v) => return Ok(v),
+                        Handed::Cancelled => continue,
+                    }
+                }
                 TryRecv::Empty => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -296,7 +329,7 @@ impl<T> Chan<T> {
                 cx: cx.clone(),
                 case: 0,
                 packet: std::ptr::addr_of_mut!(packet).cast(),
-                offer: false,
+                deferred: false,
             });
             drop(inner);
             wakes.run();
@@ -340,7 +373,7 @@ impl<T> Chan<T> {
                 cx: cx.clone(),
                 case: 0,
                 packet: std::ptr::addr_of_mut!(packet).cast(),
-                offer: false,
+                deferred: false,
             });
             self.senders_waiting.store(true, Ordering::Release);
             drop(inner);

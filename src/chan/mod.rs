@@ -27,7 +27,9 @@
 //!  hchan.rs   the channel: buffer + send/recv wait queues under one lock; try/block/close
 //!  waiter.rs  Context (one blocked operation or select; the claim CAS), Entry (sudog),
 //!             WaitQueue (FIFO, lazily swept), Wakes (unpark after unlocking)
-//!  select.rs  select! runtime (try, register, park once) and the dynamic Select
+//!  select.rs  select! runtime (try, register, park once; the all-locks check)
+//!  dynamic.rs the dynamic Select (real entries that peers complete; reservations)
+//!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
 //!  lock.rs    the channel lock (a spin lock that yields)
 //!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
 //! ```
@@ -52,7 +54,9 @@
 //! `Err(SendError(v))` and blocked senders wake with their values: a goroutine never leaks
 //! blocked on a channel nobody can read.
 
+mod dynamic;
 mod errors;
+mod handoff;
 mod hchan;
 mod lock;
 pub(crate) mod select;
@@ -63,11 +67,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use dynamic::{
+    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
+};
 pub use errors::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
-pub use select::{
-    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
 };
 
 #[doc(hidden)]
@@ -199,18 +203,26 @@ impl<T> Receiver<T> {
 
     /// Receives a value if one is ready.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        if self.chan.surely_empty() {
-            return Err(TryRecvError::Empty);
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = self.chan.lock();
-        let r = self.chan.try_recv_locked(&mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        match r {
-            TryRecv::Got(v) => Ok(v),
-            TryRecv::Empty => Err(TryRecvError::Empty),
-            TryRecv::Closed => Err(TryRecvError::Closed),
+        loop {
+            if self.chan.surely_empty() {
+                return Err(TryRecvError::Empty);
+            }
+            let mut wakes = Wakes::default();
+            let mut inner = self.chan.lock();
+            let r = self.chan.try_recv_locked(&mut inner, &mut wakes);
+            drop(inner);
+            wakes.run();
+            return match r {
+                TryRecv::Got(v) => Ok(v),
+                TryRecv::Empty => Err(TryRecvError::Empty),
+                TryRecv::Closed => Err(TryRecvError::Closed),
+                // A dynamic select blocked on the send side: it is a waiting sender (as in
+                // Go), whose value comes as soon as its caller gives it.
+                TryRecv::Deferred(d) => match d.wait() {
+                    handoff::Handed::Value(v) => Ok(v),
+                    handoff::Handed::Cancelled => continue,
+                },
+            };
         }
     }
 

@@ -6,7 +6,11 @@
 //!
 //! 1. **Try**: visit the enabled cases in a random order and complete the first that can
 //!    complete without waiting. A random permutation makes the choice among ready cases
-//!    uniform. If none is ready: take `default` if there is one.
+//!    uniform. If none is ready and there is a `default` (or the deadline has passed), look
+//!    once more with every channel of the select locked at once, in address order
+//!    (`locked_pass`, Go's `selectgo` lock order): only then is "no case is ready" true at
+//!    one instant, so `default` is linearizable. The lock-free first look is enough for a
+//!    single case.
 //! 2. **Register**: create one context and, in a random order, leave an entry on each case's
 //!    wait queue. If a case turns out to be ready while registering, abort the context (its
 //!    entries become stale) and start again at 1.
@@ -18,18 +22,16 @@
 //! A select never pairs its own send with its own receive: a case's readiness check skips
 //! entries of its own context, and peers only ever claim a context they do not own.
 //!
-//! [`Select`] is the dynamic form, shaped like crossbeam-channel's: it waits for
-//! *readiness* through observer entries (null packet), then `SelectedOperation::recv` /
-//! `send` performs the operation.
+//! A peer may be a dynamic `Select` (`dynamic.rs`) that reserved one of our cases and then
+//! dropped its operation: the wait ends in `Waited::Retry` and the select starts again.
 
 use std::cell::Cell;
-use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::hchan::{Chan, Inner, TryRecv, TrySend};
-use super::waiter::{Context, Entry, OfferMatch, Waited, Wakes};
+use super::handoff::{Deferred, Handed};
+use super::hchan::{TryRecv, TrySend};
+use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
@@ -66,7 +68,7 @@ fn rand_below(n: usize) -> usize {
 /// Shuffles `order` (Fisher–Yates). Up to 20 elements draw from one 64-bit random number
 /// (20! < 2^64), so a small select costs one RNG step.
 #[inline]
-fn shuffle(order: &mut [usize]) {
+pub(super) fn shuffle(order: &mut [usize]) {
     let n = order.len();
     if n < 2 {
         return;
@@ -88,7 +90,7 @@ fn shuffle(order: &mut [usize]) {
 }
 
 /// Case indices in a random order, on the stack for up to 16 cases.
-struct Order {
+pub(super) struct Order {
     /// The indices, when there are at most 16.
     small: [usize; 16],
     /// The indices, when there are more.
@@ -98,7 +100,7 @@ struct Order {
 }
 
 impl Order {
-    fn new(enabled: impl Iterator<Item = usize>) -> Order {
+    pub(super) fn new(enabled: impl Iterator<Item = usize>) -> Order {
         let mut o = Order {
             small: [0; 16],
             large: Vec::new(),
@@ -118,7 +120,7 @@ impl Order {
         o
     }
 
-    fn as_mut(&mut self) -> &mut [usize] {
+    pub(super) fn as_mut(&mut self) -> &mut [usize] {
         if self.len <= 16 {
             &mut self.small[..self.len]
         } else {
@@ -164,6 +166,11 @@ pub trait SelectCase {
     /// # Safety
     /// The caller holds the lock of this case's channel.
     unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool;
+    /// After the locks are released: finishes what `try_complete_locked` started (waits for
+    /// a dynamic select's deferred value). False if that select dropped its operation.
+    fn finish(&mut self) -> bool {
+        true
+    }
 }
 
 /// A `recv(..)` case.
@@ -172,6 +179,8 @@ pub struct RecvCase<'a, T> {
     rx: Option<&'a Receiver<T>>,
     packet: Option<T>,
     result: Option<Result<T, RecvError>>,
+    /// A claimed deferred send whose value `finish` waits for.
+    deferred: Option<Arc<Deferred<T>>>,
 }
 
 impl<'a, T> RecvCase<'a, T> {
@@ -180,6 +189,7 @@ impl<'a, T> RecvCase<'a, T> {
             rx,
             packet: None,
             result: None,
+            deferred: None,
         }
     }
 
@@ -215,6 +225,10 @@ impl<T> SelectCase for RecvCase<'_, T> {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
+            TryRecv::Deferred(d) => match d.wait() {
+                Handed::Value(v) => Some(Ok(v)),
+                Handed::Cancelled => return false,
+            },
         };
         true
     }
@@ -229,7 +243,7 @@ impl<T> SelectCase for RecvCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                offer: false,
+                deferred: false,
             });
         }
         drop(inner);
@@ -262,8 +276,25 @@ impl<T> SelectCase for RecvCase<'_, T> {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
+            TryRecv::Deferred(d) => {
+                self.deferred = Some(d);
+                None
+            }
         };
         true
+    }
+
+    fn finish(&mut self) -> bool {
+        match self.deferred.take() {
+            None => true,
+            Some(d) => match d.wait() {
+                Handed::Value(v) => {
+                    self.result = Some(Ok(v));
+                    true
+                }
+                Handed::Cancelled => false,
+            },
+        }
     }
 }
 
@@ -331,7 +362,7 @@ impl<T> SelectCase for SendCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                offer: false,
+                deferred: false,
             });
             chan.mark_senders_waiting();
         }
@@ -442,8 +473,13 @@ pub(crate) fn select(
         if order.len() < 2 {
             return None;
         }
-        shuffle(order);
-        return locked_pass(cases, order);
+        loop {
+            shuffle(order);
+            match locked_pass(cases, order) {
+                Some(i) if !cases[i].finish() => continue,
+                r => return r,
+            }
+        }
     }
     loop {
         shuffle(order);
@@ -462,7 +498,10 @@ pub(crate) fn select(
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return locked_pass(cases, order);
+            match locked_pass(cases, order) {
+                Some(i) if !cases[i].finish() => continue,
+                r => return r,
+            }
         }
         let cx = Context::new();
         let mut ready = false;
@@ -616,673 +655,5 @@ pub mod __private {
     #[inline]
     pub fn send_case<O: SendOperand + ?Sized>(op: &O, v: O::Item) -> SendCase<'_, O::Item> {
         SendCase::new(op.sender(), v)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The dynamic Select.
-
-/// One operation of a dynamic [`Select`], type-erased.
-trait DynCase {
-    /// Is the operation ready now (without performing it)?
-    fn ready(&self) -> bool;
-    /// The same, with the channel locked by the caller (`lock`).
-    ///
-    /// # Safety
-    /// The caller holds the channel's lock.
-    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool;
-    /// Leaves an observer (an offer if `offer`) for `cx` as case `index`, unless the
-    /// operation is ready now or, for an offer, pairs with an offer on the opposite end.
-    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed;
-    /// The channel's address (lock order; checks `SelectedOperation::recv`/`send` arguments).
-    fn addr(&self) -> *const ();
-    /// A send case?
-    fn is_send(&self) -> bool;
-    /// Locks the channel (all-locks pass).
-    fn lock(&self);
-    /// # Safety
-    /// The caller locked the channel with `lock`.
-    unsafe fn unlock(&self);
-    /// For `select*`: makes the operation certain if it is ready now (`Commit`), else None.
-    fn commit(&self) -> Option<Commit>;
-    /// The same, with the channel locked by the caller.
-    ///
-    /// # Safety
-    /// The caller holds the channel's lock.
-    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit>;
-}
-
-/// How a dynamic `select` made its chosen operation certain.
-enum Commit {
-    /// Nothing to hold: a buffered value or room, a closed channel, or a paired offer; the
-    /// operation is performed by `SelectedOperation::recv`/`send` (which waits like a plain
-    /// `recv`/`send` if a competitor took the value or the room first).
-    Later,
-    /// A waiting peer (a sender for a receive, a receiver for a send) claimed for us: it
-    /// waits until `SelectedOperation` completes it through its packet, or releases it.
-    Reserved(Entry),
-}
-
-/// What `DynCase::observe` did.
-enum Observed {
-    /// Left an entry; wait.
-    Waiting,
-    /// The operation is ready now; nothing left.
-    Ready,
-    /// Paired with an opposite offer: this case is chosen (the context is aborted).
-    Paired,
-    /// The context was claimed by a peer while registering: wait (it is done).
-    Claimed,
-    /// The context was aborted while pairing: start again.
-    Retry,
-}
-
-impl From<OfferMatch> for Option<Observed> {
-    fn from(m: OfferMatch) -> Option<Observed> {
-        match m {
-            OfferMatch::Nothing => None,
-            OfferMatch::Paired => Some(Observed::Paired),
-            OfferMatch::Claimed => Some(Observed::Claimed),
-            OfferMatch::Retry => Some(Observed::Retry),
-        }
-    }
-}
-
-/// A receive can complete now: a buffered value or a closed channel (performed later), or a
-/// waiting sender, which is reserved. The caller holds the lock.
-///
-/// `inner` is `chan`'s state, locked by the caller.
-fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if !inner.buf.is_empty() || inner.closed {
-        return Some(Commit::Later);
-    }
-    let e = inner.sendq.claim_first(wakes);
-    chan.update_senders_waiting(inner);
-    e.map(Commit::Reserved)
-}
-
-/// A send can complete now: a closed channel or room (performed later), or a waiting
-/// receiver, which is reserved. The caller holds the lock.
-fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if inner.closed || inner.rx_gone {
-        return Some(Commit::Later);
-    }
-    if let Some(e) = inner.recvq.claim_first(wakes) {
-        return Some(Commit::Reserved(e));
-    }
-    (inner.buf.len() < chan.cap).then_some(Commit::Later)
-}
-
-struct RecvHandle<'a, T>(&'a Receiver<T>);
-struct SendHandle<'a, T>(&'a Sender<T>);
-
-fn chan_addr<T>(c: &Arc<Chan<T>>) -> *const () {
-    Arc::as_ptr(c).cast()
-}
-
-impl<T> DynCase for RecvHandle<'_, T> {
-    fn is_send(&self) -> bool {
-        false
-    }
-
-    fn ready(&self) -> bool {
-        let chan = &self.0.chan;
-        if chan.surely_empty() {
-            return false;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.recv_ready_locked(&mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
-        let chan = &self.0.chan;
-        // SAFETY: the caller holds the lock (contract); the reference ends here.
-        let inner = unsafe { chan.inner_locked() };
-        chan.recv_ready_locked(inner, None, false, wakes)
-    }
-
-    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = if chan.recv_ready_locked(&mut inner, Some(cx), false, &mut wakes) {
-            Observed::Ready
-        } else if let Some(m) = offer
-            .then(|| inner.sendq.pair_offer(cx, &mut wakes).into())
-            .flatten()
-        {
-            m
-        } else {
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::null_mut(),
-                offer,
-            });
-            Observed::Waiting
-        };
-        chan.update_senders_waiting(&inner);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    fn addr(&self) -> *const () {
-        chan_addr(&self.0.chan)
-    }
-
-    fn lock(&self) {
-        self.0.chan.lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller locked it (contract).
-        unsafe { self.0.chan.unlock_raw() }
-    }
-
-    fn commit(&self) -> Option<Commit> {
-        let chan = &self.0.chan;
-        if chan.surely_empty() {
-            return None;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = recv_commit(chan, &mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
-        let chan = &self.0.chan;
-        // SAFETY: the caller holds the lock (contract); the reference ends here.
-        recv_commit(chan, unsafe { chan.inner_locked() }, wakes)
-    }
-}
-
-impl<T> DynCase for SendHandle<'_, T> {
-    fn is_send(&self) -> bool {
-        true
-    }
-
-    fn ready(&self) -> bool {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.send_ready_locked(&mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
-        let chan = &self.0.chan;
-        // SAFETY: the caller holds the lock (contract); the reference ends here.
-        let inner = unsafe { chan.inner_locked() };
-        chan.send_ready_locked(inner, None, false, wakes)
-    }
-
-    fn observe(&self, cx: &Arc<Context>, index: usize, offer: bool) -> Observed {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = if chan.send_ready_locked(&mut inner, Some(cx), false, &mut wakes) {
-            Observed::Ready
-        } else if let Some(m) = offer
-            .then(|| inner.recvq.pair_offer(cx, &mut wakes).into())
-            .flatten()
-        {
-            m
-        } else {
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::null_mut(),
-                offer,
-            });
-            chan.mark_senders_waiting();
-            Observed::Waiting
-        };
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    fn addr(&self) -> *const () {
-        chan_addr(&self.0.chan)
-    }
-
-    fn lock(&self) {
-        self.0.chan.lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller locked it (contract).
-        unsafe { self.0.chan.unlock_raw() }
-    }
-
-    fn commit(&self) -> Option<Commit> {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = send_commit(chan, &mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
-        let chan = &self.0.chan;
-        // SAFETY: the caller holds the lock (contract); the reference ends here.
-        send_commit(chan, unsafe { chan.inner_locked() }, wakes)
-    }
-}
-
-/// A select over operations chosen at run time (a fan-in of N channels), shaped like
-/// crossbeam-channel's `Select`.
-///
-/// ```
-/// use gort::chan;
-/// use gort::chan::Select;
-/// let chans: Vec<_> = (0..4).map(|_| chan::<usize>(1)).collect();
-/// chans[2].0.send(42).unwrap();
-/// let mut sel = Select::new();
-/// for (_, rx) in &chans {
-///     sel.recv(rx);
-/// }
-/// let op = sel.select();
-/// let i = op.index();
-/// assert_eq!(i, 2);
-/// assert_eq!(op.recv(&chans[i].1), Ok(42));
-/// ```
-///
-/// `select` waits until one operation can complete and commits to it; the returned
-/// [`SelectedOperation`] then performs it with `recv` or `send`:
-/// - a peer waiting on the other end (a blocked `send`/`recv`, a `select!`) is *reserved*:
-///   it waits for this operation, which nobody else can take from it. Dropping the
-///   `SelectedOperation` without completing it lets the peer go (it starts again);
-/// - a blocked `select` leaves *offers*: two dynamic selects waiting on opposite ends of the
-///   same unbuffered channel pair with each other (each wakes for its case; the send then
-///   meets the receive), as Go's selects pair;
-/// - a buffered value or free room is not reserved: if a competitor takes it first, the
-///   call waits as a plain `recv`/`send` would.
-///
-/// `ready` and its variants only observe: they return an index that was ready and reserve
-/// nothing.
-pub struct Select<'a> {
-    cases: Vec<Option<Box<dyn DynCase + 'a>>>,
-}
-
-/// The operation a [`Select`] chose: complete it with `recv` or `send`.
-#[must_use = "a selected operation must be completed with `recv` or `send`"]
-pub struct SelectedOperation<'a> {
-    /// The chosen case.
-    index: usize,
-    /// Its channel (checked against the handle passed to `recv`/`send`).
-    addr: *const (),
-    /// A reserved peer, if any (taken when the operation completes).
-    reserved: Option<Entry>,
-    /// The chosen case is a send (a reservation is only completed by the matching call).
-    is_send: bool,
-    _marker: PhantomData<&'a ()>,
-}
-
-/// `Select::try_select` found no operation ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrySelectError;
-/// `Select::select_timeout` timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SelectTimeoutError;
-/// `Select::try_ready` found no operation ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TryReadyError;
-/// `Select::ready_timeout` timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadyTimeoutError;
-
-impl fmt::Display for TrySelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("all operations in select would block")
-    }
-}
-impl fmt::Display for SelectTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting on select")
-    }
-}
-impl fmt::Display for TryReadyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("all operations in select would block")
-    }
-}
-impl fmt::Display for ReadyTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting on select")
-    }
-}
-impl std::error::Error for TrySelectError {}
-impl std::error::Error for SelectTimeoutError {}
-impl std::error::Error for TryReadyError {}
-impl std::error::Error for ReadyTimeoutError {}
-
-impl Default for Select<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Select<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Select")
-            .field("cases", &self.cases.iter().filter(|c| c.is_some()).count())
-            .finish()
-    }
-}
-
-impl fmt::Debug for SelectedOperation<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SelectedOperation")
-            .field("index", &self.index)
-            .finish()
-    }
-}
-
-impl<'a> Select<'a> {
-    /// An empty select.
-    pub fn new() -> Select<'a> {
-        Select { cases: Vec::new() }
-    }
-
-    /// Adds a receive; returns its index.
-    pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.cases.push(Some(Box::new(RecvHandle(r))));
-        self.cases.len() - 1
-    }
-
-    /// Adds a send; returns its index.
-    pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
-        self.cases.push(Some(Box::new(SendHandle(s))));
-        self.cases.len() - 1
-    }
-
-    /// Removes the operation with `index` (added earlier and not yet removed).
-    ///
-    /// # Panics
-    /// If there is no such operation.
-    pub fn remove(&mut self, index: usize) {
-        match self.cases.get_mut(index) {
-            Some(c @ Some(_)) => *c = None,
-            _ => panic!("Select::remove: no operation with index {index}"),
-        }
-    }
-
-    /// The index of an operation that is ready now, if any.
-    pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.ready_inner(Some(None), false)
-            .map(|(i, _)| i)
-            .ok_or(TryReadyError)
-    }
-
-    /// Waits until an operation is ready; returns its index. Blocks for ever if there are
-    /// no operations.
-    pub fn ready(&mut self) -> usize {
-        self.ready_inner(None, false).expect("no deadline").0
-    }
-
-    /// Waits at most `timeout` for an operation to be ready.
-    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
-        self.ready_deadline(super::deadline_after(timeout))
-    }
-
-    /// Waits at most until `deadline` for an operation to be ready.
-    pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
-        self.ready_inner(Some(Some(deadline)), false)
-            .map(|(i, _)| i)
-            .ok_or(ReadyTimeoutError)
-    }
-
-    /// Selects an operation that is ready now, if any.
-    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        self.select_inner(Some(None)).ok_or(TrySelectError)
-    }
-
-    /// Waits until an operation is ready and selects it.
-    pub fn select(&mut self) -> SelectedOperation<'a> {
-        self.select_inner(None).expect("no deadline")
-    }
-
-    /// Waits at most `timeout` for an operation.
-    pub fn select_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.select_deadline(super::deadline_after(timeout))
-    }
-
-    /// Waits at most until `deadline` for an operation.
-    pub fn select_deadline(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.select_inner(Some(Some(deadline)))
-            .ok_or(SelectTimeoutError)
-    }
-
-    fn select_inner(&mut self, wait: Option<Option<Instant>>) -> Option<SelectedOperation<'a>> {
-        let (index, commit) = self.ready_inner(wait, true)?;
-        let case = self.cases[index].as_ref().expect("case exists");
-        Some(SelectedOperation {
-            index,
-            addr: case.addr(),
-            reserved: match commit {
-                Commit::Later => None,
-                Commit::Reserved(e) => Some(e),
-            },
-            is_send: case.is_send(),
-            _marker: PhantomData,
-        })
-    }
-
-    /// The all-locks check (as `locked_pass` for `select!`): the first case in `order` that
-    /// is ready (committed, if `offer`) with every channel locked at once, so that "none is
-    /// ready" holds at one instant.
-    fn locked_ready(&self, order: &[usize], offer: bool) -> Option<(usize, Commit)> {
-        let case = |i: usize| self.cases[i].as_deref().expect("enabled");
-        let mut by_addr = Order::new(order.iter().copied());
-        let by_addr = by_addr.as_mut();
-        by_addr.sort_unstable_by_key(|&i| case(i).addr() as usize);
-        let mut prev = std::ptr::null();
-        for &i in by_addr.iter() {
-            if case(i).addr() != prev {
-                case(i).lock();
-                prev = case(i).addr();
-            }
-        }
-        let mut wakes = Wakes::default();
-        let mut got = None;
-        for &i in order {
-            // SAFETY: every channel of the cases in `order` is locked (above).
-            let r = unsafe {
-                if offer {
-                    case(i).commit_locked(&mut wakes)
-                } else {
-                    case(i).ready_locked(&mut wakes).then_some(Commit::Later)
-                }
-            };
-            if let Some(c) = r {
-                got = Some((i, c));
-                break;
-            }
-        }
-        prev = std::ptr::null();
-        for &i in by_addr.iter() {
-            if case(i).addr() != prev {
-                // SAFETY: locked above, once per distinct channel.
-                unsafe { case(i).unlock() };
-                prev = case(i).addr();
-            }
-        }
-        wakes.run();
-        got
-    }
-
-    /// `wait`: None blocks, Some(None) does not wait, Some(Some(d)) waits until d.
-    ///
-    /// `offer` (`select*`): the caller will perform the chosen operation, so a ready case is
-    /// committed (`DynCase::commit`: a waiting peer is reserved) and the entries left while
-    /// blocked are offers: an offer on the opposite end of the same channel pairs with them
-    /// (neither has a value or a slot to give, so neither sees the other as ready
-    /// otherwise). Without `offer` (`ready*`) cases are only looked at and entries are plain
-    /// observers. Either way, a wake-up that is not a pairing means "look again".
-    fn ready_inner(
-        &mut self,
-        wait: Option<Option<Instant>>,
-        offer: bool,
-    ) -> Option<(usize, Commit)> {
-        let mut order = Order::new((0..self.cases.len()).filter(|&i| self.cases[i].is_some()));
-        let order = order.as_mut();
-        let deadline = wait.flatten();
-        loop {
-            shuffle(order);
-            for &i in order.iter() {
-                let case = self.cases[i].as_ref().expect("enabled");
-                let r = if offer {
-                    case.commit()
-                } else {
-                    case.ready().then_some(Commit::Later)
-                };
-                if let Some(c) = r {
-                    return Some((i, c));
-                }
-            }
-            if wait == Some(None) {
-                // One case: that look was one instant's truth; several: look again with
-                // every channel locked.
-                return if order.len() < 2 {
-                    None
-                } else {
-                    self.locked_ready(order, offer)
-                };
-            }
-            if order.is_empty() {
-                match deadline {
-                    None => block_forever(),
-                    Some(d) => {
-                        crate::time::sleep_until(d);
-                        return None;
-                    }
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return self.locked_ready(order, offer);
-            }
-            let cx = Context::new();
-            let mut outcome = Observed::Waiting;
-            for &i in order.iter() {
-                match self.cases[i]
-                    .as_ref()
-                    .expect("enabled")
-                    .observe(&cx, i, offer)
-                {
-                    Observed::Waiting => continue,
-                    Observed::Paired => return Some((i, Commit::Later)),
-                    o => {
-                        outcome = o;
-                        break;
-                    }
-                }
-            }
-            match outcome {
-                Observed::Retry => continue,
-                Observed::Ready if cx.try_abort() => continue,
-                _ => {}
-            }
-            match cx.wait(WaitReason::Select, deadline) {
-                // An offer on the other end paired with ours: both commit.
-                Waited::Case(i) if cx.was_paired() => return Some((i, Commit::Later)),
-                // Woken: the observed condition may hold now; look again from the top.
-                Waited::Case(_) | Waited::Retry => {}
-                Waited::Timeout => return None,
-            }
-        }
-    }
-}
-
-impl SelectedOperation<'_> {
-    /// The index of the selected operation.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// Completes a selected receive.
-    ///
-    /// # Panics
-    /// If `r` is not the receiver of the selected operation.
-    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
-        assert!(
-            self.addr == chan_addr(&r.chan),
-            "SelectedOperation::recv: the receiver is not the selected operation's"
-        );
-        if let Some(e) = self.reserved.take() {
-            assert!(
-                !self.is_send,
-                "SelectedOperation::recv: the selected operation is a send"
-            );
-            // SAFETY: `e` is a sender we claimed (reserved) on this very channel (address
-            // checked above, so its packet is an `Option<T>`); it waits for `done`, keeping
-            // the packet alive, and nobody else may touch it.
-            let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
-            e.cx.complete();
-            e.cx.unpark();
-            return Ok(v.expect("a waiting sender holds its value"));
-        }
-        match r.try_recv() {
-            Ok(v) => Ok(v),
-            Err(super::TryRecvError::Closed) => Err(RecvError),
-            Err(super::TryRecvError::Empty) => r.recv(),
-        }
-    }
-
-    /// Completes a selected send.
-    ///
-    /// # Panics
-    /// If `s` is not the sender of the selected operation.
-    pub fn send<T>(mut self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
-        assert!(
-            self.addr == chan_addr(&s.chan),
-            "SelectedOperation::send: the sender is not the selected operation's"
-        );
-        if let Some(e) = self.reserved.take() {
-            assert!(
-                self.is_send,
-                "SelectedOperation::send: the selected operation is a receive"
-            );
-            // SAFETY: `e` is a receiver we claimed (reserved) on this very channel (address
-            // checked above: its packet is an `Option<T>`, None); it waits for `done`.
-            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-            e.cx.complete();
-            e.cx.unpark();
-            return Ok(());
-        }
-        match s.try_send(v) {
-            Ok(()) => Ok(()),
-            Err(super::TrySendError::Closed(v)) => Err(SendError(v)),
-            Err(super::TrySendError::Full(v)) => s.send(v),
-        }
-    }
-}
-
-impl Drop for SelectedOperation<'_> {
-    /// An operation dropped without being completed lets its reserved peer go: the peer
-    /// starts its operation again.
-    fn drop(&mut self) {
-        if let Some(e) = self.reserved.take() {
-            e.cx.release();
-            e.cx.unpark();
-        }
     }
 }

@@ -74,9 +74,6 @@ pub struct Context {
     state: AtomicUsize,
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
-    /// Set by a peer offer that paired with this one (`WaitQueue::pair_offer`) before
-    /// `done`: the woken dynamic select commits to its case instead of looking again.
-    paired: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
     /// owned (`new`), read by anyone holding a reference.
     unparker: UnsafeCell<Unparker>,
@@ -139,7 +136,6 @@ impl Context {
                 fence(Ordering::Acquire);
                 cx.state.store(WAITING, Ordering::Relaxed);
                 cx.done.store(false, Ordering::Relaxed);
-                cx.paired.store(false, Ordering::Relaxed);
                 if me.is_null() || cx.target() != me {
                     // SAFETY: unique owner (above): nobody else can read `unparker` now.
                     unsafe { *cx.unparker.get() = park::current() };
@@ -150,7 +146,6 @@ impl Context {
         Arc::new(Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
-            paired: AtomicBool::new(false),
             unparker: UnsafeCell::new(park::current()),
         })
     }
@@ -217,18 +212,6 @@ impl Context {
         self.done.store(true, Ordering::Release);
     }
 
-    /// Marks a claimed offer as paired (before `complete`).
-    #[inline]
-    pub(crate) fn mark_paired(&self) {
-        self.paired.store(true, Ordering::Relaxed);
-    }
-
-    /// Was this offer woken by a pairing offer? (After `wait` returned.)
-    #[inline]
-    pub(crate) fn was_paired(&self) -> bool {
-        self.paired.load(Ordering::Relaxed)
-    }
-
     #[inline]
     pub(crate) fn unpark(&self) {
         self.unparker().unpark();
@@ -277,9 +260,9 @@ pub(crate) struct Entry {
     pub(crate) case: usize,
     /// `*mut Option<T>` in the waiter's frame, or null for an observer.
     pub(crate) packet: *mut (),
-    /// An observer that is an *offer*: a blocked `Select::select` that will perform the
-    /// operation once woken for it, so an offer on the opposite end may pair with it.
-    pub(crate) offer: bool,
+    /// A dynamic select's send on an unbuffered channel: `packet` points to a
+    /// `handoff::Deferred<T>` (the value comes later), not to an `Option<T>`.
+    pub(crate) deferred: bool,
 }
 
 // SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
@@ -292,19 +275,6 @@ impl Entry {
     pub(crate) fn is_observer(&self) -> bool {
         self.packet.is_null()
     }
-}
-
-/// What an offering `Select` found on the opposite end's queue (`WaitQueue::pair_offer`).
-pub(crate) enum OfferMatch {
-    /// No live offer of another context.
-    Nothing,
-    /// Paired: the caller's context is aborted (its entries are stale) and the other offer
-    /// is claimed for its case and queued in `wakes`; both now perform their operations.
-    Paired,
-    /// The caller's context was claimed by a peer first: wait for it.
-    Claimed,
-    /// The caller's context is aborted but the other offer went stale: start again.
-    Retry,
 }
 
 /// Contexts to unpark once the channel lock is released.
@@ -397,39 +367,6 @@ impl WaitQueue {
                 wakes.push(e.cx);
             }
         }
-    }
-
-    /// For a blocked `Select::select` leaving an offer on this channel: pairs it with a live
-    /// offer of another context on the opposite end's queue (this queue). Neither side has
-    /// committed a value, so a peer that only looks for real operations sees neither; two
-    /// offers pair by waking each other. The caller's own context is aborted *before* the
-    /// other is claimed, so that nobody can claim the caller meanwhile (each select commits
-    /// to exactly one case).
-    pub(crate) fn pair_offer(&mut self, me: &Arc<Context>, wakes: &mut Wakes) -> OfferMatch {
-        let mut i = 0;
-        while i < self.q.len() {
-            let e = &self.q[i];
-            if !e.offer || Arc::ptr_eq(&e.cx, me) {
-                i += 1;
-                continue;
-            }
-            if !e.cx.is_waiting() {
-                self.q.remove(i);
-                continue;
-            }
-            if !me.try_abort() {
-                return OfferMatch::Claimed;
-            }
-            let e = self.q.remove(i).expect("index in range");
-            if e.cx.try_claim(e.case) {
-                e.cx.mark_paired();
-                e.cx.complete();
-                wakes.push(e.cx);
-                return OfferMatch::Paired;
-            }
-            return OfferMatch::Retry;
-        }
-        OfferMatch::Nothing
     }
 
     /// Is a real operation of some other context waiting? Drops stale entries; if
