@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
@@ -66,13 +66,16 @@ pub(crate) struct Chan<T> {
     pub(crate) receivers: AtomicUsize,
     /// The last Sender's drop does not close the channel (timer channels: Go's never close).
     pub(crate) keep_open: bool,
-    /// Run once when every Receiver is gone, outside the lock (a timer channel stops its
-    /// timer: nobody can receive its value any more).
-    pub(crate) on_rx_gone: OnceLock<RxGoneHook>,
+    /// Told once when every Receiver is gone, outside the lock (a timer channel stops its
+    /// timer: nobody can receive its value any more). A `Weak`: no allocation, no cycle.
+    pub(crate) on_rx_gone: OnceLock<Weak<dyn RxGone>>,
 }
 
 /// See `Chan::on_rx_gone`.
-pub(crate) type RxGoneHook = Box<dyn Fn() + Send + Sync>;
+pub(crate) trait RxGone: Send + Sync {
+    /// Every Receiver of the channel is gone.
+    fn rx_gone(&self);
+}
 
 /// An unbounded channel's buffer gives memory back once it has drained to a quarter of a
 /// large capacity (a burst of a million values does not pin their memory for ever).
@@ -427,8 +430,8 @@ impl<T> Chan<T> {
         drop(inner);
         wakes.run();
         drop(unreceived);
-        if let Some(hook) = self.on_rx_gone.get() {
-            hook();
+        if let Some(hook) = self.on_rx_gone.get().and_then(Weak::upgrade) {
+            hook.rx_gone();
         }
     }
 

@@ -77,6 +77,7 @@ pub use errors::{
 #[doc(hidden)]
 pub use select::__private;
 
+pub(crate) use hchan::RxGone;
 use hchan::{Chan, TryRecv, TrySend};
 use waiter::Wakes;
 
