@@ -89,10 +89,11 @@ pub(super) fn shuffle(order: &mut [usize]) {
     }
 }
 
-/// Case indices in a random order, on the stack for up to 16 cases.
+/// Case indices in a random order, on the stack for up to 8 cases (small enough to be
+/// built in place).
 pub(super) struct Order {
-    /// The indices, when there are at most 16.
-    small: [usize; 16],
+    /// The indices, when there are at most 8.
+    small: [usize; 8],
     /// The indices, when there are more.
     large: Vec<usize>,
     /// How many.
@@ -100,14 +101,15 @@ pub(super) struct Order {
 }
 
 impl Order {
+    #[inline]
     pub(super) fn new(enabled: impl Iterator<Item = usize>) -> Order {
         let mut o = Order {
-            small: [0; 16],
+            small: [0; 8],
             large: Vec::new(),
             len: 0,
         };
         for i in enabled {
-            if o.len < 16 {
+            if o.len < 8 {
                 o.small[o.len] = i;
             } else {
                 if o.large.is_empty() {
@@ -121,7 +123,7 @@ impl Order {
     }
 
     pub(super) fn as_mut(&mut self) -> &mut [usize] {
-        if self.len <= 16 {
+        if self.len <= 8 {
             &mut self.small[..self.len]
         } else {
             &mut self.large

@@ -86,10 +86,17 @@ unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
 
+/// Spare contexts per thread.
+const SPARES: usize = 4;
+
 thread_local! {
-    /// Finished contexts kept for reuse by the next blocking operations on this thread (two,
-    /// so that two goroutines taking turns on one worker each find their own).
-    static SPARE: [Cell<Option<Arc<Context>>>; 2] = const { [Cell::new(None), Cell::new(None)] };
+    /// Finished contexts kept for reuse by the next blocking operations on this thread. A
+    /// select's context usually still has a stale entry in another case's queue when the
+    /// select returns (dropped lazily, soon); so several are kept, and one whose other
+    /// references are gone is picked (a strong count of 1), preferably one that already
+    /// wakes the current goroutine. No allocation per blocking select in the steady state.
+    static SPARE: [Cell<Option<Arc<Context>>>; SPARES] =
+        const { [const { Cell::new(None) }; SPARES] };
 }
 
 // The accessors are not inlined: a goroutine may resume on another thread after parking,
@@ -97,25 +104,37 @@ thread_local! {
 #[inline(never)]
 fn take_spare(me: *const ()) -> Option<Arc<Context>> {
     SPARE.with(|s| {
-        let a = s[0].take();
-        if a.as_ref().is_some_and(|cx| cx.target() == me) {
-            return a;
+        let mut any = None;
+        for (i, c) in s.iter().enumerate() {
+            let cx = c.take();
+            if let Some(x) = &cx {
+                if Arc::strong_count(x) == 1 {
+                    if x.target() == me {
+                        return cx;
+                    }
+                    any.get_or_insert(i);
+                }
+            }
+            c.set(cx);
         }
-        let b = s[1].take();
-        if b.as_ref().is_some_and(|cx| cx.target() == me) {
-            s[0].set(a);
-            return b;
-        }
-        s[1].set(b);
-        a
+        any.and_then(|i| s[i].take())
     })
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
     SPARE.with(|s| {
-        let old = s[0].replace(Some(cx));
-        s[1].set(old);
+        // An empty slot, else one that is still referenced elsewhere, else the first.
+        let i = s
+            .iter()
+            .position(|c| {
+                let x = c.take();
+                let free = x.as_ref().map_or(true, |x| Arc::strong_count(x) > 1);
+                c.set(x);
+                free
+            })
+            .unwrap_or(0);
+        drop(s[i].replace(Some(cx)));
     });
 }
 
