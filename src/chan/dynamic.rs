@@ -641,7 +641,9 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     if inner.closed || inner.rx_gone {
         return Some(Commit::Later);
     }
-    if let Some(e) = inner.recvq.claim_first(wakes) {
+    let e = inner.recvq.claim_first(wakes);
+    chan.update_receivers_waiting(inner);
+    if let Some(e) = e {
         return Some(Commit::Reserved(e));
     }
     (inner.buf.len() < chan.cap).then_some(Commit::Later)
@@ -707,6 +709,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
                 packet,
                 deferred: false,
             });
+            chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();

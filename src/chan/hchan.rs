@@ -32,6 +32,7 @@ use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
 use crate::park::WaitReason;
 
 /// The state guarded by the channel lock.
+#[repr(C)]
 pub(crate) struct Inner<T> {
     /// Buffered values, oldest first.
     pub(crate) buf: VecDeque<T>,
@@ -46,13 +47,17 @@ pub(crate) struct Inner<T> {
 }
 
 /// A channel.
+///
+/// Layout: what every send and receive touches (the counts and flags, the lock word, the
+/// buffer's header) comes first and fits one 64-byte line of a 64-aligned allocation, so an
+/// operation under contention moves that line and the buffer slot's, and the wait queues'
+/// lines only when the flags say someone waits.
+#[repr(C, align(64))]
 pub(crate) struct Chan<T> {
-    /// The buffer and wait queues, under the channel lock.
-    inner: SpinLock<Inner<T>>,
-    /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
-    pub(crate) cap: usize,
     /// Number of buffered values (written under the lock).
     len: AtomicUsize,
+    /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
+    pub(crate) cap: usize,
     /// `closed` (written under the lock), for lock-free checks.
     closed_flag: AtomicBool,
     /// `rx_gone` (written under the lock).
@@ -60,6 +65,10 @@ pub(crate) struct Chan<T> {
     /// `sendq` is not empty (written under the lock; may be stale-true, never stale-false
     /// while the lock is not held).
     senders_waiting: AtomicBool,
+    /// `recvq` is not empty (the same rules).
+    receivers_waiting: AtomicBool,
+    /// The buffer and wait queues, under the channel lock.
+    inner: SpinLock<Inner<T>>,
     /// Live `Sender` handles.
     pub(crate) senders: AtomicUsize,
     /// Live `Receiver` handles.
@@ -157,6 +166,7 @@ impl<T> Chan<T> {
             closed_flag: AtomicBool::new(false),
             rx_gone_flag: AtomicBool::new(false),
             senders_waiting: AtomicBool::new(false),
+            receivers_waiting: AtomicBool::new(false),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             keep_open: false,
@@ -268,10 +278,13 @@ impl<T> Chan<T> {
         v: T,
         wakes: &mut Wakes,
     ) -> TrySend<T> {
-        if inner.closed || inner.rx_gone {
+        // The atomic mirrors (exact under the lock) sit on the line the operation touches
+        // anyway.
+        if self.closed_flag.load(Ordering::Relaxed) || self.rx_gone_flag.load(Ordering::Relaxed) {
+            debug_assert!(inner.closed || inner.rx_gone);
             return TrySend::Closed(v);
         }
-        if let Some(e) = inner.recvq.claim_first(wakes) {
+        if let Some(e) = self.claim_receiver(inner, wakes) {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
             unsafe { *(e.packet as *mut Option<T>) = Some(v) };
@@ -287,7 +300,33 @@ impl<T> Chan<T> {
         TrySend::Full(v)
     }
 
+    /// The first waiting receiver, claimed (observers met on the way are notified), if the
+    /// flag says any may wait.
     #[inline]
+    fn claim_receiver(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Entry> {
+        if !self.receivers_waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let e = inner.recvq.claim_first(wakes);
+        self.update_receivers_waiting(inner);
+        e
+    }
+
+    /// Recomputes `receivers_waiting` (under the lock).
+    #[inline]
+    pub(crate) fn update_receivers_waiting(&self, inner: &Inner<T>) {
+        let w = !inner.recvq.is_empty();
+        if self.receivers_waiting.load(Ordering::Relaxed) != w {
+            self.receivers_waiting.store(w, Ordering::Release);
+        }
+    }
+
+    /// Publishes that receivers may be waiting (after pushing onto `recvq`).
+    #[inline]
+    pub(crate) fn mark_receivers_waiting(&self) {
+        self.receivers_waiting.store(true, Ordering::Release);
+    }
+
     pub(crate) fn update_senders_waiting(&self, inner: &Inner<T>) {
         let w = !inner.sendq.is_empty();
         if self.senders_waiting.load(Ordering::Relaxed) != w {
@@ -334,6 +373,7 @@ impl<T> Chan<T> {
                 packet: std::ptr::addr_of_mut!(packet).cast(),
                 deferred: false,
             });
+            self.mark_receivers_waiting();
             drop(inner);
             wakes.run();
             let r = cx.wait(WaitReason::ChanReceive, deadline);
@@ -410,6 +450,7 @@ impl<T> Chan<T> {
         inner.recvq.release_all(&mut wakes);
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
+        self.update_receivers_waiting(&inner);
         drop(inner);
         wakes.run();
         true
@@ -458,10 +499,12 @@ impl<T> Chan<T> {
         notify: bool,
         wakes: &mut Wakes,
     ) -> bool {
-        inner.closed
+        let r = inner.closed
             || inner.rx_gone
             || inner.buf.len() < self.cap
-            || inner.recvq.has_partner(me, notify, wakes)
+            || inner.recvq.has_partner(me, notify, wakes);
+        self.update_receivers_waiting(inner);
+        r
     }
 
     /// Publishes that senders may be waiting (after pushing onto `sendq`).

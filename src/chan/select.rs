@@ -247,6 +247,7 @@ impl<T> SelectCase for RecvCase<'_, T> {
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
                 deferred: false,
             });
+            chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
