@@ -880,6 +880,51 @@ fn macro_check(a: &Sender<u32>, ar: &Receiver<u32>, b: &Sender<u32>, br: &Receiv
     }
 }
 
+thread_local! {
+    /// Always-empty channels for the wide checks (their Senders kept: never closed).
+    static EMPTY: Vec<(Sender<u32>, Receiver<u32>)> = (0..64).map(|_| chan::<u32>(1)).collect();
+}
+
+/// The dance seen by a select with always-empty cases between A and B (the order in which
+/// a case-at-a-time look reads them): the wider the gap, the likelier such a look misses
+/// the token. Eight cases in all (the lock-free confirmation path) or sixteen (the
+/// all-locks path).
+macro_rules! wide_check {
+    ($name:ident, $($k:literal)*) => {
+        fn $name(a: &Sender<u32>, ar: &Receiver<u32>, b: &Sender<u32>, br: &Receiver<u32>) -> bool {
+            EMPTY.with(|e| {
+                select! {
+                    recv(ar) -> v => { a.send(v.unwrap()).unwrap(); true },
+                    $(recv(e[$k].1) -> _ => unreachable!(),)*
+                    recv(br) -> v => { b.send(v.unwrap()).unwrap(); true },
+                    default => false,
+                }
+            })
+        }
+    };
+}
+
+wide_check!(wide_check, 0 1 2 3 4 5);
+wide_check!(wider_check, 0 1 2 3 4 5 6 7 8 9 10 11 12 13);
+
+/// A dynamic select's `try_ready` over A, 62 empty channels and B.
+fn dynamic_wide_check(
+    _: &Sender<u32>,
+    ar: &Receiver<u32>,
+    _: &Sender<u32>,
+    br: &Receiver<u32>,
+) -> bool {
+    EMPTY.with(|e| {
+        let mut sel = Select::new();
+        sel.recv(ar);
+        for (_, r) in &e[..62] {
+            sel.recv(r);
+        }
+        sel.recv(br);
+        sel.try_ready().is_ok()
+    })
+}
+
 fn macro_deadline_check(
     a: &Sender<u32>,
     ar: &Receiver<u32>,
@@ -917,23 +962,31 @@ const LINEARIZABLE_ROUNDS: usize = 100_000;
 #[gort::test]
 fn issue_12_select_default_linearizable_buffered_goroutines() {
     linearizable_default(1, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, wide_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, wider_check);
     linearizable_default(1, LINEARIZABLE_ROUNDS / 10, false, macro_deadline_check);
 }
 
 #[gort::test]
 fn issue_12_select_default_linearizable_unbounded_threads() {
     linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, macro_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, wide_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, wider_check);
 }
 
 #[gort::test]
 fn issue_12_select_default_linearizable_unbounded_goroutines() {
     linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, wide_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, wider_check);
 }
 
 #[test]
 fn issue_12_select_default_linearizable_buffered_threads() {
     // The checker on a plain thread, the mover on a goroutine.
     linearizable_default(1, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, true, wide_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, true, wider_check);
 }
 
 #[gort::test]
@@ -941,6 +994,13 @@ fn issue_12_dynamic_try_ready_linearizable() {
     linearizable_default(1, LINEARIZABLE_ROUNDS, false, dynamic_check);
     linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, dynamic_check);
     linearizable_default(1, LINEARIZABLE_ROUNDS / 10, true, dynamic_timeout_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS / 10, true, dynamic_wide_check);
+    linearizable_default(
+        usize::MAX,
+        LINEARIZABLE_ROUNDS / 10,
+        false,
+        dynamic_wide_check,
+    );
 }
 
 /// A dynamic select that reserved a waiting peer and then dropped its operation lets the

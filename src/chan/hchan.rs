@@ -232,6 +232,24 @@ impl<T> Chan<T> {
             && !self.closed_flag.load(Ordering::Acquire)
     }
 
+    /// A cheap lock-free check that a send cannot complete now: open, no room, no receiver
+    /// waiting. May say "not full" wrongly (stale flags); never the reverse at the moment it
+    /// read the flags.
+    #[inline]
+    pub(crate) fn surely_full(&self) -> bool {
+        !self.closed_flag.load(Ordering::Acquire)
+            && !self.rx_gone_flag.load(Ordering::Acquire)
+            && self.len.load(Ordering::Acquire) >= self.cap
+            && !self.receivers_waiting.load(Ordering::Acquire)
+    }
+
+    /// The channel lock's sequence number (`lock.rs`): equal and even before and after a
+    /// `surely_empty`/`surely_full` look means that look held over the whole interval.
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        self.inner.seq()
+    }
+
     /// Receives under the lock if possible. Waiting senders' observers are notified.
     #[inline]
     pub(crate) fn try_recv_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> TryRecv<T> {

@@ -16,10 +16,16 @@
 //!  0     | free
 //!  1     | held; the holder owns `value`
 //! ```
+//!
+//! The lock is also a seqlock for the atomics its holders publish beside it (a channel's
+//! length and flags): `seq` is odd while the lock is held and moves on at every lock and
+//! unlock, so a lock-free reader that sees the same even `seq` before and after its reads
+//! knows nothing under the lock changed in between (`select!`'s `default` check, which must
+//! be one instant's truth over several channels).
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// A spin lock around `T`. The lock word comes first (the channel lays its hot fields out
 /// around it).
@@ -27,6 +33,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub(crate) struct SpinLock<T> {
     /// 0 free, 1 held (table above).
     state: AtomicU32,
+    /// Odd while held; changes at every lock and unlock (module doc).
+    seq: AtomicU32,
     /// What the lock guards.
     value: UnsafeCell<T>,
 }
@@ -47,6 +55,7 @@ impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock {
             state: AtomicU32::new(0),
+            seq: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
     }
@@ -60,7 +69,18 @@ impl<T> SpinLock<T> {
         {
             self.lock_contended();
         }
+        // Seqlock write side: odd, and ordered before the holder's stores.
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
         SpinGuard { lock: self }
+    }
+
+    /// The sequence number for a lock-free reader (module doc): read it before and after
+    /// reading the published atomics (with an Acquire fence before the second read).
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        self.seq.load(Ordering::Acquire)
     }
 
     #[cold]
@@ -120,6 +140,8 @@ impl<T> SpinLock<T> {
     /// Releases the lock.
     #[inline]
     fn unlock(&self) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Release);
         self.state.store(0, Ordering::Release);
     }
 }

@@ -146,6 +146,8 @@ pub trait SelectCase {
     fn is_on(&self) -> bool;
     /// A lock-free pre-check: false only if the operation surely cannot complete now.
     fn maybe_ready(&self) -> bool;
+    /// The channel lock's sequence number (`Chan::seq`), for `default`'s double look.
+    fn seq(&self) -> u32;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -210,6 +212,11 @@ impl<T> SelectCase for RecvCase<'_, T> {
     #[inline]
     fn maybe_ready(&self) -> bool {
         self.rx.is_some_and(|rx| !rx.chan.surely_empty())
+    }
+
+    #[inline]
+    fn seq(&self) -> u32 {
+        self.rx.map_or(0, |rx| rx.chan.seq())
     }
 
     #[inline]
@@ -332,7 +339,12 @@ impl<T> SelectCase for SendCase<'_, T> {
 
     #[inline]
     fn maybe_ready(&self) -> bool {
-        self.tx.is_some()
+        self.tx.is_some_and(|tx| !tx.chan.surely_full())
+    }
+
+    #[inline]
+    fn seq(&self) -> u32 {
+        self.tx.map_or(0, |tx| tx.chan.seq())
     }
 
     #[inline]
@@ -459,6 +471,15 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
+    // With `default` and up to 8 cases: note every channel's lock sequence first, so that
+    // a look that finds nothing ready can be confirmed without locks (below).
+    let mut seqs = [0u32; 8];
+    let snap = has_default && cases.len() <= seqs.len();
+    if snap {
+        for (i, c) in cases.iter().enumerate() {
+            seqs[i] = c.seq();
+        }
+    }
     // Fast pass: only the cases that may be ready, found without locks.
     let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
     let maybe = maybe.as_mut();
@@ -471,10 +492,22 @@ pub(crate) fn select(
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
     if has_default {
-        // One case: the lock-free look was one instant's truth. Several: decide "none is
-        // ready" with every channel locked at once (`locked_pass`).
+        // One case: the lock-free look was one instant's truth. Several: "no case is ready"
+        // must hold at one instant for all of them. If nothing looked ready and no channel's
+        // lock sequence moved (nor was odd, held) across the look, it did: each channel was
+        // unchanged over an interval that contains the end of the look. Otherwise decide
+        // with every channel locked at once (`locked_pass`).
         if order.len() < 2 {
             return None;
+        }
+        if snap && maybe.is_empty() {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let unchanged = order
+                .iter()
+                .all(|&i| seqs[i] % 2 == 0 && cases[i].seq() == seqs[i]);
+            if unchanged {
+                return None;
+            }
         }
         loop {
             shuffle(order);
