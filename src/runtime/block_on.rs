@@ -129,7 +129,10 @@ fn block_on_goroutine<F: Future>(g: &Goroutine, mut fut: std::pin::Pin<&mut F>) 
     // data pointer is the Arc's, and ManuallyDrop keeps us from releasing a count we never
     // took; clones the future makes take their own.
     let waker = ManuallyDrop::new(unsafe {
-        Waker::from_raw(RawWaker::new((g as *const Goroutine).cast(), &GOROUTINE_WAKER))
+        Waker::from_raw(RawWaker::new(
+            (g as *const Goroutine).cast(),
+            &GOROUTINE_WAKER,
+        ))
     });
     let mut cx = Context::from_waker(&waker);
     let depth = g.block_on_depth.get();

@@ -36,7 +36,8 @@ enum Version {
 
 /// The default number of processors for this process (see the module comment).
 pub(crate) fn default_max_procs() -> usize {
-    let root = std::env::var_os("GORT_CGROUP_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    let root =
+        std::env::var_os("GORT_CGROUP_ROOT").map_or_else(|| PathBuf::from("/"), PathBuf::from);
     procs_for(cpu_count(), cpu_limit(&root))
 }
 
@@ -153,8 +154,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -187,7 +193,8 @@ mod tests {
 
     impl Tree {
         fn new(name: &str) -> Tree {
-            let dir = std::env::temp_dir().join(format!("gort-cgroup-{}-{name}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("gort-cgroup-{}-{name}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             Tree(dir)

@@ -319,7 +319,9 @@ fn snapshot(sched: &'static Sched) -> Metrics {
             if g.is_null() {
                 continue;
             }
-            let phase = m.processor().map(|p| p.state.load(Ordering::Acquire) & 0xff);
+            let phase = m
+                .processor()
+                .map(|p| p.state.load(Ordering::Acquire) & 0xff);
             match phase {
                 Some(BLOCKING) => not_in_go += 1,
                 Some(_) => running += 1,
@@ -456,7 +458,15 @@ mod tests {
         assert_eq!(bucket(1 << 29), BUCKETS - 2);
         assert_eq!(bucket(1 << 30), BUCKETS - 1);
         assert_eq!(bucket(u64::MAX), BUCKETS - 1);
-        for ns in [1u64, 300, 5_000, 70_000, 2_000_000, 900_000_000, 5_000_000_000] {
+        for ns in [
+            1u64,
+            300,
+            5_000,
+            70_000,
+            2_000_000,
+            900_000_000,
+            5_000_000_000,
+        ] {
             let i = bucket(ns);
             assert!(bucket_start(i) <= Duration::from_nanos(ns), "{ns}");
             if i + 1 < BUCKETS {
