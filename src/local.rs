@@ -142,6 +142,8 @@ impl Slots {
     ///
     /// # Safety
     /// As `lookup`, and no reference to a value may be alive (the owner has finished).
+    #[cold]
+    #[inline(never)]
     pub(crate) unsafe fn clear(&self) -> Result<(), Box<dyn Any + Send>> {
         let mut first_panic = None;
         // SAFETY: owner only; a short borrow to take the vector out (each round).
@@ -189,7 +191,9 @@ thread_local! {
 }
 
 /// Drops the current goroutine's values; called by the goroutine's entry when its function
-/// has returned or panicked, on its own stack.
+/// has returned or panicked, on its own stack. Costs a load and a branch when the goroutine
+/// has none (the common case: this is on every goroutine's exit path).
+#[inline]
 pub(crate) fn run_destructors() -> Result<(), Box<dyn Any + Send>> {
     let g = goroutine::current_ptr();
     if g.is_null() {
@@ -197,7 +201,13 @@ pub(crate) fn run_destructors() -> Result<(), Box<dyn Any + Send>> {
     }
     // SAFETY: the running goroutine owns its slots, and its function has returned, so no
     // `with` closure is alive.
-    unsafe { (*g).locals.clear() }
+    let slots = unsafe { &(*g).locals };
+    // SAFETY: owner only; a plain read of the pointer.
+    if unsafe { (*slots.values.get()).is_none() } {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { slots.clear() }
 }
 
 /// The slots of the current goroutine, or of this plain thread; None during the thread's

@@ -168,13 +168,24 @@ pub(crate) struct Unparker {
 enum Target {
     Goroutine(GRef),
     Thread(Arc<ThreadParker>),
-    Waker(std::task::Waker),
+    /// Boxed so that an `Unparker` stays two words (queues hold many of them).
+    Waker(Box<std::task::Waker>),
 }
 
 impl Unparker {
     /// Makes the target's token available, waking it if it is parked. Never blocks.
     #[inline]
     pub(crate) fn unpark(&self) {
+        match &self.target {
+            Target::Goroutine(g) => goroutine::unpark(g),
+            _ => self.unpark_other(),
+        }
+    }
+
+    /// The plain-thread and waker cases, kept off the goroutine fast path.
+    #[cold]
+    #[inline(never)]
+    fn unpark_other(&self) {
         match &self.target {
             Target::Goroutine(g) => goroutine::unpark(g),
             Target::Thread(t) => t.unpark(),
@@ -185,7 +196,7 @@ impl Unparker {
     /// A handle that wakes a future's task: `unpark` calls `waker.wake_by_ref()`.
     pub(crate) fn from_waker(waker: std::task::Waker) -> Unparker {
         Unparker {
-            target: Target::Waker(waker),
+            target: Target::Waker(Box::new(waker)),
         }
     }
 

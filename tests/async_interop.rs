@@ -159,6 +159,8 @@ fn self_waking(n: usize) -> impl Future<Output = usize> {
         if polls % 2 == 0 {
             cx.waker().wake_by_ref();
         } else {
+            // By value, through a clone (clippy would have us wake by reference).
+            #[allow(clippy::waker_clone_wake)]
             cx.waker().clone().wake();
         }
         Poll::Pending
@@ -458,4 +460,37 @@ fn thousands_of_goroutines_block_on_at_once() {
     }
     firer.join().unwrap();
     assert_eq!(done.load(Ordering::Relaxed), n);
+}
+
+#[test]
+fn tokio_bridge_example_runs() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/tokio_bridge");
+    if !example.exists() {
+        return; // `cargo test` builds examples; a lone `--test async_interop` may not have
+    }
+    let _w = common::watchdog(120, "tokio_bridge_example_runs");
+    let out = std::process::Command::new(example)
+        .args(["1000", "50"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1000 goroutines waited for tokio timers"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("received 5050 from a gort channel"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("ok\n"), "{stdout}");
 }

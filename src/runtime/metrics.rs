@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::goroutine::Goroutine;
-use super::machine::BLOCKING;
+use super::machine::{Machine, BLOCKING};
 use super::processor::Processor;
 use super::scheduler::{self, Sched};
 
@@ -81,11 +81,20 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
-/// The clock the latency samples use (timer-epoch ns; never 0 in practice, and 0 is
-/// bumped to 1 so that it never reads as "not sampled").
+/// The clock the latency samples use: CLOCK_MONOTONIC in nanoseconds (the clock `Instant`
+/// reads, without its conversions), never 0 (0 means "not sampled").
 #[inline]
 fn stamp() -> u64 {
-    crate::time::timers::to_nanos(std::time::Instant::now()).max(1)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+        .max(1)
 }
 
 /// Called when `g` becomes runnable on processor `p` (None: off the processors): stamps one
@@ -105,18 +114,20 @@ pub(crate) fn on_ready(g: &Goroutine, p: Option<&Processor>) {
     }
 }
 
-/// Called by the M about to run `g` (holding `p` in its scheduler phase, or no P): records
+/// Called by M `m` about to run `g` (holding its P in the scheduler phase, or no P): records
 /// the wait if this transition was sampled.
 #[inline]
-pub(crate) fn on_run(g: &Goroutine, p: Option<&Processor>) {
+pub(crate) fn on_run(g: &Goroutine, m: &Machine) {
     let since = g.runnable_since.load(Ordering::Relaxed);
     if since != 0 {
-        record(g, p, since);
+        record(g, m, since);
     }
 }
 
 #[cold]
-fn record(g: &Goroutine, p: Option<&Processor>, since: u64) {
+#[inline(never)]
+fn record(g: &Goroutine, m: &Machine, since: u64) {
+    let p = m.processor();
     g.runnable_since.store(0, Ordering::Relaxed);
     let waited = stamp().saturating_sub(since);
     let i = bucket(waited);
@@ -244,6 +255,96 @@ pub struct Metrics {
     /// Time from runnable to running (spawned or woken until first run), sampled 1 in 64.
     /// Go: `/sched/latencies:seconds` (which samples 1 in 8).
     pub latencies: Histogram,
+}
+
+/// One line per metric: `name value`, with Go's `runtime/metrics` key where Go has one; the
+/// latency histogram as its sample count and quantile bounds.
+///
+/// ```text
+/// goroutines              1204  /sched/goroutines:goroutines
+/// goroutines_runnable        3  /sched/goroutines/runnable:goroutines
+/// ...
+/// latencies        812 samples  p50 <= 2.048µs  p90 <= 16.384µs  p99 <= 131.072µs
+/// ```
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows: [(&str, u64, &str); 17] = [
+            (
+                "goroutines",
+                self.goroutines as u64,
+                "/sched/goroutines:goroutines",
+            ),
+            (
+                "goroutines_runnable",
+                self.goroutines_runnable as u64,
+                "/sched/goroutines/runnable:goroutines",
+            ),
+            (
+                "goroutines_running",
+                self.goroutines_running as u64,
+                "/sched/goroutines/running:goroutines",
+            ),
+            (
+                "goroutines_not_in_go",
+                self.goroutines_not_in_go as u64,
+                "/sched/goroutines/not-in-go:goroutines",
+            ),
+            (
+                "goroutines_waiting",
+                self.goroutines_waiting as u64,
+                "/sched/goroutines/waiting:goroutines",
+            ),
+            (
+                "goroutines_created",
+                self.goroutines_created,
+                "/sched/goroutines-created:goroutines",
+            ),
+            (
+                "threads_total",
+                self.threads_total as u64,
+                "/sched/threads/total:threads",
+            ),
+            ("threads_idle", self.threads_idle as u64, ""),
+            ("threads_spinning", self.threads_spinning as u64, ""),
+            (
+                "gomaxprocs",
+                self.gomaxprocs as u64,
+                "/sched/gomaxprocs:threads",
+            ),
+            ("procs_idle", self.procs_idle as u64, ""),
+            ("steals", self.steals, ""),
+            ("global_queue", self.global_queue as u64, ""),
+            ("sysmon_handoffs", self.sysmon_handoffs, ""),
+            ("blocking_handoffs", self.blocking_handoffs, ""),
+            ("timers_pending", self.timers_pending as u64, ""),
+            ("sockets_waiting", self.sockets_waiting as u64, ""),
+        ];
+        for (name, v, key) in rows {
+            if key.is_empty() {
+                writeln!(f, "{name:<21}{v:>10}")?;
+            } else {
+                writeln!(f, "{name:<21}{v:>10}  {key}")?;
+            }
+        }
+        writeln!(
+            f,
+            "{:<21}{:>10}",
+            "local_queues",
+            format!("{:?}", self.local_queues)
+        )?;
+        let h = &self.latencies;
+        write!(f, "{:<21}{:>10} samples", "latencies", h.count())?;
+        for q in [0.5, 0.9, 0.99] {
+            if let Some(d) = h.quantile(q) {
+                if d == Duration::MAX {
+                    write!(f, "  p{} > 1.07s", (q * 100.0) as u32)?;
+                } else {
+                    write!(f, "  p{} <= {d:?}", (q * 100.0) as u32)?;
+                }
+            }
+        }
+        writeln!(f, "  /sched/latencies:seconds")
+    }
 }
 
 /// A snapshot of the scheduler's state and counters.

@@ -236,7 +236,7 @@ fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
 
 /// Runs `g` (owned by this M) until it parks, yields or finishes, and deals with the outcome.
 pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
-    super::metrics::on_run(&g, m.processor());
+    super::metrics::on_run(&g, m);
     if !prepare(sched, m, &g) {
         return;
     }
