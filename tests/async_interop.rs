@@ -464,15 +464,7 @@ fn thousands_of_goroutines_block_on_at_once() {
 
 #[test]
 fn tokio_bridge_example_runs() {
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/tokio_bridge");
-    if !example.exists() {
-        return; // `cargo test` builds examples; a lone `--test async_interop` may not have
-    }
+    let example = common::example("tokio_bridge");
     let _w = common::watchdog(120, "tokio_bridge_example_runs");
     let out = std::process::Command::new(example)
         .args(["1000", "50"])

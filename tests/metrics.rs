@@ -318,15 +318,7 @@ fn dump_shows_spawn_site_and_wait() {
 
 #[test]
 fn deadlock_report_shows_spawn_sites() {
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/deadlocks");
-    if !example.exists() {
-        return; // `cargo test` builds examples; a lone `--test metrics` may not have
-    }
+    let example = common::example("deadlocks");
     let _w = common::watchdog(120, "deadlock_report_shows_spawn_sites");
     let out = Command::new(example)
         .arg("seed")

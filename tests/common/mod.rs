@@ -106,3 +106,40 @@ pub fn max_map_count() -> Option<usize> {
         .parse()
         .ok()
 }
+
+/// The binary of example `name`, built first (`cargo build --example name`, with this test
+/// binary's cargo, profile and target directory) so that it is current even when only this
+/// test target was built. If cargo cannot be run but the binary exists, it is used as is.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let target = dir.parent().expect("target dir").to_path_buf();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--example", name, "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let built = cmd.status().map(|st| st.success());
+    let path = dir.join("examples").join(name);
+    match built {
+        Ok(true) => {}
+        _ if path.exists() => {
+            eprintln!("could not rebuild example {name} ({built:?}); using the binary present")
+        }
+        _ => panic!("cargo build --example {name} failed: {built:?}"),
+    }
+    path
+}
