@@ -136,7 +136,7 @@ fn block_on_goroutine<F: Future>(g: &Goroutine, mut fut: std::pin::Pin<&mut F>) 
     });
     let mut cx = Context::from_waker(&waker);
     let depth = g.block_on_depth.get();
-    g.block_on_depth.set(depth + 1);
+    g.block_on_depth.set(depth.saturating_add(1));
     let _nested = Nested { g, depth };
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
@@ -154,7 +154,7 @@ fn block_on_goroutine<F: Future>(g: &Goroutine, mut fut: std::pin::Pin<&mut F>) 
 /// nested call sets the token for the outer one (module comment).
 struct Nested<'a> {
     g: &'a Goroutine,
-    depth: u32,
+    depth: u16,
 }
 
 impl Drop for Nested<'_> {
@@ -237,11 +237,22 @@ thread_local! {
 }
 
 fn block_on_thread<F: Future>(mut fut: std::pin::Pin<&mut F>) -> F::Output {
-    let (tw, depth) = THREAD_WAKER.with(|(w, d)| {
-        let depth = d.get();
-        d.set(depth + 1);
-        (w.clone(), depth)
-    });
+    let (tw, depth) = THREAD_WAKER
+        .try_with(|(w, d)| {
+            let depth = d.get();
+            d.set(depth + 1);
+            (w.clone(), depth)
+        })
+        // During the thread's teardown (a thread-local's destructor calling block_on): a
+        // waker of its own; nesting cannot be tracked then, so treat it as nested (the worst
+        // case is one spurious poll of an outer call).
+        .unwrap_or_else(|_| {
+            let w = Arc::new(ThreadWaker {
+                token: AtomicBool::new(false),
+                thread: park::current(),
+            });
+            (w, 1)
+        });
     let _nested = NestedThread {
         tw: tw.clone(),
         depth,

@@ -129,7 +129,7 @@ pub(crate) struct Goroutine {
     /// Set by a `block_on` waker before it unparks the goroutine (block_on.rs).
     pub(crate) waker_token: AtomicBool,
     /// `block_on` calls active on this goroutine; touched only by the goroutine itself.
-    pub(crate) block_on_depth: Cell<u32>,
+    pub(crate) block_on_depth: Cell<u16>,
     /// Goroutine-local values (local.rs); touched only by the goroutine itself.
     pub(crate) locals: crate::local::Slots,
 }

@@ -43,6 +43,7 @@ pub(crate) mod machine;
 pub(crate) mod metrics;
 pub(crate) mod panic;
 pub(crate) mod processor;
+pub(crate) mod schedtrace;
 pub(crate) mod scheduler;
 pub(crate) mod signal;
 pub(crate) mod spawn;

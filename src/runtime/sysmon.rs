@@ -16,7 +16,7 @@
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
-//! - prints the `GORT_SCHEDTRACE` line when its period is up (`metrics.rs`).
+//! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! It never runs goroutines and holds no P.
 //!
@@ -52,7 +52,7 @@ fn run() {
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
-    let mut trace = super::metrics::SchedTrace::from_env();
+    let mut trace = super::schedtrace::SchedTrace::from_env();
     loop {
         std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
         let now = timers::now_nanos();
