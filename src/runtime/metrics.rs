@@ -54,7 +54,8 @@ pub(crate) struct ProcStats {
     pub(crate) finished: AtomicU64,
     /// Successful steals by this processor's M (each takes half of a victim's queue).
     pub(crate) steals: AtomicU64,
-    /// Transitions to runnable made on this processor (drives the latency sampling).
+    /// Transitions to runnable made on this processor (drives the latency sampling; unused
+    /// in `OFF_PROC`, whose wakers count per thread).
     ready_tick: AtomicU32,
     /// Sampled runnable-to-running waits, by bucket.
     latency: [AtomicU64; BUCKETS],
@@ -68,6 +69,11 @@ pub(crate) static OFF_PROC: ProcStats = ProcStats {
     ready_tick: AtomicU32::new(0),
     latency: [const { AtomicU64::new(0) }; BUCKETS],
 };
+
+thread_local! {
+    /// Transitions to runnable made by this thread while it holds no processor.
+    static OFF_PROC_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
 
 /// Ps taken from a stuck M by sysmon and handed to another.
 pub(crate) static SYSMON_HANDOFFS: AtomicU64 = AtomicU64::new(0);
@@ -107,7 +113,13 @@ pub(crate) fn on_ready(g: &Goroutine, p: Option<&Processor>) {
             p.stats.ready_tick.store(t, Ordering::Relaxed);
             t
         }
-        None => OFF_PROC.ready_tick.fetch_add(1, Ordering::Relaxed),
+        // Off the processors (a plain thread, a tokio worker waking a goroutine): a counter
+        // per thread, so that such wakers do not all hit one cache line.
+        None => OFF_PROC_TICK.with(|t| {
+            let v = t.get().wrapping_add(1);
+            t.set(v);
+            v
+        }),
     };
     if tick % LATENCY_SAMPLE == 0 {
         g.runnable_since.store(stamp(), Ordering::Relaxed);
