@@ -168,8 +168,9 @@ pub(crate) struct Unparker {
 enum Target {
     Goroutine(GRef),
     Thread(Arc<ThreadParker>),
-    /// Boxed so that an `Unparker` stays two words (queues hold many of them).
-    Waker(Box<std::task::Waker>),
+    /// In an `Arc` so that an `Unparker` stays two words (queues hold many of them) and
+    /// every variant drops the same way.
+    Waker(Arc<std::task::Waker>),
 }
 
 impl Unparker {
@@ -196,7 +197,7 @@ impl Unparker {
     /// A handle that wakes a future's task: `unpark` calls `waker.wake_by_ref()`.
     pub(crate) fn from_waker(waker: std::task::Waker) -> Unparker {
         Unparker {
-            target: Target::Waker(Box::new(waker)),
+            target: Target::Waker(Arc::new(waker)),
         }
     }
 
