@@ -679,16 +679,19 @@ fn child_max_procs(root: &std::path::Path) -> (usize, usize) {
 
 #[test]
 fn default_processors_follow_the_cgroup_quota() {
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // No limit: the CPUs this process may run on (its affinity mask).
+    let root = fake_cgroup("quota", "max 100000\n");
+    let (before_start, ncpu) = child_max_procs(&root);
+    assert_eq!(before_start, ncpu);
+    assert!(ncpu >= 1);
     // Half a CPU: Go 1.25 rounds a limit below 2 up to 2, and never above the CPU count.
-    let root = fake_cgroup("half", "50000 100000\n");
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "50000 100000\n").unwrap();
     assert_eq!(child_max_procs(&root), (ncpu.min(2), ncpu.min(2)));
     // 1.5 CPUs: rounded up to 2.
     std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "150000 100000\n").unwrap();
     assert_eq!(child_max_procs(&root).1, ncpu.min(2));
-    // No limit: the CPU count.
-    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "max 100000\n").unwrap();
-    let (_, unlimited) = child_max_procs(&root);
-    assert!(unlimited >= ncpu.min(2) && unlimited >= 1);
+    // 3.2 CPUs: 4, or the CPU count if lower.
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "320000 100000\n").unwrap();
+    assert_eq!(child_max_procs(&root).1, ncpu.min(4));
     let _ = std::fs::remove_dir_all(&root);
 }
