@@ -1,9 +1,11 @@
 //! `Once`, `OnceLock<T>`, `once_value` and `once_func` (Go's `sync.Once`, `sync.OnceValue`,
 //! `sync.OnceFunc`).
 //!
-//! All are a `done` flag (Acquire load on the fast path) plus a [`RawMutex`] that callers
-//! arriving during the first call park on. The slow path is Go's `doSlow`: lock, re-check,
-//! run, publish `done`, unlock.
+//! All are a `done` flag (Acquire load on the fast path) plus a lock (`Once`: a [`RawMutex`];
+//! `OnceLock`: a `Mutex<()>`) that callers arriving during the first call park on. The slow
+//! path is Go's `doSlow`: lock, re-check, run, publish `done`, unlock. `OnceLock::wait`, which
+//! may come before any initialiser, also parks on a `Condvar` that the initialiser notifies
+//! under the lock after publishing `done`.
 //!
 //! Panics: as in Go, a [`Once`] whose function panicked counts as done (later calls do not
 //! run their function). [`OnceLock`] follows std: a panicking initialiser leaves the cell
@@ -25,9 +27,10 @@
 //!    `done == true`, which the writer stored with Release after writing: the write
 //!    happens-before every read, and no write follows while `&self` borrows exist. The
 //!    `&mut self` methods (`get_mut`, `take`, `drop`) are exclusive by the borrow checker.
-//! 4. **`m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract): every
-//!    unlock here is an `Unlock` guard built right after `m.lock(...)` in the same function and
-//!    dropped exactly once, on return or unwind.
+//! 4. **`Once::m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract):
+//!    every unlock here is an `Unlock` guard built right after `m.lock(...)` in the same
+//!    function and dropped exactly once, on return or unwind. (`OnceLock::m` is a `Mutex<()>`
+//!    and unlocks through its guard.)
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -136,8 +139,10 @@ impl fmt::Debug for Once {
 pub struct OnceLock<T> {
     /// Set (Release) after `value` is written.
     done: AtomicBool,
-    /// Held while an initialiser runs.
-    m: RawMutex,
+    /// Held while an initialiser runs, and by [`wait`](OnceLock::wait)ers checking `done`.
+    m: super::Mutex<()>,
+    /// Where [`wait`](OnceLock::wait)ers park until the value is set (notified under `m`).
+    set: super::Condvar,
     /// Initialised iff `done`.
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -162,7 +167,8 @@ impl<T> OnceLock<T> {
     pub const fn new() -> OnceLock<T> {
         OnceLock {
             done: AtomicBool::new(false),
-            m: RawMutex::new(),
+            m: super::Mutex::new(()),
+            set: super::Condvar::new(),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -204,8 +210,7 @@ impl<T> OnceLock<T> {
 
     #[cold]
     fn init_slow<F: FnOnce() -> T>(&self, f: F) {
-        self.m.lock(WaitReason::OnceWait);
-        let _unlock = Unlock(&self.m);
+        let _held = self.m.lock();
         if !self.done.load(Ordering::Relaxed) {
             let v = f();
             // SAFETY: (2) we hold `m` and saw `done == false` under it, so no one else writes
@@ -213,7 +218,24 @@ impl<T> OnceLock<T> {
             // uninitialised (1), so `write` overwrites nothing that needed dropping.
             unsafe { (*self.value.get()).write(v) };
             self.done.store(true, Ordering::Release);
+            // Under `m`: a waiter that saw `done == false` under `m` is already queued.
+            self.set.notify_all();
         }
+    }
+
+    /// Parks until the cell has a value (set by another goroutine or thread), and returns it
+    /// (std's `OnceLock::wait`). A panicking initialiser leaves the cell empty: waiters go on
+    /// waiting for the next one.
+    pub fn wait(&self) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        let mut held = self.m.lock();
+        while !self.done.load(Ordering::Acquire) {
+            held = self.set.wait(held);
+        }
+        drop(held);
+        self.get().expect("OnceLock set")
     }
 
     /// Sets the value if the cell is empty; otherwise hands `value` back.
@@ -259,6 +281,25 @@ impl<T> Default for OnceLock<T> {
         OnceLock::new()
     }
 }
+
+impl<T: Clone> Clone for OnceLock<T> {
+    fn clone(&self) -> OnceLock<T> {
+        let cell = OnceLock::new();
+        if let Some(v) = self.get() {
+            let _ = cell.set(v.clone());
+        }
+        cell
+    }
+}
+
+impl<T: PartialEq> PartialEq for OnceLock<T> {
+    /// Equal if both are empty, or both hold equal values (as std's).
+    fn eq(&self, other: &OnceLock<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceLock<T> {}
 
 impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -28,7 +28,9 @@
 //!    only after its reader was counted in `reader_count` while it was non-negative (`read`'s
 //!    fast path, `try_read`), or was counted while it was negative and then released from
 //!    `reader_sema` by the writer's unlock, which first makes `reader_count` non-negative
-//!    again and counts those readers as inside (the next writer waits for them). So `data` is
+//!    again and counts those readers as inside (the next writer waits for them), or is a
+//!    downgraded write guard: `downgrade_unlock` counts its holder as a reader in the same
+//!    atomic add that makes `reader_count` non-negative, before it unlocks `writer`. So `data` is
 //!    reached either through any number of `&T` (read guards) or through the one write guard.
 //! 2. **Each side sees the other's writes.** Readers enter with an Acquire RMW on
 //!    `reader_count`, or through `reader_sema` (Release/Acquire), after the writer's AcqRel
@@ -37,8 +39,9 @@
 //!    enters with AcqRel RMWs on `reader_count` and `reader_wait`. Writers are ordered among
 //!    themselves by `writer`.
 //! 3. **`writer` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract): by
-//!    `write_unlock`, run once from the write guard's `Drop`, or by `try_write` right after its
-//!    own successful `try_lock` when it gives up.
+//!    `write_unlock`, run once from the write guard's `Drop`, or by `downgrade_unlock`, run
+//!    once by `downgrade`, which consumes the guard without running its `Drop`, or by
+//!    `try_write` right after its own successful `try_lock` when it gives up.
 //! 4. **Not tied to a thread.** Nothing records which thread locked, so guards may be sent and
 //!    dropped on other threads (hence their `Send` impls).
 //!
@@ -235,6 +238,24 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
+    /// `write_unlock` that also counts the caller as a reader inside, in the same atomic step
+    /// that ends the writer's turn (so no other writer can come between).
+    fn downgrade_unlock(&self) {
+        // +MAX_READERS: no writer pending any more; +1: the downgrading writer, now a reader.
+        let r = self
+            .reader_count
+            .fetch_add(MAX_READERS + 1, Ordering::AcqRel)
+            + MAX_READERS;
+        assert!(r < MAX_READERS, "sync: Unlock of unlocked RWMutex");
+        // Let in the readers that queued behind us (r counts them, not us).
+        for _ in 0..r {
+            self.reader_sema.release(false);
+        }
+        // SAFETY: (3) called only by `downgrade`, which consumed the write guard (so its
+        // `write_unlock` never runs) and which exists only while its holder holds `writer` (1).
+        unsafe { self.writer.unlock() };
+    }
+
     fn write_unlock(&self) {
         // Announce to readers there is no active writer.
         let r = self.reader_count.fetch_add(MAX_READERS, Ordering::AcqRel) + MAX_READERS;
@@ -246,6 +267,29 @@ impl<T: ?Sized> RwLock<T> {
         // SAFETY: (3) `write_unlock` runs only from the write guard's `drop`, once, and the
         // write guard exists only while its holder holds `writer` (1).
         unsafe { self.writer.unlock() };
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns the write lock into a read lock without letting any writer in between (std's
+    /// `RwLockWriteGuard::downgrade`). Readers that queued behind this writer enter with it.
+    ///
+    /// ```
+    /// use gort::sync::{RwLock, RwLockWriteGuard};
+    /// let lock = RwLock::new(1);
+    /// let mut w = lock.write();
+    /// *w += 1;
+    /// let r = RwLockWriteGuard::downgrade(w);
+    /// assert_eq!(*r, 2);
+    /// assert!(lock.try_write().is_none());
+    /// assert_eq!(*lock.try_read().unwrap(), 2);
+    /// ```
+    pub fn downgrade(s: Self) -> RwLockReadGuard<'a, T> {
+        let lock = s.lock;
+        // The write guard is consumed here: its drop (write_unlock) must not run.
+        std::mem::forget(s);
+        lock.downgrade_unlock();
+        RwLockReadGuard { lock }
     }
 }
 
