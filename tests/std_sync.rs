@@ -60,7 +60,8 @@ fn static_shapes() {
     let _: &std::sync::atomic::AtomicBool = &gort::std::sync::atomic::AtomicBool::new(false);
     let _: std::sync::PoisonError<u8> = gort::std::sync::PoisonError::new(1);
     let _: std::sync::LockResult<u8> = gort::std::sync::LockResult::Ok(1);
-    let _: std::sync::TryLockResult<u8> = gort::std::sync::TryLockResult::Err(TryLockError::WouldBlock);
+    let _: std::sync::TryLockResult<u8> =
+        gort::std::sync::TryLockResult::Err(TryLockError::WouldBlock);
     // The whole of std comes through gort::std, with sync and thread replaced.
     let _: gort::std::collections::HashMap<u8, u8> = std::collections::HashMap::new();
 }

@@ -252,8 +252,15 @@ fn rust_min_stack_is_honoured() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "no overflow: {stderr}");
     assert!(stderr.contains("fatal error: stack overflow"), "{stderr}");
-    let out = common::run_child("rust_min_stack_is_honoured", &[("RUST_MIN_STACK", "1048576")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_child(
+        "rust_min_stack_is_honoured",
+        &[("RUST_MIN_STACK", "1048576")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A panic hook the program installs before the runtime starts is chained to, not
@@ -265,14 +272,20 @@ fn panic_hook_installed_before_the_runtime_is_kept() {
             let msg = common::panic_message(info.payload());
             eprintln!("program hook: {msg}");
         }));
-        let h = Builder::new().name("g".into()).spawn(|| panic!("from a goroutine")).unwrap();
+        let h = Builder::new()
+            .name("g".into())
+            .spawn(|| panic!("from a goroutine"))
+            .unwrap();
         assert!(h.join().is_err());
         return;
     }
     let out = common::run_child("panic_hook_installed_before_the_runtime_is_kept", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("program hook: from a goroutine"), "{stderr}");
+    assert!(
+        stderr.contains("program hook: from a goroutine"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("thread 'g' panicked"), "{stderr}");
 }
 
@@ -281,7 +294,10 @@ fn panic_hook_installed_before_the_runtime_is_kept() {
 #[test]
 fn default_hook_names_the_goroutine() {
     if common::is_child("default_hook_names_the_goroutine") {
-        let h = Builder::new().name("worker-7".into()).spawn(|| panic!("oops")).unwrap();
+        let h = Builder::new()
+            .name("worker-7".into())
+            .spawn(|| panic!("oops"))
+            .unwrap();
         assert!(h.join().is_err());
         return;
     }
