@@ -62,6 +62,17 @@ fn static_shapes() {
     let _: std::sync::LockResult<u8> = gort::std::sync::LockResult::Ok(1);
     let _: std::sync::TryLockResult<u8> =
         gort::std::sync::TryLockResult::Err(TryLockError::WouldBlock);
+    // A read guard is covariant in T, as std's.
+    fn shorten<'g, 'a>(g: RwLockReadGuard<'g, &'static str>) -> RwLockReadGuard<'g, &'a str> {
+        g
+    }
+    let _ = shorten;
+    // A OnceLock holding a borrow may outlive the borrowed value (dropck), as std's.
+    let cell = OnceLock::new();
+    {
+        let s = String::from("short-lived");
+        cell.set(&s).unwrap();
+    }
     // The whole of std comes through gort::std, with sync and thread replaced.
     let _: gort::std::collections::HashMap<u8, u8> = std::collections::HashMap::new();
 }

@@ -14,10 +14,12 @@
 //!
 //! # Safety
 //!
-//! 1. **`OnceLock::value` is initialised iff `done` is true.** It is written only in
-//!    `init_slow`, and only after `f` has returned (a panicking `f` leaves both untouched);
-//!    `done` is set right after the write. `take` clears `done` before moving the value out,
-//!    so a value is never read, moved out or dropped twice, nor when it was never written.
+//! 1. **`OnceLock::value` is `Some` iff `done` is true** (outside `&mut self` methods). It is
+//!    written only in `init_slow`, and only after `f` has returned (a panicking `f` leaves both
+//!    untouched); `done` is set right after the write. `take` clears both. The value is an
+//!    `Option<T>` dropped by the compiler's drop glue rather than a `MaybeUninit<T>` dropped
+//!    by a `Drop` impl, so that, as with std's (`#[may_dangle]`), a `OnceLock<&'a T>` may be
+//!    dropped after `'a` ends (dropck sees only `T`'s own drop).
 //! 2. **Written at most once while shared.** Through `&self`, `value` is written only by
 //!    `init_slow`, while holding `m` and after seeing `done == false` under it, so two writes
 //!    never race (the next holder sees `done == true`, ordered by `m`); a re-entrant
@@ -26,7 +28,7 @@
 //! 3. **Reads happen after the write.** `get` reads `value` only after an Acquire load saw
 //!    `done == true`, which the writer stored with Release after writing: the write
 //!    happens-before every read, and no write follows while `&self` borrows exist. The
-//!    `&mut self` methods (`get_mut`, `take`, `drop`) are exclusive by the borrow checker.
+//!    `&mut self` methods (`get_mut`, `take`) are exclusive by the borrow checker.
 //! 4. **`Once::m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract):
 //!    every unlock here is an `Unlock` guard built right after `m.lock(...)` in the same
 //!    function and dropped exactly once, on return or unwind. (`OnceLock::m` is a `Mutex<()>`
@@ -35,7 +37,6 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -144,7 +145,7 @@ pub struct OnceLock<T> {
     /// Where [`wait`](OnceLock::wait)ers park until the value is set (notified under `m`).
     set: super::Condvar,
     /// Initialised iff `done`.
-    value: UnsafeCell<MaybeUninit<T>>,
+    value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: by module Safety 2 and 3, the value is written once under `m` before `done` is
@@ -169,7 +170,7 @@ impl<T> OnceLock<T> {
             done: AtomicBool::new(false),
             m: super::Mutex::new(()),
             set: super::Condvar::new(),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+            value: UnsafeCell::new(None),
         }
     }
 
@@ -177,10 +178,9 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn get(&self) -> Option<&T> {
         if self.done.load(Ordering::Acquire) {
-            // SAFETY: (1) `done` is true, so the value is initialised; (3) the Acquire load
-            // orders its write before this read, and (2) it is not written again while `&self`
-            // borrows exist.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
+            // SAFETY: (3) the Acquire load of `done == true` orders the value's write before
+            // this read, and (2) it is not written again while `&self` borrows exist.
+            unsafe { (*self.value.get()).as_ref() }
         } else {
             None
         }
@@ -189,9 +189,7 @@ impl<T> OnceLock<T> {
     /// The value, mutably, if set.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         if *self.done.get_mut() {
-            // SAFETY: (1) `done` is true, so the value is initialised; `&mut self` makes this
-            // the only access.
-            Some(unsafe { self.value.get_mut().assume_init_mut() })
+            self.value.get_mut().as_mut()
         } else {
             None
         }
@@ -214,9 +212,9 @@ impl<T> OnceLock<T> {
         if !self.done.load(Ordering::Relaxed) {
             let v = f();
             // SAFETY: (2) we hold `m` and saw `done == false` under it, so no one else writes
-            // the value, and (3) no one reads it until `done` is stored below. It is
-            // uninitialised (1), so `write` overwrites nothing that needed dropping.
-            unsafe { (*self.value.get()).write(v) };
+            // the value, and (3) no one reads it until `done` is stored below. It is `None`
+            // (1), so the assignment drops nothing.
+            unsafe { *self.value.get() = Some(v) };
             self.done.store(true, Ordering::Release);
             // Under `m`: a waiter that saw `done == false` under `m` is already queued.
             self.set.notify_all();
@@ -255,24 +253,8 @@ impl<T> OnceLock<T> {
 
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
-        if std::mem::replace(self.done.get_mut(), false) {
-            // SAFETY: (1) `done` was true, so the value is initialised, and `done` is now false,
-            // so this bitwise move-out is the last use of it (not read or dropped again).
-            // `&mut self` makes this the only access.
-            Some(unsafe { self.value.get_mut().assume_init_read() })
-        } else {
-            None
-        }
-    }
-}
-
-impl<T> Drop for OnceLock<T> {
-    fn drop(&mut self) {
-        if *self.done.get_mut() {
-            // SAFETY: (1) `done` is true, so the value is initialised; the cell is being
-            // dropped, so this is the value's only drop and nothing uses it afterwards.
-            unsafe { self.value.get_mut().assume_init_drop() };
-        }
+        *self.done.get_mut() = false;
+        self.value.get_mut().take()
     }
 }
 

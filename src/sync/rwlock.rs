@@ -1,7 +1,11 @@
 //! `RwLock<T>`: a reader-writer lock whose waiters park (Go's `sync.RWMutex`).
 //!
+//! `RwLock<T>` is a `RawRwLock` (the state below) beside the data. A read guard holds the
+//! `RawRwLock` and a pointer to the data, not `&RwLock<T>`, so that it is covariant in `T`
+//! as std's is (`RwLockReadGuard<'_, &'long U>` coerces to `RwLockReadGuard<'_, &'short U>`).
+//!
 //! ```text
-//!  field         | meaning
+//!  RawRwLock     | meaning
 //!  --------------+------------------------------------------------------------------------
 //!  writer        | RawMutex: at most one writer is between `write()` and its unlock
 //!  reader_count  | readers holding or waiting; minus MAX_READERS while a writer is pending
@@ -53,6 +57,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::mutex::RawMutex;
@@ -75,6 +80,15 @@ const MAX_READERS: i32 = 1 << 30;
 /// assert_eq!(*lock.read(), 6);
 /// ```
 pub struct RwLock<T: ?Sized> {
+    /// The lock without the data.
+    raw: RawRwLock,
+    /// The protected value.
+    data: UnsafeCell<T>,
+}
+
+/// The lock's state, apart from the data (so that a read guard can hold it without being
+/// invariant in `T`, as std's read guard is covariant).
+struct RawRwLock {
     /// Held by the writer for its whole critical section (writers exclude each other).
     writer: RawMutex,
     /// Readers inside or waiting; negative (offset by MAX_READERS) while a writer is pending.
@@ -85,8 +99,6 @@ pub struct RwLock<T: ?Sized> {
     writer_sema: Sema,
     /// Readers that arrived after a pending writer park here.
     reader_sema: Sema,
-    /// The protected value.
-    data: UnsafeCell<T>,
 }
 
 // SAFETY: the lock owns a T; moving the lock to another thread moves the T (T: Send).
@@ -99,8 +111,11 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 /// Shared access to an [`RwLock`]'s value; releases on drop.
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
+    /// The value (`RwLock::data`); a pointer rather than `&'a RwLock<T>` so that the guard
+    /// is covariant in `T`, as std's.
+    data: NonNull<T>,
     /// The read-locked lock.
-    lock: &'a RwLock<T>,
+    raw: &'a RawRwLock,
 }
 
 /// Exclusive access to an [`RwLock`]'s value; releases on drop.
@@ -128,11 +143,13 @@ impl<T> RwLock<T> {
     /// A new, unlocked lock.
     pub const fn new(value: T) -> RwLock<T> {
         RwLock {
-            writer: RawMutex::new(),
-            reader_count: AtomicI32::new(0),
-            reader_wait: AtomicI32::new(0),
-            writer_sema: Sema::new(0),
-            reader_sema: Sema::new(0),
+            raw: RawRwLock {
+                writer: RawMutex::new(),
+                reader_count: AtomicI32::new(0),
+                reader_wait: AtomicI32::new(0),
+                writer_sema: Sema::new(0),
+                reader_sema: Sema::new(0),
+            },
             data: UnsafeCell::new(value),
         }
     }
@@ -147,23 +164,23 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, parking while a writer holds the lock or is waiting for it.
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        let r = self.reader_count.fetch_add(1, Ordering::Acquire) + 1;
+        let r = self.raw.reader_count.fetch_add(1, Ordering::Acquire) + 1;
         let readers = if r < 0 { r + MAX_READERS } else { r };
         if readers >= MAX_READERS - 1 {
             // Leaked guards (mem::forget) would otherwise break the writer-pending encoding.
-            self.reader_count.fetch_sub(1, Ordering::Release);
+            self.raw.reader_count.fetch_sub(1, Ordering::Release);
             panic!("sync: too many read locks on a RwLock (2^30)");
         }
         if r < 0 {
             // A writer is pending: wait for it to finish.
-            self.reader_sema.acquire(false, WaitReason::RwLockRead);
+            self.raw.reader_sema.acquire(false, WaitReason::RwLockRead);
         }
-        RwLockReadGuard { lock: self }
+        self.read_guard()
     }
 
     /// Locks for reading if no writer holds or waits for the lock.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        let mut c = self.reader_count.load(Ordering::Relaxed);
+        let mut c = self.raw.reader_count.load(Ordering::Relaxed);
         loop {
             if c < 0 {
                 return None;
@@ -171,13 +188,13 @@ impl<T: ?Sized> RwLock<T> {
             if c >= MAX_READERS - 2 {
                 panic!("sync: too many read locks on a RwLock (2^30)");
             }
-            match self.reader_count.compare_exchange_weak(
+            match self.raw.reader_count.compare_exchange_weak(
                 c,
                 c + 1,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(RwLockReadGuard { lock: self }),
+                Ok(_) => return Some(self.read_guard()),
                 Err(x) => c = x,
             }
         }
@@ -186,29 +203,33 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing, parking until every reader and writer has left. Readers arriving
     /// meanwhile wait behind this writer.
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.writer.lock(WaitReason::RwLockWrite);
+        self.raw.writer.lock(WaitReason::RwLockWrite);
         // Announce the pending writer to readers; r = readers inside (the old count).
-        let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::AcqRel);
+        let r = self
+            .raw
+            .reader_count
+            .fetch_sub(MAX_READERS, Ordering::AcqRel);
         // Wait for the readers already inside.
-        if r != 0 && self.reader_wait.fetch_add(r, Ordering::AcqRel) + r != 0 {
-            self.writer_sema.acquire(false, WaitReason::RwLockWrite);
+        if r != 0 && self.raw.reader_wait.fetch_add(r, Ordering::AcqRel) + r != 0 {
+            self.raw.writer_sema.acquire(false, WaitReason::RwLockWrite);
         }
         RwLockWriteGuard { lock: self }
     }
 
     /// Locks for writing if the lock is entirely free.
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        if !self.writer.try_lock() {
+        if !self.raw.writer.try_lock() {
             return None;
         }
         if self
+            .raw
             .reader_count
             .compare_exchange(0, -MAX_READERS, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             // SAFETY: (3) we locked `writer` just above with `try_lock`, no guard was made,
             // and this is the only unlock of that lock.
-            unsafe { self.writer.unlock() };
+            unsafe { self.raw.writer.unlock() };
             return None;
         }
         Some(RwLockWriteGuard { lock: self })
@@ -219,6 +240,17 @@ impl<T: ?Sized> RwLock<T> {
         self.data.get_mut()
     }
 
+    /// A read guard for this lock; the caller holds a read lock (module Safety 1).
+    fn read_guard(&self) -> RwLockReadGuard<'_, T> {
+        RwLockReadGuard {
+            // SAFETY: `UnsafeCell::get` never returns null.
+            data: unsafe { NonNull::new_unchecked(self.data.get()) },
+            raw: &self.raw,
+        }
+    }
+}
+
+impl RawRwLock {
     fn read_unlock(&self) {
         let r = self.reader_count.fetch_sub(1, Ordering::Release) - 1;
         if r < 0 {
@@ -288,8 +320,8 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
         let lock = s.lock;
         // The write guard is consumed here: its drop (write_unlock) must not run.
         std::mem::forget(s);
-        lock.downgrade_unlock();
-        RwLockReadGuard { lock }
+        lock.raw.downgrade_unlock();
+        lock.read_guard()
     }
 }
 
@@ -319,15 +351,16 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: (1) while a read guard lives no write guard exists, so no `&mut T` exists;
-        // readers only ever get `&T`. (2) the last writer's writes are visible.
-        unsafe { &*self.lock.data.get() }
+        // SAFETY: `data` points into the lock, which `raw: &'a` keeps borrowed. (1) while a
+        // read guard lives no write guard exists, so no `&mut T` exists; readers only ever get
+        // `&T`. (2) the last writer's writes are visible.
+        unsafe { self.data.as_ref() }
     }
 }
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.read_unlock();
+        self.raw.read_unlock();
     }
 }
 
@@ -350,7 +383,7 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.write_unlock();
+        self.lock.raw.write_unlock();
     }
 }
 
