@@ -17,6 +17,15 @@
 //! v.push(4);
 //! ```
 //!
+//! This module is the Go-flavoured facade: std's shapes with gort's defaults, made for many
+//! small goroutines (256 KiB stacks by default; `Builder::spawn` allocates the stack at once
+//! so that running out is an `io::Error` there; [`ThreadId::goroutine_id`]). The exact std
+//! mirror — std's 2 MiB default stack and `RUST_MIN_STACK`, lazily reserved, for code written
+//! for OS threads — is [`gort::std::thread`](crate::std::thread). The two share every type
+//! (`Thread`, `ThreadId`, `JoinHandle`, `Scope`, `ScopedJoinHandle`), so handles pass between
+//! code written against either; only the defaults differ, which is why this module is kept
+//! rather than made a re-export.
+//!
 //! Differences from std, all following from "a thread here is a goroutine":
 //! - `current()` inside a goroutine is the goroutine; its `id()` is the goroutine id.
 //! - Goroutines start with small committed stacks that grow on demand up to `stack_size`

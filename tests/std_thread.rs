@@ -86,7 +86,7 @@ crate::both! {
         assert_eq!(name.as_deref(), Some("named"));
         assert_eq!(id, handle_id);
         assert_ne!(id, thread::current().id());
-        assert_eq!(thread::spawn(|| thread::current().name().is_none()).join().unwrap(), true);
+        assert!(thread::spawn(|| thread::current().name().is_none()).join().unwrap());
         let ids: Vec<ThreadId> = (0..10)
             .map(|_| thread::spawn(|| thread::current().id()))
             .map(|h| h.join().unwrap())

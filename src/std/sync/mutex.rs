@@ -141,14 +141,7 @@ impl<T> From<T> for Mutex<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        match self.try_lock() {
-            Ok(g) => d.field("data", &&*g),
-            Err(TryLockError::Poisoned(e)) => d.field("data", &&**e.get_ref()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.poison.get());
-        d.finish_non_exhaustive()
+        poison::fmt_lock(f, "Mutex", self.try_lock(), self.poison.get())
     }
 }
 

@@ -10,9 +10,11 @@
 //! ends (the runtime does not run another goroutine on a worker whose goroutine is unwinding),
 //! so no other goroutine can see this panic as its own.
 
+use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{LockResult, PoisonError};
+use super::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 /// A lock's poison flag.
 pub(crate) struct Flag {
@@ -107,4 +109,22 @@ pub(crate) fn lock_result<'a, G>(
             guard: e.into_inner(),
         }))),
     }
+}
+
+/// std's `Debug` for a lock: `Name { data: .., poisoned: .., .. }`, with `<locked>` when the
+/// data cannot be read without waiting. `attempt` is a `try_lock`/`try_read` of the lock.
+pub(crate) fn fmt_lock<T: ?Sized + fmt::Debug, G: Deref<Target = T>>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    attempt: TryLockResult<G>,
+    poisoned: bool,
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    match attempt {
+        Ok(g) => d.field("data", &&*g),
+        Err(TryLockError::Poisoned(e)) => d.field("data", &&**e.get_ref()),
+        Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+    };
+    d.field("poisoned", &poisoned);
+    d.finish_non_exhaustive()
 }

@@ -154,14 +154,7 @@ impl<T> From<T> for RwLock<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.try_read() {
-            Ok(g) => d.field("data", &&*g),
-            Err(TryLockError::Poisoned(e)) => d.field("data", &&**e.get_ref()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.poison.get());
-        d.finish_non_exhaustive()
+        poison::fmt_lock(f, "RwLock", self.try_read(), self.poison.get())
     }
 }
 
