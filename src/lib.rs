@@ -11,6 +11,7 @@ pub mod local;
 pub mod net;
 pub(crate) mod park;
 pub mod runtime;
+pub mod std;
 pub mod sync;
 pub mod thread;
 pub mod time;
