@@ -107,20 +107,25 @@ pub fn max_map_count() -> Option<usize> {
         .ok()
 }
 
-/// The binary of example `name`, built first (`cargo build --example name`, with this test
-/// binary's cargo, profile and target directory) so that it is current even when only this
-/// test target was built. If cargo cannot be run but the binary exists, it is used as is.
-pub fn example(name: &str) -> std::path::PathBuf {
+/// `target/<profile>` of this test binary (`target/<profile>/deps/<test>-<hash>`).
+pub fn profile_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps")
-        .to_path_buf();
+        .to_path_buf()
+}
+
+/// Runs `cargo build --quiet <selection>` (e.g. `["--examples"]`) with this test binary's
+/// cargo, profile and target directory; true if it succeeded.
+pub fn cargo_build(selection: &[&str]) -> bool {
+    let dir = profile_dir();
     let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
     let target = dir.parent().expect("target dir").to_path_buf();
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--example", name, "--manifest-path"])
+    cmd.args(["build", "--quiet"])
+        .args(selection)
+        .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target);
     match profile.as_str() {
@@ -132,14 +137,18 @@ pub fn example(name: &str) -> std::path::PathBuf {
             cmd.args(["--profile", other]);
         }
     }
-    let built = cmd.status().map(|st| st.success());
-    let path = dir.join("examples").join(name);
-    match built {
-        Ok(true) => {}
-        _ if path.exists() => {
-            eprintln!("could not rebuild example {name} ({built:?}); using the binary present")
-        }
-        _ => panic!("cargo build --example {name} failed: {built:?}"),
+    cmd.status().is_ok_and(|st| st.success())
+}
+
+/// The binary of example `name`, built first (`cargo build --example name`) so that it is
+/// current even when only this test target was built. If cargo cannot be run but the binary
+/// exists, it is used as is.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let built = cargo_build(&["--example", name]);
+    let path = profile_dir().join("examples").join(name);
+    if !built {
+        assert!(path.exists(), "cargo build --example {name} failed");
+        eprintln!("could not rebuild example {name}; using the binary present");
     }
     path
 }
