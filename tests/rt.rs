@@ -488,7 +488,10 @@ fn config_after_start_is_an_error() {
         gort::Config::new().max_procs(0).apply(),
         Err(gort::ConfigError::ZeroMaxProcs)
     );
-    match std::env::var("GORT_MAXPROCS").ok().and_then(|v| v.parse().ok()) {
+    match std::env::var("GORT_MAXPROCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         Some(n) => assert_eq!(gort::max_procs(), n),
         None => {
             // std rounds a cgroup CPU quota down (at least 1); gort rounds it up with a

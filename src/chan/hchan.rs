@@ -15,8 +15,11 @@
 //! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
 //!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
 //! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
-//! - `len` mirrors `buf.len()`, `closed_flag` mirrors `closed || rx_gone` for the lock-free
-//!   fast paths; both are written under the lock.
+//! - `len` mirrors `buf.len()`, `closed_flag` and `rx_gone_flag` mirror `closed` and
+//!   `rx_gone` for the lock-free fast paths; `senders_waiting` / `receivers_waiting` are true
+//!   whenever `sendq` / `recvq` is not empty (they may be stale-true, never stale-false). All
+//!   are written under the lock only, so the lock's sequence number (`lock.rs`) tells a
+//!   lock-free reader whether they changed while it read them.
 //!
 //! The lock is never held while parking, running user code, or unparking (park.rs rule 3):
 //! `Wakes` collects the waiters to unpark until after the unlock.

@@ -30,10 +30,13 @@
 //! harmless (park.rs rule 1) and a claimed waiter never returns before its packet is written.
 //!
 //! # Packets
-//! `packet` points into the waiting operation's own stack frame: an `Option<T>` that holds the
-//! value a sender offers (a receiver takes it) or the slot a receiver waits on (a sender fills
-//! it). A null packet marks an *observer*: a dynamic `Select::ready` waiting for readiness only;
-//! a peer that meets one notifies it and goes on looking for a real partner.
+//! `packet` points into the waiting operation's own stack frame (or a dynamic select's boxed
+//! case): an `Option<T>` that holds the value a sender offers (a receiver takes it) or the
+//! slot a receiver waits on (a sender fills it). With `deferred`, it points to a
+//! `handoff::Deferred<T>` instead: a dynamic select's send whose value comes later. A null
+//! packet marks an *observer*: a dynamic `Select::ready` (or a select's send on a buffered
+//! channel) waiting for readiness only; a peer that meets one notifies it and goes on
+//! looking for a real partner.
 //!
 //! # Lazy unregistration
 //! When a select completes, its entries on the other channels are not removed: their context
