@@ -1075,3 +1075,54 @@ fn try_recv_meets_a_blocked_dynamic_send() {
     s.join().unwrap();
     drop(tx);
 }
+
+/// A dynamic select blocked on a send case of an unbuffered channel (a deferred hand-off)
+/// is woken by close and its send reports the closed channel with the value.
+#[gort::test]
+fn blocked_dynamic_send_sees_close() {
+    let (tx, rx) = chan::<u32>(0);
+    let tx2 = tx.clone();
+    let h = gort::go!(move || {
+        let mut sel = Select::new();
+        sel.send(&tx2);
+        sel.select().send(&tx2, 3)
+    });
+    gort::time::sleep(Duration::from_millis(5));
+    tx.close();
+    assert_eq!(h.join().unwrap(), Err(SendError(3)));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+/// Dropping a SelectedOperation whose receive already holds a value would lose it: it
+/// panics, as crossbeam's does.
+#[test]
+fn dropping_a_selected_receive_that_holds_a_value_panics() {
+    let (tx, rx) = chan::<u32>(0);
+    let s = gort::go!(move || {
+        gort::time::sleep(Duration::from_millis(50));
+        tx.send(1).unwrap();
+        tx
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select(); // blocks; the sender writes its value into the case's slot
+        drop(op);
+    }));
+    if r.is_ok() {
+        // The machine was slow enough that the sender blocked first: the select reserved it
+        // and the drop let it go (it sends again). Take the value; nothing to check here.
+        assert_eq!(rx.recv(), Ok(1));
+        s.join().unwrap();
+        return;
+    }
+    let tx = s.join().unwrap();
+    let msg = r.expect_err("the drop must panic");
+    let msg = msg
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| msg.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(msg.contains("without completing its receive"), "{msg}");
+    drop(tx);
+}
