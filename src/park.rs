@@ -204,16 +204,18 @@ thread_local! {
 /// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
 
-/// Plain threads parked in a gort primitive with no deadline and no wake-up on the way: their
-/// parker is in the untimed PARKED state, which only an `unpark` can end. Exact at the moment
-/// each parker is looked at (deadlock.rs looks twice, with nothing moving in between).
-pub(crate) fn plain_threads_parked() -> usize {
+/// The OS thread ids of the plain threads parked in a gort primitive with no deadline and no
+/// wake-up on the way: their parker is in the untimed PARKED state, which only an `unpark`
+/// can end. Exact at the moment each parker is looked at (deadlock.rs looks twice, with
+/// nothing moving in between).
+pub(crate) fn plain_threads_parked() -> Vec<i32> {
     let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
     all.retain(|w| w.strong_count() > 0);
     all.iter()
         .filter_map(Weak::upgrade)
         .filter(|p| p.state.load(Ordering::SeqCst) == PARKED)
-        .count()
+        .map(|p| p.tid)
+        .collect()
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -259,6 +261,8 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
 pub(crate) struct ThreadParker {
     /// EMPTY, NOTIFIED, PARKED (untimed) or PARKED_TIMED.
     state: AtomicU32,
+    /// The OS thread id of a plain thread's parker (0 for a runtime thread's).
+    tid: i32,
 }
 
 const EMPTY: u32 = 0;
@@ -271,12 +275,17 @@ impl ThreadParker {
     pub(crate) const fn new() -> ThreadParker {
         ThreadParker {
             state: AtomicU32::new(EMPTY),
+            tid: 0,
         }
     }
 
     /// A plain thread's parker, registered for the deadlock detector.
     fn new_plain() -> Arc<ThreadParker> {
-        let p = Arc::new(ThreadParker::new());
+        let p = Arc::new(ThreadParker {
+            state: AtomicU32::new(EMPTY),
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+        });
         let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
         if all.len() >= 64 && all.len().is_power_of_two() {
             all.retain(|w| w.strong_count() > 0);

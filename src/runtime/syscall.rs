@@ -125,11 +125,11 @@ impl Drop for Exit {
 /// On a plain thread it does nothing (a plain thread is its own thread).
 pub fn lock_os_thread() {
     if let Some(m) = machine::current() {
-        goroutine::with_current(|g| g.lock_to(m));
+        goroutine::with_current(|g| g.lock_os_thread(m));
     }
 }
 
 /// Undoes [`lock_os_thread`].
 pub fn unlock_os_thread() {
-    goroutine::with_current(|g| g.lock_to(std::ptr::null()));
+    goroutine::with_current(|g| g.unlock_os_thread());
 }
