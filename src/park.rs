@@ -295,23 +295,33 @@ impl ThreadParker {
     }
 
     /// Consumes the token, blocking the thread until it is available or `deadline` passes.
+    #[inline]
     pub(crate) fn park(&self, deadline: Option<Instant>) {
+        self.park_with(deadline, || ());
+    }
+
+    /// `park`, calling `token_taken` right after a pending token was consumed (the unit test's
+    /// window for an unpark that races with the consumption).
+    fn park_with(&self, deadline: Option<Instant>, token_taken: impl FnOnce()) {
         let parked = if deadline.is_some() {
             PARKED_TIMED
         } else {
             PARKED
         };
-        // EMPTY -> parked, or NOTIFIED -> EMPTY (token consumed, return).
-        match self
+        // One acquiring read-modify-write: NOTIFIED -> EMPTY (the token is consumed: return),
+        // or EMPTY -> parked. Being an RMW, it reads the latest unpark's swap, so that
+        // waker's writes are visible to the caller; an unpark after it finds the token gone
+        // (or the thread parked) and leaves a new token. (Only this thread parks, so the state
+        // is never a PARKED one here.)
+        let prev = self
             .state
-            .compare_exchange(EMPTY, parked, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {}
-            Err(_) => {
-                // NOTIFIED (only this thread parks, so it cannot be a PARKED state).
-                self.state.store(EMPTY, Ordering::Relaxed);
-                return;
-            }
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
+                Some(if s == NOTIFIED { EMPTY } else { parked })
+            })
+            .unwrap_or_else(|s| s);
+        if prev == NOTIFIED {
+            token_taken();
+            return;
         }
         loop {
             let timeout = match deadline {
@@ -374,5 +384,28 @@ fn futex_wake(word: &AtomicU32) {
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12, item 6): an unpark that lands while `park` consumes a pending
+    /// token must stay pending (and, being after the consumption, be acquired by the next
+    /// park). With a failed compare-exchange followed by a plain store, the store erased it.
+    #[test]
+    fn issue_12_an_unpark_racing_with_the_token_consumption_is_not_lost() {
+        for deadline in [
+            None,
+            Some(Instant::now() + std::time::Duration::from_secs(60)),
+        ] {
+            let p = ThreadParker::new();
+            p.unpark();
+            p.park_with(deadline, || p.unpark());
+            assert_eq!(p.state.load(Ordering::SeqCst), NOTIFIED);
+            p.park(deadline); // returns at once: the second token
+            assert_eq!(p.state.load(Ordering::SeqCst), EMPTY);
+        }
     }
 }

@@ -6,7 +6,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::{format_ident, quote, ToTokens};
-use syn::{parse_macro_input, Expr, ItemFn, ReturnType};
+use syn::{parse_macro_input, AttrStyle, Attribute, Expr, ItemFn, ReturnType};
 
 mod select;
 
@@ -115,7 +115,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::main]") {
         return e.to_compile_error().into();
     }
-    let attrs = &f.attrs;
+    let (attrs, inner) = split_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -126,6 +126,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis fn #name() -> ::std::process::ExitCode {
+            #(#inner)*
             ::gort::__private::run_main(move || -> #ret #body)
         }
     }
@@ -147,7 +148,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::test]") {
         return e.to_compile_error().into();
     }
-    let attrs = &f.attrs;
+    let (attrs, inner) = split_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -157,6 +158,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() {
+                #(#inner)*
                 ::gort::__private::run_test(#label, move || #body)
             }
         },
@@ -164,11 +166,21 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() -> ::std::process::ExitCode {
+                #(#inner)*
                 ::gort::__private::run_test_report(#label, move || -> #ty #body)
             }
         },
     }
     .into()
+}
+
+/// The function's outer attributes (`#[..]` before `fn`) and inner ones (`#![..]` and `//!`
+/// at the start of its body, which syn collects in `attrs` too). The inner ones go back at
+/// the start of the generated function's body, where they apply to the same code.
+fn split_attrs(f: &ItemFn) -> (Vec<&Attribute>, Vec<&Attribute>) {
+    f.attrs
+        .iter()
+        .partition(|a| matches!(a.style, AttrStyle::Outer))
 }
 
 fn check_plain_fn(f: &ItemFn, what: &str) -> syn::Result<()> {
