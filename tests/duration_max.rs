@@ -19,13 +19,11 @@ fn maxprocs_1() {
 }
 
 /// Runs `f` in a goroutine and on a plain thread; `wake` ends the wait after a while.
-fn on_both<W: Send + 'static>(
+fn on_both<W: Send + Sync + 'static>(
     setup: impl Fn() -> W,
     wait: impl Fn(&W) + Send + Sync + Copy + 'static,
     wake: impl Fn(&W),
-) where
-    W: Sync,
-{
+) {
     for in_goroutine in [true, false] {
         let w = Arc::new(setup());
         let w2 = w.clone();

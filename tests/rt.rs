@@ -574,9 +574,9 @@ fn gort_test_may_return_result() -> Result<(), std::num::ParseIntError> {
     Ok(())
 }
 
-/// Regression (issue 12, item 8): a body may start with inner attributes; they stay inside
-/// the function (this file is linted with `-D warnings`, so an attribute that got lost would
-/// fail the build as surely as a misplaced one).
+/// Regression (issue 12, item 8): a body may start with inner attributes, and they still
+/// apply to the function (this file is linted with `-D warnings`: an attribute that got lost
+/// would fail the build as surely as a misplaced one).
 #[gort::test]
 fn issue_12_gort_test_accepts_inner_attributes() {
     #![allow(unused_variables)]

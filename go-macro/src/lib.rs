@@ -115,7 +115,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::main]") {
         return e.to_compile_error().into();
     }
-    let (attrs, inner) = split_attrs(&f);
+    let attrs = outer_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -126,7 +126,6 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis fn #name() -> ::std::process::ExitCode {
-            #(#inner)*
             ::gort::__private::run_main(move || -> #ret #body)
         }
     }
@@ -148,7 +147,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::test]") {
         return e.to_compile_error().into();
     }
-    let (attrs, inner) = split_attrs(&f);
+    let attrs = outer_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -158,29 +157,35 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() {
-                #(#inner)*
-                ::gort::__private::run_test(#label, move || #body)
+                    ::gort::__private::run_test(#label, move || #body)
             }
         },
         ReturnType::Type(_, ty) => quote! {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() -> ::std::process::ExitCode {
-                #(#inner)*
-                ::gort::__private::run_test_report(#label, move || -> #ty #body)
+                    ::gort::__private::run_test_report(#label, move || -> #ty #body)
             }
         },
     }
     .into()
 }
 
-/// The function's outer attributes (`#[..]` before `fn`) and inner ones (`#![..]` and `//!`
-/// at the start of its body, which syn collects in `attrs` too). The inner ones go back at
-/// the start of the generated function's body, where they apply to the same code.
-fn split_attrs(f: &ItemFn) -> (Vec<&Attribute>, Vec<&Attribute>) {
+/// The function's attributes, all in outer form. syn collects the inner attributes that open
+/// its body (`#![..]`, `//!`) in `attrs` too, after the outer ones; printed as they are,
+/// before the generated `fn`, they would not compile. An inner attribute of a function
+/// applies to the function, exactly as the same attribute in outer form does, so they are
+/// turned outer and kept on the generated function, in their order (and the item does not
+/// mix both styles, which clippy flags).
+fn outer_attrs(f: &ItemFn) -> Vec<Attribute> {
     f.attrs
         .iter()
-        .partition(|a| matches!(a.style, AttrStyle::Outer))
+        .cloned()
+        .map(|mut a| {
+            a.style = AttrStyle::Outer;
+            a
+        })
+        .collect()
 }
 
 fn check_plain_fn(f: &ItemFn, what: &str) -> syn::Result<()> {
