@@ -11,10 +11,12 @@
 //! - every OS thread of the process is the runtime's own (an M, sysmon, the poller), a plain
 //!   thread parked in a gort primitive with no deadline (its parker is in the untimed PARKED
 //!   state, which only an unpark can end: `park::plain_threads_parked`), or a thread that
-//!   predates the program: alive, with the same start time, when `#[gort::main]` began (the
-//!   main thread itself, a test harness's threads when a test runs a `#[gort::main]`
-//!   function). A std thread the program started that is computing, waiting with a timeout,
-//!   or blocked in something that is not gort (it might still send) means no report.
+//!   predates the program: alive, with the same start time, when `#[gort::main]` began, other
+//!   than the thread that called it (a test harness's threads when a test runs a
+//!   `#[gort::main]` function). The thread that runs `#[gort::main]` counts once it waits for
+//!   the main goroutine (before, it is starting the program). A std thread the program
+//!   started that is computing, waiting with a timeout, or blocked in something that is not
+//!   gort (it might still send) means no report.
 //!
 //! The checks cost nothing on the hot paths: sysmon reads counters that exist anyway, and
 //! looks at `/proc` only once everything else says "all asleep".
@@ -41,13 +43,17 @@ pub(crate) fn runtime_thread_started() {
         .push(gettid());
 }
 
-/// Turns deadlock reports on (called by `#[gort::main]`'s entry), and notes the threads that
-/// predate the program.
+/// Turns deadlock reports on (called by `#[gort::main]`'s entry on the thread that will wait
+/// for the main goroutine), and notes the threads that predate the program: every thread
+/// alive now but the caller, which is the program's until it waits in a gort primitive
+/// (while it starts the runtime and spawns the main goroutine, nothing else may run).
 pub(crate) fn enable() {
     PREDATING.get_or_init(|| {
+        let me = gettid();
         threads()
             .unwrap_or_default()
             .into_iter()
+            .filter(|&tid| tid != me)
             .filter_map(|tid| Some((tid, start_time(tid)?)))
             .collect()
     });

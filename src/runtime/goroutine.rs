@@ -256,8 +256,11 @@ impl Goroutine {
     ///
     /// While a panic unwinds, the goroutine is locked to its M first (see
     /// [`Goroutine::keep_thread_while_unwinding`]), so that it resumes on the same OS thread.
+    #[inline]
     pub(crate) fn suspend(&self, why: Suspend) {
-        self.keep_thread_while_unwinding();
+        if self.lock_why.load(Ordering::Relaxed) & LOCK_UNWINDING != 0 || std::thread::panicking() {
+            self.keep_thread_while_unwinding();
+        }
         let y = self.yielder.get();
         debug_assert!(!y.is_null());
         // SAFETY: the yielder was set when this goroutine started and lives as long as its
@@ -276,7 +279,8 @@ impl Goroutine {
     /// another M (as in a system call) and waits for this goroutine alone (worker.rs). The
     /// lock is dropped at the first suspend after the unwinding ended; until then the
     /// goroutine runs on its M without a P, like one back from a system call.
-    #[inline]
+    #[cold]
+    #[inline(never)]
     fn keep_thread_while_unwinding(&self) {
         let kept = self.lock_why.load(Ordering::Relaxed) & LOCK_UNWINDING != 0;
         if std::thread::panicking() {

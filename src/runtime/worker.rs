@@ -372,6 +372,8 @@ fn give_away_processor(sched: &Sched, m: &Machine) {
 /// Waits (without a P) until the goroutine locked to this M is runnable again. It is
 /// `m.current` again before it leaves `m.locked_ready`, so that the deadlock detector sees it
 /// in one of the two at every moment.
+#[cold]
+#[inline(never)]
 fn wait_locked(sched: &Sched, m: &Machine) -> GRef {
     give_away_processor(sched, m);
     loop {
