@@ -15,6 +15,9 @@
 //!
 //! `lock_os_thread` marks the goroutine as locked to its M: when it parks, its M hands its P
 //! to another M and waits for that goroutine alone; `ready` hands it straight back to its M.
+//! The runtime locks a goroutine the same way while it unwinds a panic (goroutine.rs,
+//! `keep_thread_while_unwinding`), with its own lock reason, so that `unlock_os_thread` in a
+//! destructor cannot let an unwinding goroutine move.
 
 use std::sync::atomic::Ordering;
 
@@ -109,7 +112,10 @@ impl Drop for Exit {
             );
         }
         if std::thread::panicking() {
-            return; // let the panic go on; the goroutine ends on this M
+            // Unwinding: the goroutine must stay on this thread (std's panic state is per
+            // thread), so no requeue; it keeps this M until its first suspend after the
+            // unwinding ends (`Goroutine::suspend`).
+            return;
         }
         // Without a P: let an M with a P run us (unless we are locked to this M).
         if goroutine::with_current(|g| g.locked_machine().is_none()) == Some(true) {
