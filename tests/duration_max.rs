@@ -269,3 +269,42 @@ fn issue_12_huge_test_timeout_means_no_watchdog() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The std drop-in facade takes the same timeouts.
+#[test]
+fn std_facade_timeouts_max() {
+    use gort::std::sync::{mpsc, Condvar as StdCondvar, Mutex as StdMutex};
+    on_both(
+        || {
+            let (tx, rx) = mpsc::channel::<u32>();
+            (StdMutex::new(tx), StdMutex::new(rx))
+        },
+        |(_, rx)| assert_eq!(rx.lock().unwrap().recv_timeout(MAX), Ok(7)),
+        |(tx, _)| tx.lock().unwrap().send(7).unwrap(),
+    );
+    on_both(
+        || (StdMutex::new(false), StdCondvar::new()),
+        |(m, c)| {
+            let (g, r) = c
+                .wait_timeout_while(m.lock().unwrap(), MAX, |ready| !*ready)
+                .unwrap();
+            assert!(*g && !r.timed_out());
+        },
+        |(m, c)| {
+            *m.lock().unwrap() = true;
+            c.notify_all();
+        },
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = gort::spawn(move || {
+        tx.send(gort::std::thread::current()).unwrap();
+        gort::std::thread::park_timeout(MAX);
+    });
+    let me = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    me.unpark();
+    h.join().unwrap();
+    let sleeper = gort::spawn(|| gort::std::thread::sleep(MAX));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!sleeper.is_finished());
+}
