@@ -241,6 +241,7 @@ impl Builder {
 
     /// Spawns the goroutine. Its stack is allocated now, so that running out of stacks
     /// (`vm.max_map_count`, memory) is an `io::Error` here rather than a failure later.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -250,6 +251,7 @@ impl Builder {
     }
 
     /// Spawns a scoped goroutine (see [`scope`]).
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
@@ -355,6 +357,7 @@ impl<'scope> Scope<'scope, '_> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`crate::spawn`]).
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -367,6 +370,7 @@ impl<'scope> Scope<'scope, '_> {
         self.spawn_with(f, opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    #[track_caller]
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         f: F,

@@ -210,6 +210,7 @@ static POLLER: OnceLock<Poller> = OnceLock::new();
 fn poller() -> &'static Poller {
     POLLER.get_or_init(|| {
         let p = Poller::new().unwrap_or_else(|e| panic!("gort: cannot create the netpoller: {e}"));
+        crate::runtime::deadlock::runtime_thread_spawned();
         std::thread::Builder::new()
             .name("gort-netpoll".into())
             .spawn(|| {

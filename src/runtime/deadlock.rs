@@ -21,26 +21,39 @@
 //! The checks cost nothing on the hot paths: sysmon reads counters that exist anyway, and
 //! looks at `/proc` only once everything else says "all asleep".
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::scheduler::Sched;
 
-/// OS thread ids of the runtime threads that are not Ms (sysmon, the network poller).
-static RUNTIME_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Runtime threads that are not Ms (sysmon, the network poller), counted when spawned.
+static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Their OS thread ids, each registered by the thread itself when it starts.
+static RUNTIME_TIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// Set by `run_main`: this program's entry is `#[gort::main]`.
 static MAIN_MODE: AtomicBool = AtomicBool::new(false);
 /// The threads alive when `#[gort::main]` began, as (tid, start time): not the program's.
 static PREDATING: OnceLock<Vec<(i32, u64)>> = OnceLock::new();
 
-/// Registers the calling thread as a runtime thread that is not an M. Called by the thread
-/// itself (until it is, it counts as a program thread, so no report can happen early).
+/// Registers the calling thread as a runtime thread that is not an M (its spawner already
+/// counted it with [`runtime_thread_spawned`]). Called by the thread itself: until it is, it
+/// counts as a program thread, so no report can happen early.
 pub(crate) fn runtime_thread_started() {
-    RUNTIME_THREADS
+    RUNTIME_TIDS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(gettid());
+}
+
+/// Counts a runtime thread that is not an M, before spawning it (for metrics).
+pub(crate) fn runtime_thread_spawned() {
+    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Runtime threads that are not Ms (for metrics).
+pub(crate) fn runtime_threads() -> usize {
+    RUNTIME_THREADS.load(Ordering::Relaxed)
 }
 
 /// Turns deadlock reports on (called by `#[gort::main]`'s entry on the thread that will wait
@@ -102,7 +115,7 @@ fn all_threads_accounted(sched: &Sched) -> bool {
             .map(|m| m.tid())
             .collect()
     };
-    let runtime = RUNTIME_THREADS
+    let runtime = RUNTIME_TIDS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();

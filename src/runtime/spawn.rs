@@ -108,6 +108,47 @@ impl<T> Packet<T> {
         }
     }
 
+    /// Registers a future's waker to be woken when the result is in (`JoinFuture`). Returns
+    /// false if the result is already in (then nothing is registered).
+    ///
+    /// `registered` says whether an earlier poll left a waker (state WAITING): the cell is
+    /// then taken back first (WAITING -> RUNNING), so the goroutine never reads it while it
+    /// changes; a waker that would wake the same task is kept as it is.
+    fn register(&self, waker: &std::task::Waker, registered: bool) -> bool {
+        if registered
+            && self
+                .state
+                .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false; // DONE
+        }
+        if !registered && self.is_done() {
+            return false;
+        }
+        // SAFETY: the state is RUNNING and we are the only joiner (the future owns the
+        // handle): the goroutine does not read `waiter` until it sees WAITING.
+        let slot = unsafe { &mut *self.waiter.get() };
+        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *slot = Some(Unparker::from_waker(waker.clone()));
+        }
+        self.state
+            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Withdraws a registered waker (a `JoinFuture` dropped before the result came).
+    fn unregister(&self) {
+        if self
+            .state
+            .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: back in RUNNING, the cell is ours again (as in `register`).
+            drop(unsafe { (*self.waiter.get()).take() });
+        }
+    }
+
     /// Takes the result; only after `wait` returned true.
     fn take(&self) -> std::thread::Result<T> {
         debug_assert!(self.is_done());
@@ -167,6 +208,77 @@ impl<T> JoinHandle<T> {
     }
 }
 
+/// Async code awaits a goroutine: `handle.await` is `handle.join()` without blocking the
+/// executor's thread (the goroutine's end wakes the awaiting task).
+///
+/// ```
+/// let h = gort::spawn(|| 6 * 7);
+/// let v = gort::block_on(async move { h.await.unwrap() });
+/// assert_eq!(v, 42);
+/// ```
+impl<T> std::future::IntoFuture for JoinHandle<T> {
+    type Output = std::thread::Result<T>;
+    type IntoFuture = JoinFuture<T>;
+
+    fn into_future(self) -> JoinFuture<T> {
+        JoinFuture {
+            handle: Some(self),
+            registered: false,
+        }
+    }
+}
+
+/// The future of a [`JoinHandle`] (`handle.await`): the goroutine's value, or the payload of
+/// its panic.
+///
+/// Dropping it before the goroutine ends withdraws its waker and detaches the goroutine, as
+/// dropping the `JoinHandle` does.
+#[must_use = "futures do nothing unless polled"]
+pub struct JoinFuture<T> {
+    handle: Option<JoinHandle<T>>,
+    /// A waker is registered in the packet (its state is WAITING, or DONE since).
+    registered: bool,
+}
+
+impl<T> std::future::Future for JoinFuture<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        let h = this
+            .handle
+            .as_ref()
+            .expect("JoinFuture polled after it completed");
+        let packet = h.task.packet();
+        if packet.register(cx.waker(), this.registered) {
+            this.registered = true;
+            return std::task::Poll::Pending;
+        }
+        this.registered = false;
+        let h = this.handle.take().expect("checked above");
+        std::task::Poll::Ready(h.task.packet().take())
+    }
+}
+
+impl<T> Drop for JoinFuture<T> {
+    fn drop(&mut self) {
+        if let (Some(h), true) = (&self.handle, self.registered) {
+            h.task.packet().unregister();
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinFuture")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinHandle")
@@ -214,7 +326,15 @@ impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
         // SAFETY: only the goroutine running the task calls `run`, once.
         let f = unsafe { (*self.f.get()).take() }.expect("a task runs once");
         let r = match start {
-            Start::Run => catch_unwind(AssertUnwindSafe(f)),
+            Start::Run => {
+                let r = catch_unwind(AssertUnwindSafe(f));
+                // Goroutine-locals die with the goroutine, on its stack, before the joiner
+                // hears of the end (as a thread's locals die before its join returns).
+                match (r, crate::local::run_destructors()) {
+                    (Ok(_), Err(p)) => Err(p),
+                    (r, _) => r,
+                }
+            }
             Start::Fail(e) => {
                 drop(f);
                 let msg = format!("goroutine {} could not start: {e}", self.id);
@@ -238,6 +358,7 @@ impl<F: Send, T: Send> Joinable<T> for Task<F, T> {
 /// # Safety
 /// Everything `f` and `T` borrow must outlive the goroutine (the caller joins it before the
 /// borrows end, as `thread::scope` does). With `F: 'static, T: 'static` this always holds.
+#[track_caller]
 pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
     f: F,
     opts: Options,
@@ -279,6 +400,7 @@ where
         size,
         entry,
         stack,
+        std::panic::Location::caller(),
     ));
     sched.count_live(1);
     super::dump::register(&g);
@@ -291,6 +413,7 @@ where
 }
 
 /// Spawns a goroutine with options; the `'static` (safe) form.
+#[track_caller]
 pub(crate) fn spawn_with<F, T>(f: F, opts: Options) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -316,6 +439,7 @@ where
 /// let h = gort::spawn(|| 6 * 7);
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

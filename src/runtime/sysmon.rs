@@ -15,7 +15,8 @@
 //!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
-//! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
+//! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
+//! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! It never runs goroutines and holds no P.
 //!
@@ -37,6 +38,7 @@ const BLOCKING_RETAKE_NS: u64 = 20_000;
 const RUNNING_RETAKE_NS: u64 = 10_000_000;
 
 pub(crate) fn start() {
+    super::deadlock::runtime_thread_spawned();
     std::thread::Builder::new()
         .name("gort-sysmon".into())
         .spawn(run)
@@ -51,9 +53,11 @@ fn run() {
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
+    let mut trace = super::schedtrace::SchedTrace::from_env();
     loop {
-        std::thread::sleep(Duration::from_micros(delay_us));
+        std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
         let now = timers::now_nanos();
+        trace.tick();
         let retook = retake(sched, &mut snaps, now);
         if timers::next_deadline().is_some_and(|d| d + 1_000_000 < now) {
             timers::run_due();
@@ -149,6 +153,7 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
                     Ordering::Acquire,
                 );
             }
+            super::metrics::SYSMON_HANDOFFS.fetch_add(1, Ordering::Relaxed);
             sched.machines.start(p);
             *snap = (tick, now);
             retook = true;
