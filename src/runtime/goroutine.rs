@@ -26,7 +26,9 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,6 +116,8 @@ pub(crate) struct Goroutine {
     locked: AtomicPtr<Machine>,
     /// Set when the goroutine has finished (for the dump registry).
     finished: AtomicBool,
+    /// Its slot in the dump registry (dump.rs), `u32::MAX` until registered.
+    pub(crate) registry_slot: AtomicU32,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
     /// Set by the goroutine when it starts; used by it to suspend.
@@ -145,6 +149,7 @@ impl Goroutine {
             guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
             locked: AtomicPtr::new(std::ptr::null_mut()),
             finished: AtomicBool::new(false),
+            registry_slot: AtomicU32::new(u32::MAX),
             run: UnsafeCell::new(Run {
                 entry: Some(entry),
                 coroutine: None,
@@ -229,6 +234,7 @@ impl Goroutine {
 
 impl Drop for Goroutine {
     fn drop(&mut self) {
+        super::dump::unregister(self);
         let run = self.run.get_mut();
         if let Some(co) = run.coroutine.take() {
             if co.0.started() && !co.0.done() {

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use super::goroutine::{Entry, Goroutine, Start};
 use super::scheduler;
-use super::stack::{self, Stack};
+use super::stack;
 use crate::park::{self, Unparker, WaitReason};
 use crate::thread::{ScopeData, Thread};
 
@@ -180,7 +180,8 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 pub(crate) struct Options {
     pub(crate) name: Option<String>,
     pub(crate) stack_size: Option<usize>,
-    /// Allocate the stack now, so that failure is reported to the caller (Builder spawns).
+    /// Report a failure to get a stack to the caller (Builder spawns): the stack is taken
+    /// at the call when it might not be had later (`stack::must_take_now`).
     pub(crate) eager_stack: bool,
 }
 
@@ -248,12 +249,15 @@ where
     T: Send + 'a,
 {
     let sched = scheduler::get();
-    let size = opts
-        .stack_size
-        .map(stack::round_size)
-        .unwrap_or(sched.stack_size);
-    let stack = if opts.eager_stack || stack::exhausted() {
-        Some(Stack::new(size)?)
+    let size = match opts.stack_size {
+        Some(n) => stack::round_size(n)?,
+        None => sched.stack_size,
+    };
+    // A spawn that must report a failure at the call takes its stack now if one might not
+    // be had later (stack::must_take_now); otherwise the goroutine takes one from its
+    // processor's cache when it first runs.
+    let stack = if (opts.eager_stack && stack::must_take_now(size)) || stack::exhausted() {
+        Some(stack::get(size)?)
     } else {
         None
     };
@@ -307,9 +311,10 @@ where
 /// that finish quickly need only a handful of stacks.
 ///
 /// # Panics
-/// If no goroutine stack can be allocated (the kernel's `vm.max_map_count` limit is reached
-/// or memory is exhausted), with a message that says how to raise the limit — as
-/// `std::thread::spawn` panics when it cannot create a thread. Use
+/// If no goroutine stack can be allocated (memory or address space is exhausted, or, on
+/// kernels without `MADV_GUARD_INSTALL`, the `vm.max_map_count` limit is reached), with a
+/// message that says what ran out and how to raise the limit — as `std::thread::spawn`
+/// panics when it cannot create a thread. Use
 /// [`thread::Builder::spawn`](crate::thread::Builder::spawn) to get an `io::Error` instead.
 ///
 /// ```

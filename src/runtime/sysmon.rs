@@ -15,7 +15,9 @@
 //!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
-//! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`).
+//! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
+//! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
+//!   trims free stacks beyond each size class's budget (`stack/arena.rs`).
 //!
 //! It never runs goroutines and holds no P.
 //!
@@ -35,6 +37,8 @@ use crate::time::timers;
 const BLOCKING_RETAKE_NS: u64 = 20_000;
 /// A P stuck this long running one goroutine is handed off (when work waits).
 const RUNNING_RETAKE_NS: u64 = 10_000_000;
+/// Period of the stack scavenger.
+const SCAVENGE_NS: u64 = 1_000_000_000;
 
 pub(crate) fn start() {
     super::deadlock::runtime_thread_started();
@@ -51,6 +55,7 @@ fn run() {
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
+    let mut next_scavenge = 0;
     loop {
         std::thread::sleep(Duration::from_micros(delay_us));
         let now = timers::now_nanos();
@@ -60,6 +65,10 @@ fn run() {
         }
         super::dump::serve_sigquit();
         deadlock.check(sched);
+        if now >= next_scavenge {
+            super::stack::scavenge();
+            next_scavenge = now + SCAVENGE_NS;
+        }
         if retook {
             idle_rounds = 0;
             delay_us = 20;
