@@ -105,6 +105,14 @@ impl Thread {
         }
     }
 
+    /// The goroutine of a handle made by `for_goroutine`.
+    pub(crate) fn goroutine(&self) -> &GRef {
+        match &self.inner {
+            Inner::Goroutine(g) => g,
+            Inner::Os(_) => unreachable!("a JoinHandle's thread is a goroutine"),
+        }
+    }
+
     /// The id.
     pub fn id(&self) -> ThreadId {
         match &self.inner {

@@ -3,7 +3,7 @@
 //! ```text
 //!  lifecycle         where it is                       who may touch `run`
 //!  ---------------   -------------------------------   -------------------------------
-//!  spawned           a run queue (entry set, no stack)  the worker that pops it
+//!  spawned           a run queue (task set, no stack)   the worker that pops it
 //!  running           executing on a worker              that worker (inside `resume`)
 //!  runnable          a run queue / runnext slot         the worker that pops it
 //!  parked            only in waiters' Unparkers         nobody (until unparked)
@@ -35,6 +35,7 @@ use std::time::Instant;
 use corosensei::{Coroutine, Yielder};
 
 use super::machine::Machine;
+use super::spawn::TaskSlot;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
@@ -60,10 +61,6 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function with panic catching and
-/// result delivery (`spawn::Task`).
-pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
-
 type Co = Coroutine<(), Suspend, (), Stack>;
 
 /// A corosensei coroutine that may move between worker threads.
@@ -79,8 +76,6 @@ unsafe impl Send for SendCoroutine {}
 /// What the owning worker keeps about a goroutine.
 #[derive(Default)]
 pub(crate) struct Run {
-    /// The body, until the goroutine first runs.
-    pub(crate) entry: Option<Entry>,
     /// The coroutine, from the first run until it finishes.
     pub(crate) coroutine: Option<SendCoroutine>,
     /// A stack allocated at spawn (Builder spawns, or when stacks are short).
@@ -120,6 +115,8 @@ pub(crate) struct Goroutine {
     pub(crate) registry_slot: AtomicU32,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
+    /// Its body and result packet (spawn.rs).
+    pub(crate) task: TaskSlot,
     /// Set by the goroutine when it starts; used by it to suspend.
     yielder: Cell<*const Yielder<(), Suspend>>,
 }
@@ -135,7 +132,7 @@ impl Goroutine {
         id: u64,
         name: Option<Box<str>>,
         stack_size: usize,
-        entry: Entry,
+        task: TaskSlot,
         stack: Option<Stack>,
     ) -> Goroutine {
         Goroutine {
@@ -151,10 +148,10 @@ impl Goroutine {
             finished: AtomicBool::new(false),
             registry_slot: AtomicU32::new(u32::MAX),
             run: UnsafeCell::new(Run {
-                entry: Some(entry),
                 coroutine: None,
                 stack,
             }),
+            task,
             yielder: Cell::new(std::ptr::null()),
         }
     }
@@ -236,6 +233,11 @@ impl Drop for Goroutine {
     fn drop(&mut self) {
         super::dump::unregister(self);
         let run = self.run.get_mut();
+        if run.coroutine.is_none() {
+            // Never started (nothing holds the runtime any more, so it never will): its
+            // function is dropped unrun.
+            self.task.abandon();
+        }
         if let Some(co) = run.coroutine.take() {
             if co.0.started() && !co.0.done() {
                 // A goroutine parked forever that nothing can wake any more. Unwinding its

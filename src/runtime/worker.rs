@@ -200,7 +200,6 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
     if run.coroutine.is_some() {
         return true;
     }
-    let entry = run.entry.take().expect("a new goroutine has an entry");
     let stack = match run.stack.take() {
         Some(s) => Ok(s),
         None => match m.processor() {
@@ -212,7 +211,7 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
     let stack = match stack {
         Ok(s) => s,
         Err(e) => {
-            entry.run(Start::Fail(e));
+            g.task.run(g, Start::Fail(e));
             g.mark_finished();
             return false;
         }
@@ -222,8 +221,9 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
     let co = Coroutine::with_stack(stack, move |y, ()| {
         // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
         // is live whenever this code runs.
-        unsafe { (*gp).set_yielder(y) };
-        entry.run(Start::Run);
+        let g = unsafe { &*gp };
+        g.set_yielder(y);
+        g.task.run(g, Start::Run);
     });
     run.coroutine = Some(SendCoroutine(co));
     true
