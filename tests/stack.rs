@@ -306,6 +306,61 @@ fn huge_stack_sizes_are_clear_errors_not_crashes() {
 }
 
 #[test]
+fn stacks_beyond_the_address_space_are_errors_not_crashes() {
+    // A size the process may not reserve (here under a 16 GiB address-space limit): an
+    // io::Error from Builder::spawn, and a panic with the same words from spawn/go! when it
+    // is the default size (GORT_STACK_SIZE).
+    if common::is_child("stacks_beyond_the_address_space_are_errors_not_crashes") {
+        let limit = libc::rlimit {
+            rlim_cur: 16 << 30,
+            rlim_max: 16 << 30,
+        };
+        // SAFETY: setting this process's own limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        if std::env::var_os("GORT_STACK_SIZE").is_some() {
+            let p = std::panic::catch_unwind(|| gort::go!(|| 1).join()).unwrap_err();
+            let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+            println!("PANIC {msg}");
+        } else {
+            let e = thread::Builder::new()
+                .stack_size(1 << 40)
+                .spawn(|| ())
+                .unwrap_err();
+            println!("ERROR {:?} {e}", e.kind());
+            // Smaller stacks still work.
+            thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(|| ())
+                .unwrap()
+                .join()
+                .unwrap();
+            println!("SMALLER OK");
+        }
+        return;
+    }
+    let name = "stacks_beyond_the_address_space_are_errors_not_crashes";
+    let out = common::run_child(name, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ERROR OutOfMemory"), "{stdout}");
+    assert!(stdout.contains("address space"), "{stdout}");
+    assert!(stdout.contains("SMALLER OK"), "{stdout}");
+    let out = common::run_child(name, &[("GORT_STACK_SIZE", "1t")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PANIC gort: cannot reserve"), "{stdout}");
+    assert!(stdout.contains("address space"), "{stdout}");
+}
+
+#[test]
 fn gort_stack_size_sets_the_default() {
     if common::is_child("gort_stack_size_sets_the_default") {
         // ~600 KiB of frames: more than the usual 256 KiB.

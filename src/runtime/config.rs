@@ -165,7 +165,8 @@ pub(crate) fn env_max_procs() -> Result<Option<usize>, String> {
     }
 }
 
-/// `GORT_STACK_SIZE` parsed (bytes, or with a `k`, `m` or `g` suffix for KiB, MiB, GiB),
+/// `GORT_STACK_SIZE` parsed (bytes, or with a `k`, `m`, `g` or `t` suffix for KiB, MiB, GiB,
+/// TiB),
 /// checked against the largest stack; None if unset.
 pub(crate) fn env_stack_size() -> Option<Result<usize, String>> {
     let v = std::env::var_os("GORT_STACK_SIZE")?;
@@ -178,10 +179,11 @@ pub(crate) fn env_stack_size() -> Option<Result<usize, String>> {
         return Some(Err(bad()));
     };
     let s = s.trim().to_ascii_lowercase();
-    let (digits, shift) = match s.strip_suffix(['k', 'm', 'g']) {
+    let (digits, shift) = match s.strip_suffix(['k', 'm', 'g', 't']) {
         Some(d) if s.ends_with('k') => (d, 10),
         Some(d) if s.ends_with('m') => (d, 20),
-        Some(d) => (d, 30),
+        Some(d) if s.ends_with('g') => (d, 30),
+        Some(d) => (d, 40),
         None => (s.as_str(), 0),
     };
     let n = match digits.trim().parse::<usize>() {

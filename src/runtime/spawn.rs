@@ -418,10 +418,10 @@ where
         Some(n) => stack::round_size(n)?,
         None => sched.stack_size,
     };
-    // A spawn that must report a failure at the call takes its stack now if one might not
-    // be had later (stack::must_take_now); otherwise the goroutine takes one from its
-    // processor's cache when it first runs.
-    let stack = if (opts.eager_stack && stack::must_take_now(size)) || stack::exhausted() {
+    // The stack is taken now if one might not be had later (stack::must_take_now), so that
+    // the failure is the caller's; otherwise the goroutine takes one from its processor's
+    // cache when it first runs.
+    let stack = if stack::must_take_now(size, opts.eager_stack) {
         Some(stack::get(size)?)
     } else {
         None

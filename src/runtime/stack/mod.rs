@@ -299,13 +299,17 @@ pub(crate) fn exhausted() -> bool {
     EXHAUSTED.load(Ordering::Relaxed)
 }
 
-/// True if a spawn that promises to report a failure at the call (`Builder::spawn`) must
-/// take its stack of `size` bytes now: where kernel mappings can run out (mprotect guards),
-/// once stacks did run out, or when no arena has a free slot (a new one must be mapped,
-/// which may fail). Otherwise the goroutine takes its stack, without a lock, from its
+/// True if a spawn must take its stack of `size` bytes now, so that a failure is reported
+/// at the call (an `io::Error` from `Builder::spawn`, a panic from `spawn`): once stacks did
+/// run out, when no arena of the class has a free slot (a new one must be mapped, which may
+/// fail: a size beyond the address space), and, for spawns that promise to report running
+/// out at the call (`exact`: `Builder::spawn`), wherever kernel mappings can run out
+/// (mprotect guards). Otherwise the goroutine takes its stack, without a lock, from its
 /// processor's cache when it first runs.
-pub(crate) fn must_take_now(size: usize) -> bool {
-    exhausted() || guard_mode() == GuardMode::Mprotect || !arena::has_free(class_of(size))
+pub(crate) fn must_take_now(size: usize, exact: bool) -> bool {
+    exhausted()
+        || !arena::has_free(class_of(size))
+        || (exact && guard_mode() == GuardMode::Mprotect)
 }
 
 #[cfg(test)]
