@@ -10,6 +10,7 @@ pub mod context;
 pub mod net;
 pub(crate) mod park;
 pub mod runtime;
+pub mod std;
 pub mod sync;
 pub mod thread;
 pub mod time;

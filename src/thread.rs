@@ -17,6 +17,15 @@
 //! v.push(4);
 //! ```
 //!
+//! This module is the Go-flavoured facade: std's shapes with gort's defaults, made for many
+//! small goroutines (256 KiB stacks by default; `Builder::spawn` allocates the stack at once
+//! so that running out is an `io::Error` there; [`ThreadId::goroutine_id`]). The exact std
+//! mirror — std's 2 MiB default stack and `RUST_MIN_STACK`, lazily reserved, for code written
+//! for OS threads — is [`gort::std::thread`](crate::std::thread). The two share every type
+//! (`Thread`, `ThreadId`, `JoinHandle`, `Scope`, `ScopedJoinHandle`), so handles pass between
+//! code written against either; only the defaults differ, which is why this module is kept
+//! rather than made a re-export.
+//!
 //! Differences from std, all following from "a thread here is a goroutine":
 //! - `current()` inside a goroutine is the goroutine; its `id()` is the goroutine id.
 //! - Goroutines start with small committed stacks that grow on demand up to `stack_size`
@@ -233,6 +242,7 @@ impl Builder {
     }
 
     fn options(self) -> Options {
+        check_name(self.name.as_deref());
         Options {
             name: self.name,
             stack_size: self.stack_size,
@@ -268,6 +278,16 @@ impl Builder {
     }
 }
 
+/// Panics as std's `Builder::spawn` does for a name that cannot be a C string (the name is
+/// checked at spawn, not in `name`, as std does).
+pub(crate) fn check_name(name: Option<&str>) {
+    if let Some(n) = name {
+        if n.as_bytes().contains(&0) {
+            std::ffi::CString::new(n).expect("thread name may not contain interior null bytes");
+        }
+    }
+}
+
 /// What a scope's goroutines share with the scope's owner.
 pub(crate) struct ScopeData {
     running: AtomicUsize,
@@ -290,6 +310,9 @@ impl ScopeData {
 /// A scope to spawn goroutines that borrow from the caller (see [`scope`]).
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
+    /// Stack size of goroutines spawned by `Scope::spawn` (None: the runtime's default;
+    /// `gort::std::thread::scope` sets std's).
+    stack_size: Option<usize>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -310,12 +333,22 @@ pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
+    scope_with(f, None)
+}
+
+/// [`scope`] whose `Scope::spawn` gives goroutines `stack_size` (None: the runtime default).
+#[track_caller]
+pub(crate) fn scope_with<'env, F, T>(f: F, stack_size: Option<usize>) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
     let scope = Scope {
         data: Arc::new(ScopeData {
             running: AtomicUsize::new(0),
             a_goroutine_panicked: AtomicBool::new(false),
             owner: park::current(),
         }),
+        stack_size,
         scope: PhantomData,
         env: PhantomData,
     };
@@ -342,11 +375,14 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        self.spawn_with(f, Options::default())
-            .unwrap_or_else(|e| panic!("{e}"))
+        let opts = Options {
+            stack_size: self.stack_size,
+            ..Options::default()
+        };
+        self.spawn_with(f, opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn spawn_with<F, T>(
+    pub(crate) fn spawn_with<F, T>(
         &'scope self,
         f: F,
         opts: Options,

@@ -57,7 +57,7 @@ impl Barrier {
     ///
     /// # Panics
     /// If `n` is zero.
-    pub fn new(n: usize) -> Barrier {
+    pub const fn new(n: usize) -> Barrier {
         assert!(
             n > 0,
             "sync: Barrier::new(0): a barrier needs at least one party"

@@ -45,6 +45,10 @@ pub struct Condvar {
 pub struct WaitTimeoutResult(bool);
 
 impl WaitTimeoutResult {
+    pub(crate) fn new(timed_out: bool) -> WaitTimeoutResult {
+        WaitTimeoutResult(timed_out)
+    }
+
     /// True if the wait ended because the timeout elapsed (not by a notification).
     pub fn timed_out(&self) -> bool {
         self.0

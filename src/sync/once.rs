@@ -1,9 +1,11 @@
 //! `Once`, `OnceLock<T>`, `once_value` and `once_func` (Go's `sync.Once`, `sync.OnceValue`,
 //! `sync.OnceFunc`).
 //!
-//! All are a `done` flag (Acquire load on the fast path) plus a [`RawMutex`] that callers
-//! arriving during the first call park on. The slow path is Go's `doSlow`: lock, re-check,
-//! run, publish `done`, unlock.
+//! All are a `done` flag (Acquire load on the fast path) plus a lock (`Once`: a [`RawMutex`];
+//! `OnceLock`: a `Mutex<()>`) that callers arriving during the first call park on. The slow
+//! path is Go's `doSlow`: lock, re-check, run, publish `done`, unlock. `OnceLock::wait`, which
+//! may come before any initialiser, also parks on a `Condvar` that the initialiser notifies
+//! under the lock after publishing `done`.
 //!
 //! Panics: as in Go, a [`Once`] whose function panicked counts as done (later calls do not
 //! run their function). [`OnceLock`] follows std: a panicking initialiser leaves the cell
@@ -12,10 +14,12 @@
 //!
 //! # Safety
 //!
-//! 1. **`OnceLock::value` is initialised iff `done` is true.** It is written only in
-//!    `init_slow`, and only after `f` has returned (a panicking `f` leaves both untouched);
-//!    `done` is set right after the write. `take` clears `done` before moving the value out,
-//!    so a value is never read, moved out or dropped twice, nor when it was never written.
+//! 1. **`OnceLock::value` is `Some` iff `done` is true** (outside `&mut self` methods). It is
+//!    written only in `init_slow`, and only after `f` has returned (a panicking `f` leaves both
+//!    untouched); `done` is set right after the write. `take` clears both. The value is an
+//!    `Option<T>` dropped by the compiler's drop glue rather than a `MaybeUninit<T>` dropped
+//!    by a `Drop` impl, so that, as with std's (`#[may_dangle]`), a `OnceLock<&'a T>` may be
+//!    dropped after `'a` ends (dropck sees only `T`'s own drop).
 //! 2. **Written at most once while shared.** Through `&self`, `value` is written only by
 //!    `init_slow`, while holding `m` and after seeing `done == false` under it, so two writes
 //!    never race (the next holder sees `done == true`, ordered by `m`); a re-entrant
@@ -24,15 +28,15 @@
 //! 3. **Reads happen after the write.** `get` reads `value` only after an Acquire load saw
 //!    `done == true`, which the writer stored with Release after writing: the write
 //!    happens-before every read, and no write follows while `&self` borrows exist. The
-//!    `&mut self` methods (`get_mut`, `take`, `drop`) are exclusive by the borrow checker.
-//! 4. **`m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract): every
-//!    unlock here is an `Unlock` guard built right after `m.lock(...)` in the same function and
-//!    dropped exactly once, on return or unwind.
+//!    `&mut self` methods (`get_mut`, `take`) are exclusive by the borrow checker.
+//! 4. **`Once::m` is unlocked only by its holder, once** (`RawMutex::unlock`'s contract):
+//!    every unlock here is an `Unlock` guard built right after `m.lock(...)` in the same
+//!    function and dropped exactly once, on return or unwind. (`OnceLock::m` is a `Mutex<()>`
+//!    and unlocks through its guard.)
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -136,10 +140,12 @@ impl fmt::Debug for Once {
 pub struct OnceLock<T> {
     /// Set (Release) after `value` is written.
     done: AtomicBool,
-    /// Held while an initialiser runs.
-    m: RawMutex,
+    /// Held while an initialiser runs, and by [`wait`](OnceLock::wait)ers checking `done`.
+    m: super::Mutex<()>,
+    /// Where [`wait`](OnceLock::wait)ers park until the value is set (notified under `m`).
+    set: super::Condvar,
     /// Initialised iff `done`.
-    value: UnsafeCell<MaybeUninit<T>>,
+    value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: by module Safety 2 and 3, the value is written once under `m` before `done` is
@@ -162,8 +168,9 @@ impl<T> OnceLock<T> {
     pub const fn new() -> OnceLock<T> {
         OnceLock {
             done: AtomicBool::new(false),
-            m: RawMutex::new(),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+            m: super::Mutex::new(()),
+            set: super::Condvar::new(),
+            value: UnsafeCell::new(None),
         }
     }
 
@@ -171,10 +178,9 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn get(&self) -> Option<&T> {
         if self.done.load(Ordering::Acquire) {
-            // SAFETY: (1) `done` is true, so the value is initialised; (3) the Acquire load
-            // orders its write before this read, and (2) it is not written again while `&self`
-            // borrows exist.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
+            // SAFETY: (3) the Acquire load of `done == true` orders the value's write before
+            // this read, and (2) it is not written again while `&self` borrows exist.
+            unsafe { (*self.value.get()).as_ref() }
         } else {
             None
         }
@@ -183,9 +189,7 @@ impl<T> OnceLock<T> {
     /// The value, mutably, if set.
     pub fn get_mut(&mut self) -> Option<&mut T> {
         if *self.done.get_mut() {
-            // SAFETY: (1) `done` is true, so the value is initialised; `&mut self` makes this
-            // the only access.
-            Some(unsafe { self.value.get_mut().assume_init_mut() })
+            self.value.get_mut().as_mut()
         } else {
             None
         }
@@ -204,16 +208,32 @@ impl<T> OnceLock<T> {
 
     #[cold]
     fn init_slow<F: FnOnce() -> T>(&self, f: F) {
-        self.m.lock(WaitReason::OnceWait);
-        let _unlock = Unlock(&self.m);
+        let _held = self.m.lock();
         if !self.done.load(Ordering::Relaxed) {
             let v = f();
             // SAFETY: (2) we hold `m` and saw `done == false` under it, so no one else writes
-            // the value, and (3) no one reads it until `done` is stored below. It is
-            // uninitialised (1), so `write` overwrites nothing that needed dropping.
-            unsafe { (*self.value.get()).write(v) };
+            // the value, and (3) no one reads it until `done` is stored below. It is `None`
+            // (1), so the assignment drops nothing.
+            unsafe { *self.value.get() = Some(v) };
             self.done.store(true, Ordering::Release);
+            // Under `m`: a waiter that saw `done == false` under `m` is already queued.
+            self.set.notify_all();
         }
+    }
+
+    /// Parks until the cell has a value (set by another goroutine or thread), and returns it
+    /// (std's `OnceLock::wait`). A panicking initialiser leaves the cell empty: waiters go on
+    /// waiting for the next one.
+    pub fn wait(&self) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        let mut held = self.m.lock();
+        while !self.done.load(Ordering::Acquire) {
+            held = self.set.wait(held);
+        }
+        drop(held);
+        self.get().expect("OnceLock set")
     }
 
     /// Sets the value if the cell is empty; otherwise hands `value` back.
@@ -233,24 +253,8 @@ impl<T> OnceLock<T> {
 
     /// Takes the value out, leaving the cell empty.
     pub fn take(&mut self) -> Option<T> {
-        if std::mem::replace(self.done.get_mut(), false) {
-            // SAFETY: (1) `done` was true, so the value is initialised, and `done` is now false,
-            // so this bitwise move-out is the last use of it (not read or dropped again).
-            // `&mut self` makes this the only access.
-            Some(unsafe { self.value.get_mut().assume_init_read() })
-        } else {
-            None
-        }
-    }
-}
-
-impl<T> Drop for OnceLock<T> {
-    fn drop(&mut self) {
-        if *self.done.get_mut() {
-            // SAFETY: (1) `done` is true, so the value is initialised; the cell is being
-            // dropped, so this is the value's only drop and nothing uses it afterwards.
-            unsafe { self.value.get_mut().assume_init_drop() };
-        }
+        *self.done.get_mut() = false;
+        self.value.get_mut().take()
     }
 }
 
@@ -259,6 +263,25 @@ impl<T> Default for OnceLock<T> {
         OnceLock::new()
     }
 }
+
+impl<T: Clone> Clone for OnceLock<T> {
+    fn clone(&self) -> OnceLock<T> {
+        let cell = OnceLock::new();
+        if let Some(v) = self.get() {
+            let _ = cell.set(v.clone());
+        }
+        cell
+    }
+}
+
+impl<T: PartialEq> PartialEq for OnceLock<T> {
+    /// Equal if both are empty, or both hold equal values (as std's).
+    fn eq(&self, other: &OnceLock<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceLock<T> {}
 
 impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -106,3 +106,57 @@ pub fn max_map_count() -> Option<usize> {
         .parse()
         .ok()
 }
+
+/// Defines a test whose body runs twice: `on_thread` calls it on the test's own plain thread
+/// (where every wait parks the thread) and `in_goroutine` runs it as a goroutine with
+/// `#[gort::test]` (where every wait parks the goroutine). Each becomes a module named after
+/// the test, holding the two `#[test]`s.
+#[macro_export]
+macro_rules! both {
+    ($(#[doc = $doc:literal])* fn $name:ident() $body:block $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body() $body
+
+            #[test]
+            fn on_thread() {
+                let _w = $crate::common::watchdog(120, stringify!($name));
+                body()
+            }
+
+            #[gort::test]
+            fn in_goroutine() {
+                body()
+            }
+        }
+        $crate::both! { $($rest)* }
+    };
+    () => {};
+}
+
+/// The message of a panic payload (`&str` or `String`).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string payload>".to_string()
+    }
+}
+
+/// Runs `f`, expecting it to panic with a message containing `expected`.
+#[track_caller]
+pub fn assert_panics<R>(expected: &str, f: impl FnOnce() -> R) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    match r {
+        Ok(_) => panic!("expected a panic containing {expected:?}"),
+        Err(p) => {
+            let msg = panic_message(&*p);
+            assert!(msg.contains(expected), "panic {msg:?} lacks {expected:?}");
+        }
+    }
+}
