@@ -234,8 +234,8 @@ impl Drop for Goroutine {
         super::dump::unregister(self);
         let run = self.run.get_mut();
         if run.coroutine.is_none() {
-            // Never started (nothing holds the runtime any more, so it never will): its
-            // function is dropped unrun.
+            // Finished (its task already let go), or never started: nothing can run it any
+            // more, so its function is dropped unrun.
             self.task.abandon();
         }
         if let Some(co) = run.coroutine.take() {

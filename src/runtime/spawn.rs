@@ -238,9 +238,9 @@ impl<F, T> Drop for Task<F, T> {
     }
 }
 
-/// Bytes of task a goroutine holds inline (the packet, about 56 bytes, and the function's
-/// captures); a bigger task is boxed.
-const TASK_INLINE: usize = 96;
+/// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is a word or
+/// less, and the function's captures: a few handles); a bigger task is boxed.
+const TASK_INLINE: usize = 80;
 
 /// The inline room for a task.
 #[repr(C, align(16))]
@@ -354,7 +354,7 @@ impl TaskSlot {
             &Ops::<F, T>::INLINE
         } else {
             let b = Box::into_raw(Box::new(task));
-            // SAFETY: a pointer fits any buffer of 96 bytes aligned to 16.
+            // SAFETY: a pointer fits the buffer (80 bytes aligned to 16).
             unsafe { buf.0.as_mut_ptr().cast::<*mut Task<F, T>>().write(b) };
             &Ops::<F, T>::BOXED
         };

@@ -222,7 +222,6 @@ impl PoolState {
                 let start = a.slot_start(slot);
                 out.push(Stack {
                     arena: ptr,
-                    limit: start + GUARD_SIZE,
                     top: start + a.stride,
                     slot,
                     class: class as u8,
@@ -350,7 +349,7 @@ pub(crate) fn take(class: usize, n: usize, out: &mut Vec<Stack>) -> io::Result<(
         let mut k = 0;
         for s in &out[chunk.clone()] {
             if !s.guarded {
-                ranges[k] = iovec(s.limit - GUARD_SIZE, GUARD_SIZE);
+                ranges[k] = iovec(s.guard().0, GUARD_SIZE);
                 k += 1;
             }
         }

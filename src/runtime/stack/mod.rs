@@ -146,10 +146,10 @@ fn class_size(class: usize) -> usize {
 pub(crate) struct Stack {
     /// The arena the slot belongs to.
     arena: NonNull<arena::Arena>,
-    /// Highest address of the stack, exclusive; where the stack begins growing down.
+    /// Highest address of the stack, exclusive; where the stack begins growing down (the
+    /// lowest usable address, the guard's end, is `low()`: 24 bytes in all, as every
+    /// goroutine carries one).
     top: usize,
-    /// Lowest usable address (the guard's end).
-    limit: usize,
     /// Index of the slot in its arena.
     slot: u32,
     /// Size class.
@@ -168,12 +168,17 @@ unsafe impl Send for Stack {}
 impl Stack {
     /// Usable size in bytes.
     pub(crate) fn size(&self) -> usize {
-        self.top - self.limit
+        class_size(self.class as usize)
+    }
+
+    /// Lowest usable address (the guard's end; corosensei's `limit`).
+    fn low(&self) -> usize {
+        self.top - self.size()
     }
 
     /// The guard region, `[low, high)`: a fault there is this stack's overflow.
     pub(crate) fn guard(&self) -> (usize, usize) {
-        (self.limit - GUARD_SIZE, self.limit)
+        (self.low() - GUARD_SIZE, self.low())
     }
 
     /// Before reuse: releases the deep zone's pages if the last user went deep.
@@ -189,11 +194,11 @@ impl Stack {
             || (backstop && self.deep_page_resident());
         if deep {
             TRIMS.fetch_add(1, Ordering::Relaxed);
-            let len = self.top - HOT_ZONE - self.limit;
+            let len = self.top - HOT_ZONE - self.low();
             // SAFETY: [limit, top - HOT_ZONE) is inside our own slot and unused now;
             // MADV_DONTNEED turns it back into zero-fill-on-demand pages (the guard below
             // `limit` is not in the range, and guard markers survive it anyway).
-            unsafe { libc::madvise(self.limit as *mut _, len, libc::MADV_DONTNEED) };
+            unsafe { libc::madvise(self.low() as *mut _, len, libc::MADV_DONTNEED) };
         }
     }
 
@@ -204,7 +209,7 @@ impl Stack {
         let page = page_size();
         let Some(addr) = (self.top - HOT_ZONE)
             .checked_sub(2 * page)
-            .filter(|&a| a >= self.limit)
+            .filter(|&a| a >= self.low())
         else {
             return false;
         };
@@ -234,7 +239,7 @@ unsafe impl corosensei::stack::Stack for Stack {
         NonZeroUsize::new(self.top).expect("stack top is not null")
     }
     fn limit(&self) -> StackPointer {
-        NonZeroUsize::new(self.limit).expect("stack limit is not null")
+        NonZeroUsize::new(self.low()).expect("stack limit is not null")
     }
 }
 
@@ -399,16 +404,16 @@ mod tests {
         // Each test uses its own size class: tests run in parallel and share the pools.
         let mut s = with_stack(1 << 20);
         let (lo, hi) = s.guard();
-        assert_eq!((hi - lo, hi), (GUARD_SIZE, s.limit));
+        assert_eq!((hi - lo, hi), (GUARD_SIZE, s.low()));
         let guarded = |s: &Stack| {
             (s.guard().0..s.guard().1)
                 .step_by(page_size())
                 .all(is_guard)
         };
         assert!(guarded(&s), "no guard below a new stack");
-        assert!(!is_guard(s.limit) && !is_guard(s.top - page_size()));
+        assert!(!is_guard(s.low()) && !is_guard(s.top - page_size()));
         // Used deep, down to the guard, then trimmed on reuse: the guard must still be there.
-        for a in (s.limit..s.top).step_by(page_size()) {
+        for a in (s.low()..s.top).step_by(page_size()) {
             // SAFETY: inside the usable region of a stack no coroutine runs on.
             unsafe { (a as *mut u8).write(1) };
         }
