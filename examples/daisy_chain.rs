@@ -5,7 +5,7 @@
 //! is a parked goroutine holding its own guarded stack (about one 4 KiB page of memory). On
 //! Linux 6.13 and later a guard costs no kernel mapping, so a million links run at the
 //! default `vm.max_map_count`; on older kernels each link costs two mappings, and beyond
-//! about 32,000 the runtime's error says how to raise the limit.
+//! about 30,000 the runtime's error says how to raise the limit.
 use std::time::Instant;
 
 use gort::chan::{Receiver, Sender};

@@ -509,8 +509,9 @@ fn out_of_mappings_is_a_named_error_on_the_mprotect_path() {
         .lines()
         .find_map(|l| l.find("RESULT").map(|at| &l[at..]))
         .unwrap_or_else(|| panic!("no result:\n{stdout}\n{stderr}"));
+    // gort leaves 4,096 mappings to the rest of the program (stack/guard.rs).
     let limit = common::max_map_count().unwrap_or(65_530);
-    if limit >= 2 * N + 10_000 {
+    if limit.saturating_sub(4096) / 2 >= N {
         assert_eq!(line, format!("RESULT all {N} ran"));
     } else {
         assert!(line.starts_with("RESULT error after"), "{line}");

@@ -465,6 +465,8 @@ pub(crate) fn scavenge() {
         for a in unmap {
             // SAFETY: the arena is out of its pool and wholly free: nothing uses its memory.
             unsafe { libc::munmap(a.base as *mut _, a.len) };
+            // Every slot handed out got a guard, except those put on the unguarded list.
+            guard::forget((a.fresh - a.unguarded.len) as usize);
         }
         if trims.is_empty() {
             continue;

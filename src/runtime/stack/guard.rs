@@ -25,6 +25,7 @@
 //! ranges (slots of an arena it has taken out of the free lists, see arena.rs).
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// `madvise` advice that installs guard markers (Linux 6.13, not yet in every libc crate).
@@ -123,13 +124,48 @@ pub(crate) unsafe fn install(ranges: &[libc::iovec]) -> Result<(), (usize, io::E
         GuardMode::Madvise => unsafe { advise_all(ranges, MADV_GUARD_INSTALL) },
         GuardMode::Mprotect => {
             for (i, r) in ranges.iter().enumerate() {
+                if MPROTECT_GUARDS.fetch_add(1, Ordering::Relaxed) >= mprotect_budget() {
+                    MPROTECT_GUARDS.fetch_sub(1, Ordering::Relaxed);
+                    return Err((i, io::Error::from_raw_os_error(libc::ENOMEM)));
+                }
                 // SAFETY: as above.
                 if unsafe { libc::mprotect(r.iov_base, r.iov_len, libc::PROT_NONE) } != 0 {
+                    MPROTECT_GUARDS.fetch_sub(1, Ordering::Relaxed);
                     return Err((i, io::Error::last_os_error()));
                 }
             }
             Ok(())
         }
+    }
+}
+
+/// Kernel mappings left to the rest of the program when guards are made by `mprotect`:
+/// thread stacks (two mappings each), allocator arenas, libraries. Without this reserve the
+/// last stack would take the last mapping and the next thread or heap growth would fail
+/// (and `malloc` failing aborts the process).
+pub(crate) const MAPPINGS_RESERVED: usize = 4096;
+
+/// Guards made by `mprotect` that exist (each splits its arena's mapping: two more mappings).
+static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many `mprotect` guards may exist: half of `vm.max_map_count` less the reserve.
+pub(crate) fn mprotect_budget() -> usize {
+    static BUDGET: OnceLock<usize> = OnceLock::new();
+    *BUDGET.get_or_init(|| max_map_count().saturating_sub(MAPPINGS_RESERVED) / 2)
+}
+
+/// `vm.max_map_count` (Linux's default, 65530, if unreadable).
+pub(crate) fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65_530)
+}
+
+/// `n` guards went away with their arena's mapping.
+pub(crate) fn forget(n: usize) {
+    if mode() == GuardMode::Mprotect {
+        MPROTECT_GUARDS.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -193,7 +229,7 @@ unsafe fn advise_all(
 
 /// This process's pidfd, for `process_madvise` (reopened in a forked child).
 fn self_pidfd() -> libc::c_int {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
     /// `pid << 32 | fd` of the last pidfd opened.
     static PIDFD: AtomicU64 = AtomicU64::new(0);
     // SAFETY: getpid has no preconditions.

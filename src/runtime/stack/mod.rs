@@ -260,12 +260,6 @@ pub(crate) fn put(mut stack: Stack) {
     arena::give_back(class, [stack]);
 }
 
-fn read_max_map_count() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 fn set_exhausted(v: bool) {
     if EXHAUSTED.load(Ordering::Relaxed) != v {
         EXHAUSTED.store(v, Ordering::Relaxed);
@@ -277,15 +271,17 @@ fn set_exhausted(v: bool) {
 fn exhausted_error(err: io::Error, call: &str, len: usize) -> io::Error {
     set_exhausted(true);
     let msg = if guard_mode() == GuardMode::Mprotect {
-        let limit = read_max_map_count().unwrap_or_else(|| "unknown".into());
         format!(
             "gort: cannot allocate a goroutine stack ({call}: {err}). Each suspended goroutine \
              holds a stack of two kernel memory mappings (guard pages by mprotect: this kernel \
              lacks MADV_GUARD_INSTALL, Linux 6.13 or later, or GORT_STACK_GUARD=mprotect is \
-             set), and the kernel allows vm.max_map_count = {limit} mappings per process \
-             (about {} suspended goroutines); raise it with \
-             `sysctl -w vm.max_map_count=1048576` (as root), or the system is out of memory",
-            limit.parse::<usize>().map(|n| n / 2).unwrap_or(32_000)
+             set), and the kernel allows vm.max_map_count = {} mappings per process, of which \
+             gort leaves {} to the rest of the program: about {} suspended goroutines; raise \
+             it with `sysctl -w vm.max_map_count=1048576` (as root), or the system is out of \
+             memory",
+            guard::max_map_count(),
+            guard::MAPPINGS_RESERVED,
+            guard::mprotect_budget(),
         )
     } else if call == "mmap" {
         format!(
