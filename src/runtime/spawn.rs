@@ -154,11 +154,12 @@ pub struct JoinHandle<T> {
     thread: Thread,
 }
 
-// SAFETY: as std's JoinHandle: the handle moves or shares only the right to wait for and take
-// a `T: Send` result; the packet follows its protocol (module safety notes).
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: as above; `&JoinHandle` only reads the packet's atomic state.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
+// SAFETY: as std's JoinHandle (Send and Sync for every T): handles are made only by spawns,
+// which require `T: Send`; the handle moves or shares only the right to wait for and take
+// that result, and the packet follows its protocol (module safety notes).
+unsafe impl<T> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` only reads the packet's atomic state and the `Thread`.
+unsafe impl<T> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     fn packet(&self) -> &Packet<T> {
