@@ -1,4 +1,5 @@
-//! Runtime benchmarks: spawn+join, yield switch, park/unpark ping-pong, parked-goroutine RSS.
+//! Runtime benchmarks: spawn+join, yield switch, park/unpark ping-pong, `block_on`,
+//! parked-goroutine RSS.
 //!
 //! `cargo bench --bench runtime` prints one table. Each figure is the median of several runs.
 //! The cross-language comparison (Go, tokio, may, std) is the separate program in `peers/`.
@@ -97,6 +98,71 @@ fn sleepers(n: usize, ms: u64) -> f64 {
     .unwrap()
 }
 
+/// ns per `block_on` of a future that is ready at once, in a goroutine.
+fn block_on_ready(n: usize) -> f64 {
+    gort::spawn(move || {
+        let t = Instant::now();
+        let mut sum = 0usize;
+        for i in 0..n {
+            sum += gort::block_on(std::future::ready(i));
+        }
+        assert_eq!(sum, n * (n - 1) / 2);
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+    .join()
+    .unwrap()
+}
+
+/// ns per round trip: a goroutine in `block_on` on a future that another goroutine's waker
+/// completes (park, wake through the Waker, re-poll), ping-ponging.
+fn block_on_wake(n: usize) -> f64 {
+    use std::sync::Mutex;
+    use std::task::{Poll, Waker};
+    #[derive(Default)]
+    struct Slot {
+        turn: AtomicUsize,
+        waker: Mutex<Option<Waker>>,
+    }
+    fn wait_for(s: &Slot, v: usize) {
+        gort::block_on(std::future::poll_fn(|cx| {
+            if s.turn.load(Ordering::Acquire) >= v {
+                return Poll::Ready(());
+            }
+            *s.waker.lock().unwrap() = Some(cx.waker().clone());
+            if s.turn.load(Ordering::Acquire) >= v {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }));
+    }
+    fn set(s: &Slot, v: usize) {
+        s.turn.store(v, Ordering::Release);
+        if let Some(w) = s.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+    gort::spawn(move || {
+        let (a, b) = (Arc::new(Slot::default()), Arc::new(Slot::default()));
+        let (a2, b2) = (a.clone(), b.clone());
+        let t = Instant::now();
+        let other = gort::spawn(move || {
+            for i in 1..=n {
+                wait_for(&a2, i);
+                set(&b2, i);
+            }
+        });
+        for i in 1..=n {
+            set(&a, i);
+            wait_for(&b, i);
+        }
+        other.join().unwrap();
+        t.elapsed().as_nanos() as f64 / n as f64
+    })
+    .join()
+    .unwrap()
+}
+
 fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -154,6 +220,18 @@ fn main() {
     if want("park") {
         let v = measure(7, || park_pingpong(200_000));
         println!("{:<28} {:>11.0} ns {:>12}", "park/unpark ping-pong", v, "");
+    }
+    if want("block_on") {
+        let v = measure(7, || block_on_ready(1_000_000));
+        println!(
+            "{:<28} {:>11.1} ns {:>12}",
+            "block_on (ready future)", v, ""
+        );
+        let v = measure(7, || block_on_wake(200_000));
+        println!(
+            "{:<28} {:>11.0} ns {:>12}",
+            "block_on wake ping-pong", v, ""
+        );
     }
     if want("sleep") {
         let v = measure(5, || sleepers(10_000, 100));

@@ -8,7 +8,13 @@
 //! cargo run --release --example echo_server -- load 127.0.0.1:7007 1000 5
 //!                                              # address, connections, seconds
 //! cargo run --release --example echo_server -- demo [secs]     # server + load, one process
+//! cargo run --release --example echo_server -- metrics [addr]   # ask a server for its metrics
 //! ```
+//!
+//! Metrics on request: a connection whose first line is `metrics` gets the server's
+//! `gort::runtime::metrics()` (goroutines by state, threads, steals, hand-offs, scheduling
+//! latency...) instead of an echo, as text, and is closed. (`printf 'metrics\n' | nc
+//! 127.0.0.1 7007` does the same as the `metrics` command.) `demo` prints them at the end.
 //!
 //! Each connection's goroutine is plain blocking code: `read`, `write_all`, repeat. A read
 //! with nothing to read parks the goroutine (its worker thread runs other goroutines) until
@@ -34,14 +40,24 @@ fn serve(l: TcpListener) -> io::Result<()> {
     Ok(())
 }
 
-/// Echoes everything the peer sends until it closes the connection.
+/// The request line that asks for metrics instead of an echo.
+const METRICS_REQUEST: &[u8] = b"metrics\n";
+
+/// Echoes everything the peer sends until it closes the connection; answers a first line
+/// `metrics` with the runtime's metrics.
 fn handle(mut conn: TcpStream) {
     let _ = conn.set_nodelay(true);
     let mut buf = [0u8; 4096];
+    let mut first = true;
     loop {
         match conn.read(&mut buf) {
             Ok(0) | Err(_) => return,
+            Ok(n) if first && buf[..n] == *METRICS_REQUEST => {
+                let _ = conn.write_all(gort::runtime::metrics().to_string().as_bytes());
+                return;
+            }
             Ok(n) => {
+                first = false;
                 if conn.write_all(&buf[..n]).is_err() {
                     return;
                 }
@@ -98,6 +114,16 @@ fn load(addr: SocketAddr, conns: usize, secs: f64) {
     );
 }
 
+/// Asks the server at `addr` for its metrics and prints them.
+fn fetch_metrics(addr: SocketAddr) -> io::Result<()> {
+    let mut c = TcpStream::connect(addr)?;
+    c.write_all(METRICS_REQUEST)?;
+    let mut text = String::new();
+    c.read_to_string(&mut text)?;
+    print!("{text}");
+    Ok(())
+}
+
 #[gort::main]
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -117,7 +143,12 @@ fn main() -> io::Result<()> {
             println!("echo server on {addr}; load for {secs} s");
             gort::go!(serve(l));
             load(addr, 100, secs);
-            Ok(())
+            println!("server metrics:");
+            fetch_metrics(addr)
+        }
+        Some("metrics") => {
+            let addr = args.get(1).map_or(DEFAULT_ADDR, String::as_str);
+            fetch_metrics(addr.parse().map_err(io::Error::other)?)
         }
         addr => {
             let addr = addr.unwrap_or(DEFAULT_ADDR);

@@ -7,6 +7,7 @@ extern crate self as gort;
 
 pub mod chan;
 pub mod context;
+pub mod local;
 pub mod net;
 pub(crate) mod park;
 pub mod runtime;
@@ -18,8 +19,8 @@ pub mod time;
 pub use chan::chan;
 pub use go_macro::{go, main, select, test};
 pub use runtime::{
-    blocking, dump, goroutine_id, lock_os_thread, max_procs, num_goroutines, spawn,
-    unlock_os_thread, yield_now, Config, ConfigError, JoinHandle,
+    block_on, blocking, dump, dump_json, goroutine_id, lock_os_thread, max_procs, num_goroutines,
+    spawn, unlock_os_thread, yield_now, Config, ConfigError, JoinFuture, JoinHandle,
 };
 
 /// `go!` accepts a call, a method call or a closure; anything else is a compile error that

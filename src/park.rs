@@ -97,6 +97,8 @@ pub(crate) enum WaitReason {
     OnceWait,
     /// `sync::Barrier::wait`.
     BarrierWait,
+    /// `gort::block_on` waiting for its future's waker.
+    BlockOn,
 }
 
 impl WaitReason {
@@ -120,12 +122,13 @@ impl WaitReason {
             WaitReason::ThreadPark => "park",
             WaitReason::OnceWait => "sync.Once.Do",
             WaitReason::BarrierWait => "sync.Barrier.Wait",
+            WaitReason::BlockOn => "block_on",
         }
     }
 
     pub(crate) fn from_u8(n: u8) -> WaitReason {
         use WaitReason::*;
-        const ALL: [WaitReason; 17] = [
+        const ALL: [WaitReason; 18] = [
             None,
             ChanSend,
             ChanReceive,
@@ -143,12 +146,19 @@ impl WaitReason {
             ThreadPark,
             OnceWait,
             BarrierWait,
+            BlockOn,
         ];
         ALL.get(n as usize).copied().unwrap_or(None)
     }
 }
 
 /// A handle that wakes one goroutine or plain thread: the thing waiters leave in wait queues.
+///
+/// It may also wrap a `std::task::Waker` ([`Unparker::from_waker`]), so that a future (async
+/// code polled by any executor) can wait in the same queues as parked goroutines: `unpark`
+/// then calls `wake_by_ref`, which never blocks (a waker must not), and which a waker may call
+/// under a queue lock like any unpark (rule 3) — provided the waker is not one that runs the
+/// task inline, which no executor's waker does.
 #[derive(Clone)]
 pub(crate) struct Unparker {
     target: Target,
@@ -158,6 +168,9 @@ pub(crate) struct Unparker {
 enum Target {
     Goroutine(GRef),
     Thread(Arc<ThreadParker>),
+    /// In an `Arc` so that an `Unparker` stays two words (queues hold many of them) and
+    /// every variant drops the same way.
+    Waker(Arc<std::task::Waker>),
 }
 
 impl Unparker {
@@ -166,8 +179,31 @@ impl Unparker {
     pub(crate) fn unpark(&self) {
         match &self.target {
             Target::Goroutine(g) => goroutine::unpark(g),
-            Target::Thread(t) => t.unpark(),
+            _ => self.unpark_other(),
         }
+    }
+
+    /// The plain-thread and waker cases, kept off the goroutine fast path.
+    #[cold]
+    #[inline(never)]
+    fn unpark_other(&self) {
+        match &self.target {
+            Target::Goroutine(g) => goroutine::unpark(g),
+            Target::Thread(t) => t.unpark(),
+            Target::Waker(w) => w.wake_by_ref(),
+        }
+    }
+
+    /// A handle that wakes a future's task: `unpark` calls `waker.wake_by_ref()`.
+    pub(crate) fn from_waker(waker: std::task::Waker) -> Unparker {
+        Unparker {
+            target: Target::Waker(Arc::new(waker)),
+        }
+    }
+
+    /// True if this handle wraps a waker that wakes the same task as `waker`.
+    pub(crate) fn will_wake(&self, waker: &std::task::Waker) -> bool {
+        matches!(&self.target, Target::Waker(w) if w.will_wake(waker))
     }
 
     /// True if both handles wake the same goroutine or thread.
@@ -175,6 +211,7 @@ impl Unparker {
         match (&self.target, &other.target) {
             (Target::Goroutine(a), Target::Goroutine(b)) => Arc::ptr_eq(a, b),
             (Target::Thread(a), Target::Thread(b)) => Arc::ptr_eq(a, b),
+            (Target::Waker(a), Target::Waker(b)) => a.will_wake(b),
             _ => false,
         }
     }
@@ -183,7 +220,7 @@ impl Unparker {
     pub(crate) fn goroutine(&self) -> Option<&GRef> {
         match &self.target {
             Target::Goroutine(g) => Some(g),
-            Target::Thread(_) => None,
+            Target::Thread(_) | Target::Waker(_) => None,
         }
     }
 }
@@ -193,6 +230,7 @@ impl std::fmt::Debug for Unparker {
         match &self.target {
             Target::Goroutine(g) => write!(f, "Unparker(goroutine {})", g.id),
             Target::Thread(_) => f.write_str("Unparker(thread)"),
+            Target::Waker(_) => f.write_str("Unparker(waker)"),
         }
     }
 }

@@ -256,6 +256,7 @@ impl Builder {
     /// process may reserve) and running out of stacks (memory, or `vm.max_map_count` on
     /// kernels without `MADV_GUARD_INSTALL`) are an `io::Error` here rather than a failure
     /// later: the stack is taken at the call whenever it might not be had later.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -265,6 +266,7 @@ impl Builder {
     }
 
     /// Spawns a scoped goroutine (see [`scope`]).
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
@@ -370,6 +372,7 @@ impl<'scope> Scope<'scope, '_> {
     ///
     /// # Panics
     /// If no stack can be allocated (see [`crate::spawn`]).
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -382,6 +385,7 @@ impl<'scope> Scope<'scope, '_> {
         self.spawn_with(f, opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    #[track_caller]
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         f: F,

@@ -10,7 +10,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::profile_dir;
+
 use std::process::{Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -18,15 +19,6 @@ use std::time::{Duration, Instant};
 #[test]
 fn maxprocs_1() {
     common::rerun_single_proc()
-}
-
-/// `target/<profile>` of this test binary (`target/<profile>/deps/examples_ch12-<hash>`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .to_path_buf()
 }
 
 /// Makes sure the example binaries are built and current: runs `cargo build --examples` once
@@ -38,27 +30,16 @@ fn build_examples_once() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let dir = profile_dir();
-        let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let target = dir.parent().expect("target dir").to_path_buf();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--examples", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let built = cmd.status().map(|st| st.success());
+        let built = common::cargo_build(&["--examples"]);
         let present = dir.join("examples").join("ch12_deadlock").exists();
         match built {
-            Ok(true) => {}
-            _ if present => eprintln!("examples_ch12: could not rebuild the examples ({built:?}); using the binaries present"),
-            _ => panic!("cargo build --examples failed: {built:?}"),
+            true => {}
+            false if present => {
+                eprintln!(
+                    "examples_ch12: could not rebuild the examples; using the binaries present"
+                )
+            }
+            false => panic!("cargo build --examples failed"),
         }
     });
 }

@@ -53,7 +53,9 @@ static PENDING: Mutex<Config> = Mutex::new(Config {
 });
 
 impl Config {
-    /// No settings: `GORT_MAXPROCS` or the number of CPUs, and the default stack size.
+    /// No settings: `GORT_MAXPROCS` or the default number of processors (the CPUs this
+    /// process may use, lowered to the cgroup CPU quota as Go 1.25 does), and the default
+    /// stack size.
     pub fn new() -> Config {
         Config::default()
     }
@@ -125,7 +127,7 @@ pub(crate) fn resolve() -> Resolved {
     let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let max_procs = pending.max_procs.unwrap_or_else(|| match env_max_procs() {
         Ok(Some(n)) => n,
-        Ok(None) => num_cpus::get().max(1),
+        Ok(None) => super::cgroup::default_max_procs(),
         Err(e) => panic!("{e}"),
     });
     let max_threads = pending.max_threads.unwrap_or_else(|| {

@@ -31,6 +31,11 @@ pub(crate) fn runtime_thread_started() {
     RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Runtime threads that are not Ms (for metrics).
+pub(crate) fn runtime_threads() -> usize {
+    RUNTIME_THREADS.load(Ordering::Relaxed)
+}
+
 /// Turns deadlock reports on (called by `#[gort::main]`'s entry).
 pub(crate) fn enable() {
     MAIN_MODE.store(true, Ordering::SeqCst);

@@ -9,7 +9,10 @@
 //! ```text
 //! goroutine 1 [chan receive]:
 //!     name "main", waiting 1.502s
+//! created at src/main.rs:12
 //! ```
+//!
+//! `dump_json` (json.rs) gives the same records as JSON.
 //!
 //! # Safety
 //! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
@@ -125,33 +128,64 @@ fn status(g: &Goroutine) -> String {
     "runnable".into()
 }
 
+/// One goroutine as a dump shows it.
+pub(crate) struct Record {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    /// Go's words: a wait reason, "running", "runnable" or "syscall".
+    pub(crate) state: String,
+    /// How long it has been parked (None when not parked).
+    pub(crate) waited_ns: Option<u64>,
+    /// Where it was spawned.
+    pub(crate) spawned_at: &'static std::panic::Location<'static>,
+}
+
+/// Every live goroutine, by id.
+pub(crate) fn records() -> Vec<Record> {
+    let now = timers::now_nanos();
+    all()
+        .into_iter()
+        .map(|g| {
+            let state = status(&g);
+            let waited_ns = g
+                .is_parked()
+                .then(|| now.saturating_sub(g.wait_since.load(Ordering::Relaxed)));
+            Record {
+                id: g.id,
+                name: g.name.clone(),
+                state,
+                waited_ns,
+                spawned_at: g.spawned_at,
+            }
+        })
+        .collect()
+}
+
 /// Formats every goroutine, Go style.
 pub(crate) fn dump_string() -> String {
-    let now = timers::now_nanos();
     let mut out = String::new();
-    for g in all() {
-        let st = status(&g);
-        let parked = g.is_parked();
-        let waited = if parked {
-            now.saturating_sub(g.wait_since.load(Ordering::Relaxed))
-        } else {
-            0
-        };
-        let minutes = waited / 60_000_000_000;
+    for r in records() {
+        let st = &r.state;
+        let minutes = r.waited_ns.unwrap_or(0) / 60_000_000_000;
         if minutes >= 1 {
-            let _ = writeln!(out, "goroutine {} [{st}, {minutes} minutes]:", g.id);
+            let _ = writeln!(out, "goroutine {} [{st}, {minutes} minutes]:", r.id);
         } else {
-            let _ = writeln!(out, "goroutine {} [{st}]:", g.id);
+            let _ = writeln!(out, "goroutine {} [{st}]:", r.id);
         }
-        let name = match &g.name {
+        let name = match &r.name {
             Some(n) => format!("name {n:?}"),
             None => "unnamed".into(),
         };
-        if parked {
-            let _ = writeln!(out, "\t{name}, waiting {:.3}s\n", waited as f64 / 1e9);
-        } else {
-            let _ = writeln!(out, "\t{name}\n");
+        match r.waited_ns {
+            Some(w) => {
+                let _ = writeln!(out, "\t{name}, waiting {:.3}s", w as f64 / 1e9);
+            }
+            None => {
+                let _ = writeln!(out, "\t{name}");
+            }
         }
+        let site = r.spawned_at;
+        let _ = writeln!(out, "created at {}:{}\n", site.file(), site.line());
     }
     out
 }

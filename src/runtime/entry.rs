@@ -10,6 +10,7 @@ use super::spawn::{spawn_with, Options};
 /// The body's return value is turned into an exit code inside the goroutine (as std does
 /// with `main`'s `Termination`), so `main` may return a non-`Send` error type. When the main
 /// goroutine panics, the panic continues on the main thread (exit code 101).
+#[track_caller]
 pub fn run_main<T: Termination + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ExitCode {
     crate::runtime::deadlock::enable();
     let h = spawn_with(
@@ -31,12 +32,14 @@ pub fn run_main<T: Termination + 'static>(f: impl FnOnce() -> T + Send + 'static
 /// The test fails if the body panics (the payload is re-raised, so `#[should_panic]` works),
 /// or if it does not finish within `GORT_TEST_TIMEOUT` seconds (default 300): a watchdog so
 /// that a hung scheduler fails the test instead of hanging CI.
+#[track_caller]
 pub fn run_test(name: &'static str, f: impl FnOnce() + Send + 'static) {
     run_test_inner(name, f)
 }
 
 /// Like [`run_test`] for a test returning a `Termination` value (such as `Result`): the value
 /// is reported inside the goroutine, so the error type need not be `Send`.
+#[track_caller]
 pub fn run_test_report<T: Termination + 'static>(
     name: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -44,6 +47,7 @@ pub fn run_test_report<T: Termination + 'static>(
     run_test_inner(name, move || f().report())
 }
 
+#[track_caller]
 fn run_test_inner<R: Send + 'static>(
     name: &'static str,
     f: impl FnOnce() -> R + Send + 'static,

@@ -19,13 +19,15 @@
 //! - `run` is accessed only by the worker that currently owns the goroutine (per the table);
 //!   hand-over between workers goes through a run queue (Release/Acquire) or the park CAS.
 //! - `yielder` is written once, by the goroutine itself when it starts, and read only by the
-//!   goroutine (to suspend itself), so it never races.
+//!   goroutine (to suspend itself), so it never races. `block_on_depth` and `locals` are
+//!   likewise touched only by the goroutine itself (and by its end, on its own stack).
 //! - The thread-local current-goroutine pointer is read through `#[inline(never)]` accessors:
 //!   a goroutine can resume on another thread, and LLVM may otherwise reuse a thread-local
 //!   address computed before the switch (llvm-project#98479).
 
 use std::cell::{Cell, UnsafeCell};
 use std::io;
+use std::panic::Location;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
@@ -119,6 +121,18 @@ pub(crate) struct Goroutine {
     pub(crate) task: TaskSlot,
     /// Set by the goroutine when it starts; used by it to suspend.
     yielder: Cell<*const Yielder<(), Suspend>>,
+    /// Where it was spawned (`#[track_caller]` through `go!`, `spawn`, `Builder`), for dumps.
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// When it last became runnable (timer-epoch ns), if that transition was sampled for the
+    /// scheduling-latency histogram (metrics.rs); 0 otherwise. Written by whoever makes it
+    /// runnable, read and cleared by the M that runs it (ownership passes through the queue).
+    pub(crate) runnable_since: AtomicU64,
+    /// Set by a `block_on` waker before it unparks the goroutine (block_on.rs).
+    pub(crate) waker_token: AtomicBool,
+    /// `block_on` calls active on this goroutine; touched only by the goroutine itself.
+    pub(crate) block_on_depth: Cell<u16>,
+    /// Goroutine-local values (local.rs); touched only by the goroutine itself.
+    pub(crate) locals: crate::local::Slots,
 }
 
 // SAFETY: `run` and `yielder` follow the ownership rules in the module comment; every other
@@ -134,6 +148,7 @@ impl Goroutine {
         stack_size: usize,
         task: TaskSlot,
         stack: Option<Stack>,
+        spawned_at: &'static Location<'static>,
     ) -> Goroutine {
         Goroutine {
             id,
@@ -153,6 +168,11 @@ impl Goroutine {
             }),
             task,
             yielder: Cell::new(std::ptr::null()),
+            spawned_at,
+            runnable_since: AtomicU64::new(0),
+            waker_token: AtomicBool::new(false),
+            block_on_depth: Cell::new(0),
+            locals: crate::local::Slots::new(),
         }
     }
 
@@ -232,10 +252,11 @@ impl Goroutine {
 impl Drop for Goroutine {
     fn drop(&mut self) {
         super::dump::unregister(self);
+        let finished = self.is_finished();
         let run = self.run.get_mut();
-        if run.coroutine.is_none() {
-            // Finished (its task already let go), or never started: nothing can run it any
-            // more, so its function is dropped unrun.
+        if run.coroutine.is_none() && !finished {
+            // Never started, and nothing can run it any more: its function is dropped unrun.
+            // (A finished goroutine's task has already been let go of by the goroutine.)
             self.task.abandon();
         }
         if let Some(co) = run.coroutine.take() {

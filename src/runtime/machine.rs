@@ -268,6 +268,11 @@ impl Machines {
         }
     }
 
+    /// Spare Ms (without a P) waiting to be handed one.
+    pub(crate) fn spare_count(&self) -> usize {
+        self.spares.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Parks the current M as a spare until it is handed a P (returned) or its keep-alive
     /// ends (None: the thread should exit).
     fn wait_as_spare(&self, m: &Arc<Machine>) -> Option<&'static Processor> {

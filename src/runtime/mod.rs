@@ -31,14 +31,19 @@
 //! operation, lock, sleep, yield). Thread-locals and values tied to the OS thread (std's
 //! `MutexGuard`, thread ids) must not be held across a blocking point.
 
+pub(crate) mod block_on;
+pub(crate) mod cgroup;
 pub(crate) mod config;
 pub(crate) mod deadlock;
 pub(crate) mod dump;
+pub(crate) mod dump_json;
 pub(crate) mod entry;
 pub(crate) mod goroutine;
 pub(crate) mod machine;
+pub(crate) mod metrics;
 pub(crate) mod panic;
 pub(crate) mod processor;
+pub(crate) mod schedtrace;
 pub(crate) mod scheduler;
 pub(crate) mod signal;
 pub(crate) mod spawn;
@@ -47,8 +52,12 @@ pub(crate) mod syscall;
 pub(crate) mod sysmon;
 pub(crate) mod worker;
 
+pub use block_on::block_on;
 pub use config::{Config, ConfigError};
 pub use dump::dump;
+pub use dump_json::dump_json;
+pub use metrics::{metrics, Histogram, Metrics};
+pub use spawn::JoinFuture;
 pub use spawn::{spawn, JoinHandle};
 pub use syscall::{blocking, lock_os_thread, unlock_os_thread};
 
@@ -71,7 +80,8 @@ pub fn num_goroutines() -> usize {
 /// The number of processors: how many goroutines run in parallel.
 ///
 /// Before the runtime starts, the value it will start with (`Config`, `GORT_MAXPROCS`, or
-/// the number of CPUs).
+/// the default: the CPUs this process may use, lowered to its cgroup CPU quota rounded up
+/// and at least 2, as Go 1.25 does).
 pub fn max_procs() -> usize {
     match scheduler::try_get() {
         Some(s) => s.nprocs,

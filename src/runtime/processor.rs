@@ -17,7 +17,7 @@
 
 use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -46,9 +46,9 @@ pub(crate) struct Processor {
     runnext: AtomicPtr<Goroutine>,
     /// Runnable goroutines, in FIFO order.
     pub(crate) queue: ArrayQueue<GRef>,
-    /// Goroutines spawned minus goroutines finished on this processor (a shard of
-    /// `num_goroutines`, so spawns on different processors do not share a cache line).
-    pub(crate) live: AtomicIsize,
+    /// Counters (goroutines created and finished: the shards of `num_goroutines`; steals;
+    /// scheduling latency), on cache lines of their own (metrics.rs).
+    pub(crate) stats: super::metrics::ProcStats,
     /// Owner-only state (module safety notes).
     local: UnsafeCell<Local>,
     /// Owner M id and phase (machine.rs has the table); the hand-off protocol.
@@ -78,7 +78,7 @@ impl Processor {
             state: AtomicU64::new(super::machine::pack(0, super::machine::FREE)),
             owner: AtomicPtr::new(ptr::null_mut()),
             schedtick: AtomicU32::new(0),
-            live: AtomicIsize::new(0),
+            stats: super::metrics::ProcStats::default(),
         }
     }
 

@@ -26,7 +26,7 @@
 //! kept alive by the scheduler's list of all Ms, so unparking it through the pointer is sound.
 
 use std::ptr;
-use std::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_queue::SegQueue;
@@ -62,9 +62,6 @@ pub(crate) struct Sched {
     pub(crate) stack_size: usize,
     /// Number of processors.
     pub(crate) nprocs: usize,
-    /// Goroutines spawned minus finished off the workers (plain threads); the rest of the
-    /// count is sharded in `Processor::live`.
-    live_off_workers: AtomicIsize,
     /// Next goroutine id (reserved in batches by each thread).
     pub(crate) next_id: AtomicU64,
 }
@@ -104,7 +101,6 @@ fn start() -> &'static Sched {
             watcher_deadline: AtomicU64::new(u64::MAX),
             stack_size: cfg.stack_size,
             nprocs: cfg.max_procs,
-            live_off_workers: AtomicIsize::new(0),
             next_id: AtomicU64::new(1),
         }
     });
@@ -131,6 +127,7 @@ pub(crate) fn ready(g: GRef, spawned: bool) {
     let m = super::machine::current();
     match m.and_then(|m| m.processor().map(|p| (m, p))) {
         Some((m, p)) => {
+            super::metrics::on_ready(&g, Some(p));
             let displaced = p.push_next(g);
             // If sysmon took the P from this M meanwhile, its new M may already be idle:
             // make sure somebody looks at it.
@@ -140,6 +137,7 @@ pub(crate) fn ready(g: GRef, spawned: bool) {
             }
         }
         None => {
+            super::metrics::on_ready(&g, None);
             sched.push_global(g);
             sched.wake_idle();
         }
@@ -164,24 +162,35 @@ pub(crate) fn timer_armed(when: u64) {
 }
 
 impl Sched {
-    /// Counts a goroutine spawned (+1) or finished (-1) in `num_goroutines`.
+    /// Counts a goroutine spawned (+1) or finished (-1) in `num_goroutines`, on the current
+    /// processor's counters (metrics.rs), or the shared ones off the processors.
     #[inline]
     pub(crate) fn count_live(&self, delta: isize) {
-        match super::machine::current_processor() {
-            Some(p) => p.live.fetch_add(delta, Ordering::Relaxed),
-            None => self.live_off_workers.fetch_add(delta, Ordering::Relaxed),
+        let stats = match super::machine::current_processor() {
+            Some(p) => &p.stats,
+            None => &super::metrics::OFF_PROC,
         };
+        let counter = if delta > 0 {
+            &stats.created
+        } else {
+            &stats.finished
+        };
+        counter.fetch_add(delta.unsigned_abs() as u64, Ordering::Relaxed);
     }
 
-    /// Live user goroutines (sum of the shards).
+    /// Live user goroutines (created minus finished, over the shards).
     pub(crate) fn num_goroutines(&self) -> usize {
-        let n = self.live_off_workers.load(Ordering::Relaxed)
-            + self
-                .procs
-                .iter()
-                .map(|p| p.live.load(Ordering::Relaxed))
-                .sum::<isize>();
-        n.max(0) as usize
+        super::metrics::live_goroutines(self)
+    }
+
+    /// Length of the global queue (approximate while it changes).
+    pub(crate) fn global_len(&self) -> usize {
+        self.global_len.load(Ordering::Relaxed)
+    }
+
+    /// Ms spinning now.
+    pub(crate) fn spinning(&self) -> usize {
+        self.nspinning.load(Ordering::Relaxed)
     }
 
     pub(crate) fn push_global(&self, g: GRef) {

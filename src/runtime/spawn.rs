@@ -18,8 +18,8 @@
 //! ```
 //!
 //! Task ownership: two parties need the task, the goroutine (until it has run it or failed
-//! to start) and its `JoinHandle` (until dropped). Each holds one bit of
-//! `TaskSlot::owners`; whoever clears the last bit drops the task in place (the user's
+//! to start) and its `JoinHandle` (until dropped). Each holds one bit of the task's
+//! `Packet::owners`; whoever clears the last bit drops the task in place (the user's
 //! function if it never ran, the result if nobody took it, then the packet, whose drop tells a
 //! scope its borrows have ended). The goroutine's memory itself lives as long as any `GRef`.
 //!
@@ -55,7 +55,14 @@ const WAITING: u8 = 1;
 const DONE: u8 = 2;
 
 /// Where a goroutine leaves its result for its joiner.
+///
+/// `repr(C)` with `owners` first: a task begins with its packet (`Task`), so the owner bits
+/// are the first byte of every task, whatever its types (`TaskSlot::owners`), and they sit in
+/// what would otherwise be the packet's padding.
+#[repr(C)]
 pub(crate) struct Packet<T> {
+    /// `GOROUTINE | HANDLE`: who still needs the task (module comment; used by `TaskSlot`).
+    owners: AtomicU8,
     state: AtomicU8,
     waiter: UnsafeCell<Option<Unparker>>,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
@@ -69,6 +76,7 @@ unsafe impl<T: Send> Sync for Packet<T> {}
 impl<T> Packet<T> {
     fn new(scope: Option<Arc<ScopeData>>) -> Packet<T> {
         Packet {
+            owners: AtomicU8::new(GOROUTINE | HANDLE),
             state: AtomicU8::new(RUNNING),
             waiter: UnsafeCell::new(None),
             result: UnsafeCell::new(None),
@@ -121,6 +129,47 @@ impl<T> Packet<T> {
                     .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
                     .is_err();
             }
+        }
+    }
+
+    /// Registers a future's waker to be woken when the result is in (`JoinFuture`). Returns
+    /// false if the result is already in (then nothing is registered).
+    ///
+    /// `registered` says whether an earlier poll left a waker (state WAITING): the cell is
+    /// then taken back first (WAITING -> RUNNING), so the goroutine never reads it while it
+    /// changes; a waker that would wake the same task is kept as it is.
+    fn register(&self, waker: &std::task::Waker, registered: bool) -> bool {
+        if registered
+            && self
+                .state
+                .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false; // DONE
+        }
+        if !registered && self.is_done() {
+            return false;
+        }
+        // SAFETY: the state is RUNNING and we are the only joiner (the future owns the
+        // handle): the goroutine does not read `waiter` until it sees WAITING.
+        let slot = unsafe { &mut *self.waiter.get() };
+        if !slot.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            *slot = Some(Unparker::from_waker(waker.clone()));
+        }
+        self.state
+            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Withdraws a registered waker (a `JoinFuture` dropped before the result came).
+    fn unregister(&self) {
+        if self
+            .state
+            .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: back in RUNNING, the cell is ours again (as in `register`).
+            drop(unsafe { (*self.waiter.get()).take() });
         }
     }
 
@@ -204,6 +253,77 @@ impl<T> Drop for JoinHandle<T> {
     }
 }
 
+/// Async code awaits a goroutine: `handle.await` is `handle.join()` without blocking the
+/// executor's thread (the goroutine's end wakes the awaiting task).
+///
+/// ```
+/// let h = gort::spawn(|| 6 * 7);
+/// let v = gort::block_on(async move { h.await.unwrap() });
+/// assert_eq!(v, 42);
+/// ```
+impl<T> std::future::IntoFuture for JoinHandle<T> {
+    type Output = std::thread::Result<T>;
+    type IntoFuture = JoinFuture<T>;
+
+    fn into_future(self) -> JoinFuture<T> {
+        JoinFuture {
+            handle: Some(self),
+            registered: false,
+        }
+    }
+}
+
+/// The future of a [`JoinHandle`] (`handle.await`): the goroutine's value, or the payload of
+/// its panic.
+///
+/// Dropping it before the goroutine ends withdraws its waker and detaches the goroutine, as
+/// dropping the `JoinHandle` does.
+#[must_use = "futures do nothing unless polled"]
+pub struct JoinFuture<T> {
+    handle: Option<JoinHandle<T>>,
+    /// A waker is registered in the packet (its state is WAITING, or DONE since).
+    registered: bool,
+}
+
+impl<T> std::future::Future for JoinFuture<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        let h = this
+            .handle
+            .as_ref()
+            .expect("JoinFuture polled after it completed");
+        let packet = h.packet();
+        if packet.register(cx.waker(), this.registered) {
+            this.registered = true;
+            return std::task::Poll::Pending;
+        }
+        this.registered = false;
+        let h = this.handle.take().expect("checked above");
+        std::task::Poll::Ready(h.packet().take())
+    }
+}
+
+impl<T> Drop for JoinFuture<T> {
+    fn drop(&mut self) {
+        if let (Some(h), true) = (&self.handle, self.registered) {
+            h.packet().unregister();
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinFuture")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinHandle")
@@ -239,12 +359,13 @@ impl<F, T> Drop for Task<F, T> {
     }
 }
 
-/// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is a word or
-/// less, and the function's captures: a few handles); a bigger task is boxed.
-const TASK_INLINE: usize = 80;
+/// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
+/// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
+/// boxed. Sized so that a goroutine is one 288-byte allocation.
+const TASK_INLINE: usize = 72;
 
 /// The inline room for a task.
-#[repr(C, align(16))]
+#[repr(C, align(8))]
 struct TaskBuf([MaybeUninit<u8>; TASK_INLINE]);
 
 /// Owner bit of the goroutine (cleared once it has run its task or failed to start).
@@ -258,8 +379,6 @@ pub(crate) struct TaskSlot {
     buf: UnsafeCell<TaskBuf>,
     /// The operations of this task's type.
     ops: &'static TaskOps,
-    /// `GOROUTINE | HANDLE`: who still needs the task (module comment).
-    owners: AtomicU8,
 }
 
 /// What the runtime can do with a task without knowing its type.
@@ -322,7 +441,15 @@ impl<F: FnOnce() -> T + Send, T: Send> Ops<F, T> {
         // SAFETY: only the goroutine takes `f`, once (the caller's contract).
         let f = unsafe { (*task.f.get()).take() }.expect("a task runs once");
         let r = match start {
-            Start::Run => catch_unwind(AssertUnwindSafe(f)),
+            Start::Run => {
+                let r = catch_unwind(AssertUnwindSafe(f));
+                // Goroutine-locals die with the goroutine, on its stack, before the joiner
+                // hears of the end (as a thread's locals die before its join returns).
+                match (r, crate::local::run_destructors()) {
+                    (Ok(_), Err(p)) => Err(p),
+                    (r, _) => r,
+                }
+            }
             Start::Fail(e) => {
                 drop(f);
                 let msg = format!("goroutine {} could not start: {e}", g.id);
@@ -355,14 +482,13 @@ impl TaskSlot {
             &Ops::<F, T>::INLINE
         } else {
             let b = Box::into_raw(Box::new(task));
-            // SAFETY: a pointer fits the buffer (80 bytes aligned to 16).
+            // SAFETY: a pointer fits the buffer (72 bytes aligned to 8).
             unsafe { buf.0.as_mut_ptr().cast::<*mut Task<F, T>>().write(b) };
             &Ops::<F, T>::BOXED
         };
         TaskSlot {
             buf: UnsafeCell::new(buf),
             ops,
-            owners: AtomicU8::new(GOROUTINE | HANDLE),
         }
     }
 
@@ -383,17 +509,23 @@ impl TaskSlot {
         self.release(GOROUTINE);
     }
 
-    /// The goroutine is being dropped without having run its task (it never started):
-    /// lets go of it for the goroutine.
+    /// The goroutine is being dropped without having run its task (it never started): lets
+    /// go of it for the goroutine. Only then: once run, the task may be gone (a boxed one is
+    /// freed by its last owner), owner bits and all.
     pub(crate) fn abandon(&mut self) {
-        if *self.owners.get_mut() & GOROUTINE != 0 {
-            self.release(GOROUTINE);
-        }
+        self.release(GOROUTINE);
+    }
+
+    /// The task's owner bits (the first field of its packet, the first field of the task).
+    fn owners(&self) -> &AtomicU8 {
+        // SAFETY: the task lives while an owner bit is set, and whoever calls this holds
+        // one; `Task` and `Packet` are `repr(C)` with the packet and the owner bits first.
+        unsafe { &*(self.ops.task)(self).cast::<AtomicU8>() }
     }
 
     /// Clears `who`'s owner bit; the last owner drops the task.
     fn release(&self, who: u8) {
-        if self.owners.fetch_and(!who, Ordering::AcqRel) == who {
+        if self.owners().fetch_and(!who, Ordering::AcqRel) == who {
             // SAFETY: nobody else needs the task any more (module safety notes).
             unsafe { (self.ops.drop)(self) };
         }
@@ -405,6 +537,7 @@ impl TaskSlot {
 /// # Safety
 /// Everything `f` and `T` borrow must outlive the goroutine (the caller joins it before the
 /// borrows end, as `thread::scope` does). With `F: 'static, T: 'static` this always holds.
+#[track_caller]
 pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
     f: F,
     opts: Options,
@@ -437,6 +570,7 @@ where
         size,
         task,
         stack,
+        std::panic::Location::caller(),
     ));
     // SAFETY: the slot was made for `F` and `T` just above.
     let packet = unsafe { g.task.packet::<T>() };
@@ -448,6 +582,7 @@ where
 }
 
 /// Spawns a goroutine with options; the `'static` (safe) form.
+#[track_caller]
 pub(crate) fn spawn_with<F, T>(f: F, opts: Options) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -474,6 +609,7 @@ where
 /// let h = gort::spawn(|| 6 * 7);
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

@@ -66,6 +66,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         {
             m.p.store(std::ptr::null_mut(), Ordering::Release);
             p.owner.store(std::ptr::null_mut(), Ordering::Release);
+            super::metrics::BLOCKING_HANDOFFS.fetch_add(1, Ordering::Relaxed);
             sched.machines.start(p);
         }
     }

@@ -17,7 +17,8 @@
 //! - refreshes the **coarse clock** used for wait times in dumps;
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
-//!   trims free stacks beyond each size class's budget (`stack/arena.rs`).
+//!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
+//! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! It never runs goroutines and holds no P.
 //!
@@ -56,9 +57,11 @@ fn run() {
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
     let mut next_scavenge = 0;
+    let mut trace = super::schedtrace::SchedTrace::from_env();
     loop {
-        std::thread::sleep(Duration::from_micros(delay_us));
+        std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
         let now = timers::now_nanos();
+        trace.tick();
         let retook = retake(sched, &mut snaps, now);
         if timers::next_deadline().is_some_and(|d| d + 1_000_000 < now) {
             timers::run_due();
@@ -158,6 +161,7 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
                     Ordering::Acquire,
                 );
             }
+            super::metrics::SYSMON_HANDOFFS.fetch_add(1, Ordering::Relaxed);
             sched.machines.start(p);
             *snap = (tick, now);
             retook = true;

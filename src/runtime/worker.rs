@@ -171,6 +171,8 @@ fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
                         None => break,
                     }
                 }
+                // Only this M, holding `p` in SCHED, writes its counters.
+                super::metrics::bump(&p.stats.steals);
                 return Some(first);
             }
             if round == 3 {
@@ -183,6 +185,7 @@ fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
                         std::hint::spin_loop();
                     }
                     if let Some(g) = victim.steal_next(next) {
+                        super::metrics::bump(&p.stats.steals);
                         return Some(g);
                     }
                 }
@@ -231,6 +234,7 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
 
 /// Runs `g` (owned by this M) until it parks, yields or finishes, and deals with the outcome.
 pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
+    super::metrics::on_run(&g, m);
     if !prepare(m, &g) {
         return;
     }

@@ -69,6 +69,7 @@ pub(crate) fn min_stack() -> usize {
 ///
 /// # Panics
 /// "failed to spawn thread" if no stack can be had, as std's does.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -145,6 +146,7 @@ impl Builder {
     ///
     /// # Panics
     /// If the name contains a NUL byte, as std's does.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -160,6 +162,7 @@ impl Builder {
     /// # Safety
     /// As for std's: everything `f` and its result borrow must outlive the goroutine — the
     /// caller must join it (or otherwise know it has finished) before those borrows end.
+    #[track_caller]
     pub unsafe fn spawn_unchecked<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send,
@@ -170,6 +173,7 @@ impl Builder {
     }
 
     /// Spawns a goroutine in `scope` (see [`scope`]).
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,

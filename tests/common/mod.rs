@@ -107,6 +107,52 @@ pub fn max_map_count() -> Option<usize> {
         .ok()
 }
 
+/// `target/<profile>` of this test binary (`target/<profile>/deps/<test>-<hash>`).
+pub fn profile_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Runs `cargo build --quiet <selection>` (e.g. `["--examples"]`) with this test binary's
+/// cargo, profile and target directory; true if it succeeded.
+pub fn cargo_build(selection: &[&str]) -> bool {
+    let dir = profile_dir();
+    let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let target = dir.parent().expect("target dir").to_path_buf();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet"])
+        .args(selection)
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    cmd.status().is_ok_and(|st| st.success())
+}
+
+/// The binary of example `name`, built first (`cargo build --example name`) so that it is
+/// current even when only this test target was built. If cargo cannot be run but the binary
+/// exists, it is used as is.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let built = cargo_build(&["--example", name]);
+    let path = profile_dir().join("examples").join(name);
+    if !built {
+        assert!(path.exists(), "cargo build --example {name} failed");
+        eprintln!("could not rebuild example {name}; using the binary present");
+    }
+    path
+}
+
 /// Defines a test whose body runs twice: `on_thread` calls it on the test's own plain thread
 /// (where every wait parks the thread) and `in_goroutine` runs it as a goroutine with
 /// `#[gort::test]` (where every wait parks the goroutine). Each becomes a module named after

@@ -196,17 +196,8 @@ unsafe fn advise_all(
     if ranges.len() > 1 && batch_advice() {
         let total: usize = ranges.iter().map(|r| r.iov_len).sum();
         // SAFETY: `ranges` is a valid iovec array (at most UIO_MAXIOV long: callers pass
-        // cache batches); the pidfd is this process's own.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                self_pidfd(),
-                ranges.as_ptr(),
-                ranges.len(),
-                advice,
-                0,
-            )
-        };
+        // cache batches), advised on this process only.
+        let n = unsafe { process_madvise(ranges, advice) };
         if n >= 0 && n as usize == total {
             return Ok(());
         }
@@ -227,43 +218,66 @@ unsafe fn advise_all(
     Ok(())
 }
 
-/// This process's pidfd, for `process_madvise` (reopened in a forked child).
-fn self_pidfd() -> libc::c_int {
-    use std::sync::atomic::AtomicU64;
-    /// `pid << 32 | fd` of the last pidfd opened.
-    static PIDFD: AtomicU64 = AtomicU64::new(0);
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
-    let cur = PIDFD.load(Ordering::Relaxed);
-    if cur >> 32 == pid as u64 {
-        return cur as u32 as libc::c_int;
-    }
-    // SAFETY: pidfd_open(2) with no flags returns a new close-on-exec descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
-    if fd >= 0 {
-        match PIDFD.compare_exchange(
-            cur,
-            (pid as u64) << 32 | fd as u32 as u64,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return fd,
-            Err(other) => {
-                // SAFETY: our own descriptor, not published.
-                unsafe { libc::close(fd) };
-                if other >> 32 == pid as u64 {
-                    return other as u32 as libc::c_int;
-                }
-            }
-        }
-    }
-    -1
+/// `PIDFD_SELF_THREAD_GROUP` (Linux 6.14): this process, without a descriptor.
+const PIDFD_SELF: libc::c_int = -10001;
+
+/// How `process_madvise` names this process, probed once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// `PIDFD_SELF`: no descriptor needed.
+    SelfFd,
+    /// A pidfd opened for the call and closed after it (older kernels; no descriptor is kept,
+    /// so a program counting its descriptors sees none appear, and a forked child names
+    /// itself).
+    Opened,
+    /// `process_madvise` does not take these advices here: one `madvise` per range.
+    None,
 }
 
-/// True if `process_madvise` on this process takes any advice (probed once: Linux 6.13).
+/// `process_madvise(2)` on this process; returns bytes advised or -1.
+///
+/// # Safety
+/// As for `advise_all`.
+unsafe fn process_madvise(ranges: &[libc::iovec], advice: libc::c_int) -> isize {
+    // SAFETY: the caller's contract; the descriptor names this process.
+    let call = |fd: libc::c_int| unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            fd,
+            ranges.as_ptr(),
+            ranges.len(),
+            advice,
+            0,
+        ) as isize
+    };
+    match target() {
+        Target::SelfFd => call(PIDFD_SELF),
+        Target::Opened => {
+            // SAFETY: pidfd_open(2) of our own pid; returns a new descriptor or -1.
+            let fd =
+                unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as libc::c_int;
+            if fd < 0 {
+                return -1;
+            }
+            let n = call(fd);
+            // SAFETY: closing the descriptor opened above, used by nobody else.
+            unsafe { libc::close(fd) };
+            n
+        }
+        Target::None => -1,
+    }
+}
+
+/// True if `process_madvise` on this process takes any advice (Linux 6.13).
 fn batch_advice() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
+    target() != Target::None
+}
+
+/// Probes once how (and whether) `process_madvise` can advise this process, by populating a
+/// scratch mapping.
+fn target() -> Target {
+    static TARGET: OnceLock<Target> = OnceLock::new();
+    *TARGET.get_or_init(|| {
         let page = super::page_size();
         // SAFETY: a scratch mapping of two pages, ours alone.
         let p = unsafe {
@@ -277,7 +291,7 @@ fn batch_advice() -> bool {
             )
         };
         if p == libc::MAP_FAILED {
-            return false;
+            return Target::None;
         }
         let iov = [
             libc::iovec {
@@ -290,19 +304,39 @@ fn batch_advice() -> bool {
                 iov_len: page,
             },
         ];
-        // SAFETY: populating the scratch mapping through our own pidfd.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                self_pidfd(),
-                iov.as_ptr(),
-                2usize,
-                libc::MADV_POPULATE_WRITE,
-                0,
-            )
+        let works = |fd: libc::c_int| {
+            // SAFETY: populating the scratch mapping of this process.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_process_madvise,
+                    fd,
+                    iov.as_ptr(),
+                    2usize,
+                    libc::MADV_POPULATE_WRITE,
+                    0,
+                )
+            };
+            n == 2 * page as i64
+        };
+        let target = if works(PIDFD_SELF) {
+            Target::SelfFd
+        } else {
+            // SAFETY: pidfd_open(2) of our own pid; returns a new descriptor or -1.
+            let fd =
+                unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as libc::c_int;
+            let ok = fd >= 0 && works(fd);
+            if fd >= 0 {
+                // SAFETY: closing the descriptor opened above.
+                unsafe { libc::close(fd) };
+            }
+            if ok {
+                Target::Opened
+            } else {
+                Target::None
+            }
         };
         // SAFETY: unmapping the scratch mapping.
         unsafe { libc::munmap(p, 2 * page) };
-        n == 2 * page as i64
+        target
     })
 }

@@ -1,0 +1,697 @@
+//! Observability: `gort::runtime::metrics()`, `GORT_SCHEDTRACE`, spawn sites and wait times in
+//! dumps, `gort::dump_json()`, and the cgroup-aware default number of processors.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn maxprocs_1() {
+    common::rerun_single_proc();
+}
+
+#[gort::test]
+fn counts_and_processors() {
+    let m = gort::runtime::metrics();
+    assert_eq!(m.gomaxprocs, gort::max_procs());
+    assert_eq!(m.local_queues.len(), m.gomaxprocs);
+    assert!(m.threads_total > m.gomaxprocs, "Ms plus sysmon: {m:?}");
+    assert!(m.goroutines >= 1, "this test's goroutine: {m:?}");
+    // This goroutine runs (or, if sysmon just took its processor, counts as not in Go).
+    assert!(
+        m.goroutines_running + m.goroutines_not_in_go >= 1,
+        "this test's goroutine runs: {m:?}"
+    );
+    assert!(m.goroutines_created >= m.goroutines as u64);
+
+    let before = gort::runtime::metrics().goroutines_created;
+    let hs: Vec<_> = (0..100).map(|i| gort::spawn(move || i)).collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let after = gort::runtime::metrics().goroutines_created;
+    assert!(after >= before + 100, "{before} -> {after}");
+}
+
+#[gort::test]
+fn goroutines_by_state() {
+    let n = 50;
+    let (tx, rx) = gort::chan::<()>(0);
+    let parked: Vec<_> = (0..n)
+        .map(|_| {
+            let rx = rx.clone();
+            gort::spawn(move || {
+                let _ = rx.recv();
+            })
+        })
+        .collect();
+    // One goroutine inside `blocking`, waiting for a std channel.
+    let (stx, srx) = std::sync::mpsc::channel::<()>();
+    let entered = Arc::new(AtomicBool::new(false));
+    let e2 = entered.clone();
+    let blocked = gort::spawn(move || {
+        gort::blocking(|| {
+            e2.store(true, Ordering::Release);
+            let _ = srx.recv();
+        })
+    });
+    // A goroutine sleeping (a pending timer).
+    let sleeper = gort::spawn(|| gort::time::sleep(Duration::from_millis(300)));
+    let m = loop {
+        let m = gort::runtime::metrics();
+        if entered.load(Ordering::Acquire)
+            && m.goroutines_waiting > n
+            && m.goroutines_not_in_go >= 1
+        {
+            break m;
+        }
+        gort::time::sleep(Duration::from_millis(1));
+    };
+    assert!(m.goroutines >= n + 3, "{m:?}");
+    assert!(m.goroutines_running + m.goroutines_not_in_go >= 2, "{m:?}");
+    assert!(m.timers_pending >= 1, "{m:?}");
+    drop(tx);
+    drop(rx);
+    stx.send(()).unwrap();
+    for h in parked {
+        h.join().unwrap();
+    }
+    blocked.join().unwrap();
+    sleeper.join().unwrap();
+}
+
+#[gort::test]
+fn runnable_goroutines_on_one_processor() {
+    if gort::max_procs() != 1 {
+        return; // with more processors the others take them at once (the maxprocs_1 run checks)
+    }
+    // Spawned goroutines wait in this processor's queue while we run. (If the OS deschedules
+    // this thread for 10 ms meanwhile, sysmon hands the processor to another thread, which
+    // runs them: then try again.)
+    for attempt in 0.. {
+        let handoffs = gort::runtime::metrics().sysmon_handoffs;
+        let hs: Vec<_> = (0..20).map(|_| gort::spawn(|| ())).collect();
+        let m = gort::runtime::metrics();
+        for h in hs {
+            h.join().unwrap();
+        }
+        if m.sysmon_handoffs != handoffs && attempt < 20 {
+            continue;
+        }
+        assert!(m.goroutines_runnable >= 20, "{m:?}");
+        assert!(m.local_queues[0] >= 20, "{m:?}");
+        break;
+    }
+}
+
+#[gort::test]
+fn scheduling_latency_is_sampled() {
+    let before = gort::runtime::metrics().latencies.count();
+    for _ in 0..20 {
+        let hs: Vec<_> = (0..100).map(|_| gort::spawn(gort::yield_now)).collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    }
+    let h = gort::runtime::metrics().latencies;
+    assert!(h.count() > before, "no samples in 2,000 spawns: {h:?}");
+    assert_eq!(h.buckets.len(), h.counts.len() + 1);
+    assert!(h.buckets.windows(2).all(|w| w[0] < w[1]));
+    let p50 = h.quantile(0.5).unwrap();
+    assert!(p50 <= h.quantile(0.99).unwrap());
+}
+
+#[gort::test]
+fn steals_are_counted() {
+    if gort::max_procs() < 2 {
+        return;
+    }
+    let before = gort::runtime::metrics().steals;
+    // Queue goroutines on this processor, then hog it: only another M stealing them can run
+    // them (sysmon wakes an idle M to steal from a processor stuck in one goroutine).
+    let ran = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..50)
+        .map(|_| {
+            let r = ran.clone();
+            gort::spawn(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    while ran.load(Ordering::SeqCst) < 50 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "queued goroutines never stolen"
+        );
+        std::hint::spin_loop();
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let after = gort::runtime::metrics().steals;
+    assert!(after > before, "{before} -> {after}");
+}
+
+#[gort::test]
+fn handoffs_are_counted() {
+    if gort::max_procs() != 1 {
+        return; // deterministic only when no other M can take the queued goroutine first
+    }
+    let m0 = gort::runtime::metrics();
+    // A goroutine waits behind us while we enter `blocking`: the processor goes at once.
+    let h = gort::spawn(|| ());
+    gort::blocking(|| std::thread::sleep(Duration::from_millis(5)));
+    h.join().unwrap();
+    let m1 = gort::runtime::metrics();
+    assert!(m1.blocking_handoffs > m0.blocking_handoffs, "{m1:?}");
+    // A raw system call (std::thread::sleep) with work waiting: sysmon hands it off.
+    let h = gort::spawn(|| ());
+    std::thread::sleep(Duration::from_millis(50));
+    h.join().unwrap();
+    let m2 = gort::runtime::metrics();
+    assert!(m2.sysmon_handoffs > m1.sysmon_handoffs, "{m2:?}");
+}
+
+#[gort::test]
+fn sockets_waited_on() {
+    let l = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = gort::spawn(move || l.accept().map(|_| ()));
+    let mut seen = false;
+    for _ in 0..10_000 {
+        if gort::runtime::metrics().sockets_waiting >= 1 {
+            seen = true;
+            break;
+        }
+        gort::time::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        seen,
+        "the accepting goroutine never showed as waiting on a socket"
+    );
+    let _c = gort::net::TcpStream::connect(addr).unwrap();
+    h.join().unwrap().unwrap();
+}
+
+// ---- GORT_SCHEDTRACE ----
+
+#[test]
+fn schedtrace_child() {
+    if !common::is_child("schedtrace_child") {
+        return;
+    }
+    let hs: Vec<_> = (0..4)
+        .map(|_| gort::spawn(|| gort::time::sleep(Duration::from_millis(130))))
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// True if `line` is Go's SCHED line for `procs` processors.
+fn is_sched_line(line: &str, procs: usize) -> bool {
+    let Some(rest) = line.strip_prefix("SCHED ") else {
+        return false;
+    };
+    let Some((ms, rest)) = rest.split_once("ms: ") else {
+        return false;
+    };
+    if ms.parse::<u64>().is_err() {
+        return false;
+    }
+    let Some((fields, queues)) = rest.split_once(" [") else {
+        return false;
+    };
+    let names: Vec<&str> = fields
+        .split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or(("?", "x"));
+            if v.parse::<u64>().is_err() {
+                "?"
+            } else {
+                k
+            }
+        })
+        .collect();
+    let want = [
+        "gomaxprocs",
+        "idleprocs",
+        "threads",
+        "spinningthreads",
+        "idlethreads",
+        "runqueue",
+    ];
+    let queues: Vec<&str> = queues.trim_end_matches(']').split(' ').collect();
+    names == want
+        && fields.starts_with(&format!("gomaxprocs={procs} "))
+        && queues.len() == procs
+        && queues.iter().all(|q| q.parse::<u64>().is_ok())
+}
+
+#[test]
+fn schedtrace_prints_go_sched_lines() {
+    let out = common::run_child("schedtrace_child", &[("GORT_SCHEDTRACE", "20")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let procs = gort::max_procs();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(
+        lines.len() >= 3,
+        "expected a line every 20 ms over 130 ms:\n{stderr}"
+    );
+    for l in &lines {
+        assert!(is_sched_line(l, procs), "not Go's SCHED line: {l:?}");
+    }
+    let ms: Vec<u64> = lines
+        .iter()
+        .map(|l| l[6..].split_once("ms").unwrap().0.parse().unwrap())
+        .collect();
+    assert!(ms.windows(2).all(|w| w[0] < w[1]), "{ms:?}");
+}
+
+#[test]
+fn schedtrace_off_or_malformed() {
+    let out = common::run_child("schedtrace_child", &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("SCHED "));
+    let out = common::run_child("schedtrace_child", &[("GORT_SCHEDTRACE", "often")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("GORT_SCHEDTRACE must be a period in milliseconds"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SCHED "), "{stderr}");
+}
+
+// ---- dumps ----
+
+#[test]
+fn dump_child() {
+    if !common::is_child("dump_child") {
+        return;
+    }
+    let (tx, rx) = gort::chan::<()>(0);
+    let h = gort::thread::Builder::new()
+        .name("waiter".into())
+        .spawn(move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    gort::dump();
+    drop(tx);
+    h.join().unwrap();
+}
+
+#[test]
+fn dump_shows_spawn_site_and_wait() {
+    let out = common::run_child("dump_child", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let block: Vec<&str> = stderr
+        .split("\n\n")
+        .filter(|b| b.contains("name \"waiter\""))
+        .collect();
+    assert_eq!(block.len(), 1, "{stderr}");
+    let b = block[0];
+    assert!(b.contains("[chan receive]:"), "{b}");
+    let waited = b
+        .split(", waiting ")
+        .nth(1)
+        .and_then(|w| w.split('s').next())
+        .and_then(|w| w.parse::<f64>().ok());
+    assert!(waited.is_some_and(|w| w >= 0.0), "{b}");
+    // The Builder::spawn call in dump_child.
+    assert!(b.contains("created at tests/metrics.rs:"), "{b}");
+}
+
+#[test]
+fn deadlock_report_shows_spawn_sites() {
+    let example = common::example("deadlocks");
+    let _w = common::watchdog(120, "deadlock_report_shows_spawn_sites");
+    let out = Command::new(example)
+        .arg("seed")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.matches("created at examples/deadlocks.rs:").count(),
+        2,
+        "{stderr}"
+    );
+}
+
+/// A tiny JSON parser (enough to check the dump's shape).
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(kv) => {
+                &kv.iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("no {key}"))
+                    .1
+            }
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+}
+
+fn parse_json(s: &str) -> Result<Json, String> {
+    let mut p = Parser {
+        b: s.as_bytes(),
+        i: 0,
+    };
+    let v = p.value()?;
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(format!("trailing input at {}", p.i));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && b" \t\n\r".contains(&self.b[self.i]) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at {}", c as char, self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b'{') => {
+                self.i += 1;
+                let mut kv = Vec::new();
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(kv));
+                }
+                loop {
+                    self.ws();
+                    let Json::Str(k) = self.string()? else {
+                        unreachable!()
+                    };
+                    self.eat(b':')?;
+                    kv.push((k, self.value()?));
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(kv));
+                        }
+                        _ => return Err(format!("bad object at {}", self.i)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut v = Vec::new();
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(v));
+                }
+                loop {
+                    v.push(self.value()?);
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(v));
+                        }
+                        _ => return Err(format!("bad array at {}", self.i)),
+                    }
+                }
+            }
+            Some(b'"') => self.string(),
+            Some(b'n') => self.word("null", Json::Null),
+            Some(b't') => self.word("true", Json::Bool(true)),
+            Some(b'f') => self.word("false", Json::Bool(false)),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                let start = self.i;
+                while self.i < self.b.len() && b"-+.eE0123456789".contains(&self.b[self.i]) {
+                    self.i += 1;
+                }
+                let t = std::str::from_utf8(&self.b[start..self.i]).unwrap();
+                t.parse().map(Json::Num).map_err(|e| format!("{t}: {e}"))
+            }
+            _ => Err(format!("unexpected input at {}", self.i)),
+        }
+    }
+
+    fn word(&mut self, w: &str, v: Json) -> Result<Json, String> {
+        if self.b[self.i..].starts_with(w.as_bytes()) {
+            self.i += w.len();
+            Ok(v)
+        } else {
+            Err(format!("bad literal at {}", self.i))
+        }
+    }
+
+    fn string(&mut self) -> Result<Json, String> {
+        self.eat(b'"')?;
+        let mut out = String::new();
+        loop {
+            let c = *self.b.get(self.i).ok_or("unterminated string")?;
+            self.i += 1;
+            match c {
+                b'"' => return Ok(Json::Str(out)),
+                b'\\' => {
+                    let e = *self.b.get(self.i).ok_or("bad escape")?;
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'n' => out.push('\n'),
+                        b't' => out.push('\t'),
+                        b'r' => out.push('\r'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'u' => {
+                            let h = std::str::from_utf8(&self.b[self.i..self.i + 4]).unwrap();
+                            let n = u32::from_str_radix(h, 16).map_err(|e| e.to_string())?;
+                            out.push(char::from_u32(n).ok_or("bad \\u")?);
+                            self.i += 4;
+                        }
+                        _ => return Err(format!("bad escape at {}", self.i)),
+                    }
+                }
+                c if c < 0x20 => return Err(format!("raw control character at {}", self.i)),
+                _ => {
+                    // Copy one UTF-8 sequence.
+                    let start = self.i - 1;
+                    while self.i < self.b.len() && (self.b[self.i] & 0xC0) == 0x80 {
+                        self.i += 1;
+                    }
+                    out.push_str(std::str::from_utf8(&self.b[start..self.i]).unwrap());
+                }
+            }
+        }
+    }
+}
+
+fn wait_on(rx: gort::chan::Receiver<()>) {
+    let _ = rx.recv();
+}
+
+#[gort::test]
+fn dump_json_parses_and_describes_goroutines() {
+    let weird = "tab\there \"quoted\" back\\slash\nnew line \u{1} ☃";
+    let (tx, rx) = gort::chan::<()>(0);
+    let line = line!() + 3; // the `.spawn(` line
+    let h = gort::thread::Builder::new()
+        .name(weird.into())
+        .spawn(move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+    let (tx2, rx2) = gort::chan::<()>(0);
+    let line_go = line!() + 1;
+    let g2 = gort::go!(wait_on(rx2));
+    let me = gort::goroutine_id().unwrap();
+    let (id1, id2) = (
+        h.thread().id().goroutine_id().unwrap() as f64,
+        g2.thread().id().goroutine_id().unwrap() as f64,
+    );
+    // Wait until both are parked (other tests' goroutines are in the dump too).
+    let doc = loop {
+        let text = gort::dump_json();
+        let doc = parse_json(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        let Json::Arr(gs) = doc.get("goroutines").clone() else {
+            panic!("{text}")
+        };
+        let parked = gs
+            .iter()
+            .filter(|g| [Json::Num(id1), Json::Num(id2)].contains(g.get("id")))
+            .filter(|g| *g.get("waiting_ns") != Json::Null)
+            .count();
+        if parked == 2 {
+            break gs;
+        }
+        gort::time::sleep(Duration::from_millis(1));
+    };
+    let ids: Vec<f64> = doc
+        .iter()
+        .map(|g| match g.get("id") {
+            Json::Num(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted by id: {ids:?}");
+    let named = doc
+        .iter()
+        .find(|g| *g.get("name") == Json::Str(weird.into()))
+        .expect("the named goroutine, its name round-tripped through the escapes");
+    assert_eq!(*named.get("state"), Json::Str("chan receive".into()));
+    assert!(matches!(named.get("waiting_ns"), Json::Num(n) if *n >= 0.0));
+    let site = named.get("spawned_at");
+    assert_eq!(*site.get("file"), Json::Str("tests/metrics.rs".into()));
+    assert_eq!(*site.get("line"), Json::Num(line as f64));
+    let second = doc
+        .iter()
+        .find(|g| *g.get("id") == Json::Num(id2))
+        .expect("the go! goroutine");
+    assert_eq!(*second.get("state"), Json::Str("chan receive".into()));
+    assert_eq!(
+        *second.get("spawned_at").get("line"),
+        Json::Num(line_go as f64)
+    );
+    assert_eq!(*second.get("name"), Json::Null);
+    let this = doc
+        .iter()
+        .find(|g| *g.get("id") == Json::Num(me as f64))
+        .expect("this goroutine");
+    let state = this.get("state").clone();
+    assert!(
+        state == Json::Str("running".into()) || state == Json::Str("syscall".into()),
+        "{state:?}"
+    );
+    assert_eq!(*this.get("waiting_ns"), Json::Null);
+    drop(tx);
+    drop(tx2);
+    h.join().unwrap();
+    g2.join().unwrap();
+}
+
+#[test]
+fn json_parser_self_check() {
+    assert!(parse_json("{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0041\\n\"}").is_ok());
+    assert!(parse_json("{\"a\":1,}").is_err());
+    assert!(parse_json("{\"a\":\"raw\ncontrol\"}").is_err());
+    assert!(parse_json("[1 2]").is_err());
+}
+
+// ---- container-aware processors ----
+
+/// A fake filesystem root with a cgroup v2 CPU limit of `cpu_max`.
+fn fake_cgroup(name: &str, cpu_max: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("gort-test-cgroup-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let write = |p: &str, text: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("proc/self/cgroup", "0::/app\n");
+    write(
+        "proc/self/mountinfo",
+        "31 23 0:28 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n",
+    );
+    write("sys/fs/cgroup/app/cpu.max", cpu_max);
+    root
+}
+
+#[test]
+fn max_procs_child() {
+    if !common::is_child("max_procs_child") {
+        return;
+    }
+    // Before the runtime starts, and after.
+    let before = gort::max_procs();
+    gort::spawn(|| ()).join().unwrap();
+    println!("max_procs={before},{}", gort::max_procs());
+}
+
+/// `max_procs()` in a child with the given cgroup root and GORT_MAXPROCS unset.
+fn child_max_procs(root: &std::path::Path) -> (usize, usize) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .env_remove("GORT_MAXPROCS")
+        .env(common::CHILD, "max_procs_child")
+        .env("GORT_CGROUP_ROOT", root)
+        .args([
+            "max_procs_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = stdout
+        .lines()
+        .find_map(|l| l.split_once("max_procs=").map(|(_, v)| v))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (a, b) = v.split_once(',').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+#[test]
+fn default_processors_follow_the_cgroup_quota() {
+    // No limit: the CPUs this process may run on (its affinity mask).
+    let root = fake_cgroup("quota", "max 100000\n");
+    let (before_start, ncpu) = child_max_procs(&root);
+    assert_eq!(before_start, ncpu);
+    assert!(ncpu >= 1);
+    // Half a CPU: Go 1.25 rounds a limit below 2 up to 2, and never above the CPU count.
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "50000 100000\n").unwrap();
+    assert_eq!(child_max_procs(&root), (ncpu.min(2), ncpu.min(2)));
+    // 1.5 CPUs: rounded up to 2.
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "150000 100000\n").unwrap();
+    assert_eq!(child_max_procs(&root).1, ncpu.min(2));
+    // 3.2 CPUs: 4, or the CPU count if lower.
+    std::fs::write(root.join("sys/fs/cgroup/app/cpu.max"), "320000 100000\n").unwrap();
+    assert_eq!(child_max_procs(&root).1, ncpu.min(4));
+    let _ = std::fs::remove_dir_all(&root);
+}
