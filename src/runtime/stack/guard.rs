@@ -20,6 +20,16 @@
 //! (`SEGV_MAPERR` for a marker, `SEGV_ACCERR` for `PROT_NONE`) with the faulting address in
 //! the guard, which is all the overflow handler (signal.rs) looks at.
 //!
+//! With `mprotect`, guards are capped at half of `vm.max_map_count` less `MAPPINGS_RESERVED`
+//! (4,096 mappings left to thread stacks, the allocator's heaps and libraries), so that the
+//! stack allocation fails with the error naming the limit before anything else in the
+//! program runs out of mappings.
+//!
+//! A batch of new stacks (a processor's cache refill) gets its guards, and then its top
+//! pages, with one `process_madvise` call each: any advice on the calling process is taken
+//! since Linux 6.13; the process is named by `PIDFD_SELF` (6.14), else by a pidfd opened and
+//! closed around the call. Where neither works, one `madvise` per range.
+//!
 //! # Safety
 //! `install` and `populate` change only the ranges they are given; their caller owns those
 //! ranges (slots of an arena it has taken out of the free lists, see arena.rs).
