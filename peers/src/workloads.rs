@@ -58,7 +58,10 @@ pub const AREAS: &[(&str, &str)] = &[
     ("chan", "Channels, select, timers (issue 3)"),
     ("sync", "sync and context (issue 4)"),
     ("sys", "Blocking syscalls, CPU hogs, net (issue 5)"),
-    ("scale", "Go-scale goroutines: fresh stacks, daisy chains, a million parked (issue 8)"),
+    (
+        "scale",
+        "Go-scale goroutines: fresh stacks, daisy chains, a million parked (issue 8)",
+    ),
 ];
 
 /// The implementations, in column order.

@@ -132,7 +132,9 @@ pub fn run(workload: &str) -> Out {
                 tokio::spawn(async move { left.send(1).await.unwrap() });
                 let got = leftmost_rx.recv().await.unwrap();
                 match daisy_out(&w, n, t.elapsed(), got) {
-                    Out::Value(v, _) => Out::Value(v, "mpsc(1): tokio has no rendezvous channel".into()),
+                    Out::Value(v, _) => {
+                        Out::Value(v, "mpsc(1): tokio has no rendezvous channel".into())
+                    }
                     o => o,
                 }
             })
