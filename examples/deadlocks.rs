@@ -11,6 +11,9 @@
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
 //! cargo run --example deadlocks -- std-thread    # a std thread may: no report
 //! cargo run --example deadlocks -- timed-thread  # a std thread in a timed gort wait: no report
+//! cargo run --example deadlocks -- locked        # main locked to its thread, stuck: reported
+//! cargo run --example deadlocks -- unwinding     # stuck in a Drop while panicking: reported
+//! cargo run --example deadlocks -- locked-ping   # a locked goroutine that talks: no report
 //! ```
 //!
 //! A deadlock report is `fatal error: all goroutines are asleep - deadlock!`, a goroutine
@@ -105,6 +108,50 @@ fn main() {
                 "got {} from a thread that waited with timeouts",
                 rx.recv().unwrap()
             );
+        }
+        "locked" => {
+            // Locked to its OS thread (Go's LockOSThread), waiting for a value nobody sends.
+            let (_tx, rx) = gort::chan::<i32>(0);
+            gort::lock_os_thread();
+            let _ = rx.recv();
+        }
+        "unwinding" => {
+            // A goroutine that blocks for ever in a destructor while it unwinds a panic keeps
+            // its OS thread (std's panic state is per thread); main waits for it.
+            struct WaitOnDrop(gort::chan::Receiver<i32>);
+            impl Drop for WaitOnDrop {
+                fn drop(&mut self) {
+                    let _ = self.0.recv();
+                }
+            }
+            let (tx, rx) = gort::chan::<i32>(0);
+            let h = gort::spawn(move || {
+                let _w = WaitOnDrop(rx);
+                std::panic::resume_unwind(Box::new("unwinding"));
+            });
+            let _ = h.join();
+            drop(tx);
+        }
+        "locked-ping" => {
+            // Ping-pong between a goroutine locked to its thread and another one: busy, never
+            // a deadlock, whichever moment the detector looks.
+            let (ping, pings) = gort::chan::<u32>(0);
+            let (pong, pongs) = gort::chan::<u32>(0);
+            let locked = gort::spawn(move || {
+                gort::lock_os_thread();
+                for i in 0..20_000 {
+                    ping.send(i).unwrap();
+                    assert_eq!(pongs.recv().unwrap(), i);
+                    if i % 1000 == 0 {
+                        gort::time::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+            for v in pings.iter() {
+                pong.send(v).unwrap();
+            }
+            locked.join().unwrap();
+            println!("ping-pong with a locked goroutine done");
         }
         other => panic!("unknown scenario {other:?}"),
     }

@@ -242,16 +242,18 @@ thread_local! {
 /// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
 
-/// Plain threads parked in a gort primitive with no deadline and no wake-up on the way: their
-/// parker is in the untimed PARKED state, which only an `unpark` can end. Exact at the moment
-/// each parker is looked at (deadlock.rs looks twice, with nothing moving in between).
-pub(crate) fn plain_threads_parked() -> usize {
+/// The OS thread ids of the plain threads parked in a gort primitive with no deadline and no
+/// wake-up on the way: their parker is in the untimed PARKED state, which only an `unpark`
+/// can end. Exact at the moment each parker is looked at (deadlock.rs looks twice, with
+/// nothing moving in between).
+pub(crate) fn plain_threads_parked() -> Vec<i32> {
     let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
     all.retain(|w| w.strong_count() > 0);
     all.iter()
         .filter_map(Weak::upgrade)
         .filter(|p| p.state.load(Ordering::SeqCst) == PARKED)
-        .count()
+        .map(|p| p.tid)
+        .collect()
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -297,6 +299,8 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
 pub(crate) struct ThreadParker {
     /// EMPTY, NOTIFIED, PARKED (untimed) or PARKED_TIMED.
     state: AtomicU32,
+    /// The OS thread id of a plain thread's parker (0 for a runtime thread's).
+    tid: i32,
 }
 
 const EMPTY: u32 = 0;
@@ -309,12 +313,17 @@ impl ThreadParker {
     pub(crate) const fn new() -> ThreadParker {
         ThreadParker {
             state: AtomicU32::new(EMPTY),
+            tid: 0,
         }
     }
 
     /// A plain thread's parker, registered for the deadlock detector.
     fn new_plain() -> Arc<ThreadParker> {
-        let p = Arc::new(ThreadParker::new());
+        let p = Arc::new(ThreadParker {
+            state: AtomicU32::new(EMPTY),
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+        });
         let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
         if all.len() >= 64 && all.len().is_power_of_two() {
             all.retain(|w| w.strong_count() > 0);
@@ -324,23 +333,33 @@ impl ThreadParker {
     }
 
     /// Consumes the token, blocking the thread until it is available or `deadline` passes.
+    #[inline]
     pub(crate) fn park(&self, deadline: Option<Instant>) {
+        self.park_with(deadline, || ());
+    }
+
+    /// `park`, calling `token_taken` right after a pending token was consumed (the unit test's
+    /// window for an unpark that races with the consumption).
+    fn park_with(&self, deadline: Option<Instant>, token_taken: impl FnOnce()) {
         let parked = if deadline.is_some() {
             PARKED_TIMED
         } else {
             PARKED
         };
-        // EMPTY -> parked, or NOTIFIED -> EMPTY (token consumed, return).
-        match self
+        // One acquiring read-modify-write: NOTIFIED -> EMPTY (the token is consumed: return),
+        // or EMPTY -> parked. Being an RMW, it reads the latest unpark's swap, so that
+        // waker's writes are visible to the caller; an unpark after it finds the token gone
+        // (or the thread parked) and leaves a new token. (Only this thread parks, so the state
+        // is never a PARKED one here.)
+        let prev = self
             .state
-            .compare_exchange(EMPTY, parked, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {}
-            Err(_) => {
-                // NOTIFIED (only this thread parks, so it cannot be a PARKED state).
-                self.state.store(EMPTY, Ordering::Relaxed);
-                return;
-            }
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
+                Some(if s == NOTIFIED { EMPTY } else { parked })
+            })
+            .unwrap_or_else(|s| s);
+        if prev == NOTIFIED {
+            token_taken();
+            return;
         }
         loop {
             let timeout = match deadline {
@@ -403,5 +422,28 @@ fn futex_wake(word: &AtomicU32) {
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12, item 6): an unpark that lands while `park` consumes a pending
+    /// token must stay pending (and, being after the consumption, be acquired by the next
+    /// park). With a failed compare-exchange followed by a plain store, the store erased it.
+    #[test]
+    fn issue_12_an_unpark_racing_with_the_token_consumption_is_not_lost() {
+        for deadline in [
+            None,
+            Some(Instant::now() + std::time::Duration::from_secs(60)),
+        ] {
+            let p = ThreadParker::new();
+            p.unpark();
+            p.park_with(deadline, || p.unpark());
+            assert_eq!(p.state.load(Ordering::SeqCst), NOTIFIED);
+            p.park(deadline); // returns at once: the second token
+            assert_eq!(p.state.load(Ordering::SeqCst), EMPTY);
+        }
     }
 }

@@ -45,7 +45,7 @@ use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::park::{self, Unparker, WaitReason};
 use crate::runtime::goroutine::{self, GRef};
@@ -208,7 +208,7 @@ pub fn park() {
 pub fn park_timeout(dur: Duration) {
     let me = current();
     if !me.take_token() {
-        park::park_until(WaitReason::ThreadPark, Instant::now() + dur);
+        park::park_until(WaitReason::ThreadPark, crate::time::deadline_after(dur));
         me.take_token();
     }
 }

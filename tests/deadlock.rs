@@ -138,3 +138,73 @@ fn issue_plain_thread_in_a_timed_wait_means_no_report() {
 fn a_std_thread_that_may_act_means_no_report() {
     assert_no_deadlock(&run("std-thread"), "woken by a std thread");
 }
+
+/// Regression (issue 12, item 5): the worker of a goroutine locked to its thread counted as
+/// running while it waited for that goroutine, so the program was never reported.
+#[test]
+fn issue_12_a_goroutine_locked_to_its_thread_is_reported() {
+    let stderr = assert_deadlock(&run("locked"));
+    assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
+}
+
+/// A goroutine stuck in a destructor while unwinding keeps its thread (issue 12, item 1);
+/// that is still a deadlock.
+#[test]
+fn issue_12_a_goroutine_stuck_while_unwinding_is_reported() {
+    let stderr = assert_deadlock(&run("unwinding"));
+    assert!(stderr.contains("goroutine 1 [join]:"), "{stderr}");
+    assert!(stderr.contains("[chan receive]:"), "{stderr}");
+}
+
+#[test]
+fn a_locked_goroutine_that_talks_is_never_reported() {
+    assert_no_deadlock(
+        &run("locked-ping"),
+        "ping-pong with a locked goroutine done",
+    );
+}
+
+/// A `#[gort::main]` program called by a test (as the child of a test process, the usual way
+/// to test that a program deadlocks).
+#[gort::main]
+fn deadlocking_program() {
+    let (_tx, rx) = gort::chan::<u8>(0);
+    let _ = rx.recv();
+}
+
+/// Regression (issue 12, item 7): the test harness's own threads (which predate the runtime)
+/// were counted as the program's, so a `#[gort::main]` function run by a test never got its
+/// report.
+#[test]
+fn issue_12_gort_main_run_by_a_test_child_is_reported() {
+    const NAME: &str = "issue_12_gort_main_run_by_a_test_child_is_reported";
+    if common::is_child(NAME) {
+        let _ = deadlocking_program();
+        unreachable!("the program deadlocks");
+    }
+    for threads in ["1", "2"] {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new(exe)
+            .env(common::CHILD, NAME)
+            .env("RUST_BACKTRACE", "0")
+            .args([NAME, "--exact", "--nocapture", "--test-threads", threads])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                child.kill().unwrap();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "no deadlock report within 20 s (--test-threads {threads}):\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let stderr = assert_deadlock(&child.wait_with_output().unwrap());
+        assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
+    }
+}

@@ -452,3 +452,31 @@ fn gort_test_may_return_result() -> Result<(), std::num::ParseIntError> {
     assert_eq!(n, 42);
     Ok(())
 }
+
+/// Regression (issue 12, item 8): a body may start with inner attributes, and they still
+/// apply to the function (this file is linted with `-D warnings`: an attribute that got lost
+/// would fail the build as surely as a misplaced one).
+#[gort::test]
+fn issue_12_gort_test_accepts_inner_attributes() {
+    #![allow(unused_variables)]
+    //! An inner doc comment is an inner attribute too.
+    let unused = 1;
+}
+
+#[gort::test]
+#[should_panic(expected = "inner attributes and should_panic")]
+fn issue_12_gort_test_inner_attributes_with_should_panic() {
+    #![allow(unreachable_code)]
+    panic!("inner attributes and should_panic");
+    #[allow(clippy::diverging_sub_expression)]
+    let _never: u8 = unreachable!();
+}
+
+/// Compiled, never run (running a `#[gort::main]` turns deadlock reports on for the process).
+#[allow(dead_code)]
+#[gort::main]
+fn issue_12_gort_main_accepts_inner_attributes() -> Result<(), String> {
+    #![allow(unused_variables, clippy::needless_return)]
+    let unused = 1;
+    return Ok(());
+}

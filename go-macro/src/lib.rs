@@ -6,7 +6,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::{format_ident, quote, ToTokens};
-use syn::{parse_macro_input, Expr, ItemFn, ReturnType};
+use syn::{parse_macro_input, AttrStyle, Attribute, Expr, ItemFn, ReturnType};
 
 mod select;
 
@@ -115,7 +115,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::main]") {
         return e.to_compile_error().into();
     }
-    let attrs = &f.attrs;
+    let attrs = outer_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -147,7 +147,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = check_plain_fn(&f, "#[gort::test]") {
         return e.to_compile_error().into();
     }
-    let attrs = &f.attrs;
+    let attrs = outer_attrs(&f);
     let vis = &f.vis;
     let name = &f.sig.ident;
     let body = &f.block;
@@ -157,18 +157,35 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() {
-                ::gort::__private::run_test(#label, move || #body)
+                    ::gort::__private::run_test(#label, move || #body)
             }
         },
         ReturnType::Type(_, ty) => quote! {
             #[::core::prelude::v1::test]
             #(#attrs)*
             #vis fn #name() -> ::std::process::ExitCode {
-                ::gort::__private::run_test_report(#label, move || -> #ty #body)
+                    ::gort::__private::run_test_report(#label, move || -> #ty #body)
             }
         },
     }
     .into()
+}
+
+/// The function's attributes, all in outer form. syn collects the inner attributes that open
+/// its body (`#![..]`, `//!`) in `attrs` too, after the outer ones; printed as they are,
+/// before the generated `fn`, they would not compile. An inner attribute of a function
+/// applies to the function, exactly as the same attribute in outer form does, so they are
+/// turned outer and kept on the generated function, in their order (and the item does not
+/// mix both styles, which clippy flags).
+fn outer_attrs(f: &ItemFn) -> Vec<Attribute> {
+    f.attrs
+        .iter()
+        .cloned()
+        .map(|mut a| {
+            a.style = AttrStyle::Outer;
+            a
+        })
+        .collect()
 }
 
 fn check_plain_fn(f: &ItemFn, what: &str) -> syn::Result<()> {

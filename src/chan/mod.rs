@@ -73,6 +73,7 @@ pub use select::{
 #[doc(hidden)]
 pub use select::__private;
 
+use crate::time::deadline_after;
 use hchan::{Chan, TryRecv, TrySend};
 use waiter::Wakes;
 
@@ -108,12 +109,6 @@ pub struct Sender<T> {
 /// The receiving end of a channel.
 pub struct Receiver<T> {
     pub(crate) chan: Arc<Chan<T>>,
-}
-
-fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl<T> Sender<T> {

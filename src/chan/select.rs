@@ -376,7 +376,7 @@ pub(crate) fn select(
 /// Items the `select!` expansion uses. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::{Receiver, Sender};
     pub use super::{RecvCase, SelectCase, SendCase};
@@ -388,11 +388,7 @@ pub mod __private {
         has_default: bool,
         timeout: Option<Duration>,
     ) -> Option<usize> {
-        let deadline = timeout.map(|d| {
-            let now = Instant::now();
-            now.checked_add(d)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-        });
+        let deadline = timeout.map(crate::time::deadline_after);
         super::select(cases, has_default, deadline)
     }
 

@@ -109,7 +109,7 @@ impl<T: AsRawFd> Socket<T> {
                     let d =
                         *deadline.get_or_insert_with(|| match timeout.load(Ordering::Relaxed) {
                             0 => None,
-                            ns => Some(Instant::now() + Duration::from_nanos(ns)),
+                            ns => Some(crate::time::deadline_after(Duration::from_nanos(ns))),
                         });
                     if !self.reg.wait(dir, seq, d) {
                         return Err(io::Error::from_raw_os_error(libc::EAGAIN));

@@ -210,11 +210,14 @@ static POLLER: OnceLock<Poller> = OnceLock::new();
 fn poller() -> &'static Poller {
     POLLER.get_or_init(|| {
         let p = Poller::new().unwrap_or_else(|e| panic!("gort: cannot create the netpoller: {e}"));
-        // The deadlock detector counts the process's threads: this one is the runtime's own.
-        crate::runtime::deadlock::runtime_thread_started();
+        crate::runtime::deadlock::runtime_thread_spawned();
         std::thread::Builder::new()
             .name("gort-netpoll".into())
-            .spawn(poll_loop)
+            .spawn(|| {
+                // The deadlock detector accounts for every thread: this one is the runtime's.
+                crate::runtime::deadlock::runtime_thread_started();
+                poll_loop()
+            })
             .expect("gort: cannot start the netpoll thread");
         p
     })

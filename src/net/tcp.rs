@@ -162,7 +162,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect(addr, Some(Instant::now() + timeout))
+        connect(addr, Some(crate::time::deadline_after(timeout)))
     }
 
     /// The remote address.

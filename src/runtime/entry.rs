@@ -1,7 +1,7 @@
 //! What `#[gort::main]` and `#[gort::test]` expand to: run the body as a goroutine, wait.
 
 use std::process::{ExitCode, Termination};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::spawn::{spawn_with, Options};
 
@@ -64,7 +64,7 @@ fn run_test_inner<R: Send + 'static>(
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    match h.join_deadline(Instant::now() + Duration::from_secs(timeout)) {
+    match h.join_deadline(crate::time::deadline_after(Duration::from_secs(timeout))) {
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => {

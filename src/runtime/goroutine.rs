@@ -84,6 +84,10 @@ pub(crate) struct Run {
     pub(crate) stack: Option<Stack>,
 }
 
+// Reasons for a lock to an M (`Goroutine::lock_why`).
+const LOCK_USER: u8 = 1;
+const LOCK_UNWINDING: u8 = 2;
+
 // Park states (the token protocol of park.rs).
 const IDLE: u8 = 0;
 const NOTIFIED: u8 = 1;
@@ -109,8 +113,12 @@ pub(crate) struct Goroutine {
     /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
     /// it to recognise an overflow).
     pub(crate) guard: [AtomicUsize; 2],
-    /// The M this goroutine is locked to (`lock_os_thread`), or null.
+    /// The M this goroutine is locked to, or null: non-null exactly while `lock_why` is not
+    /// empty. Written only by the goroutine itself (and cleared by its M when it ends).
     locked: AtomicPtr<Machine>,
+    /// Why it is locked: `LOCK_USER` (`lock_os_thread`) and/or `LOCK_UNWINDING` (it
+    /// suspended while unwinding a panic). Written only by the goroutine itself.
+    lock_why: AtomicU8,
     /// Set when the goroutine has finished (for the dump registry).
     finished: AtomicBool,
     /// Its slot in the dump registry (dump.rs), `u32::MAX` until registered.
@@ -160,6 +168,7 @@ impl Goroutine {
             user_token: AtomicBool::new(false),
             guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
             locked: AtomicPtr::new(std::ptr::null_mut()),
+            lock_why: AtomicU8::new(0),
             finished: AtomicBool::new(false),
             registry_slot: AtomicU32::new(u32::MAX),
             run: UnsafeCell::new(Run {
@@ -219,13 +228,39 @@ impl Goroutine {
         std::ptr::eq(self.locked.load(Ordering::Relaxed), m)
     }
 
-    /// Locks this goroutine to `m` (null: unlocks).
-    pub(crate) fn lock_to(&self, m: *const Machine) {
-        self.locked.store(m as *mut Machine, Ordering::Release);
+    /// Locks this goroutine to `m` for `why` (one of the `LOCK_*` reasons). Called by the
+    /// goroutine itself, running on `m`.
+    fn lock_for(&self, why: u8, m: &Machine) {
+        self.lock_why.store(
+            self.lock_why.load(Ordering::Relaxed) | why,
+            Ordering::Relaxed,
+        );
+        self.locked
+            .store(m as *const Machine as *mut Machine, Ordering::Release);
+    }
+
+    /// Drops the lock reason `why`; unlocks when no reason is left. Called by the goroutine.
+    fn unlock_for(&self, why: u8) {
+        let left = self.lock_why.load(Ordering::Relaxed) & !why;
+        self.lock_why.store(left, Ordering::Relaxed);
+        if left == 0 {
+            self.locked.store(std::ptr::null_mut(), Ordering::Release);
+        }
+    }
+
+    /// `lock_os_thread`: locks this (running) goroutine to `m`, the M running it.
+    pub(crate) fn lock_os_thread(&self, m: &Machine) {
+        self.lock_for(LOCK_USER, m);
+    }
+
+    /// `unlock_os_thread` (a lock kept for unwinding stays until the unwinding ends).
+    pub(crate) fn unlock_os_thread(&self) {
+        self.unlock_for(LOCK_USER);
     }
 
     /// Unlocks when the goroutine ends.
     pub(crate) fn unlock_machine(&self) {
+        self.lock_why.store(0, Ordering::Relaxed);
         self.locked.store(std::ptr::null_mut(), Ordering::Release);
     }
 
@@ -240,12 +275,45 @@ impl Goroutine {
     }
 
     /// Suspends the running goroutine (must be the current one) back to its worker.
+    ///
+    /// While a panic unwinds, the goroutine is locked to its M first (see
+    /// [`Goroutine::keep_thread_while_unwinding`]), so that it resumes on the same OS thread.
+    #[inline]
     pub(crate) fn suspend(&self, why: Suspend) {
+        if self.lock_why.load(Ordering::Relaxed) & LOCK_UNWINDING != 0 || std::thread::panicking() {
+            self.keep_thread_while_unwinding();
+        }
         let y = self.yielder.get();
         debug_assert!(!y.is_null());
         // SAFETY: the yielder was set when this goroutine started and lives as long as its
         // coroutine; we are running on that coroutine (callers check `current`).
         unsafe { (*y).suspend(why) };
+    }
+
+    /// Keeps the goroutine on its OS thread while it unwinds a panic.
+    ///
+    /// std keeps its panic count per OS thread. A goroutine that parks or yields while it
+    /// unwinds (a `Drop` that receives, sleeps or locks, a panic hook that waits, a Mutex
+    /// hand-off) must therefore resume on the thread that holds its count, and no other
+    /// goroutine may run there meanwhile: they would see `panicking()`, poison std locks,
+    /// and a panic of theirs would abort the process. So at a suspend during unwinding the
+    /// goroutine is locked to its M, exactly as `lock_os_thread` does: its M hands its P to
+    /// another M (as in a system call) and waits for this goroutine alone (worker.rs). The
+    /// lock is dropped at the first suspend after the unwinding ended; until then the
+    /// goroutine runs on its M without a P, like one back from a system call.
+    #[cold]
+    #[inline(never)]
+    fn keep_thread_while_unwinding(&self) {
+        let kept = self.lock_why.load(Ordering::Relaxed) & LOCK_UNWINDING != 0;
+        if std::thread::panicking() {
+            if !kept {
+                if let Some(m) = super::machine::current() {
+                    self.lock_for(LOCK_UNWINDING, m);
+                }
+            }
+        } else if kept {
+            self.unlock_for(LOCK_UNWINDING);
+        }
     }
 }
 

@@ -156,11 +156,20 @@ impl Machine {
         self.parker.unpark();
     }
 
-    /// Takes the locked goroutine made runnable, if any.
-    pub(crate) fn take_locked(&self) -> Option<GRef> {
+    /// Takes the locked goroutine made runnable, if any, making it this M's `current` first.
+    /// Called only by this M.
+    pub(crate) fn take_locked_to_run(&self) -> Option<GRef> {
+        let g = self.locked_ready.load(Ordering::Acquire);
+        if g.is_null() {
+            return None;
+        }
+        // Only `ready_locked` stores here, and only into an empty slot (a parked goroutine
+        // is readied once), so the slot still holds `g` when we swap it out below.
+        self.current.store(g, Ordering::Release);
         let p = self.locked_ready.swap(ptr::null_mut(), Ordering::AcqRel);
+        debug_assert_eq!(p, g);
         // SAFETY: a non-null pointer swapped out is a reference we now own.
-        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+        Some(unsafe { Arc::from_raw(p) })
     }
 }
 

@@ -29,7 +29,9 @@
 //! # Thread identity
 //! A goroutine may resume on a different OS thread after any blocking point (channel
 //! operation, lock, sleep, yield). Thread-locals and values tied to the OS thread (std's
-//! `MutexGuard`, thread ids) must not be held across a blocking point.
+//! `MutexGuard`, thread ids) must not be held across a blocking point. The exception the
+//! runtime makes itself: a goroutine that blocks while unwinding a panic keeps its thread
+//! (std's panic count is per thread; `goroutine::Goroutine::suspend`).
 
 pub(crate) mod block_on;
 pub(crate) mod cgroup;

@@ -15,6 +15,9 @@
 //!
 //! `lock_os_thread` marks the goroutine as locked to its M: when it parks, its M hands its P
 //! to another M and waits for that goroutine alone; `ready` hands it straight back to its M.
+//! The runtime locks a goroutine the same way while it unwinds a panic (goroutine.rs,
+//! `keep_thread_while_unwinding`), with its own lock reason, so that `unlock_os_thread` in a
+//! destructor cannot let an unwinding goroutine move.
 
 use std::sync::atomic::Ordering;
 
@@ -110,7 +113,10 @@ impl Drop for Exit {
             );
         }
         if std::thread::panicking() {
-            return; // let the panic go on; the goroutine ends on this M
+            // Unwinding: the goroutine must stay on this thread (std's panic state is per
+            // thread), so no requeue; it keeps this M until its first suspend after the
+            // unwinding ends (`Goroutine::suspend`).
+            return;
         }
         // Without a P: let an M with a P run us (unless we are locked to this M).
         if goroutine::with_current(|g| g.locked_machine().is_none()) == Some(true) {
@@ -126,11 +132,11 @@ impl Drop for Exit {
 /// On a plain thread it does nothing (a plain thread is its own thread).
 pub fn lock_os_thread() {
     if let Some(m) = machine::current() {
-        goroutine::with_current(|g| g.lock_to(m));
+        goroutine::with_current(|g| g.lock_os_thread(m));
     }
 }
 
 /// Undoes [`lock_os_thread`].
 pub fn unlock_os_thread() {
-    goroutine::with_current(|g| g.lock_to(std::ptr::null()));
+    goroutine::with_current(|g| g.unlock_os_thread());
 }

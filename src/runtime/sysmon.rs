@@ -42,7 +42,7 @@ const RUNNING_RETAKE_NS: u64 = 10_000_000;
 const SCAVENGE_NS: u64 = 1_000_000_000;
 
 pub(crate) fn start() {
-    super::deadlock::runtime_thread_started();
+    super::deadlock::runtime_thread_spawned();
     std::thread::Builder::new()
         .name("gort-sysmon".into())
         .spawn(run)
@@ -50,6 +50,7 @@ pub(crate) fn start() {
 }
 
 fn run() {
+    super::deadlock::runtime_thread_started();
     super::machine::precise_timer_slack();
     let sched = scheduler::get();
     let mut snaps: Vec<(u32, u64)> = vec![(0, 0); sched.nprocs];

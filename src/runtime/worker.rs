@@ -300,7 +300,9 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
                 if !locked {
                     return;
                 }
-                // A locked goroutine only runs on this M: wait for it here.
+                // A locked goroutine only runs on this M: wait for it here, not counted as
+                // running it meanwhile (the deadlock detector must see it parked).
+                drop(_running);
                 g = wait_locked(sched, m);
             }
             CoroutineResult::Yield(Suspend::Yield) => {
@@ -369,11 +371,15 @@ fn give_away_processor(sched: &Sched, m: &Machine) {
     }
 }
 
-/// Waits (without a P) until the goroutine locked to this M is runnable again.
+/// Waits (without a P) until the goroutine locked to this M is runnable again. It is
+/// `m.current` again before it leaves `m.locked_ready`, so that the deadlock detector sees it
+/// in one of the two at every moment.
+#[cold]
+#[inline(never)]
 fn wait_locked(sched: &Sched, m: &Machine) -> GRef {
     give_away_processor(sched, m);
     loop {
-        if let Some(g) = m.take_locked() {
+        if let Some(g) = m.take_locked_to_run() {
             return g;
         }
         m.parker.park(None);

@@ -49,11 +49,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn far_future(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
 impl Shared {
     fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
         let (tx, rx) = chan::chan_keep_open(1);
@@ -102,12 +97,12 @@ impl Shared {
                 drop(lock(&self.keep).take());
             }
             Some(p) => {
-                let mut next = far_future(deadline, p);
+                let mut next = super::saturating_add(deadline, p);
                 if next <= now {
                     // Fell behind (a stalled runtime): skip whole periods, keep the phase.
                     let behind = (now - deadline).as_nanos();
                     let k = (behind / p.as_nanos().max(1) + 1).min(u32::MAX as u128) as u32;
-                    next = far_future(deadline, p.saturating_mul(k));
+                    next = super::saturating_add(deadline, p.saturating_mul(k));
                 }
                 st.when = Some(timers::to_nanos(next));
                 self.timer.start(next);
@@ -118,7 +113,7 @@ impl Shared {
     /// Arms for `now + d`, or delivers at once if `d` is zero (one-shot only).
     fn arm(self: &Arc<Self>, st: &mut State, d: Duration) {
         let now = Instant::now();
-        let when = far_future(now, d);
+        let when = super::saturating_add(now, d);
         // Already due (zero, or shorter than reading the clock): deliver now rather than
         // through the heap, as Go 1.23 runs an expired channel timer synchronously.
         if st.period.is_none() && self.func.is_none() {

@@ -40,8 +40,9 @@ pub struct Receiver<T> {
 /// use gort::std::thread;
 ///
 /// let (tx, rx) = channel();
-/// thread::spawn(move || tx.send(42).unwrap());
+/// let sender = thread::spawn(move || tx.send(42).unwrap());
 /// assert_eq!(rx.recv(), Ok(42));
+/// sender.join().unwrap(); // its `tx` is dropped by then
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
