@@ -16,6 +16,8 @@
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
+//! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
+//!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
 //! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! It never runs goroutines and holds no P.
@@ -36,6 +38,8 @@ use crate::time::timers;
 const BLOCKING_RETAKE_NS: u64 = 20_000;
 /// A P stuck this long running one goroutine is handed off (when work waits).
 const RUNNING_RETAKE_NS: u64 = 10_000_000;
+/// Period of the stack scavenger.
+const SCAVENGE_NS: u64 = 1_000_000_000;
 
 pub(crate) fn start() {
     super::deadlock::runtime_thread_spawned();
@@ -53,6 +57,7 @@ fn run() {
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
+    let mut next_scavenge = 0;
     let mut trace = super::schedtrace::SchedTrace::from_env();
     loop {
         std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
@@ -64,6 +69,10 @@ fn run() {
         }
         super::dump::serve_sigquit();
         deadlock.check(sched);
+        if now >= next_scavenge {
+            super::stack::scavenge();
+            next_scavenge = now + SCAVENGE_NS;
+        }
         if retook {
             idle_rounds = 0;
             delay_us = 20;

@@ -39,6 +39,9 @@ pub fn run(workload: &str) -> Out {
             sync::run(workload)
         }
         "tcp_echo" => net::run(),
+        "spawn_burst" => in_gort(spawn_burst),
+        w if w.starts_with("daisy_") => chan::daisy(w),
+        "parked_1m" | "parked_1m_pte" => chan::parked_1m(workload),
         _ => Out::Na("unknown workload"),
     }
 }
@@ -56,6 +59,16 @@ fn spawn() -> Out {
         batch();
     }
     ns(t, SPAWN_N)
+}
+
+/// From cold: no warm-up round, the handles kept until all are spawned.
+fn spawn_burst() -> Out {
+    let t = Instant::now();
+    let hs: Vec<_> = (0..BURST_N).map(|_| gort::spawn(|| ())).collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    ns(t, BURST_N)
 }
 
 fn switch() -> Out {
@@ -370,6 +383,48 @@ mod chan {
         out
     }
 
+    /// Pike's daisy chain: each goroutine adds one to what its right neighbour sends it.
+    pub fn daisy(workload: &str) -> Out {
+        fn link(left: gort::chan::Sender<u64>, right: gort::chan::Receiver<u64>) {
+            left.send(1 + right.recv().unwrap()).unwrap();
+        }
+        let n = daisy_n(workload);
+        let workload = workload.to_string();
+        in_gort(move || {
+            let t = Instant::now();
+            let (leftmost_tx, leftmost_rx) = gort::chan::<u64>(0);
+            let mut left = leftmost_tx;
+            for _ in 0..n {
+                let (right_tx, right_rx) = gort::chan::<u64>(0);
+                gort::go!(link(left, right_rx));
+                left = right_tx;
+            }
+            gort::go!(move || left.send(1).unwrap());
+            let got = leftmost_rx.recv().unwrap();
+            daisy_out(&workload, n, t.elapsed(), got)
+        })
+    }
+
+    /// A million goroutines blocked receiving from one channel.
+    pub fn parked_1m(workload: &str) -> Out {
+        let (tx, rx) = gort::chan::<()>(0);
+        let out = util::parked_1m(
+            workload,
+            || in_gort(|| ()),
+            |n, parked| {
+                for _ in 0..n {
+                    let (p, rx) = (parked.clone(), rx.clone());
+                    gort::spawn(move || {
+                        p.fetch_add(1, Ordering::SeqCst);
+                        let _ = rx.recv();
+                    });
+                }
+            },
+        );
+        std::mem::forget(tx); // the child exits with the goroutines still parked
+        out
+    }
+
     #[cfg(not(feature = "timers"))]
     fn after() -> Out {
         Out::Na("gort feature `timers` off")
@@ -404,6 +459,12 @@ mod chan {
 mod chan {
     use super::*;
     pub fn run(_: &str) -> Out {
+        Out::Na("gort feature `chan` off")
+    }
+    pub fn daisy(_: &str) -> Out {
+        Out::Na("gort feature `chan` off")
+    }
+    pub fn parked_1m(_: &str) -> Out {
         Out::Na("gort feature `chan` off")
     }
 }

@@ -143,6 +143,8 @@ pub fn run(workload: &str) -> Out {
                 thread::spawn(f);
             },
         ),
+        "spawn_burst" | "parked_1m" | "parked_1m_pte" => Out::Na("OS threads: not at this scale"),
+        w if w.starts_with("daisy_") => Out::Na("OS threads: not at this scale"),
         _ => Out::Na("unknown workload"),
     }
 }

@@ -110,6 +110,63 @@ pub fn run(workload: &str) -> Out {
             std::mem::forget(rt);
             out
         }
+        "spawn_burst" => in_task(async {
+            let t = Instant::now();
+            let hs: Vec<_> = (0..BURST_N).map(|_| tokio::spawn(async {})).collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+            ns(t, BURST_N)
+        }),
+        w if w.starts_with("daisy_") => {
+            let n = daisy_n(w);
+            let w = w.to_string();
+            in_task(async move {
+                let t = Instant::now();
+                let (leftmost_tx, mut leftmost_rx) = mpsc::channel::<u64>(1);
+                let mut left = leftmost_tx;
+                for _ in 0..n {
+                    let (right_tx, mut right_rx) = mpsc::channel::<u64>(1);
+                    tokio::spawn(async move {
+                        let v = right_rx.recv().await.unwrap();
+                        left.send(1 + v).await.unwrap();
+                    });
+                    left = right_tx;
+                }
+                tokio::spawn(async move { left.send(1).await.unwrap() });
+                let got = leftmost_rx.recv().await.unwrap();
+                match daisy_out(&w, n, t.elapsed(), got) {
+                    Out::Value(v, _) => {
+                        Out::Value(v, "mpsc(1): tokio has no rendezvous channel".into())
+                    }
+                    o => o,
+                }
+            })
+        }
+        "parked_1m" | "parked_1m_pte" => {
+            let rt = rt();
+            let h = rt.handle().clone();
+            let stop = Arc::new(Notify::new());
+            let out = util::parked_1m(
+                workload,
+                || rt.block_on(async { tokio::spawn(async {}).await.unwrap() }),
+                |n, parked| {
+                    for _ in 0..n {
+                        let (p, s) = (parked.clone(), stop.clone());
+                        h.spawn(async move {
+                            let f = s.notified();
+                            p.fetch_add(1, Ordering::SeqCst);
+                            f.await;
+                        });
+                    }
+                },
+            );
+            std::mem::forget(rt);
+            match out {
+                Out::Value(v, n) => Out::Value(v, format!("Notify; {n}")),
+                o => o,
+            }
+        }
         _ => Out::Na("unknown workload"),
     }
 }
