@@ -30,6 +30,8 @@
 //!  select.rs  select! runtime (try, register, park once; the all-locks check)
 //!  dynamic.rs the dynamic Select (real entries that peers complete; reservations)
 //!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
+//!  future.rs  recv_async / send_async: futures waiting in the same queues (a waker as
+//!             the waiter's Unparker; cancellation withdraws, a received value goes back)
 //!  lock.rs    the channel lock (a spin lock that yields)
 //!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
 //! ```
@@ -60,6 +62,7 @@
 
 mod dynamic;
 mod errors;
+mod future;
 mod handoff;
 mod hchan;
 mod lock;
@@ -77,6 +80,7 @@ pub use dynamic::{
 pub use errors::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use future::{RecvFuture, SendFuture};
 
 #[doc(hidden)]
 pub use select::__private;
