@@ -721,31 +721,45 @@ fn many_tokio_tasks_meet_goroutines() {
 }
 
 #[gort::test]
-fn tokio_timeouts_around_recv_async_lose_nothing() {
-    // Each timeout drops a pending (sometimes already handed) recv future.
+fn tokio_tasks_dropping_pending_recv_futures_lose_nothing() {
+    // A tokio task polls a recv future once, yields (a goroutine may hand it a value
+    // meanwhile), then drops it, or else waits for it with a timeout that may drop it too.
     let rt = tokio_rt();
     for cap in CAPS {
         let (tx, rx) = channel::<u64>(cap);
         let n = common::stress(300) as u64;
         let task = rt.spawn(async move {
             let mut got = Vec::new();
-            let mut timeouts = 0;
-            loop {
-                match tokio::time::timeout(Duration::from_micros(50), rx.recv_async()).await {
-                    Ok(Ok(v)) => got.push(v),
-                    Ok(Err(RecvError)) => return (got, timeouts),
-                    Err(_) => timeouts += 1,
+            for round in 0u64.. {
+                let mut f = pin!(rx.recv_async());
+                let first = poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await;
+                let r = match first {
+                    Poll::Ready(r) => Some(r),
+                    Poll::Pending => {
+                        tokio::task::yield_now().await;
+                        if round % 2 == 0 {
+                            None // dropped: a handed value goes back
+                        } else {
+                            tokio::time::timeout(Duration::from_millis(1), f).await.ok()
+                        }
+                    }
+                };
+                match r {
+                    Some(Ok(v)) => got.push(v),
+                    Some(Err(RecvError)) => return got,
+                    None => {}
                 }
             }
+            unreachable!()
         });
         for i in 0..n {
-            if i % 16 == 0 {
-                gort::time::sleep(Duration::from_micros(100));
+            if i % 2 == 0 {
+                gort::time::sleep(Duration::from_micros(20));
             }
             tx.send(i).unwrap();
         }
         drop(tx);
-        let (got, _timeouts) = gort::block_on(task).unwrap();
+        let got = gort::block_on(task).unwrap();
         assert_eq!(got, (0..n).collect::<Vec<_>>(), "cap {cap}");
     }
     gort::blocking(move || rt.shutdown_timeout(Duration::from_secs(5)));
