@@ -117,24 +117,16 @@ pub(crate) enum TryRecv<T> {
 
 /// Takes the value of a waiting sender we claimed, completing it; a deferred sender (a
 /// dynamic select's send) is told who we are and completed, and its value is waited for
-/// after the unlock.
-/// `waker`: the receiver is a future, woken through it (else the current goroutine or
-/// thread is).
+/// after the unlock. `waker`: the receiver is a future, woken through it (else the current
+/// goroutine or thread is).
+#[inline]
 pub(crate) fn take_from_sender<T>(
     e: Entry,
     wakes: &mut Wakes,
     waker: Option<&Waker>,
 ) -> TryRecv<T> {
     if e.deferred {
-        // SAFETY: we claimed the select's context and have not completed it, so its own
-        // reference keeps the `Deferred<T>` alive (its packet).
-        let d = unsafe { Deferred::<T>::from_packet(e.packet) };
-        let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
-        // SAFETY: claimed, not yet completed.
-        unsafe { d.set_receiver(me) };
-        e.cx.complete();
-        wakes.push(e.cx);
-        return TryRecv::Deferred(d);
+        return take_deferred(e, wakes, waker);
     }
     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
     // ours to use until we `complete` it.
@@ -142,6 +134,21 @@ pub(crate) fn take_from_sender<T>(
     e.cx.complete();
     wakes.push(e.cx);
     TryRecv::Got(val.expect("a waiting sender holds its value"))
+}
+
+/// `take_from_sender` of a deferred sender (kept out of line: rare).
+#[cold]
+#[inline(never)]
+fn take_deferred<T>(e: Entry, wakes: &mut Wakes, waker: Option<&Waker>) -> TryRecv<T> {
+    // SAFETY: we claimed the select's context and have not completed it, so its own
+    // reference keeps the `Deferred<T>` alive (its packet).
+    let d = unsafe { Deferred::<T>::from_packet(e.packet) };
+    let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
+    // SAFETY: claimed, not yet completed.
+    unsafe { d.set_receiver(me) };
+    e.cx.complete();
+    wakes.push(e.cx);
+    TryRecv::Deferred(d)
 }
 
 /// What an attempt to send found; the value comes back unless sent.
@@ -285,10 +292,10 @@ impl<T> Chan<T> {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
             // value put back, `put_back_locked`, takes no sender's until it has room.)
-            let refill = if inner.buf.len() < self.cap {
-                inner.sendq.claim_first(wakes)
-            } else {
+            let refill = if inner.sendq.is_empty() || inner.buf.len() >= self.cap {
                 None
+            } else {
+                inner.sendq.claim_first(wakes)
             };
             if let Some(e) = refill {
                 debug_assert!(!e.deferred);
