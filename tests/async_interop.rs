@@ -481,7 +481,7 @@ fn tokio_bridge_example_runs() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("received 5050 from a gort channel"),
+        stdout.contains("received 5050 from goroutines over a gort channel"),
         "{stdout}"
     );
     assert!(stdout.ends_with("ok\n"), "{stdout}");

@@ -27,7 +27,9 @@
 //!
 //! A re-poll with another waker (not `will_wake`) replaces the waker in the context under the
 //! lock, so the entry keeps its place in the queue; with the same waker a re-poll is one
-//! atomic load and takes no lock.
+//! atomic load and takes no lock. A waker is cloned under the lock when a future registers
+//! (a reference count increment in every executor, as a goroutine handle's is); a waker is
+//! only ever dropped after unlocking, as its last reference may free a task.
 //!
 //! # Dropping a pending future (cancellation)
 //! Nothing is lost, nothing is delivered twice, no waiter is left behind:
@@ -35,7 +37,7 @@
 //! - Waiting and not done: under the lock, `try_abort` withdraws it. No peer can claim the
 //!   entry any more (a later sender passes over it), so the slot is never touched again; the
 //!   stale entry is trimmed if it is at either end of the queue, else swept lazily, as a
-//!   finished select's are. A send's value was not sent: it is dropped with the future
+//!   finished select's are (the future takes its waker back first, `take_waker`). A send's value was not sent: it is dropped with the future
 //!   ([`SendFuture::cancel`] withdraws and hands it back instead).
 //! - Waiting and done (a peer completed it; the result was never seen): a send has
 //!   happened. A received value goes back into the channel as if it had never been
@@ -255,8 +257,11 @@ impl<T> Drop for RecvFuture<'_, T> {
                 let mut wakes = Wakes::default();
                 let mut inner = chan.lock();
                 let mut unreceivable = None;
+                let mut waker = None;
                 if cx.try_abort() {
                     // Withdrawn: no peer will touch the slot.
+                    // SAFETY: our context, aborted by us just now.
+                    waker = Some(unsafe { cx.take_waker() });
                     inner.recvq.trim();
                     chan.update_receivers_waiting(&inner);
                 } else if let Some(v) = self.slot.get_mut().take() {
@@ -266,7 +271,7 @@ impl<T> Drop for RecvFuture<'_, T> {
                 }
                 drop(inner);
                 wakes.run();
-                drop(unreceivable);
+                drop((unreceivable, waker));
             }
             State::Handoff(d) => {
                 if !d.abandon() {
@@ -369,8 +374,12 @@ impl<T> SendFuture<'_, T> {
                 // Claimed futures are completed under this lock: if the abort fails, the
                 // receiver (or close) is done with the slot.
                 if cx.try_abort() {
+                    // SAFETY: our context, aborted by us just now.
+                    let waker = unsafe { cx.take_waker() };
                     inner.sendq.trim();
                     chan.update_senders_waiting(&inner);
+                    drop(inner);
+                    drop(waker); // executor code: after unlocking
                 }
             }
         }

@@ -59,6 +59,23 @@
 //! The last `Sender` to drop closes the channel. When every `Receiver` is gone, sends return
 //! `Err(SendError(v))` and blocked senders wake with their values: a goroutine never leaks
 //! blocked on a channel nobody can read.
+//!
+//! # Async code
+//! [`Receiver::recv_async`] and [`Sender::send_async`] return futures ([`RecvFuture`],
+//! [`SendFuture`]) that any executor can poll: they wait in the same queues as blocked
+//! goroutines and threads, with the same FIFO order and close rules, so a channel connects
+//! goroutines and async tasks in either direction (a tokio task awaits a value a goroutine
+//! sends, and the reverse). Dropping a pending future withdraws it: no sender hands a value
+//! to it afterwards, a value it had been handed goes back into the channel (to the next
+//! receiver, ahead of later values), and a send either happened or did not
+//! ([`SendFuture::cancel`] hands an unsent value back).
+//!
+//! ```
+//! let (tx, rx) = gort::chan::<&str>(0);
+//! let g = gort::go!(move || rx.recv().unwrap()); // a goroutine receives...
+//! gort::block_on(async { tx.send_async("hi").await.unwrap() }); // ...what async code sends
+//! assert_eq!(g.join().unwrap(), "hi");
+//! ```
 
 mod dynamic;
 mod errors;
@@ -254,7 +271,9 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Number of buffered values (still counted after close).
+    /// Number of buffered values (still counted after close). A value given back by a
+    /// dropped [`recv_async`](Receiver::recv_async) future counts, and may take the count one
+    /// past `cap()` until it is received.
     pub fn len(&self) -> usize {
         self.chan.len()
     }

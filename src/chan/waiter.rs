@@ -226,6 +226,20 @@ impl Context {
         unsafe { std::mem::replace(&mut *self.unparker.get(), new) }
     }
 
+    /// A future that withdrew (its `try_abort` succeeded) takes its waker back, so that a
+    /// stale entry left in the middle of a queue holds nothing of the executor's until it is
+    /// swept; the current goroutine's or thread's handle stands in. Drop the result after
+    /// unlocking.
+    ///
+    /// # Safety
+    /// A future's context that the caller aborted: no peer will ever claim it, so none
+    /// reads `unparker`; the caller is its only writer.
+    pub(crate) unsafe fn take_waker(&self) -> Unparker {
+        debug_assert!(self.future && self.state.load(Ordering::Relaxed) == ABORTED);
+        // SAFETY: function contract.
+        unsafe { std::mem::replace(&mut *self.unparker.get(), park::current()) }
+    }
+
     /// Has the claimer written the packet (Acquire)?
     #[inline]
     pub(crate) fn is_done(&self) -> bool {

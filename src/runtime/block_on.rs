@@ -50,11 +50,12 @@
 //! Inside `blocking(f)` the goroutine parks like anywhere else; parking ends the blocking
 //! section (the worker's processor moves on), and the goroutine resumes on an M with a P.
 //!
-//! # Later: futures that wait in gort's queues
-//! A future that waits in a channel or lock queue leaves an `Unparker::from_waker(cx.waker())`
-//! there (park.rs). When such a future is polled by `block_on` on a goroutine, that waker is
-//! this module's goroutine waker, so the wake-up is a token swap plus the goroutine's unpark:
-//! the same cost as a parked goroutine's.
+//! # Futures that wait in gort's queues
+//! A channel future (`Receiver::recv_async`, `Sender::send_async`: `chan/future.rs`) leaves an
+//! `Unparker::from_waker(cx.waker())` in the channel's wait queue (park.rs). When such a
+//! future is polled by `block_on` on a goroutine, that waker is this module's goroutine waker,
+//! so the wake-up is a token swap plus the goroutine's unpark: the same cost as a parked
+//! goroutine's.
 //!
 //! # Safety
 //! The goroutine waker's data pointer is always a pointer obtained from `Arc::<Goroutine>::
