@@ -70,9 +70,13 @@ use crate::park::Unparker;
 
 /// Where a channel future is (module doc, state table).
 enum State<T> {
+    /// Not registered.
     Start,
+    /// Its entry is in the queue; the context (WAITING or done) is shared with it.
     Waiting(Arc<Context>),
+    /// A receive waiting for a dynamic select's deferred value.
     Handoff(Arc<Deferred<T>>),
+    /// Finished.
     Done,
 }
 
@@ -122,10 +126,13 @@ fn still_waiting<T>(chan: &Chan<T>, cx: &Context, waker: &Waker) -> bool {
 /// receiver (module doc of `chan::future`).
 #[must_use = "futures do nothing unless polled"]
 pub struct RecvFuture<'a, T> {
+    /// The channel's end it receives from.
     rx: &'a Receiver<T>,
+    /// Where it is (module doc, state table).
     state: State<T>,
     /// The packet of its entry: a sender that claims it writes the value here.
     slot: UnsafeCell<Option<T>>,
+    /// The slot's address is in the queue while it waits: never moved once polled.
     _pin: PhantomPinned,
 }
 
@@ -303,10 +310,13 @@ impl<T> fmt::Debug for RecvFuture<'_, T> {
 /// the value back.
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFuture<'a, T> {
+    /// The channel's end it sends on.
     tx: &'a Sender<T>,
+    /// Where it is (module doc, state table; never Handoff).
     state: State<T>,
     /// The value, until sent; the packet of its entry (a receiver takes it from here).
     slot: UnsafeCell<Option<T>>,
+    /// The slot's address is in the queue while it waits: never moved once polled.
     _pin: PhantomPinned,
 }
 
