@@ -54,7 +54,7 @@
 //! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use crate::runtime::goroutine::{self, GRef};
@@ -198,6 +198,16 @@ impl Unparker {
     pub(crate) fn from_waker(waker: std::task::Waker) -> Unparker {
         Unparker {
             target: Target::Waker(Arc::new(waker)),
+        }
+    }
+
+    /// A handle that wakes nobody: it stands in for a waiter that has gone (a withdrawn
+    /// future's stale queue entry gives its waker back, `chan::waiter`). Needs no
+    /// thread-local, so it works in thread-local destructors too.
+    pub(crate) fn nobody() -> Unparker {
+        static NOBODY: OnceLock<Arc<ThreadParker>> = OnceLock::new();
+        Unparker {
+            target: Target::Thread(NOBODY.get_or_init(|| Arc::new(ThreadParker::new())).clone()),
         }
     }
 

@@ -29,8 +29,8 @@
 //! the operation to take (a competitor may take it first: the operation then waits as a
 //! plain `recv`/`send`). So is a waiting future (`recv_async`/`send_async`): futures are
 //! never reserved (waiter.rs, "Futures"); the operation completes with it under the lock,
-//! unless it was dropped meanwhile. A case completed while parked holds its result (a received value,
-//! or a receiver waiting on our deferred send).
+//! unless it was dropped meanwhile. A case completed while parked holds its result (a
+//! received value, or a receiver waiting on our deferred send).
 //!
 //! # Safety
 //! Entries point into the boxed cases (`RecvHandle::slot`) or to a `Deferred` the case

@@ -90,8 +90,9 @@ pub struct Context {
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
-    /// owned (`new`), or by its future while WAITING under the channel lock (`set_waker`);
-    /// read by anyone holding a reference, peers only after claiming it.
+    /// owned (`new`), or by its future while WAITING under the channel lock (`set_waker`)
+    /// or once it withdrew (`take_waker`); read by anyone holding a reference, peers only
+    /// after claiming it.
     unparker: UnsafeCell<Unparker>,
     /// A future's context (module doc, "Futures"): never reserved, never recycled.
     future: bool,
@@ -228,8 +229,7 @@ impl Context {
 
     /// A future that withdrew (its `try_abort` succeeded) takes its waker back, so that a
     /// stale entry left in the middle of a queue holds nothing of the executor's until it is
-    /// swept; the current goroutine's or thread's handle stands in. Drop the result after
-    /// unlocking.
+    /// swept (`Unparker::nobody` stands in). Drop the result after unlocking.
     ///
     /// # Safety
     /// A future's context that the caller aborted: no peer will ever claim it, so none
@@ -237,7 +237,7 @@ impl Context {
     pub(crate) unsafe fn take_waker(&self) -> Unparker {
         debug_assert!(self.future && self.state.load(Ordering::Relaxed) == ABORTED);
         // SAFETY: function contract.
-        unsafe { std::mem::replace(&mut *self.unparker.get(), park::current()) }
+        unsafe { std::mem::replace(&mut *self.unparker.get(), Unparker::nobody()) }
     }
 
     /// Has the claimer written the packet (Acquire)?
