@@ -83,6 +83,76 @@ fn goroutines_by_state() {
     sleeper.join().unwrap();
 }
 
+/// The four by-state counts add up to `goroutines` (and so none exceeds it).
+fn assert_consistent(m: &gort::runtime::Metrics) {
+    assert_eq!(
+        m.goroutines_runnable
+            + m.goroutines_running
+            + m.goroutines_not_in_go
+            + m.goroutines_waiting,
+        m.goroutines,
+        "{m:?}"
+    );
+    assert!(m.goroutines_created >= m.goroutines as u64, "{m:?}");
+}
+
+/// Regression (issue 10 review): right after a join, the joined goroutine's M may not have
+/// let go of it yet; a snapshot then said `goroutines_running: 1` with `goroutines: 0`.
+#[test]
+fn states_never_exceed_the_total_after_a_join() {
+    let _w = common::watchdog(120, "states_never_exceed_the_total_after_a_join");
+    for _ in 0..common::stress(2_000) {
+        gort::spawn(|| ()).join().unwrap();
+        assert_consistent(&gort::runtime::metrics());
+    }
+}
+
+/// Regression (issue 10 review): `metrics()` dereferenced other Ms' current goroutines, which
+/// they free at any moment (a use after free; the unit test `classify_never_reads_the_goroutine`
+/// pins it). Here snapshots are taken in a loop from two threads while goroutines locked to
+/// their threads (served by Ms without a processor) come and go, detached, and every
+/// snapshot must be consistent.
+#[test]
+fn snapshots_while_locked_goroutines_come_and_go() {
+    let _w = common::watchdog(120, "snapshots_while_locked_goroutines_come_and_go");
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_consistent(&gort::runtime::metrics());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for _ in 0..common::stress(300) {
+        let wg = gort::sync::WaitGroup::new();
+        for i in 0..4 {
+            let wg = wg.clone();
+            wg.add(1);
+            // Detached: the M's reference is the last one, dropped as the goroutine ends.
+            drop(gort::spawn(move || {
+                gort::lock_os_thread();
+                gort::yield_now();
+                if i % 2 == 0 {
+                    gort::unlock_os_thread();
+                }
+                gort::yield_now();
+                wg.done();
+            }));
+        }
+        wg.wait();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in watchers {
+        assert!(w.join().unwrap() > 0);
+    }
+}
+
 #[gort::test]
 fn runnable_goroutines_on_one_processor() {
     if gort::max_procs() != 1 {

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::goroutine::{GRef, Goroutine};
-use super::machine::BLOCKING;
 use crate::time::timers;
 
 const SHARDS: usize = 16;
@@ -77,11 +76,13 @@ fn status(g: &Goroutine) -> String {
     if let Some(sched) = super::scheduler::try_get() {
         let all = sched.machines.all.lock().unwrap_or_else(|e| e.into_inner());
         for m in all.iter() {
+            // Compared, never dereferenced (see `metrics::classify`).
             if std::ptr::eq(m.current.load(Ordering::Acquire), g) {
-                let in_syscall = m
-                    .processor()
-                    .map_or(true, |p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
-                return if in_syscall { "syscall" } else { "running" }.into();
+                return match super::metrics::doing(m) {
+                    super::metrics::Doing::Running => "running",
+                    super::metrics::Doing::NotInGo => "syscall",
+                }
+                .into();
             }
         }
     }

@@ -80,6 +80,11 @@ pub(crate) struct Machine {
     pub(crate) handoff: AtomicPtr<Processor>,
     /// The goroutine this M is running, or null (for sysmon, dumps and deadlock detection).
     pub(crate) current: AtomicPtr<Goroutine>,
+    /// True while the goroutine this M runs (or waits for) is locked to it (`lock_os_thread`,
+    /// or unwinding): set and cleared by that goroutine when it locks and unlocks, and by
+    /// this M when the goroutine ends. Observers (metrics, dumps) read this instead of the
+    /// goroutine, which they must never dereference (this M may free it at any moment).
+    pub(crate) runs_locked: AtomicBool,
     /// A goroutine locked to this M (`lock_os_thread`) that became runnable, as
     /// `Arc::into_raw`, or null. Written by `ready`, taken by the M.
     pub(crate) locked_ready: AtomicPtr<Goroutine>,
@@ -92,7 +97,7 @@ pub(crate) struct Machine {
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 impl Machine {
-    fn new() -> Machine {
+    pub(crate) fn new() -> Machine {
         Machine {
             id: AtomicU32::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             exited: AtomicBool::new(false),
@@ -101,6 +106,7 @@ impl Machine {
             woken_spinning: AtomicBool::new(false),
             handoff: AtomicPtr::new(ptr::null_mut()),
             current: AtomicPtr::new(ptr::null_mut()),
+            runs_locked: AtomicBool::new(false),
             locked_ready: AtomicPtr::new(ptr::null_mut()),
             tick: AtomicU32::new(0),
             tid: std::sync::atomic::AtomicI32::new(0),
@@ -130,6 +136,7 @@ impl Machine {
         self.p.store(ptr::null_mut(), Ordering::Relaxed);
         self.woken_spinning.store(false, Ordering::Relaxed);
         self.current.store(ptr::null_mut(), Ordering::Relaxed);
+        self.runs_locked.store(false, Ordering::Relaxed);
         self.tick.store(0, Ordering::Relaxed);
         self.exited.store(false, Ordering::Release);
     }
