@@ -221,8 +221,10 @@ impl Histogram {
 ///   == goroutines` (a goroutine seen in two states while it moves is counted once, and none
 ///   exceeds the total);
 /// - cumulative counters (`goroutines_created`, `steals`, hand-offs, `latencies`) only grow
-///   from one snapshot to the next, and `goroutines_created >= goroutines`. Where Go's `runtime/metrics` has the metric, the field is named after its key,
-/// which each field's doc gives.
+///   from one snapshot to the next, and `goroutines_created >= goroutines`.
+///
+/// Where Go's `runtime/metrics` has the metric, the field is named after its key, which each
+/// field's doc gives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
