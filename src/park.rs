@@ -58,6 +58,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::thread_arc::ThreadArc;
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -235,9 +236,9 @@ impl std::fmt::Debug for Unparker {
     }
 }
 
-thread_local! {
-    static THREAD_PARKER: Arc<ThreadParker> = ThreadParker::new_plain();
-}
+/// A plain thread's parker: a `ThreadArc`, not a `thread_local!`, so that blocking in gort
+/// works in thread-local destructors too (see thread_arc.rs).
+static THREAD_PARKER: ThreadArc<ThreadParker> = ThreadArc::new(ThreadParker::new_plain);
 
 /// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());

@@ -74,24 +74,30 @@ thread_local! {
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
 fn take_spare(me: *const ()) -> Option<Arc<Context>> {
-    SPARE.with(|s| {
-        let a = s[0].take();
-        if a.as_ref().is_some_and(|cx| cx.target() == me) {
-            return a;
-        }
-        let b = s[1].take();
-        if b.as_ref().is_some_and(|cx| cx.target() == me) {
-            s[0].set(a);
-            return b;
-        }
-        s[1].set(b);
-        a
-    })
+    // `try_with`: during the thread's teardown (a thread-local's destructor that blocks on
+    // a channel) the cache may be gone; then go without it.
+    SPARE
+        .try_with(|s| {
+            let a = s[0].take();
+            if a.as_ref().is_some_and(|cx| cx.target() == me) {
+                return a;
+            }
+            let b = s[1].take();
+            if b.as_ref().is_some_and(|cx| cx.target() == me) {
+                s[0].set(a);
+                return b;
+            }
+            s[1].set(b);
+            a
+        })
+        .ok()
+        .flatten()
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
-    SPARE.with(|s| {
+    // Dropped instead during the thread's teardown (see `take_spare`).
+    let _ = SPARE.try_with(|s| {
         let old = s[0].replace(Some(cx));
         s[1].set(old);
     });
