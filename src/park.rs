@@ -265,9 +265,24 @@ pub(crate) fn current() -> Unparker {
             target: Target::Goroutine(g),
         },
         None => Unparker {
-            target: Target::Thread(THREAD_PARKER.with(Arc::clone)),
+            target: Target::Thread(thread_parker()),
         },
     }
+}
+
+/// This plain thread's parker. Kept out of line, so that the goroutine paths that inline
+/// `current`, `park` and `park_until` stay small.
+#[cold]
+#[inline(never)]
+fn thread_parker() -> Arc<ThreadParker> {
+    THREAD_PARKER.with(Arc::clone)
+}
+
+/// Parks this plain thread (out of line, as `thread_parker`).
+#[cold]
+#[inline(never)]
+fn park_thread(deadline: Option<Instant>) {
+    THREAD_PARKER.with(|p| p.park(deadline));
 }
 
 /// True when called from a goroutine.
@@ -281,7 +296,7 @@ pub(crate) fn in_goroutine() -> bool {
 #[inline]
 pub(crate) fn park(reason: WaitReason) {
     if !goroutine::park_current(reason, None) {
-        THREAD_PARKER.with(|p| p.park(None));
+        park_thread(None);
     }
 }
 
@@ -290,7 +305,7 @@ pub(crate) fn park(reason: WaitReason) {
 #[inline]
 pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
     if !goroutine::park_current(reason, Some(deadline)) {
-        THREAD_PARKER.with(|p| p.park(Some(deadline)));
+        park_thread(Some(deadline));
     }
 }
 

@@ -180,9 +180,16 @@ impl fmt::Debug for Thread {
 pub fn current() -> Thread {
     match goroutine::current() {
         Some(g) => Thread::for_goroutine(g),
-        None => Thread {
-            inner: Inner::Os(OS_THREAD.with(Arc::clone)),
-        },
+        None => os_thread(),
+    }
+}
+
+/// The current plain thread's handle (out of line: the goroutine path stays small).
+#[cold]
+#[inline(never)]
+fn os_thread() -> Thread {
+    Thread {
+        inner: Inner::Os(OS_THREAD.with(Arc::clone)),
     }
 }
 
