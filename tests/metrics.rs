@@ -357,6 +357,147 @@ fn schedtrace_off_or_malformed() {
     assert!(!stderr.contains("SCHED "), "{stderr}");
 }
 
+// ---- sysmon never waits for stderr (regression, issue 10 review) ----
+
+/// Fills this process's stderr pipe (through a non-blocking descriptor of its own, so that
+/// fd 2 stays blocking).
+fn fill_stderr_pipe() {
+    // SAFETY: plain system calls on a descriptor this function opens and closes.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/fd/2".as_ptr(),
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        );
+        assert!(fd >= 0, "stderr is not a pipe here");
+        let chunk = [b'x'; 4096];
+        while libc::write(fd, chunk.as_ptr().cast(), chunk.len()) > 0 {}
+        libc::close(fd);
+    }
+}
+
+#[test]
+fn sysmon_stderr_child() {
+    if !common::is_child("sysmon_stderr_child") {
+        return;
+    }
+    gort::spawn(|| ()).join().unwrap(); // the runtime (and sysmon) runs from here on
+    let release = Arc::new(AtomicBool::new(false));
+    let holder = match std::env::var("STDERR_BLOCK").as_deref() {
+        Ok("lock") => {
+            // A thread holds std's stderr lock (as a goroutine inside `eprintln!` might).
+            let (tx, rx) = std::sync::mpsc::channel();
+            let r = release.clone();
+            let t = std::thread::spawn(move || {
+                let _g = std::io::stderr().lock();
+                tx.send(()).unwrap();
+                while !r.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            rx.recv().unwrap();
+            Some(t)
+        }
+        _ => {
+            fill_stderr_pipe(); // nobody reads it until this process has exited
+            None
+        }
+    };
+    // sysmon prints a SCHED line every 5 ms: let it try (before the fix it got stuck here).
+    std::thread::sleep(Duration::from_millis(50));
+    let ran_during = gort::spawn(|| {
+        let sleeping = Arc::new(AtomicBool::new(true));
+        let s = sleeping.clone();
+        let queued = gort::spawn(move || s.load(Ordering::Acquire));
+        // A raw system call holding the only processor: only sysmon's hand-off lets the
+        // queued goroutine run meanwhile.
+        std::thread::sleep(Duration::from_millis(500));
+        sleeping.store(false, Ordering::Release);
+        queued.join().unwrap()
+    })
+    .join()
+    .unwrap();
+    release.store(true, Ordering::Release);
+    if let Some(t) = holder {
+        t.join().unwrap();
+    }
+    println!("ran during the system call: {ran_during}");
+}
+
+/// Runs `sysmon_stderr_child` with stderr blocked by `how`; reads its output only once it
+/// has exited (so a pipe filled by the child stays full), killing it after 60 s.
+fn run_with_blocked_stderr(how: &str) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(common::CHILD, "sysmon_stderr_child")
+        .env("STDERR_BLOCK", how)
+        .env("GORT_MAXPROCS", "1")
+        .env("GORT_SCHEDTRACE", "5")
+        .env("RUST_BACKTRACE", "0")
+        .args([
+            "sysmon_stderr_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut bytes = Vec::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    err.push_str(&String::from_utf8_lossy(&bytes).replace(&"x".repeat(4096), ""));
+    (status, out, err)
+}
+
+/// sysmon writes its SCHED lines without std's stderr lock: a thread holding that lock does
+/// not stop it from handing off a processor stuck in a system call (before the fix it waited
+/// for the lock inside `eprintln!`, and the queued goroutine ran only after the call).
+#[test]
+fn sysmon_does_not_wait_for_the_stderr_lock() {
+    let (status, out, err) = run_with_blocked_stderr("lock");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(
+        out.contains("ran during the system call: true"),
+        "{out}\n{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("SCHED ")), "{err}");
+}
+
+/// sysmon does not block on a full stderr pipe either (its lines wait, or are dropped).
+#[test]
+fn sysmon_does_not_block_on_a_full_stderr_pipe() {
+    let (status, out, err) = run_with_blocked_stderr("pipe");
+    assert!(status.success(), "{status}\n{out}\n{err}");
+    assert!(
+        out.contains("ran during the system call: true"),
+        "{out}\n{err}"
+    );
+}
+
 // ---- dumps ----
 
 #[test]

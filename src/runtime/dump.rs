@@ -15,7 +15,8 @@
 //!
 //! # Safety
 //! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
-//! printed later by sysmon, on an ordinary thread.
+//! made later by sysmon, on an ordinary thread, and written through its output (output.rs:
+//! no stderr lock, no blocking write).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,10 +174,10 @@ pub(crate) fn install_sigquit() {
     }
 }
 
-/// Called by sysmon: prints a dump if SIGQUIT arrived.
-pub(crate) fn serve_sigquit() {
+/// Called by sysmon: queues a dump on its output if SIGQUIT arrived.
+pub(crate) fn serve_sigquit(out: &mut super::output::Output) {
     if SIGQUIT.swap(false, Ordering::Relaxed) {
-        eprintln!("SIGQUIT: goroutine dump\n");
-        dump();
+        out.text("SIGQUIT: goroutine dump\n\n");
+        out.text(&dump_string());
     }
 }

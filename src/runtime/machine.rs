@@ -250,11 +250,15 @@ impl Machines {
         }
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         if n > self.max {
-            eprintln!(
-                "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
-                self.max
+            // Without std's stderr lock (sysmon may be the caller: output.rs).
+            super::output::fatal(
+                &format!(
+                    "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion\n{}\n",
+                    self.max,
+                    super::dump::dump_string()
+                ),
+                super::deadlock::FATAL_PATIENCE,
             );
-            eprintln!("{}", super::dump::dump_string());
             std::process::exit(2);
         }
         // Machines are never freed (raw pointers to them stay valid: sysmon's owner pointers,
@@ -279,7 +283,10 @@ impl Machines {
             .name(format!("gort-m{}", m.id()))
             .spawn(move || run_thread(m));
         if let Err(e) = r {
-            eprintln!("runtime: failed to create new OS thread ({e})\nfatal error: newosproc");
+            super::output::fatal(
+                &format!("runtime: failed to create new OS thread ({e})\nfatal error: newosproc\n"),
+                super::deadlock::FATAL_PATIENCE,
+            );
             std::process::exit(2);
         }
     }

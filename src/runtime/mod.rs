@@ -43,6 +43,7 @@ pub(crate) mod entry;
 pub(crate) mod goroutine;
 pub(crate) mod machine;
 pub(crate) mod metrics;
+pub(crate) mod output;
 pub(crate) mod panic;
 pub(crate) mod processor;
 pub(crate) mod schedtrace;
