@@ -151,8 +151,8 @@ fn write_nonblocking(buf: &[u8]) -> Took {
                 // No /proc, or no reader (ENXIO): fall back to poll + write on fd 2.
                 return pump(buf, |b| polled_write(2, b));
             }
-            // SAFETY: `fd` is our own descriptor; `b` is a live slice.
             let took = pump(buf, |b| {
+                // SAFETY: `fd` is our own descriptor; `b` is a live slice.
                 step(unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) })
             });
             // SAFETY: closing the descriptor opened above.
