@@ -819,6 +819,74 @@ fn dump_json_parses_and_describes_goroutines() {
     g2.join().unwrap();
 }
 
+/// The `waiting_ns` of goroutine `id` in a `dump_json` document.
+fn waiting_ns(doc: &Json, id: u64) -> Option<f64> {
+    let Json::Arr(gs) = doc.get("goroutines") else {
+        panic!("no goroutines array")
+    };
+    match gs
+        .iter()
+        .find(|g| *g.get("id") == Json::Num(id as f64))?
+        .get("waiting_ns")
+    {
+        Json::Num(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Regression (issue 10 review): wait times came from a coarse clock refreshed by sysmon's
+/// naps (up to 10 ms apart), so a goroutine parked for 50 ms showed 69 ms, and goroutines
+/// parked at different moments showed the same value. Each must now lie between what can
+/// be known from outside: at least the time since it was seen parked, at most the time since
+/// it was spawned.
+#[test]
+fn dump_wait_times_are_accurate() {
+    let _w = common::watchdog(120, "dump_wait_times_are_accurate");
+    gort::spawn(|| ()).join().unwrap();
+    std::thread::sleep(Duration::from_millis(60)); // idle: sysmon naps grow long
+    let (tx, rx) = gort::chan::<()>(0);
+    let mut parked = Vec::new();
+    for _ in 0..4 {
+        let before = Instant::now();
+        let rx = rx.clone();
+        let h = gort::spawn(move || {
+            let _ = rx.recv();
+        });
+        // Seen parked without asking the runtime for the time.
+        while !h.thread().debug_state().contains("park=2") {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        parked.push((h, before, Instant::now()));
+        std::thread::sleep(Duration::from_millis(7));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    let t0 = Instant::now();
+    let text = gort::dump_json();
+    let t1 = Instant::now();
+    let doc = parse_json(&text).unwrap();
+    let slack = Duration::from_micros(500).as_nanos() as f64;
+    for (h, before, seen) in &parked {
+        let id = h.thread().id().goroutine_id().unwrap();
+        let w = waiting_ns(&doc, id).unwrap_or_else(|| panic!("goroutine {id} not parked"));
+        let (lo, hi) = (
+            (t0 - *seen).as_nanos() as f64,
+            (t1 - *before).as_nanos() as f64,
+        );
+        assert!(
+            lo - slack <= w && w <= hi + slack,
+            "goroutine {id}: waited {:.3} ms, not within [{:.3}, {:.3}] ms",
+            w / 1e6,
+            lo / 1e6,
+            hi / 1e6
+        );
+    }
+    drop(tx);
+    drop(rx);
+    for (h, ..) in parked {
+        h.join().unwrap();
+    }
+}
+
 #[test]
 fn json_parser_self_check() {
     assert!(parse_json("{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0041\\n\"}").is_ok());

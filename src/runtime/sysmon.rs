@@ -14,7 +14,8 @@
 //!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
 //!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
-//! - refreshes the **coarse clock** used for wait times in dumps;
+//! - refreshes the **coarse clock** (wait times in dumps use it where there is no
+//!   time-stamp counter: waitclock.rs);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!

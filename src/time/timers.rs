@@ -51,7 +51,9 @@ pub(crate) fn from_nanos(n: u64) -> Instant {
 /// bookkeeping that must not pay for a clock read (how long a goroutine has waited).
 static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
 
-/// A coarse current time (see `COARSE_NOW`), refreshed by workers and the monitor.
+/// A coarse current time (see `COARSE_NOW`), refreshed by workers and the monitor: the
+/// wait-time stamp where there is no time-stamp counter (runtime/waitclock.rs).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 pub(crate) fn coarse_now() -> u64 {
     COARSE_NOW.load(Ordering::Relaxed)
 }
