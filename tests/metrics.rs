@@ -58,8 +58,15 @@ fn goroutines_by_state() {
             let _ = srx.recv();
         })
     });
-    // A goroutine sleeping (a pending timer).
-    let sleeper = gort::spawn(|| gort::time::sleep(Duration::from_millis(300)));
+    // A goroutine waiting with a timer armed (that does not fire while the test runs).
+    let (stop, stopped) = gort::chan::<()>(0);
+    let sleeper = gort::spawn(move || {
+        gort::select! {
+            recv(stopped) -> _ => {},
+            recv(gort::time::after(Duration::from_secs(3600))) -> _ => {},
+        }
+    });
+    let t0 = Instant::now();
     let m = loop {
         let m = gort::runtime::metrics();
         if entered.load(Ordering::Acquire)
@@ -68,11 +75,13 @@ fn goroutines_by_state() {
         {
             break m;
         }
+        assert!(t0.elapsed() < Duration::from_secs(60), "states never seen: {m:?}");
         gort::time::sleep(Duration::from_millis(1));
     };
     assert!(m.goroutines >= n + 3, "{m:?}");
     assert!(m.goroutines_running + m.goroutines_not_in_go >= 2, "{m:?}");
     assert!(m.timers_pending >= 1, "{m:?}");
+    drop(stop);
     drop(tx);
     drop(rx);
     stx.send(()).unwrap();
@@ -231,19 +240,40 @@ fn handoffs_are_counted() {
     if gort::max_procs() != 1 {
         return; // deterministic only when no other M can take the queued goroutine first
     }
-    let m0 = gort::runtime::metrics();
     // A goroutine waits behind us while we enter `blocking`: the processor goes at once.
-    let h = gort::spawn(|| ());
-    gort::blocking(|| std::thread::sleep(Duration::from_millis(5)));
-    h.join().unwrap();
+    // (If the OS deschedules this thread for 10 ms first, sysmon takes the processor before
+    // `blocking` can hand it off: then try again.)
+    for attempt in 0.. {
+        let m0 = gort::runtime::metrics();
+        let h = gort::spawn(|| ());
+        gort::blocking(|| std::thread::sleep(Duration::from_millis(5)));
+        h.join().unwrap();
+        let m1 = gort::runtime::metrics();
+        if m1.blocking_handoffs > m0.blocking_handoffs {
+            break;
+        }
+        assert!(
+            m1.sysmon_handoffs > m0.sysmon_handoffs && attempt < 50,
+            "no hand-off by `blocking` with work waiting: {m0:?} -> {m1:?}"
+        );
+    }
+    // A raw system call (std::thread::sleep) with work waiting: only sysmon's hand-off lets
+    // the queued goroutine run, while this one never leaves its system calls.
     let m1 = gort::runtime::metrics();
-    assert!(m1.blocking_handoffs > m0.blocking_handoffs, "{m1:?}");
-    // A raw system call (std::thread::sleep) with work waiting: sysmon hands it off.
-    let h = gort::spawn(|| ());
-    std::thread::sleep(Duration::from_millis(50));
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let h = gort::spawn(move || r.store(true, Ordering::Release));
+    let t0 = Instant::now();
+    while !ran.load(Ordering::Acquire) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "sysmon never handed the processor off"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     h.join().unwrap();
     let m2 = gort::runtime::metrics();
-    assert!(m2.sysmon_handoffs > m1.sysmon_handoffs, "{m2:?}");
+    assert!(m2.sysmon_handoffs > m1.sysmon_handoffs, "{m1:?} -> {m2:?}");
 }
 
 #[gort::test]
@@ -279,6 +309,10 @@ fn schedtrace_child() {
         .collect();
     for h in hs {
         h.join().unwrap();
+    }
+    if std::env::var_os("UNTIL_STDIN_CLOSES").is_some() {
+        // Runs until the parent has seen what it waits for.
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new()).unwrap();
     }
 }
 
@@ -324,14 +358,54 @@ fn is_sched_line(line: &str, procs: usize) -> bool {
 
 #[test]
 fn schedtrace_prints_go_sched_lines() {
-    let out = common::run_child("schedtrace_child", &[("GORT_SCHEDTRACE", "20")]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    use std::io::BufRead;
+    // The child runs until its stdin closes; its stderr is read as it comes, until three
+    // SCHED lines have arrived (however slowly a loaded machine runs it).
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(common::CHILD, "schedtrace_child")
+        .env("GORT_SCHEDTRACE", "20")
+        .env("UNTIL_STDIN_CLOSES", "1")
+        .env("RUST_BACKTRACE", "0")
+        .args(["schedtrace_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut all = Vec::new();
+    while all.iter().filter(|l: &&String| l.starts_with("SCHED ")).count() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => all.push(line),
+            Err(_) => break,
+        }
+    }
+    drop(stdin);
+    drop(rx);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stderr = all.join("\n");
+    assert!(status.success(), "{stderr}");
     let procs = gort::max_procs();
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    let lines: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("SCHED "))
+        .collect();
     assert!(
         lines.len() >= 3,
-        "expected a line every 20 ms over 130 ms:\n{stderr}"
+        "expected a line every 20 ms (60 s allowed):\n{stderr}"
     );
     for l in &lines {
         assert!(is_sched_line(l, procs), "not Go's SCHED line: {l:?}");
@@ -405,14 +479,18 @@ fn sysmon_stderr_child() {
     // sysmon prints a SCHED line every 5 ms: let it try (before the fix it got stuck here).
     std::thread::sleep(Duration::from_millis(50));
     let ran_during = gort::spawn(|| {
-        let sleeping = Arc::new(AtomicBool::new(true));
-        let s = sleeping.clone();
-        let queued = gort::spawn(move || s.load(Ordering::Acquire));
-        // A raw system call holding the only processor: only sysmon's hand-off lets the
-        // queued goroutine run meanwhile.
-        std::thread::sleep(Duration::from_millis(500));
-        sleeping.store(false, Ordering::Release);
-        queued.join().unwrap()
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let queued = gort::spawn(move || r.store(true, Ordering::Release));
+        // Raw system calls holding the only processor: only sysmon's hand-off lets the
+        // queued goroutine run meanwhile (20 s allowed, for a loaded machine).
+        let t0 = Instant::now();
+        while !ran.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let during = ran.load(Ordering::Acquire);
+        queued.join().unwrap();
+        during
     })
     .join()
     .unwrap();
@@ -512,7 +590,10 @@ fn dump_child() {
             let _ = rx.recv();
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(30));
+    // Dump once it is parked (however long a loaded machine takes to get it there).
+    while !h.thread().debug_state().contains("park=2") {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     gort::dump();
     drop(tx);
     h.join().unwrap();

@@ -64,6 +64,7 @@ fn run() {
     // blocking write (output.rs).
     let mut out = Output::new();
     let mut trace = super::schedtrace::SchedTrace::from_env(&mut out);
+    out.flush(); // a malformed GORT_SCHEDTRACE is reported at once
     loop {
         let mut sleep_us = trace.cap_delay_us(delay_us);
         if out.is_pending() {
