@@ -75,7 +75,10 @@ fn goroutines_by_state() {
         {
             break m;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "states never seen: {m:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "states never seen: {m:?}"
+        );
         gort::time::sleep(Duration::from_millis(1));
     };
     assert!(m.goroutines >= n + 3, "{m:?}");
@@ -366,7 +369,13 @@ fn schedtrace_prints_go_sched_lines() {
         .env("GORT_SCHEDTRACE", "20")
         .env("UNTIL_STDIN_CLOSES", "1")
         .env("RUST_BACKTRACE", "0")
-        .args(["schedtrace_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .args([
+            "schedtrace_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -384,7 +393,12 @@ fn schedtrace_prints_go_sched_lines() {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut all = Vec::new();
-    while all.iter().filter(|l: &&String| l.starts_with("SCHED ")).count() < 3 {
+    while all
+        .iter()
+        .filter(|l: &&String| l.starts_with("SCHED "))
+        .count()
+        < 3
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => all.push(line),
