@@ -66,13 +66,13 @@ fn spsc(cap: usize, iters: u64) -> Duration {
     })
 }
 
-/// Four producers, four consumers (crossbeam's `mpmc`): ns per message.
-fn mpmc(cap: usize, iters: u64) -> Duration {
+/// `p` producers, `c` consumers on one channel (crossbeam's `mpmc`): ns per message.
+fn mpmc(p: u64, c: u64, cap: usize, iters: u64) -> Duration {
     in_goroutine(move || {
         let (tx, rx) = chan::<u64>(cap);
         let t = Instant::now();
-        let per = iters / 4;
-        let ps: Vec<_> = (0..4)
+        let per = iters / p;
+        let ps: Vec<_> = (0..p)
             .map(|_| {
                 let tx = tx.clone();
                 gort::go!(move || {
@@ -83,17 +83,18 @@ fn mpmc(cap: usize, iters: u64) -> Duration {
             })
             .collect();
         drop(tx);
-        let cs: Vec<_> = (0..4)
+        let cs: Vec<_> = (0..c)
             .map(|_| {
                 let rx = rx.clone();
                 gort::go!(move || rx.iter().count())
             })
             .collect();
+        drop(rx);
         for p in ps {
             p.join().unwrap();
         }
         let n: usize = cs.into_iter().map(|c| c.join().unwrap()).sum();
-        assert_eq!(n as u64, per * 4);
+        assert_eq!(n as u64, per * p);
         t.elapsed()
     })
 }
@@ -122,6 +123,38 @@ fn select_blocking(iters: u64) -> Duration {
         }
         let el = t.elapsed();
         h.join().unwrap();
+        el
+    })
+}
+
+/// A goroutine blocked in a two-case select on unbuffered channels, each fed by its own
+/// producer goroutine (the shape of a fan-in): ns per select.
+fn select_2prod(iters: u64) -> Duration {
+    in_goroutine(move || {
+        let (a_tx, a_rx) = chan::<u64>(0);
+        let (b_tx, b_rx) = chan::<u64>(0);
+        let t = Instant::now();
+        let hs: Vec<_> = [a_tx, b_tx]
+            .into_iter()
+            .map(|tx| {
+                gort::go!(move || {
+                    for i in 0..iters / 2 {
+                        tx.send(i).unwrap();
+                    }
+                    tx // a closed channel would be a ready case
+                })
+            })
+            .collect();
+        for _ in 0..iters / 2 * 2 {
+            gort::select! {
+                recv(a_rx) -> v => { v.unwrap(); },
+                recv(b_rx) -> v => { v.unwrap(); },
+            }
+        }
+        let el = t.elapsed();
+        for h in hs {
+            h.join().unwrap();
+        }
         el
     })
 }
@@ -271,14 +304,28 @@ fn main() {
         "unbuffered, 4 producers 4 consumers",
         400_000,
         Target::None,
-        &|n| mpmc(0, n),
+        &|n| mpmc(4, 4, 0, n),
     );
     bench(
         "mpmc_128",
         "cap 128, 4 producers 4 consumers",
         1_000_000,
+        Target::RateAtLeast(14e6, "1.25x Go's ≈ 11 M"),
+        &|n| mpmc(4, 4, 128, n),
+    );
+    bench(
+        "mpmc_128_1x4",
+        "cap 128, 1 producer 4 consumers",
+        1_000_000,
         Target::None,
-        &|n| mpmc(128, n),
+        &|n| mpmc(1, 4, 128, n),
+    );
+    bench(
+        "mpmc_128_4x1",
+        "cap 128, 4 producers 1 consumer",
+        1_000_000,
+        Target::None,
+        &|n| mpmc(4, 1, 128, n),
     );
     bench(
         "select_blocking_2",
@@ -286,6 +333,13 @@ fn main() {
         200_000,
         Target::NsAtMost(250.0, "Go ≈ 520"),
         &select_blocking,
+    );
+    bench(
+        "select_2prod",
+        "blocking 2-case select, each channel its own producer",
+        400_000,
+        Target::NsAtMost(180.0, "0.8x Go's ≈ 225"),
+        &select_2prod,
     );
     bench(
         "select_default_empty",

@@ -23,6 +23,34 @@ pub use runtime::{
     spawn, unlock_os_thread, yield_now, Config, ConfigError, JoinFuture, JoinHandle,
 };
 
+/// The names most programs use, for a glob import: `use gort::prelude::*;`.
+///
+/// Prefer it to `use gort::*`: the crate root has a module named `std` (the drop-in
+/// [`gort::std`](crate::std)), and a glob import of the root makes every later `use std::..`
+/// ambiguous (E0659), and `std::..` paths in code resolve to `gort::std`.
+///
+/// ```
+/// use gort::prelude::*;
+/// use std::time::Duration;
+///
+/// let (tx, rx) = chan::<u32>(1);
+/// let h = go!(move || tx.send(7).unwrap());
+/// select! {
+///     recv(rx) -> v => assert_eq!(v, Ok(7)),
+///     recv(time::after(Duration::from_secs(5))) -> _ => panic!("timed out"),
+/// }
+/// h.join().unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::chan::{self, chan, Receiver, Select, Sender};
+    pub use crate::context::{self, Context};
+    pub use crate::sync::{Mutex, RwLock, WaitGroup};
+    pub use crate::{
+        block_on, blocking, go, goroutine_local, select, spawn, sync, thread, time, yield_now,
+        JoinHandle,
+    };
+}
+
 /// `go!` accepts a call, a method call or a closure; anything else is a compile error that
 /// says so:
 ///

@@ -29,7 +29,8 @@
 //! Differences from std, all following from "a thread here is a goroutine":
 //! - `current()` inside a goroutine is the goroutine; its `id()` is the goroutine id.
 //! - Goroutines start with small committed stacks that grow on demand up to `stack_size`
-//!   (default 256 KiB of reserved address space), so `stack_size` is a reservation, not a cost.
+//!   (default 256 KiB of reserved address space, `GORT_STACK_SIZE` or `Config::stack_size`
+//!   to change), so `stack_size` is a reservation, not a cost.
 //! - Thread-locals and OS-thread-bound values must not be held across blocking points: a
 //!   goroutine may resume on another OS thread (see the crate docs).
 //!
@@ -111,6 +112,14 @@ impl Thread {
     pub(crate) fn for_goroutine(g: GRef) -> Thread {
         Thread {
             inner: Inner::Goroutine(g),
+        }
+    }
+
+    /// The goroutine of a handle made by `for_goroutine`.
+    pub(crate) fn goroutine(&self) -> &GRef {
+        match &self.inner {
+            Inner::Goroutine(g) => g,
+            Inner::Os(_) => unreachable!("a JoinHandle's thread is a goroutine"),
         }
     }
 
@@ -231,8 +240,10 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes, rounded up to whole pages and at least 16 KiB. Reserved
-    /// address space; memory is committed only as the goroutine touches it.
+    /// Usable stack size in bytes, rounded up to a power of two, at least 16 KiB. Reserved
+    /// address space; memory is committed only as the goroutine touches it, so 2 MiB (std's
+    /// default) costs a goroutine no more memory than 256 KiB. Sizes beyond 1 TiB make
+    /// `spawn` return an `io::Error`.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self
@@ -247,8 +258,12 @@ impl Builder {
         }
     }
 
-    /// Spawns the goroutine. Its stack is allocated now, so that running out of stacks
-    /// (`vm.max_map_count`, memory) is an `io::Error` here rather than a failure later.
+    /// Spawns the goroutine.
+    ///
+    /// A stack size that cannot be honoured (more than 1 TiB, or more address space than the
+    /// process may reserve) and running out of stacks (memory, or `vm.max_map_count` on
+    /// kernels without `MADV_GUARD_INSTALL`) are an `io::Error` here rather than a failure
+    /// later: the stack is taken at the call whenever it might not be had later.
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where

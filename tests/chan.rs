@@ -590,3 +590,190 @@ fn unbounded_burst_then_drain() {
     drop(tx);
     assert_eq!(rx.recv(), Err(RecvError));
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 9: exactly-once delivery under contention, every way of sending and receiving at
+// once, goroutines and plain threads at once, with and without a close mid-run.
+
+/// A small seeded generator (xorshift64*), so that runs are reproducible per worker.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
+    }
+}
+
+/// `producers` send ids `p * per + i`, each by a randomly chosen operation (send, try_send
+/// retried, send_timeout retried, select! send, dynamic Select send); `consumers` receive
+/// by recv, try_recv, recv_timeout, select! recv, dynamic Select recv. Odd-numbered workers
+/// are plain threads. With `close_early`, a closer closes the channel while producers still
+/// run: a send that fails must hand its value back. Every id must end up received once or
+/// handed back once, never both, never neither.
+fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize, close_early: bool) {
+    use std::sync::atomic::AtomicU8;
+    let (tx, rx) = chan::<usize>(cap);
+    let seen: Arc<Vec<AtomicU8>> =
+        Arc::new((0..producers * per).map(|_| AtomicU8::new(0)).collect());
+    let returned: Arc<Vec<AtomicU8>> =
+        Arc::new((0..producers * per).map(|_| AtomicU8::new(0)).collect());
+    let sent_ok = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = chan::<()>(producers + consumers);
+    let spawn = |k: usize, f: Box<dyn FnOnce() + Send>| {
+        if k % 2 == 1 {
+            std::thread::spawn(f);
+        } else {
+            gort::spawn(f);
+        }
+    };
+    let t = Duration::from_millis(1);
+    for p in 0..producers {
+        let (tx, returned, sent_ok, done) = (
+            tx.clone(),
+            returned.clone(),
+            sent_ok.clone(),
+            done_tx.clone(),
+        );
+        spawn(
+            p,
+            Box::new(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (p as u64 + 1));
+                for i in 0..per {
+                    let id = p * per + i;
+                    let r: Result<(), usize> = match rng.below(5) {
+                        0 => tx.send(id).map_err(|e| e.0),
+                        1 => loop {
+                            match tx.try_send(id) {
+                                Ok(()) => break Ok(()),
+                                Err(TrySendError::Closed(v)) => break Err(v),
+                                Err(TrySendError::Full(_)) => gort::yield_now(),
+                            }
+                        },
+                        2 => loop {
+                            match tx.send_timeout(id, t) {
+                                Ok(()) => break Ok(()),
+                                Err(SendTimeoutError::Closed(v)) => break Err(v),
+                                Err(SendTimeoutError::Timeout(_)) => {}
+                            }
+                        },
+                        3 => gort::select! { send(tx, id) -> r => r.map_err(|e| e.0) },
+                        _ => {
+                            let mut sel = gort::chan::Select::new();
+                            sel.send(&tx);
+                            sel.select().send(&tx, id).map_err(|e| e.0)
+                        }
+                    };
+                    match r {
+                        Ok(()) => {
+                            sent_ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(v) => {
+                            assert_eq!(v, id, "a failed send handed back another value");
+                            assert_eq!(returned[v].fetch_add(1, Ordering::Relaxed), 0);
+                        }
+                    }
+                }
+                done.send(()).unwrap();
+            }),
+        );
+    }
+    for c in 0..consumers {
+        let (rx, seen, done) = (rx.clone(), seen.clone(), done_tx.clone());
+        spawn(
+            c + 1,
+            Box::new(move || {
+                let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (c as u64 + 1));
+                loop {
+                    let r: Option<usize> = match rng.below(5) {
+                        0 => rx.recv().ok(),
+                        1 => match rx.try_recv() {
+                            Ok(v) => Some(v),
+                            Err(TryRecvError::Closed) => None,
+                            Err(TryRecvError::Empty) => {
+                                gort::yield_now();
+                                continue;
+                            }
+                        },
+                        2 => match rx.recv_timeout(t) {
+                            Ok(v) => Some(v),
+                            Err(RecvTimeoutError::Closed) => None,
+                            Err(RecvTimeoutError::Timeout) => continue,
+                        },
+                        3 => gort::select! { recv(rx) -> v => v.ok() },
+                        _ => {
+                            let mut sel = gort::chan::Select::new();
+                            sel.recv(&rx);
+                            sel.select().recv(&rx).ok()
+                        }
+                    };
+                    match r {
+                        Some(v) => assert_eq!(
+                            seen[v].fetch_add(1, Ordering::Relaxed),
+                            0,
+                            "value {v} received twice"
+                        ),
+                        None => break,
+                    }
+                }
+                done.send(()).unwrap();
+            }),
+        );
+    }
+    drop(rx);
+    if close_early {
+        gort::time::sleep(Duration::from_millis(2));
+        tx.close();
+        drop(tx);
+    } else {
+        drop(tx); // the last producer's Sender closes it
+    }
+    for _ in 0..producers + consumers {
+        done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                gort::dump();
+                panic!(
+                    "a producer or consumer hung: cap {cap}, {producers} -> {consumers}, \
+                     {per} each, close_early {close_early}"
+                )
+            });
+    }
+    let mut received = 0;
+    for id in 0..producers * per {
+        let (s, r) = (
+            seen[id].load(Ordering::Relaxed),
+            returned[id].load(Ordering::Relaxed),
+        );
+        assert_eq!(
+            s + r,
+            1,
+            "id {id}: received {s} times, handed back {r} times"
+        );
+        received += s as usize;
+    }
+    assert_eq!(received, sent_ok.load(Ordering::Relaxed));
+    if !close_early {
+        assert_eq!(received, producers * per);
+    }
+}
+
+#[gort::test]
+fn issue_9_exactly_once_mixed_operations() {
+    let per = common::stress(400);
+    for cap in [0, 1, 3, 16, usize::MAX] {
+        exactly_once(cap, 4, 4, per, false);
+        exactly_once(cap, 1, 4, per, false);
+        exactly_once(cap, 4, 1, per, false);
+    }
+}
+
+#[gort::test]
+fn issue_9_exactly_once_with_close_mid_run() {
+    let per = common::stress(2_000);
+    for cap in [0, 1, 3, 16, usize::MAX] {
+        exactly_once(cap, 4, 4, per, true);
+    }
+}

@@ -628,3 +628,501 @@ fn dynamic_select_over_many_channels() {
     tx.send(99).unwrap();
     assert_eq!(h.join().unwrap(), (k - 1, Ok(99)));
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 12, item 9: selects on opposite ends of one unbuffered channel pair up, whatever
+// their kinds (select! or dynamic Select), on goroutines and plain threads.
+
+/// How participant `k` of `pair_off` selects.
+#[derive(Clone, Copy)]
+enum Kind {
+    Dynamic,
+    Macro,
+}
+
+/// `n` participants each select over a receive and a send on the same unbuffered channel,
+/// once; participant k uses `kind(k)` and runs on a plain thread if `thread(k)`. They must
+/// pair off: every one finishes, half sent and half received, every value received once.
+fn pair_off(n: usize, kind: impl Fn(usize) -> Kind, thread: impl Fn(usize) -> bool) {
+    let (tx, rx) = chan::<usize>(0);
+    let (done_tx, done_rx) = chan::<(bool, Option<usize>)>(n);
+    for k in 0..n {
+        let (tx, rx, done) = (tx.clone(), rx.clone(), done_tx.clone());
+        let kind = kind(k);
+        let body = move || {
+            let r = match kind {
+                Kind::Dynamic => {
+                    let mut sel = Select::new();
+                    let ri = sel.recv(&rx);
+                    let si = sel.send(&tx);
+                    let op = sel.select();
+                    if op.index() == ri {
+                        (false, Some(op.recv(&rx).unwrap()))
+                    } else {
+                        assert_eq!(op.index(), si);
+                        op.send(&tx, k).unwrap();
+                        (true, None)
+                    }
+                }
+                Kind::Macro => select! {
+                    recv(rx) -> v => (false, Some(v.unwrap())),
+                    send(tx, k) -> r => { r.unwrap(); (true, None) },
+                },
+            };
+            done.send(r).unwrap();
+        };
+        if thread(k) {
+            std::thread::spawn(body);
+        } else {
+            gort::spawn(body);
+        }
+    }
+    let mut sent = 0;
+    let mut got = std::collections::HashSet::new();
+    for i in 0..n {
+        let (s, v) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("selects did not pair off: {i} of {n} finished"));
+        sent += s as usize;
+        if let Some(v) = v {
+            assert!(got.insert(v), "value {v} received twice");
+        }
+    }
+    assert_eq!(sent, n / 2);
+    assert_eq!(got.len(), n / 2);
+}
+
+#[gort::test]
+fn issue_12_dynamic_selects_pair_off_on_goroutines() {
+    pair_off(44, |_| Kind::Dynamic, |_| false);
+}
+
+#[test]
+fn issue_12_dynamic_selects_pair_off_on_threads() {
+    pair_off(44, |_| Kind::Dynamic, |_| true);
+}
+
+#[test]
+fn issue_12_mixed_selects_pair_off_on_goroutines_and_threads() {
+    // Every combination: dynamic with dynamic, dynamic with select!, select! with select!,
+    // each between goroutines, between threads, and across.
+    for round in 0..4 {
+        pair_off(
+            44,
+            |k| {
+                if (k + round) % 2 == 0 {
+                    Kind::Dynamic
+                } else {
+                    Kind::Macro
+                }
+            },
+            |k| (k / 2 + round) % 2 == 0,
+        );
+    }
+}
+
+/// Each pair of participants as a whole: a Select sender against a Select receiver,
+/// Select against select! both ways, on goroutines and threads.
+#[test]
+fn issue_12_each_pair_of_kinds() {
+    for a in [Kind::Dynamic, Kind::Macro] {
+        for b in [Kind::Dynamic, Kind::Macro] {
+            for (ta, tb) in [(false, false), (true, true), (false, true)] {
+                let (tx, rx) = chan::<u32>(0);
+                let (tx2, rx2) = (tx.clone(), rx.clone());
+                let send = move || match a {
+                    Kind::Dynamic => {
+                        let mut sel = Select::new();
+                        sel.send(&tx);
+                        sel.select().send(&tx, 7).unwrap();
+                    }
+                    Kind::Macro => select! { send(tx, 7) -> r => r.unwrap() },
+                };
+                let recv = move || -> u32 {
+                    match b {
+                        Kind::Dynamic => {
+                            let mut sel = Select::new();
+                            sel.recv(&rx2);
+                            sel.select().recv(&rx2).unwrap()
+                        }
+                        Kind::Macro => select! { recv(rx2) -> v => v.unwrap() },
+                    }
+                };
+                let (done_tx, done_rx) = chan::<u32>(2);
+                let d2 = done_tx.clone();
+                let s = move || {
+                    send();
+                    done_tx.send(0).unwrap();
+                };
+                let r = move || d2.send(recv()).unwrap();
+                if ta {
+                    std::thread::spawn(s);
+                } else {
+                    gort::spawn(s);
+                }
+                if tb {
+                    std::thread::spawn(r);
+                } else {
+                    gort::spawn(r);
+                }
+                let mut sum = 0;
+                for _ in 0..2 {
+                    sum += done_rx
+                        .recv_timeout(Duration::from_secs(60))
+                        .expect("the two selects did not pair");
+                }
+                assert_eq!(sum, 7);
+                drop((tx2, rx));
+            }
+        }
+    }
+}
+
+/// A channel passed through a channel, both hops under dynamic selects (issue 12, item 9).
+#[test]
+fn issue_12_channel_through_channel_under_dynamic_selects() {
+    let (chtx, chrx) = chan::<Sender<u64>>(0);
+    let rounds = 200;
+    let a = gort::go!(move || {
+        let mut sum = 0;
+        for i in 0..rounds {
+            let (tx, rx) = chan::<u64>(0);
+            let mut sel = Select::new();
+            sel.send(&chtx);
+            sel.select().send(&chtx, tx).unwrap();
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            let v = sel.select().recv(&rx).unwrap();
+            assert_eq!(v, i);
+            sum += v;
+        }
+        sum
+    });
+    let b = std::thread::spawn(move || {
+        for i in 0..rounds {
+            let mut sel = Select::new();
+            sel.recv(&chrx);
+            let tx = sel.select().recv(&chrx).unwrap();
+            let mut sel = Select::new();
+            sel.send(&tx);
+            sel.select().send(&tx, i).unwrap();
+        }
+    });
+    let (done_tx, done_rx) = chan::<u64>(1);
+    gort::go!(move || done_tx.send(a.join().unwrap()).unwrap());
+    let sum = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dynamic selects on a channel passed through a channel hung");
+    b.join().unwrap();
+    assert_eq!(sum, (0..rounds).sum::<u64>());
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 12, item 10: a select with `default` (or a passed deadline) is linearizable: it
+// takes `default` only if at one instant no case was ready.
+
+/// A mover keeps one token in channel A or B, moving it by "send on the other, then receive
+/// from this one", so at every instant at least one of A and B holds a value; `check` is
+/// run `rounds` times (or until the mover is done) and must never find both empty. `check`
+/// gets A and B and returns false if it took `default`; it puts back anything it takes.
+fn linearizable_default(
+    cap: usize,
+    rounds: usize,
+    on_thread: bool,
+    check: impl Fn(&Sender<u32>, &Receiver<u32>, &Sender<u32>, &Receiver<u32>) -> bool + Send + 'static,
+) {
+    let (atx, arx) = chan::<u32>(cap);
+    let (btx, brx) = chan::<u32>(cap);
+    atx.send(0).unwrap();
+    let (a2, ar2, b2, br2) = (atx.clone(), arx.clone(), btx.clone(), brx.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let mover = move || {
+        for _ in 0..rounds / 2 {
+            b2.send(1).unwrap();
+            ar2.recv().unwrap();
+            a2.send(0).unwrap();
+            br2.recv().unwrap();
+        }
+        stop2.store(true, std::sync::atomic::Ordering::Release);
+    };
+    let (done_tx, done_rx) = chan::<()>(1);
+    if on_thread {
+        std::thread::spawn(move || {
+            mover();
+            done_tx.send(()).unwrap();
+        });
+    } else {
+        gort::go!(move || {
+            mover();
+            done_tx.send(()).unwrap();
+        });
+    }
+    let mut checks = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        assert!(
+            check(&atx, &arx, &btx, &brx),
+            "default taken though A or B held a value at every instant (check {checks})"
+        );
+        checks += 1;
+        if checks % 64 == 0 {
+            gort::yield_now();
+        }
+    }
+    done_rx.recv().unwrap();
+}
+
+fn macro_check(a: &Sender<u32>, ar: &Receiver<u32>, b: &Sender<u32>, br: &Receiver<u32>) -> bool {
+    select! {
+        recv(ar) -> v => { a.send(v.unwrap()).unwrap(); true },
+        recv(br) -> v => { b.send(v.unwrap()).unwrap(); true },
+        default => false,
+    }
+}
+
+thread_local! {
+    /// Always-empty channels for the wide checks (their Senders kept: never closed).
+    static EMPTY: Vec<(Sender<u32>, Receiver<u32>)> = (0..64).map(|_| chan::<u32>(1)).collect();
+}
+
+/// The dance seen by a select with always-empty cases between A and B (the order in which
+/// a case-at-a-time look reads them): the wider the gap, the likelier such a look misses
+/// the token. Eight cases in all (the lock-free confirmation path) or sixteen (the
+/// all-locks path).
+macro_rules! wide_check {
+    ($name:ident, $($k:literal)*) => {
+        fn $name(a: &Sender<u32>, ar: &Receiver<u32>, b: &Sender<u32>, br: &Receiver<u32>) -> bool {
+            EMPTY.with(|e| {
+                select! {
+                    recv(ar) -> v => { a.send(v.unwrap()).unwrap(); true },
+                    $(recv(e[$k].1) -> _ => unreachable!(),)*
+                    recv(br) -> v => { b.send(v.unwrap()).unwrap(); true },
+                    default => false,
+                }
+            })
+        }
+    };
+}
+
+wide_check!(wide_check, 0 1 2 3 4 5);
+wide_check!(wider_check, 0 1 2 3 4 5 6 7 8 9 10 11 12 13);
+
+/// A dynamic select's `try_ready` over A, 62 empty channels and B.
+fn dynamic_wide_check(
+    _: &Sender<u32>,
+    ar: &Receiver<u32>,
+    _: &Sender<u32>,
+    br: &Receiver<u32>,
+) -> bool {
+    EMPTY.with(|e| {
+        let mut sel = Select::new();
+        sel.recv(ar);
+        for (_, r) in &e[..62] {
+            sel.recv(r);
+        }
+        sel.recv(br);
+        sel.try_ready().is_ok()
+    })
+}
+
+fn macro_deadline_check(
+    a: &Sender<u32>,
+    ar: &Receiver<u32>,
+    b: &Sender<u32>,
+    br: &Receiver<u32>,
+) -> bool {
+    select! {
+        recv(ar) -> v => { a.send(v.unwrap()).unwrap(); true },
+        recv(br) -> v => { b.send(v.unwrap()).unwrap(); true },
+        default(Duration::ZERO) => false,
+    }
+}
+
+fn dynamic_check(_: &Sender<u32>, ar: &Receiver<u32>, _: &Sender<u32>, br: &Receiver<u32>) -> bool {
+    let mut sel = Select::new();
+    sel.recv(ar);
+    sel.recv(br);
+    sel.try_ready().is_ok()
+}
+
+fn dynamic_timeout_check(
+    _: &Sender<u32>,
+    ar: &Receiver<u32>,
+    _: &Sender<u32>,
+    br: &Receiver<u32>,
+) -> bool {
+    let mut sel = Select::new();
+    sel.recv(ar);
+    sel.recv(br);
+    sel.ready_timeout(Duration::ZERO).is_ok()
+}
+
+const LINEARIZABLE_ROUNDS: usize = 100_000;
+
+#[gort::test]
+fn issue_12_select_default_linearizable_buffered_goroutines() {
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, wide_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, wider_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS / 10, false, macro_deadline_check);
+}
+
+#[gort::test]
+fn issue_12_select_default_linearizable_unbounded_threads() {
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, macro_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, wide_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, wider_check);
+}
+
+#[gort::test]
+fn issue_12_select_default_linearizable_unbounded_goroutines() {
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, wide_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, false, wider_check);
+}
+
+#[test]
+fn issue_12_select_default_linearizable_buffered_threads() {
+    // The checker on a plain thread, the mover on a goroutine.
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, macro_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, true, wide_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS, true, wider_check);
+}
+
+#[gort::test]
+fn issue_12_dynamic_try_ready_linearizable() {
+    linearizable_default(1, LINEARIZABLE_ROUNDS, false, dynamic_check);
+    linearizable_default(usize::MAX, LINEARIZABLE_ROUNDS, true, dynamic_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS / 10, true, dynamic_timeout_check);
+    linearizable_default(1, LINEARIZABLE_ROUNDS / 10, true, dynamic_wide_check);
+    linearizable_default(
+        usize::MAX,
+        LINEARIZABLE_ROUNDS / 10,
+        false,
+        dynamic_wide_check,
+    );
+}
+
+/// A dynamic select that reserved a waiting peer and then dropped its operation lets the
+/// peer go: the peer's operation starts again and completes with someone else.
+#[gort::test]
+fn dropped_selected_operation_releases_reserved_peers() {
+    // A blocked plain receiver, reserved by a send case, released.
+    let (tx, rx) = chan::<u32>(0);
+    let rx2 = rx.clone();
+    let r = gort::go!(move || rx2.recv().unwrap());
+    gort::time::sleep(Duration::from_millis(5));
+    {
+        let mut sel = Select::new();
+        sel.send(&tx);
+        let op = sel.select(); // reserves the waiting receiver
+        drop(op);
+    }
+    tx.send(9).unwrap();
+    assert_eq!(r.join().unwrap(), 9);
+
+    // A blocked select! sender, reserved by a receive case, released: it sends again.
+    let (tx, rx) = chan::<u32>(0);
+    let tx2 = tx.clone();
+    let s = gort::go!(move || select! { send(tx2, 5) -> r => r.unwrap() });
+    gort::time::sleep(Duration::from_millis(5));
+    {
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select(); // reserves the select! sender
+        drop(op);
+    }
+    assert_eq!(rx.recv().unwrap(), 5);
+    s.join().unwrap();
+    drop(tx);
+}
+
+/// A try_recv that met a dynamic select blocked on the send side of an unbuffered channel
+/// waits for the value; if that select drops its operation, the try_recv looks again.
+#[gort::test]
+fn try_recv_meets_a_blocked_dynamic_send() {
+    let (tx, rx) = chan::<u32>(0);
+    let (go_tx, go_rx) = chan::<bool>(0);
+    let tx2 = tx.clone();
+    let s = gort::go!(move || {
+        for complete in [true, false] {
+            let mut sel = Select::new();
+            sel.send(&tx2);
+            let op = sel.select();
+            if complete {
+                op.send(&tx2, 11).unwrap();
+            } else {
+                drop(op); // the try_recv waiting on it looks again
+            }
+            go_rx.recv().unwrap();
+        }
+    });
+    let got = loop {
+        match rx.try_recv() {
+            Ok(v) => break v,
+            Err(_) => gort::yield_now(),
+        }
+    };
+    assert_eq!(got, 11);
+    go_tx.send(true).unwrap();
+    // Second round: the select will drop its operation; try_recv must not hang or invent
+    // a value.
+    for _ in 0..1000 {
+        assert!(rx.try_recv().is_err());
+        gort::yield_now();
+    }
+    go_tx.send(true).unwrap();
+    s.join().unwrap();
+    drop(tx);
+}
+
+/// A dynamic select blocked on a send case of an unbuffered channel (a deferred hand-off)
+/// is woken by close and its send reports the closed channel with the value.
+#[gort::test]
+fn blocked_dynamic_send_sees_close() {
+    let (tx, rx) = chan::<u32>(0);
+    let tx2 = tx.clone();
+    let h = gort::go!(move || {
+        let mut sel = Select::new();
+        sel.send(&tx2);
+        sel.select().send(&tx2, 3)
+    });
+    gort::time::sleep(Duration::from_millis(5));
+    tx.close();
+    assert_eq!(h.join().unwrap(), Err(SendError(3)));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+/// Dropping a SelectedOperation whose receive already holds a value would lose it: it
+/// panics, as crossbeam's does.
+#[test]
+fn dropping_a_selected_receive_that_holds_a_value_panics() {
+    let (tx, rx) = chan::<u32>(0);
+    let s = gort::go!(move || {
+        gort::time::sleep(Duration::from_millis(50));
+        tx.send(1).unwrap();
+        tx
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select(); // blocks; the sender writes its value into the case's slot
+        drop(op);
+    }));
+    if r.is_ok() {
+        // The machine was slow enough that the sender blocked first: the select reserved it
+        // and the drop let it go (it sends again). Take the value; nothing to check here.
+        assert_eq!(rx.recv(), Ok(1));
+        s.join().unwrap();
+        return;
+    }
+    let tx = s.join().unwrap();
+    let msg = r.expect_err("the drop must panic");
+    let msg = msg
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| msg.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(msg.contains("without completing its receive"), "{msg}");
+    drop(tx);
+}

@@ -46,9 +46,10 @@ const ROUNDS: usize = 25;
 /// A round that takes longer than this is hung (rounds take well under a second).
 const WATCHDOG: Duration = Duration::from_secs(60);
 /// Whether two dynamic `Select`s on opposite ends of an unbuffered channel pair up. They do
-/// not yet (issue 12, item 9): until they do, dynamic selects on unbuffered channels wait
-/// with a timeout and retry, so the two sides eventually meet through another operation.
-const UNBUFFERED_DYNAMIC_SELECTS_PAIR: bool = false;
+/// (issue 12, item 9): a blocked `Select::select` is a real waiting sender or receiver.
+/// (With `false`, dynamic selects on unbuffered channels would wait with a timeout and
+/// retry.)
+const UNBUFFERED_DYNAMIC_SELECTS_PAIR: bool = true;
 
 #[test]
 fn maxprocs_1() {

@@ -28,6 +28,9 @@ const (
 	streamN        = 1_000_000
 	selectN        = 500_000
 	selectDefaultN = 10_000_000
+	select2N       = 1_000_000
+	mpmcN          = 4_000_000
+	mpmcCap        = 128
 	afterN         = 100_000
 	afterFireN     = 100_000
 	afterD         = time.Millisecond
@@ -37,6 +40,8 @@ const (
 	wgN            = 20_000_000
 	ctxN           = 1_000_000
 	blockedN       = 1_000
+	burstN         = 100_000
+	parkedN        = 1_000_000
 	tcpConns       = 100
 	tcpMsg         = 64
 	tcpTime        = 2 * time.Second
@@ -84,6 +89,14 @@ func run(w string) (string, string) {
 		return selectBlocking(), ""
 	case "select_default":
 		return selectDefault(), ""
+	case "select_2prod":
+		return select2Prod(), ""
+	case "mpmc_4x4":
+		return mpmc(4, 4), ""
+	case "mpmc_1x4":
+		return mpmc(1, 4), ""
+	case "mpmc_4x1":
+		return mpmc(4, 1), ""
 	case "after_fire":
 		t := time.Now()
 		for i := 0; i < afterFireN; i++ {
@@ -143,8 +156,105 @@ func run(w string) (string, string) {
 		return tcpEcho(), ""
 	case "syscall_threads":
 		return syscallThreads()
+	case "spawn_burst":
+		return spawnBurst(), "WaitGroup"
+	case "daisy_10k", "daisy_30k", "daisy_100k", "daisy_10k_rss", "daisy_30k_rss", "daisy_100k_rss":
+		return daisy(w)
+	case "parked_1m", "parked_1m_pte":
+		return parked1m(strings.HasSuffix(w, "_pte"))
 	}
 	return "n/a", "unknown workload"
+}
+
+// spawnBurst: from cold, spawn burstN goroutines from one goroutine, then wait for all.
+func spawnBurst() string {
+	res := make(chan string)
+	go func() {
+		t := time.Now()
+		var wg sync.WaitGroup
+		wg.Add(burstN)
+		for i := 0; i < burstN; i++ {
+			go func() { wg.Done() }()
+		}
+		wg.Wait()
+		res <- ns(t, burstN)
+	}()
+	return <-res
+}
+
+func daisyLink(left, right chan int) {
+	left <- 1 + <-right
+}
+
+// daisy: Pike's daisy chain of N goroutines; build + run time in ms, or (_rss) peak RSS in MiB.
+func daisy(w string) (string, string) {
+	k, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(w, "daisy_"), "_rss"), "k"))
+	n := k * 1000
+	t := time.Now()
+	leftmost := make(chan int)
+	right := leftmost
+	left := leftmost
+	for i := 0; i < n; i++ {
+		right = make(chan int)
+		go daisyLink(left, right)
+		left = right
+	}
+	go func(c chan int) { c <- 1 }(right)
+	got := <-leftmost
+	took := time.Since(t)
+	if got != n+1 {
+		return "NaN", fmt.Sprintf("wrong result %d", got)
+	}
+	if strings.HasSuffix(w, "_rss") {
+		return strconv.FormatFloat(float64(statusKiB("VmHWM"))/1024, 'f', 1, 64), ""
+	}
+	return strconv.FormatFloat(float64(took.Nanoseconds())/1e6, 'f', 3, 64), ""
+}
+
+// statusKiB: a field of /proc/self/status in KiB.
+func statusKiB(field string) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(strings.TrimPrefix(l, field+":"))
+			if len(f) > 0 {
+				v, _ := strconv.Atoi(f[0])
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// parked1m: a million goroutines blocked receiving from one channel; RSS (or VmPTE) per goroutine.
+func parked1m(pte bool) (string, string) {
+	n := parkedN
+	if v, err := strconv.Atoi(os.Getenv("PEERS_PARKED_N")); err == nil && v > 0 {
+		n = v
+	}
+	time.Sleep(50 * time.Millisecond)
+	rss0, pte0 := rssBytes(), statusKiB("VmPTE")
+	var parked int64
+	stop := make(chan struct{})
+	t := time.Now()
+	for i := 0; i < n; i++ {
+		go func() {
+			atomic.AddInt64(&parked, 1)
+			<-stop
+		}()
+	}
+	got := waitCount(&parked, n)
+	took := time.Since(t)
+	rss := float64(rssBytes()-rss0) / 1024 / float64(got)
+	ptes := float64(statusKiB("VmPTE")-pte0) / float64(got)
+	note := fmt.Sprintf("N = %d in %.1f s; RSS %.2f KiB + VmPTE %.2f KiB each", n, took.Seconds(), rss, ptes)
+	if pte {
+		return strconv.FormatFloat(ptes, 'f', 3, 64), note
+	}
+	return strconv.FormatFloat(rss, 'f', 3, 64), note
 }
 
 func spawn() string {
@@ -249,6 +359,67 @@ func selectBlocking() string {
 	}
 	_ = sum
 	return ns(t, selectN)
+}
+
+// select2Prod: a 2-case select in a loop, each unbuffered channel fed by its own
+// producer goroutine.
+func select2Prod() string {
+	c1, c2 := make(chan int), make(chan int)
+	t := time.Now()
+	for _, c := range []chan int{c1, c2} {
+		go func(c chan int) {
+			for i := 0; i < select2N/2; i++ {
+				c <- i
+			}
+		}(c)
+	}
+	sum := 0
+	for i := 0; i < select2N; i++ {
+		select {
+		case v := <-c1:
+			sum += v
+		case v := <-c2:
+			sum += v
+		}
+	}
+	_ = sum
+	return ns(t, select2N)
+}
+
+// mpmc: p producers and c consumers on one channel of capacity mpmcCap, mpmcN messages.
+func mpmc(p, c int) string {
+	ch := make(chan int, mpmcCap)
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(p)
+	for k := 0; k < p; k++ {
+		go func() {
+			for i := 0; i < mpmcN/p; i++ {
+				ch <- i
+			}
+			wg.Done()
+		}()
+	}
+	done := make(chan int)
+	for k := 0; k < c; k++ {
+		go func() {
+			n := 0
+			for range ch {
+				n++
+			}
+			done <- n
+		}()
+	}
+	wg.Wait()
+	close(ch)
+	total := 0
+	for k := 0; k < c; k++ {
+		total += <-done
+	}
+	if total != mpmcN {
+		panic("mpmc: lost messages")
+	}
+	return rate(t, mpmcN)
 }
 
 func selectDefault() string {

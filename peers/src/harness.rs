@@ -416,6 +416,14 @@ fn fmt_value(unit: Unit, v: f64) -> String {
         Unit::KiB => format!("{v:.1} KiB"),
         Unit::Ratio => format!("{v:.2}"),
         Unit::Count => format!("{v:.0}"),
+        Unit::Ms => {
+            if v >= 100.0 {
+                format!("{v:.0} ms")
+            } else {
+                format!("{v:.1} ms")
+            }
+        }
+        Unit::MiB => format!("{v:.0} MiB"),
     }
 }
 
@@ -471,7 +479,12 @@ fn row_cells(w: &Workload, impls: &[&str], cells: &HashMap<(&str, &str), Cell>) 
                             None => {}
                         }
                     }
-                    if *imp != "gort" && matches!(w.unit, Unit::Ns | Unit::PerSec | Unit::KiB) {
+                    if *imp != "gort"
+                        && matches!(
+                            w.unit,
+                            Unit::Ns | Unit::PerSec | Unit::KiB | Unit::Ms | Unit::MiB
+                        )
+                    {
                         if let Some(g) = gort.filter(|g| *g > 0.0) {
                             s.push_str(&format!(" ({})", fmt_ratio(v / g)));
                         }
@@ -484,7 +497,8 @@ fn row_cells(w: &Workload, impls: &[&str], cells: &HashMap<(&str, &str), Cell>) 
 }
 
 /// Whether gort's median meets the row's target: clauses like `<= 300`, `>= 26M`, `<= Go`,
-/// `>= Go, >= tokio`; None when the target is not of that form or a value is missing.
+/// `>= Go, >= tokio`, `<= 0.5x Go`; None when the target is not of that form or a value is
+/// missing.
 fn target_met(w: &Workload, cells: &HashMap<(&str, &str), Cell>) -> Option<bool> {
     let mut gort = cells.get(&(w.name, "gort"))?.median()?;
     if w.unit == Unit::Ratio {
@@ -498,8 +512,13 @@ fn target_met(w: &Workload, cells: &HashMap<(&str, &str), Cell>) -> Option<bool>
     for clause in w.target.split(", ") {
         let (op, rhs) = clause.split_once(' ')?;
         let rhs = rhs.trim();
+        // `0.5x Go`: a multiple of a peer's value.
+        let (factor, rhs) = match rhs.split_once("x ") {
+            Some((f, peer)) => (f.parse::<f64>().ok()?, peer),
+            None => (1.0, rhs),
+        };
         let bound = match IMPLS.iter().find(|(_, label)| *label == rhs) {
-            Some((k, _)) => cells.get(&(w.name, *k))?.median()?,
+            Some((k, _)) => factor * cells.get(&(w.name, *k))?.median()?,
             None => {
                 let (num, mul) = match rhs.strip_suffix('M') {
                     Some(n) => (n, 1e6),

@@ -14,6 +14,10 @@ pub enum Unit {
     Ratio,
     /// A count (threads): closer to the target is better.
     Count,
+    /// Milliseconds for the whole workload: lower is better.
+    Ms,
+    /// MiB (peak RSS): lower is better.
+    MiB,
 }
 
 impl Unit {
@@ -24,6 +28,8 @@ impl Unit {
             Unit::KiB => "KiB",
             Unit::Ratio => "ratio",
             Unit::Count => "threads",
+            Unit::Ms => "ms",
+            Unit::MiB => "MiB",
         }
     }
 }
@@ -52,6 +58,10 @@ pub const AREAS: &[(&str, &str)] = &[
     ("chan", "Channels, select, timers (issue 3)"),
     ("sync", "sync and context (issue 4)"),
     ("sys", "Blocking syscalls, CPU hogs, net (issue 5)"),
+    (
+        "scale",
+        "Go-scale goroutines: fresh stacks, daisy chains, a million parked (issue 8)",
+    ),
 ];
 
 /// The implementations, in column order.
@@ -95,6 +105,14 @@ pub const ALL: &[Workload] = &[
        "unbuffered channel, one producer one consumer; messages/s (tokio: mpsc(1))"),
     w!("select_blocking", "chan", Ns, "<= 250", None,
        "blocking 2-case select: a sender alternates between two unbuffered channels; per select"),
+    w!("select_2prod", "chan", Ns, "<= 0.8x Go", None,
+       "blocking 2-case select in a loop, each unbuffered channel fed by its own producer goroutine (1,000,000 selects); per select"),
+    w!("mpmc_4x4", "chan", PerSec, ">= 1.25x Go", None,
+       "4 producers -> 4 consumers on one cap-128 channel, 4,000,000 messages; messages/s (tokio: mpsc behind a Mutex)"),
+    w!("mpmc_1x4", "chan", PerSec, "", None,
+       "1 producer -> 4 consumers on one cap-128 channel, 4,000,000 messages; messages/s (tokio: mpsc behind a Mutex)"),
+    w!("mpmc_4x1", "chan", PerSec, "", None,
+       "4 producers -> 1 consumer on one cap-128 channel, 4,000,000 messages; messages/s"),
     w!("select_default", "chan", Ns, "<= 35", None,
        "select over two empty channels with a default case; per select"),
     w!("after_fire", "chan", Ns, "<= Go", None,
@@ -123,4 +141,23 @@ pub const ALL: &[Workload] = &[
        "TCP echo over loopback, 100 connections, 64-byte request/response for 2 s, clients in-process; requests/s"),
     w!("syscall_threads", "sys", Count, "~1000 (Go 1003)", None,
        "OS threads in the process while 1,000 goroutines are blocked in a raw read(2) on a pipe (note: how many got into the read)"),
+    // scale
+    w!("spawn_burst", "scale", Ns, "<= 0.5x Go", None,
+       "cold start: spawn 100,000 goroutines from one goroutine keeping their JoinHandles, then join all (Go: WaitGroup); per goroutine"),
+    w!("daisy_10k", "scale", Ms, "", None,
+       "Pike's daisy chain of 10,000 goroutines (unbuffered channels): build + run, cold"),
+    w!("daisy_30k", "scale", Ms, "<= Go, <= tokio", None,
+       "daisy chain of 30,000 goroutines: build + run, cold"),
+    w!("daisy_100k", "scale", Ms, "<= Go, <= tokio", None,
+       "daisy chain of 100,000 goroutines: build + run, cold"),
+    w!("daisy_10k_rss", "scale", MiB, "", None,
+       "peak RSS (VmHWM) of the process that ran the daisy chain of 10,000"),
+    w!("daisy_30k_rss", "scale", MiB, "", None,
+       "peak RSS (VmHWM) of the daisy chain of 30,000"),
+    w!("daisy_100k_rss", "scale", MiB, "", None,
+       "peak RSS (VmHWM) of the daisy chain of 100,000"),
+    w!("parked_1m", "scale", KiB, "<= 4.5", None,
+       "RSS per goroutine with 1,000,000 goroutines parked on one channel (tokio: Notify), default vm.max_map_count"),
+    w!("parked_1m_pte", "scale", KiB, "", None,
+       "page-table memory (VmPTE) per goroutine in the same run as parked_1m"),
 ];

@@ -6,7 +6,11 @@
 //!
 //! 1. **Try**: visit the enabled cases in a random order and complete the first that can
 //!    complete without waiting. A random permutation makes the choice among ready cases
-//!    uniform. If none is ready: take `default` if there is one.
+//!    uniform. If none is ready and there is a `default` (or the deadline has passed), look
+//!    once more with every channel of the select locked at once, in address order
+//!    (`locked_pass`, Go's `selectgo` lock order): only then is "no case is ready" true at
+//!    one instant, so `default` is linearizable. The lock-free first look is enough for a
+//!    single case.
 //! 2. **Register**: create one context and, in a random order, leave an entry on each case's
 //!    wait queue. If a case turns out to be ready while registering, abort the context (its
 //!    entries become stale) and start again at 1.
@@ -18,18 +22,16 @@
 //! A select never pairs its own send with its own receive: a case's readiness check skips
 //! entries of its own context, and peers only ever claim a context they do not own.
 //!
-//! [`Select`] is the dynamic form, shaped like crossbeam-channel's: it waits for
-//! *readiness* through observer entries (null packet), then `SelectedOperation::recv` /
-//! `send` performs the operation.
+//! A peer may be a dynamic `Select` (`dynamic.rs`) that reserved one of our cases and then
+//! dropped its operation: the wait ends in `Waited::Retry` and the select starts again.
 
 use std::cell::Cell;
-use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::hchan::{Chan, TryRecv, TrySend};
-use super::waiter::{Context, Entry, Wakes};
+use super::handoff::{Deferred, Handed};
+use super::hchan::{TryRecv, TrySend};
+use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
@@ -66,7 +68,7 @@ fn rand_below(n: usize) -> usize {
 /// Shuffles `order` (Fisher–Yates). Up to 20 elements draw from one 64-bit random number
 /// (20! < 2^64), so a small select costs one RNG step.
 #[inline]
-fn shuffle(order: &mut [usize]) {
+pub(super) fn shuffle(order: &mut [usize]) {
     let n = order.len();
     if n < 2 {
         return;
@@ -87,10 +89,11 @@ fn shuffle(order: &mut [usize]) {
     }
 }
 
-/// Case indices in a random order, on the stack for up to 16 cases.
-struct Order {
-    /// The indices, when there are at most 16.
-    small: [usize; 16],
+/// Case indices in a random order, on the stack for up to 8 cases (small enough to be
+/// built in place).
+pub(super) struct Order {
+    /// The indices, when there are at most 8.
+    small: [usize; 8],
     /// The indices, when there are more.
     large: Vec<usize>,
     /// How many.
@@ -98,14 +101,15 @@ struct Order {
 }
 
 impl Order {
-    fn new(enabled: impl Iterator<Item = usize>) -> Order {
+    #[inline]
+    pub(super) fn new(enabled: impl Iterator<Item = usize>) -> Order {
         let mut o = Order {
-            small: [0; 16],
+            small: [0; 8],
             large: Vec::new(),
             len: 0,
         };
         for i in enabled {
-            if o.len < 16 {
+            if o.len < 8 {
                 o.small[o.len] = i;
             } else {
                 if o.large.is_empty() {
@@ -118,8 +122,8 @@ impl Order {
         o
     }
 
-    fn as_mut(&mut self) -> &mut [usize] {
-        if self.len <= 16 {
+    pub(super) fn as_mut(&mut self) -> &mut [usize] {
+        if self.len <= 8 {
             &mut self.small[..self.len]
         } else {
             &mut self.large
@@ -142,6 +146,8 @@ pub trait SelectCase {
     fn is_on(&self) -> bool;
     /// A lock-free pre-check: false only if the operation surely cannot complete now.
     fn maybe_ready(&self) -> bool;
+    /// The channel lock's sequence number (`Chan::seq`), for `default`'s double look.
+    fn seq(&self) -> u32;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -149,6 +155,26 @@ pub trait SelectCase {
     fn register(&mut self, cx: &Arc<Context>, index: usize) -> bool;
     /// Called after a peer completed this case through its packet.
     fn selected(&mut self);
+    /// The channel's address (the all-locks pass locks channels in address order).
+    fn chan_addr(&self) -> usize;
+    /// Locks the case's channel (all-locks pass).
+    fn lock(&self);
+    /// Unlocks the case's channel.
+    ///
+    /// # Safety
+    /// The caller locked it with `lock`.
+    unsafe fn unlock(&self);
+    /// Completes the operation if it can without waiting; the caller holds the channel's
+    /// lock (`lock`).
+    ///
+    /// # Safety
+    /// The caller holds the lock of this case's channel.
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool;
+    /// After the locks are released: finishes what `try_complete_locked` started (waits for
+    /// a dynamic select's deferred value). False if that select dropped its operation.
+    fn finish(&mut self) -> bool {
+        true
+    }
 }
 
 /// A `recv(..)` case.
@@ -157,6 +183,8 @@ pub struct RecvCase<'a, T> {
     rx: Option<&'a Receiver<T>>,
     packet: Option<T>,
     result: Option<Result<T, RecvError>>,
+    /// A claimed deferred send whose value `finish` waits for.
+    deferred: Option<Arc<Deferred<T>>>,
 }
 
 impl<'a, T> RecvCase<'a, T> {
@@ -165,6 +193,7 @@ impl<'a, T> RecvCase<'a, T> {
             rx,
             packet: None,
             result: None,
+            deferred: None,
         }
     }
 
@@ -186,6 +215,11 @@ impl<T> SelectCase for RecvCase<'_, T> {
     }
 
     #[inline]
+    fn seq(&self) -> u32 {
+        self.rx.map_or(0, |rx| rx.chan.seq())
+    }
+
+    #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.rx.expect("case is on").chan;
         if chan.surely_empty() {
@@ -200,6 +234,10 @@ impl<T> SelectCase for RecvCase<'_, T> {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
+            TryRecv::Deferred(d) => match d.wait() {
+                Handed::Value(v) => Some(Ok(v)),
+                Handed::Cancelled => return false,
+            },
         };
         true
     }
@@ -214,7 +252,9 @@ impl<T> SelectCase for RecvCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
+                deferred: false,
             });
+            chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
@@ -223,6 +263,48 @@ impl<T> SelectCase for RecvCase<'_, T> {
 
     fn selected(&mut self) {
         self.result = Some(self.packet.take().ok_or(RecvError));
+    }
+
+    fn chan_addr(&self) -> usize {
+        self.rx.map_or(0, |rx| Arc::as_ptr(&rx.chan) as usize)
+    }
+
+    fn lock(&self) {
+        self.rx.expect("case is on").chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (trait contract).
+        unsafe { self.rx.expect("case is on").chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool {
+        let chan = &self.rx.expect("case is on").chan;
+        // SAFETY: the caller holds the lock (trait contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        self.result = match chan.try_recv_locked(inner, wakes) {
+            TryRecv::Got(v) => Some(Ok(v)),
+            TryRecv::Closed => Some(Err(RecvError)),
+            TryRecv::Empty => return false,
+            TryRecv::Deferred(d) => {
+                self.deferred = Some(d);
+                None
+            }
+        };
+        true
+    }
+
+    fn finish(&mut self) -> bool {
+        match self.deferred.take() {
+            None => true,
+            Some(d) => match d.wait() {
+                Handed::Value(v) => {
+                    self.result = Some(Ok(v));
+                    true
+                }
+                Handed::Cancelled => false,
+            },
+        }
     }
 }
 
@@ -257,7 +339,12 @@ impl<T> SelectCase for SendCase<'_, T> {
 
     #[inline]
     fn maybe_ready(&self) -> bool {
-        self.tx.is_some()
+        self.tx.is_some_and(|tx| !tx.chan.surely_full())
+    }
+
+    #[inline]
+    fn seq(&self) -> u32 {
+        self.tx.map_or(0, |tx| tx.chan.seq())
     }
 
     #[inline]
@@ -290,6 +377,7 @@ impl<T> SelectCase for SendCase<'_, T> {
                 cx: cx.clone(),
                 case: index,
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
+                deferred: false,
             });
             chan.mark_senders_waiting();
         }
@@ -304,6 +392,76 @@ impl<T> SelectCase for SendCase<'_, T> {
             Some(v) => Err(SendError(v)),
         });
     }
+
+    fn chan_addr(&self) -> usize {
+        self.tx.map_or(0, |tx| Arc::as_ptr(&tx.chan) as usize)
+    }
+
+    fn lock(&self) {
+        self.tx.expect("case is on").chan.lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller locked it (trait contract).
+        unsafe { self.tx.expect("case is on").chan.unlock_raw() }
+    }
+
+    unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool {
+        let chan = &self.tx.expect("case is on").chan;
+        let v = self.packet.take().expect("a send case holds its value");
+        // SAFETY: the caller holds the lock (trait contract); the reference ends here.
+        let inner = unsafe { chan.inner_locked() };
+        self.result = match chan.try_send_locked(inner, v, wakes) {
+            TrySend::Sent => Some(Ok(())),
+            TrySend::Closed(v) => Some(Err(SendError(v))),
+            TrySend::Full(v) => {
+                self.packet = Some(v);
+                return false;
+            }
+        };
+        true
+    }
+}
+
+/// Go's `selectgo` check, used where a select decides that *no* case is ready (`default`,
+/// a deadline that has passed): every distinct channel of the cases in `order` is locked, in
+/// address order (so that two such passes never deadlock), then the cases are tried in
+/// `order` and the first that can complete does. Checking the cases one lock at a time
+/// could see every channel empty although at each instant one held a value (a peer moving
+/// a value from one case's channel to another's); holding every lock makes "none is ready"
+/// true at one instant.
+fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usize> {
+    let mut by_addr = Order::new(order.iter().copied());
+    let by_addr = by_addr.as_mut();
+    by_addr.sort_unstable_by_key(|&i| cases[i].chan_addr());
+    let mut prev = 0;
+    for &i in by_addr.iter() {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            cases[i].lock();
+            prev = a;
+        }
+    }
+    let mut wakes = Wakes::default();
+    let mut got = None;
+    for &i in order {
+        // SAFETY: every channel of the cases in `order` is locked (above).
+        if unsafe { cases[i].try_complete_locked(&mut wakes) } {
+            got = Some(i);
+            break;
+        }
+    }
+    prev = 0;
+    for &i in by_addr.iter() {
+        let a = cases[i].chan_addr();
+        if a != prev {
+            // SAFETY: locked above, once per distinct channel.
+            unsafe { cases[i].unlock() };
+            prev = a;
+        }
+    }
+    wakes.run();
+    got
 }
 
 /// Runs a select over `cases`. Returns the completed case, or None if `default` was taken
@@ -313,8 +471,16 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
-    // Fast pass: only the cases that may be ready, found without locks. With `default`
-    // and nothing ready (Go's non-blocking select on empty channels) this is all we do.
+    // With `default` and up to 8 cases: note every channel's lock sequence first, so that
+    // a look that finds nothing ready can be confirmed without locks (below).
+    let mut seqs = [0u32; 8];
+    let snap = has_default && cases.len() <= seqs.len();
+    if snap {
+        for (i, c) in cases.iter().enumerate() {
+            seqs[i] = c.seq();
+        }
+    }
+    // Fast pass: only the cases that may be ready, found without locks.
     let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
     let maybe = maybe.as_mut();
     shuffle(maybe);
@@ -323,20 +489,40 @@ pub(crate) fn select(
             return Some(i);
         }
     }
-    if has_default {
-        return None;
-    }
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
+    if has_default {
+        // One case: the lock-free look was one instant's truth. Several: "no case is ready"
+        // must hold at one instant for all of them. If nothing looked ready and no channel's
+        // lock sequence moved (nor was odd, held) across the look, it did: each channel was
+        // unchanged over an interval that contains the end of the look. Otherwise decide
+        // with every channel locked at once (`locked_pass`).
+        if order.len() < 2 {
+            return None;
+        }
+        if snap && maybe.is_empty() {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let unchanged = order
+                .iter()
+                .all(|&i| seqs[i] % 2 == 0 && cases[i].seq() == seqs[i]);
+            if unchanged {
+                return None;
+            }
+        }
+        loop {
+            shuffle(order);
+            match locked_pass(cases, order) {
+                Some(i) if !cases[i].finish() => continue,
+                r => return r,
+            }
+        }
+    }
     loop {
         shuffle(order);
         for &i in order.iter() {
             if cases[i].try_complete() {
                 return Some(i);
             }
-        }
-        if has_default {
-            return None;
         }
         if order.is_empty() {
             match deadline {
@@ -348,7 +534,10 @@ pub(crate) fn select(
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
+            match locked_pass(cases, order) {
+                Some(i) if !cases[i].finish() => continue,
+                r => return r,
+            }
         }
         let cx = Context::new();
         let mut ready = false;
@@ -361,14 +550,18 @@ pub(crate) fn select(
         if ready && cx.try_abort() {
             continue; // a case became ready: try again (our entries are stale now)
         }
+        // Registered on every case: from here any peer that makes a case ready claims us,
+        // so a timeout (abort) happens at an instant when none was ready.
         let r = cx.wait(WaitReason::Select, deadline);
         Context::recycle(cx);
         return match r {
-            Some(i) => {
+            Waited::Case(i) => {
                 cases[i].selected();
                 Some(i)
             }
-            None => None,
+            Waited::Timeout => None,
+            // A dynamic select reserved one of our cases, then dropped its operation.
+            Waited::Retry => continue,
         };
     }
 }
@@ -494,363 +687,5 @@ pub mod __private {
     #[inline]
     pub fn send_case<O: SendOperand + ?Sized>(op: &O, v: O::Item) -> SendCase<'_, O::Item> {
         SendCase::new(op.sender(), v)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The dynamic Select.
-
-/// One operation of a dynamic [`Select`], type-erased.
-trait DynCase {
-    /// Is the operation ready now (without performing it)?
-    fn ready(&self) -> bool;
-    /// Leaves an observer for `cx` as case `index`; true (and nothing left) if ready now.
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool;
-    /// The channel's address (to check `SelectedOperation::recv`/`send` arguments).
-    fn addr(&self) -> *const ();
-}
-
-struct RecvHandle<'a, T>(&'a Receiver<T>);
-struct SendHandle<'a, T>(&'a Sender<T>);
-
-fn chan_addr<T>(c: &Arc<Chan<T>>) -> *const () {
-    Arc::as_ptr(c).cast()
-}
-
-impl<T> DynCase for RecvHandle<'_, T> {
-    fn ready(&self) -> bool {
-        let chan = &self.0.chan;
-        if chan.surely_empty() {
-            return false;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.recv_ready_locked(&mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), false, &mut wakes);
-        if !ready {
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::null_mut(),
-            });
-        }
-        drop(inner);
-        wakes.run();
-        ready
-    }
-
-    fn addr(&self) -> *const () {
-        chan_addr(&self.0.chan)
-    }
-}
-
-impl<T> DynCase for SendHandle<'_, T> {
-    fn ready(&self) -> bool {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.send_ready_locked(&mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
-    }
-
-    fn observe(&self, cx: &Arc<Context>, index: usize) -> bool {
-        let chan = &self.0.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), false, &mut wakes);
-        if !ready {
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::null_mut(),
-            });
-            chan.mark_senders_waiting();
-        }
-        drop(inner);
-        wakes.run();
-        ready
-    }
-
-    fn addr(&self) -> *const () {
-        chan_addr(&self.0.chan)
-    }
-}
-
-/// A select over operations chosen at run time (a fan-in of N channels), shaped like
-/// crossbeam-channel's `Select`.
-///
-/// ```
-/// use gort::chan;
-/// use gort::chan::Select;
-/// let chans: Vec<_> = (0..4).map(|_| chan::<usize>(1)).collect();
-/// chans[2].0.send(42).unwrap();
-/// let mut sel = Select::new();
-/// for (_, rx) in &chans {
-///     sel.recv(rx);
-/// }
-/// let op = sel.select();
-/// let i = op.index();
-/// assert_eq!(i, 2);
-/// assert_eq!(op.recv(&chans[i].1), Ok(42));
-/// ```
-///
-/// `select` waits until one operation is *ready*; the returned [`SelectedOperation`] then
-/// performs it with `recv` or `send`. If another goroutine completes a competing operation
-/// first (several receivers on one channel), that call waits as a plain `recv`/`send` would.
-/// Two dynamic selects waiting on opposite ends of the same unbuffered channel do not see
-/// each other as ready (neither has committed to a value): use `select!` for that.
-pub struct Select<'a> {
-    cases: Vec<Option<Box<dyn DynCase + 'a>>>,
-}
-
-/// The operation a [`Select`] chose: complete it with `recv` or `send`.
-#[must_use = "a selected operation must be completed with `recv` or `send`"]
-pub struct SelectedOperation<'a> {
-    index: usize,
-    addr: *const (),
-    _marker: PhantomData<&'a ()>,
-}
-
-/// `Select::try_select` found no operation ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrySelectError;
-/// `Select::select_timeout` timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SelectTimeoutError;
-/// `Select::try_ready` found no operation ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TryReadyError;
-/// `Select::ready_timeout` timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadyTimeoutError;
-
-impl fmt::Display for TrySelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("all operations in select would block")
-    }
-}
-impl fmt::Display for SelectTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting on select")
-    }
-}
-impl fmt::Display for TryReadyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("all operations in select would block")
-    }
-}
-impl fmt::Display for ReadyTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting on select")
-    }
-}
-impl std::error::Error for TrySelectError {}
-impl std::error::Error for SelectTimeoutError {}
-impl std::error::Error for TryReadyError {}
-impl std::error::Error for ReadyTimeoutError {}
-
-impl Default for Select<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Select<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Select")
-            .field("cases", &self.cases.iter().filter(|c| c.is_some()).count())
-            .finish()
-    }
-}
-
-impl fmt::Debug for SelectedOperation<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SelectedOperation")
-            .field("index", &self.index)
-            .finish()
-    }
-}
-
-impl<'a> Select<'a> {
-    /// An empty select.
-    pub fn new() -> Select<'a> {
-        Select { cases: Vec::new() }
-    }
-
-    /// Adds a receive; returns its index.
-    pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.cases.push(Some(Box::new(RecvHandle(r))));
-        self.cases.len() - 1
-    }
-
-    /// Adds a send; returns its index.
-    pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
-        self.cases.push(Some(Box::new(SendHandle(s))));
-        self.cases.len() - 1
-    }
-
-    /// Removes the operation with `index` (added earlier and not yet removed).
-    ///
-    /// # Panics
-    /// If there is no such operation.
-    pub fn remove(&mut self, index: usize) {
-        match self.cases.get_mut(index) {
-            Some(c @ Some(_)) => *c = None,
-            _ => panic!("Select::remove: no operation with index {index}"),
-        }
-    }
-
-    /// The index of an operation that is ready now, if any.
-    pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.ready_inner(Some(None)).ok_or(TryReadyError)
-    }
-
-    /// Waits until an operation is ready; returns its index. Blocks for ever if there are
-    /// no operations.
-    pub fn ready(&mut self) -> usize {
-        self.ready_inner(None).expect("no deadline")
-    }
-
-    /// Waits at most `timeout` for an operation to be ready.
-    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
-        self.ready_deadline(super::deadline_after(timeout))
-    }
-
-    /// Waits at most until `deadline` for an operation to be ready.
-    pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
-        self.ready_inner(Some(Some(deadline)))
-            .ok_or(ReadyTimeoutError)
-    }
-
-    /// Selects an operation that is ready now, if any.
-    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        self.try_ready()
-            .map(|i| self.selected(i))
-            .map_err(|_| TrySelectError)
-    }
-
-    /// Waits until an operation is ready and selects it.
-    pub fn select(&mut self) -> SelectedOperation<'a> {
-        let i = self.ready();
-        self.selected(i)
-    }
-
-    /// Waits at most `timeout` for an operation.
-    pub fn select_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.select_deadline(super::deadline_after(timeout))
-    }
-
-    /// Waits at most until `deadline` for an operation.
-    pub fn select_deadline(
-        &mut self,
-        deadline: Instant,
-    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.ready_deadline(deadline)
-            .map(|i| self.selected(i))
-            .map_err(|_| SelectTimeoutError)
-    }
-
-    fn selected(&self, index: usize) -> SelectedOperation<'a> {
-        SelectedOperation {
-            index,
-            addr: self.cases[index].as_ref().expect("case exists").addr(),
-            _marker: PhantomData,
-        }
-    }
-
-    /// `wait`: None blocks, Some(None) does not wait, Some(Some(d)) waits until d.
-    fn ready_inner(&mut self, wait: Option<Option<Instant>>) -> Option<usize> {
-        let mut order = Order::new((0..self.cases.len()).filter(|&i| self.cases[i].is_some()));
-        let order = order.as_mut();
-        let deadline = wait.flatten();
-        loop {
-            shuffle(order);
-            for &i in order.iter() {
-                if self.cases[i].as_ref().expect("enabled").ready() {
-                    return Some(i);
-                }
-            }
-            if wait == Some(None) {
-                return None;
-            }
-            if order.is_empty() {
-                match deadline {
-                    None => block_forever(),
-                    Some(d) => {
-                        crate::time::sleep_until(d);
-                        return None;
-                    }
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
-            }
-            let cx = Context::new();
-            let mut ready = false;
-            for &i in order.iter() {
-                if self.cases[i].as_ref().expect("enabled").observe(&cx, i) {
-                    ready = true;
-                    break;
-                }
-            }
-            if ready && cx.try_abort() {
-                continue;
-            }
-            // Woken: the observed condition may hold now; check again from the top.
-            cx.wait(WaitReason::Select, deadline)?;
-        }
-    }
-}
-
-impl SelectedOperation<'_> {
-    /// The index of the selected operation.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// Completes a selected receive.
-    ///
-    /// # Panics
-    /// If `r` is not the receiver of the selected operation.
-    pub fn recv<T>(self, r: &Receiver<T>) -> Result<T, RecvError> {
-        assert!(
-            self.addr == chan_addr(&r.chan),
-            "SelectedOperation::recv: the receiver is not the selected operation's"
-        );
-        match r.try_recv() {
-            Ok(v) => Ok(v),
-            Err(super::TryRecvError::Closed) => Err(RecvError),
-            Err(super::TryRecvError::Empty) => r.recv(),
-        }
-    }
-
-    /// Completes a selected send.
-    ///
-    /// # Panics
-    /// If `s` is not the sender of the selected operation.
-    pub fn send<T>(self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
-        assert!(
-            self.addr == chan_addr(&s.chan),
-            "SelectedOperation::send: the sender is not the selected operation's"
-        );
-        match s.try_send(v) {
-            Ok(()) => Ok(()),
-            Err(super::TrySendError::Closed(v)) => Err(SendError(v)),
-            Err(super::TrySendError::Full(v)) => s.send(v),
-        }
     }
 }

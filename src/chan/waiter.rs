@@ -13,7 +13,16 @@
 //!  ABORTED      | gave up (timeout, or a case became ready  | the waiter itself
 //!               | while it was registering)                 |
 //!  2 + i        | case i was completed by a peer            | the peer that won the CAS
+//!  RELEASED     | a peer claimed it, then let it go (a       | the claimer, before `done`
+//!               | dynamic select that reserved it and whose |
+//!               | operation was dropped): start again       |
 //! ```
+//!
+//! A claimer normally completes at once, under the channel lock. A dynamic
+//! `Select::select` may instead *reserve* a waiting peer: claim it and complete it later,
+//! when the caller performs the chosen operation (`SelectedOperation::send`/`recv`), or
+//! release it if the operation is dropped. The reserved waiter simply waits longer; its
+//! packet stays valid because it waits for `done`.
 //!
 //! The claimer, still holding the lock of the channel whose queue held the entry, moves the
 //! value through the packet, then sets `done` (Release) and, after unlocking, unparks the
@@ -21,10 +30,13 @@
 //! harmless (park.rs rule 1) and a claimed waiter never returns before its packet is written.
 //!
 //! # Packets
-//! `packet` points into the waiting operation's own stack frame: an `Option<T>` that holds the
-//! value a sender offers (a receiver takes it) or the slot a receiver waits on (a sender fills
-//! it). A null packet marks an *observer*: a dynamic `Select::ready` waiting for readiness only;
-//! a peer that meets one notifies it and goes on looking for a real partner.
+//! `packet` points into the waiting operation's own stack frame (or a dynamic select's boxed
+//! case): an `Option<T>` that holds the value a sender offers (a receiver takes it) or the
+//! slot a receiver waits on (a sender fills it). With `deferred`, it points to a
+//! `handoff::Deferred<T>` instead: a dynamic select's send whose value comes later. A null
+//! packet marks an *observer*: a dynamic `Select::ready` (or a select's send on a buffered
+//! channel) waiting for readiness only; a peer that meets one notifies it and goes on
+//! looking for a real partner.
 //!
 //! # Lazy unregistration
 //! When a select completes, its entries on the other channels are not removed: their context
@@ -45,6 +57,19 @@ use crate::park::{self, Unparker, WaitReason};
 const WAITING: usize = 0;
 const ABORTED: usize = 1;
 const FIRST_CASE: usize = 2;
+const RELEASED: usize = usize::MAX;
+
+/// How a wait on a [`Context`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// A peer completed this case.
+    Case(usize),
+    /// The deadline passed and the waiter aborted.
+    Timeout,
+    /// A peer that had reserved the waiter released it: start the operation again (the
+    /// packet is as it was; other entries are stale).
+    Retry,
+}
 
 /// One blocking operation or select, as its peers see it.
 pub struct Context {
@@ -64,10 +89,17 @@ unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
 
+/// Spare contexts per thread.
+const SPARES: usize = 4;
+
 thread_local! {
-    /// Finished contexts kept for reuse by the next blocking operations on this thread (two,
-    /// so that two goroutines taking turns on one worker each find their own).
-    static SPARE: [Cell<Option<Arc<Context>>>; 2] = const { [Cell::new(None), Cell::new(None)] };
+    /// Finished contexts kept for reuse by the next blocking operations on this thread. A
+    /// select's context usually still has a stale entry in another case's queue when the
+    /// select returns (dropped lazily, soon); so several are kept, and one whose other
+    /// references are gone is picked (a strong count of 1), preferably one that already
+    /// wakes the current goroutine. No allocation per blocking select in the steady state.
+    static SPARE: [Cell<Option<Arc<Context>>>; SPARES] =
+        const { [const { Cell::new(None) }; SPARES] };
 }
 
 // The accessors are not inlined: a goroutine may resume on another thread after parking,
@@ -78,17 +110,20 @@ fn take_spare(me: *const ()) -> Option<Arc<Context>> {
     // a channel) the cache may be gone; then go without it.
     SPARE
         .try_with(|s| {
-            let a = s[0].take();
-            if a.as_ref().is_some_and(|cx| cx.target() == me) {
-                return a;
+            let mut any = None;
+            for (i, c) in s.iter().enumerate() {
+                let cx = c.take();
+                if let Some(x) = &cx {
+                    if Arc::strong_count(x) == 1 {
+                        if x.target() == me {
+                            return cx;
+                        }
+                        any.get_or_insert(i);
+                    }
+                }
+                c.set(cx);
             }
-            let b = s[1].take();
-            if b.as_ref().is_some_and(|cx| cx.target() == me) {
-                s[0].set(a);
-                return b;
-            }
-            s[1].set(b);
-            a
+            any.and_then(|i| s[i].take())
         })
         .ok()
         .flatten()
@@ -98,8 +133,17 @@ fn take_spare(me: *const ()) -> Option<Arc<Context>> {
 fn put_spare(cx: Arc<Context>) {
     // Dropped instead during the thread's teardown (see `take_spare`).
     let _ = SPARE.try_with(|s| {
-        let old = s[0].replace(Some(cx));
-        s[1].set(old);
+        // An empty slot, else one that is still referenced elsewhere, else the first.
+        let i = s
+            .iter()
+            .position(|c| {
+                let x = c.take();
+                let free = x.as_ref().map_or(true, |x| Arc::strong_count(x) > 1);
+                c.set(x);
+                free
+            })
+            .unwrap_or(0);
+        drop(s[i].replace(Some(cx)));
     });
 }
 
@@ -188,30 +232,41 @@ impl Context {
         self.done.store(true, Ordering::Release);
     }
 
+    /// A claimer that reserved this context lets it go: the waiter starts its operation
+    /// again. The caller unparks it afterwards.
+    #[inline]
+    pub(crate) fn release(&self) {
+        self.state.store(RELEASED, Ordering::Relaxed);
+        self.done.store(true, Ordering::Release);
+    }
+
     #[inline]
     pub(crate) fn unpark(&self) {
         self.unparker().unpark();
     }
 
-    /// The completed case; call after `wait` returned it.
+    /// How the completed wait ended; call after `done` was seen (Acquire).
     #[inline]
-    fn selected(&self) -> usize {
-        self.state.load(Ordering::Acquire) - FIRST_CASE
+    fn outcome(&self) -> Waited {
+        match self.state.load(Ordering::Acquire) {
+            RELEASED => Waited::Retry,
+            s => Waited::Case(s - FIRST_CASE),
+        }
     }
 
-    /// Parks until a peer completes a case (returns it) or `deadline` passes and the waiter
-    /// aborts (returns None).
-    pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Option<usize> {
+    /// Parks until a peer completes a case, or `deadline` passes and the waiter aborts, or
+    /// a reserving peer releases it.
+    pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Waited {
         let mut aborting_failed = false;
         loop {
             if self.done.load(Ordering::Acquire) {
-                return Some(self.selected());
+                return self.outcome();
             }
             match deadline {
                 Some(d) if !aborting_failed => {
                     if Instant::now() >= d {
                         if self.try_abort() {
-                            return None;
+                            return Waited::Timeout;
                         }
                         // Claimed meanwhile: the claimer sets `done` and unparks us.
                         aborting_failed = true;
@@ -233,6 +288,9 @@ pub(crate) struct Entry {
     pub(crate) case: usize,
     /// `*mut Option<T>` in the waiter's frame, or null for an observer.
     pub(crate) packet: *mut (),
+    /// A dynamic select's send on an unbuffered channel: `packet` points to a
+    /// `handoff::Deferred<T>` (the value comes later), not to an `Option<T>`.
+    pub(crate) deferred: bool,
 }
 
 // SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
@@ -248,8 +306,9 @@ impl Entry {
 }
 
 /// Contexts to unpark once the channel lock is released.
+#[doc(hidden)]
 #[derive(Default)]
-pub(crate) struct Wakes {
+pub struct Wakes {
     /// The first (usually only) context to wake; no allocation for it.
     first: Option<Arc<Context>>,
     /// Any others (close, observers).

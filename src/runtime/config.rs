@@ -25,6 +25,8 @@ pub enum ConfigError {
     AlreadyStarted,
     /// `max_procs(0)`: at least one processor is needed.
     ZeroMaxProcs,
+    /// `stack_size(n)` with `n` larger than the largest goroutine stack (1 TiB).
+    StackSizeTooLarge(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -34,6 +36,10 @@ impl fmt::Display for ConfigError {
                 f.write_str("gort: the runtime has already started; apply Config before first use")
             }
             ConfigError::ZeroMaxProcs => f.write_str("gort: max_procs must be at least 1"),
+            ConfigError::StackSizeTooLarge(n) => match stack::round_size(*n) {
+                Err(e) => write!(f, "{e}"),
+                Ok(_) => write!(f, "gort: stack size {n} cannot be honoured"),
+            },
         }
     }
 }
@@ -61,8 +67,9 @@ impl Config {
         self
     }
 
-    /// Default usable stack size of goroutines, in bytes (rounded up to whole pages and to
-    /// at least 16 KiB). Address space is reserved, memory is committed only when touched.
+    /// Default usable stack size of goroutines, in bytes (rounded up to a power of two, at
+    /// least 16 KiB, at most 1 TiB: `apply` rejects more). Overrides `GORT_STACK_SIZE`.
+    /// Address space is reserved, memory is committed only when touched.
     pub fn stack_size(mut self, bytes: usize) -> Config {
         self.stack_size = Some(bytes);
         self
@@ -80,6 +87,11 @@ impl Config {
     pub fn apply(self) -> Result<(), ConfigError> {
         if self.max_procs == Some(0) {
             return Err(ConfigError::ZeroMaxProcs);
+        }
+        if let Some(n) = self.stack_size {
+            if stack::round_size(n).is_err() {
+                return Err(ConfigError::StackSizeTooLarge(n));
+            }
         }
         let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
         if super::scheduler::try_get().is_some() {
@@ -105,10 +117,12 @@ pub(crate) struct Resolved {
     pub(crate) max_threads: usize,
 }
 
-/// Resolves settings: Config, then `GORT_MAXPROCS`, then defaults.
+/// Resolves settings: Config, then `GORT_MAXPROCS` / `GORT_STACK_SIZE` /
+/// `GORT_MAX_THREADS`, then defaults.
 ///
 /// # Panics
-/// If `GORT_MAXPROCS` is set to something other than a positive integer.
+/// If `GORT_MAXPROCS` is set to something other than a positive integer, `GORT_STACK_SIZE`
+/// to something other than a size gort can honour, or `GORT_STACK_GUARD` is malformed.
 pub(crate) fn resolve() -> Resolved {
     let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let max_procs = pending.max_procs.unwrap_or_else(|| match env_max_procs() {
@@ -123,9 +137,15 @@ pub(crate) fn resolve() -> Resolved {
             Ok(_) => panic!("gort: GORT_MAX_THREADS must be a positive integer"),
         }
     });
+    let stack_size = match pending.stack_size.map(Ok).or_else(env_stack_size) {
+        None => stack::DEFAULT_STACK_SIZE,
+        Some(Ok(n)) => stack::round_size(n).unwrap_or_else(|e| panic!("{e}")),
+        Some(Err(e)) => panic!("{e}"),
+    };
+    stack::guard_mode(); // checks GORT_STACK_GUARD
     Resolved {
         max_procs,
-        stack_size: stack::round_size(pending.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE)),
+        stack_size,
         // The Ms holding processors count too.
         max_threads: max_threads.max(max_procs),
     }
@@ -145,4 +165,40 @@ pub(crate) fn env_max_procs() -> Result<Option<usize>, String> {
             )),
         },
     }
+}
+
+/// `GORT_STACK_SIZE` parsed (bytes, or with a `k`, `m`, `g` or `t` suffix for KiB, MiB, GiB,
+/// TiB),
+/// checked against the largest stack; None if unset.
+pub(crate) fn env_stack_size() -> Option<Result<usize, String>> {
+    let v = std::env::var_os("GORT_STACK_SIZE")?;
+    let bad = || {
+        format!(
+            "gort: GORT_STACK_SIZE must be a size in bytes, such as 262144, 256k or 2m, got {v:?}"
+        )
+    };
+    let Some(s) = v.to_str() else {
+        return Some(Err(bad()));
+    };
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, shift) = match s.strip_suffix(['k', 'm', 'g', 't']) {
+        Some(d) if s.ends_with('k') => (d, 10),
+        Some(d) if s.ends_with('m') => (d, 20),
+        Some(d) if s.ends_with('g') => (d, 30),
+        Some(d) => (d, 40),
+        None => (s.as_str(), 0),
+    };
+    let n = match digits.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => return Some(Err(bad())),
+    };
+    Some(match n.checked_mul(1 << shift) {
+        Some(bytes) => stack::round_size(bytes)
+            .map(|_| bytes)
+            .map_err(|e| format!("gort: GORT_STACK_SIZE={}: {e}", s)),
+        None => Err(format!(
+            "gort: GORT_STACK_SIZE={s}: {}",
+            stack::round_size(usize::MAX).unwrap_err()
+        )),
+    })
 }

@@ -3,7 +3,7 @@
 //! ```text
 //!  lifecycle         where it is                       who may touch `run`
 //!  ---------------   -------------------------------   -------------------------------
-//!  spawned           a run queue (entry set, no stack)  the worker that pops it
+//!  spawned           a run queue (task set, no stack)   the worker that pops it
 //!  running           executing on a worker              that worker (inside `resume`)
 //!  runnable          a run queue / runnext slot         the worker that pops it
 //!  parked            only in waiters' Unparkers         nobody (until unparked)
@@ -28,13 +28,16 @@
 use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
 use super::machine::Machine;
+use super::spawn::TaskSlot;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
@@ -60,10 +63,6 @@ pub(crate) enum Start {
     Fail(io::Error),
 }
 
-/// The goroutine's body as the runtime sees it: the user's function with panic catching and
-/// result delivery (`spawn::Task`).
-pub(crate) type Entry = std::sync::Arc<dyn super::spawn::Run>;
-
 type Co = Coroutine<(), Suspend, (), Stack>;
 
 /// A corosensei coroutine that may move between worker threads.
@@ -79,8 +78,6 @@ unsafe impl Send for SendCoroutine {}
 /// What the owning worker keeps about a goroutine.
 #[derive(Default)]
 pub(crate) struct Run {
-    /// The body, until the goroutine first runs.
-    pub(crate) entry: Option<Entry>,
     /// The coroutine, from the first run until it finishes.
     pub(crate) coroutine: Option<SendCoroutine>,
     /// A stack allocated at spawn (Builder spawns, or when stacks are short).
@@ -124,8 +121,12 @@ pub(crate) struct Goroutine {
     lock_why: AtomicU8,
     /// Set when the goroutine has finished (for the dump registry).
     finished: AtomicBool,
+    /// Its slot in the dump registry (dump.rs), `u32::MAX` until registered.
+    pub(crate) registry_slot: AtomicU32,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
+    /// Its body and result packet (spawn.rs).
+    pub(crate) task: TaskSlot,
     /// Set by the goroutine when it starts; used by it to suspend.
     yielder: Cell<*const Yielder<(), Suspend>>,
     /// Where it was spawned (`#[track_caller]` through `go!`, `spawn`, `Builder`), for dumps.
@@ -153,7 +154,7 @@ impl Goroutine {
         id: u64,
         name: Option<Box<str>>,
         stack_size: usize,
-        entry: Entry,
+        task: TaskSlot,
         stack: Option<Stack>,
         spawned_at: &'static Location<'static>,
     ) -> Goroutine {
@@ -169,11 +170,12 @@ impl Goroutine {
             locked: AtomicPtr::new(std::ptr::null_mut()),
             lock_why: AtomicU8::new(0),
             finished: AtomicBool::new(false),
+            registry_slot: AtomicU32::new(u32::MAX),
             run: UnsafeCell::new(Run {
-                entry: Some(entry),
                 coroutine: None,
                 stack,
             }),
+            task,
             yielder: Cell::new(std::ptr::null()),
             spawned_at,
             runnable_since: AtomicU64::new(0),
@@ -331,7 +333,14 @@ impl Goroutine {
 
 impl Drop for Goroutine {
     fn drop(&mut self) {
+        super::dump::unregister(self);
+        let finished = self.is_finished();
         let run = self.run.get_mut();
+        if run.coroutine.is_none() && !finished {
+            // Never started, and nothing can run it any more: its function is dropped unrun.
+            // (A finished goroutine's task has already been let go of by the goroutine.)
+            self.task.abandon();
+        }
         if let Some(co) = run.coroutine.take() {
             if co.0.started() && !co.0.done() {
                 // A goroutine parked forever that nothing can wake any more. Unwinding its

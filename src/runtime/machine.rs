@@ -361,7 +361,7 @@ pub(crate) fn run_thread(m: Arc<Machine>) {
         unsafe { libc::syscall(libc::SYS_gettid) } as i32,
         Ordering::Relaxed,
     );
-    super::signal::install_thread();
+    let _alt_stack = super::signal::install_thread(); // unmapped when this thread exits
     precise_timer_slack();
     let first = m.handoff.swap(ptr::null_mut(), Ordering::AcqRel);
     if !first.is_null() {

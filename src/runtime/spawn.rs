@@ -1,8 +1,10 @@
 //! Spawning goroutines and joining them.
 //!
-//! A spawn allocates the goroutine (no stack yet: it takes one when it first runs), wraps the
-//! user's function so that a panic is caught and the result delivered to the `Packet`, and
-//! makes it runnable (runnext of the spawner's processor, like Go's `newproc`).
+//! A spawn makes one allocation: the goroutine, which carries its task — the user's function
+//! and the `Packet` its result goes to — inline (`TaskSlot`; boxed only when the task is
+//! bigger than `TASK_INLINE` bytes). No stack yet: it takes one when it first runs. The task
+//! catches a panic and delivers the result to the packet; the goroutine is made runnable
+//! (runnext of the spawner's processor, like Go's `newproc`).
 //!
 //! `Packet` protocol (one result, at most one waiting joiner):
 //!
@@ -15,22 +17,36 @@
 //!  DONE     | result written; readable by the joiner     | final
 //! ```
 //!
+//! Task ownership: two parties need the task, the goroutine (until it has run it or failed
+//! to start) and its `JoinHandle` (until dropped). Each holds one bit of the task's
+//! `Packet::owners`; whoever clears the last bit drops the task in place (the user's
+//! function if it never ran, the result if nobody took it, then the packet, whose drop tells a
+//! scope its borrows have ended). The goroutine's memory itself lives as long as any `GRef`.
+//!
 //! # Safety
-//! `result` is written once by the goroutine before it moves the state to DONE (Release), and
-//! read only by the joiner after it sees DONE (Acquire). `waiter` is written by the joiner
-//! before it moves the state to WAITING and read by the goroutine only after it sees WAITING.
+//! - `result` is written once by the goroutine before it moves the state to DONE (Release),
+//!   and read only by the joiner after it sees DONE (Acquire). `waiter` is written by the
+//!   joiner before it moves the state to WAITING and read by the goroutine only after it sees
+//!   WAITING.
+//! - A task lives in its slot (or in the box the slot points to) from the spawn until the last
+//!   owner bit is cleared (AcqRel, so that the dropper sees every write to it); a
+//!   `JoinHandle` holds a bit and a `GRef` (the slot's goroutine), so its packet pointer is
+//!   valid for its whole life. The task's type is known only to its `TaskOps`, made for it.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::io;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::goroutine::{Entry, Goroutine, Start};
+use super::goroutine::{Goroutine, Start};
 use super::scheduler;
-use super::stack::{self, Stack};
+use super::stack;
 use crate::park::{self, Unparker, WaitReason};
 use crate::thread::{ScopeData, Thread};
 
@@ -39,7 +55,14 @@ const WAITING: u8 = 1;
 const DONE: u8 = 2;
 
 /// Where a goroutine leaves its result for its joiner.
+///
+/// `repr(C)` with `owners` first: a task begins with its packet (`Task`), so the owner bits
+/// are the first byte of every task, whatever its types (`TaskSlot::owners`), and they sit in
+/// what would otherwise be the packet's padding.
+#[repr(C)]
 pub(crate) struct Packet<T> {
+    /// `GOROUTINE | HANDLE`: who still needs the task (module comment; used by `TaskSlot`).
+    owners: AtomicU8,
     state: AtomicU8,
     waiter: UnsafeCell<Option<Unparker>>,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
@@ -53,6 +76,7 @@ unsafe impl<T: Send> Sync for Packet<T> {}
 impl<T> Packet<T> {
     fn new(scope: Option<Arc<ScopeData>>) -> Packet<T> {
         Packet {
+            owners: AtomicU8::new(GOROUTINE | HANDLE),
             state: AtomicU8::new(RUNNING),
             waiter: UnsafeCell::new(None),
             result: UnsafeCell::new(None),
@@ -174,22 +198,36 @@ impl<T> Drop for Packet<T> {
 /// Dropping a `JoinHandle` detaches the goroutine: it goes on running, and if it panics, the
 /// panic is still reported on stderr. Shaped like `std::thread::JoinHandle`.
 pub struct JoinHandle<T> {
-    task: Arc<dyn Joinable<T>>,
+    /// The packet, inside the task of the goroutine `thread` refers to (which keeps it alive).
+    packet: NonNull<Packet<T>>,
     thread: Thread,
 }
 
+// SAFETY: as std's JoinHandle (Send and Sync for every T): handles are made only by spawns,
+// which require `T: Send`; the handle moves or shares only the right to wait for and take
+// that result, and the packet follows its protocol (module safety notes).
+unsafe impl<T> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` only reads the packet's atomic state and the `Thread`.
+unsafe impl<T> Sync for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
+    fn packet(&self) -> &Packet<T> {
+        // SAFETY: the handle holds an owner bit of the task and a reference to its goroutine
+        // (module safety notes).
+        unsafe { self.packet.as_ref() }
+    }
+
     /// Waits for the goroutine to finish; returns its value, or the payload of its panic.
     ///
     /// From a goroutine this parks only the goroutine; from a plain thread it blocks the thread.
     pub fn join(self) -> std::thread::Result<T> {
-        self.task.packet().wait(None);
-        self.task.packet().take()
+        self.packet().wait(None);
+        self.packet().take()
     }
 
     /// True once the goroutine has finished (returned or panicked).
     pub fn is_finished(&self) -> bool {
-        self.task.packet().is_done()
+        self.packet().is_done()
     }
 
     /// The goroutine's handle (id, name, `unpark`).
@@ -200,11 +238,18 @@ impl<T> JoinHandle<T> {
     /// Waits until `deadline`; `Err(self)` if the goroutine is still running then.
     #[doc(hidden)]
     pub fn join_deadline(self, deadline: Instant) -> Result<std::thread::Result<T>, Self> {
-        if self.task.packet().wait(Some(deadline)) {
-            Ok(self.task.packet().take())
+        if self.packet().wait(Some(deadline)) {
+            Ok(self.packet().take())
         } else {
             Err(self)
         }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // Before `thread` (the goroutine, where the task lives) is dropped.
+        self.thread.goroutine().task.release(HANDLE);
     }
 }
 
@@ -252,21 +297,21 @@ impl<T> std::future::Future for JoinFuture<T> {
             .handle
             .as_ref()
             .expect("JoinFuture polled after it completed");
-        let packet = h.task.packet();
+        let packet = h.packet();
         if packet.register(cx.waker(), this.registered) {
             this.registered = true;
             return std::task::Poll::Pending;
         }
         this.registered = false;
         let h = this.handle.take().expect("checked above");
-        std::task::Poll::Ready(h.task.packet().take())
+        std::task::Poll::Ready(h.packet().take())
     }
 }
 
 impl<T> Drop for JoinFuture<T> {
     fn drop(&mut self) {
         if let (Some(h), true) = (&self.handle, self.registered) {
-            h.task.packet().unregister();
+            h.packet().unregister();
         }
     }
 }
@@ -292,39 +337,109 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 pub(crate) struct Options {
     pub(crate) name: Option<String>,
     pub(crate) stack_size: Option<usize>,
-    /// Allocate the stack now, so that failure is reported to the caller (Builder spawns).
+    /// Report a failure to get a stack to the caller (Builder spawns): the stack is taken
+    /// at the call when it might not be had later (`stack::must_take_now`).
     pub(crate) eager_stack: bool,
 }
 
-/// A goroutine's body and its result packet in one allocation: the goroutine holds it as a
-/// `dyn Run` (its entry), the `JoinHandle` as a `dyn Joinable<T>`.
+/// A goroutine's body and its result packet, stored in the goroutine (`TaskSlot`).
+/// `repr(C)` with the packet first: a `JoinHandle<T>` finds it without knowing `F`.
+#[repr(C)]
 struct Task<F, T> {
-    /// The user's function; taken once, by the goroutine. Declared first so that it is
-    /// dropped before `packet`, whose drop may tell a scope its borrows have ended.
-    f: UnsafeCell<Option<F>>,
     packet: Packet<T>,
-    id: u64,
+    /// The user's function; taken once, by the goroutine.
+    f: UnsafeCell<Option<F>>,
 }
 
-// SAFETY: `f` is taken exactly once, by the goroutine that runs the task (the only caller of
-// `Run::run`); `packet` follows its own protocol.
-unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
-
-/// A goroutine's entry, as the runtime sees it.
-pub(crate) trait Run: Send + Sync {
-    /// Runs the body (or reports that it could not start), then delivers the result.
-    fn run(self: Arc<Self>, start: Start);
+impl<F, T> Drop for Task<F, T> {
+    fn drop(&mut self) {
+        // The function (and what it borrows) goes before the packet, whose drop may tell a
+        // scope that its borrows have ended.
+        drop(self.f.get_mut().take());
+    }
 }
 
-/// What a JoinHandle needs from a task.
-trait Joinable<T>: Send + Sync {
-    fn packet(&self) -> &Packet<T>;
+/// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
+/// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
+/// boxed. Sized so that a goroutine is one 288-byte allocation.
+const TASK_INLINE: usize = 72;
+
+/// The inline room for a task.
+#[repr(C, align(8))]
+struct TaskBuf([MaybeUninit<u8>; TASK_INLINE]);
+
+/// Owner bit of the goroutine (cleared once it has run its task or failed to start).
+const GOROUTINE: u8 = 1;
+/// Owner bit of the `JoinHandle` (cleared when it is dropped).
+const HANDLE: u8 = 2;
+
+/// A goroutine's task, with its type erased: what `Goroutine::task` holds.
+pub(crate) struct TaskSlot {
+    /// The task itself, or (boxed) a `*mut Task` to it.
+    buf: UnsafeCell<TaskBuf>,
+    /// The operations of this task's type.
+    ops: &'static TaskOps,
 }
 
-impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
-    fn run(self: Arc<Self>, start: Start) {
-        // SAFETY: only the goroutine running the task calls `run`, once.
-        let f = unsafe { (*self.f.get()).take() }.expect("a task runs once");
+/// What the runtime can do with a task without knowing its type.
+struct TaskOps {
+    /// The task's address.
+    task: unsafe fn(&TaskSlot) -> *mut u8,
+    /// Runs it (or reports that it could not start) and delivers the result.
+    run: unsafe fn(*mut u8, &Goroutine, Start),
+    /// Drops it.
+    drop: unsafe fn(&TaskSlot),
+}
+
+/// The `TaskOps` of `Task<F, T>`, inline or boxed.
+struct Ops<F, T>(PhantomData<(F, T)>);
+
+impl<F: FnOnce() -> T + Send, T: Send> Ops<F, T> {
+    const INLINE: TaskOps = TaskOps {
+        task: Self::inline_task,
+        run: Self::run,
+        drop: Self::inline_drop,
+    };
+    const BOXED: TaskOps = TaskOps {
+        task: Self::boxed_task,
+        run: Self::run,
+        drop: Self::boxed_drop,
+    };
+
+    /// # Safety
+    /// `slot` holds this type's task inline.
+    unsafe fn inline_task(slot: &TaskSlot) -> *mut u8 {
+        slot.buf.get().cast()
+    }
+
+    /// # Safety
+    /// `slot` holds this type's task inline; called once, by its last owner.
+    unsafe fn inline_drop(slot: &TaskSlot) {
+        // SAFETY: the caller's contract: the task is there and nobody uses it any more.
+        unsafe { std::ptr::drop_in_place(slot.buf.get().cast::<Task<F, T>>()) }
+    }
+
+    /// # Safety
+    /// `slot` holds a pointer to this type's boxed task.
+    unsafe fn boxed_task(slot: &TaskSlot) -> *mut u8 {
+        // SAFETY: the caller's contract: the slot begins with the box's pointer.
+        unsafe { slot.buf.get().cast::<*mut u8>().read() }
+    }
+
+    /// # Safety
+    /// `slot` holds a pointer to this type's boxed task; called once, by its last owner.
+    unsafe fn boxed_drop(slot: &TaskSlot) {
+        // SAFETY: the caller's contract: the box made by `TaskSlot::new`, dropped once.
+        drop(unsafe { Box::from_raw(slot.buf.get().cast::<*mut Task<F, T>>().read()) })
+    }
+
+    /// # Safety
+    /// `task` is this type's task, whose goroutine (`g`) has not run it yet.
+    unsafe fn run(task: *mut u8, g: &Goroutine, start: Start) {
+        // SAFETY: the caller's contract.
+        let task = unsafe { &*task.cast::<Task<F, T>>() };
+        // SAFETY: only the goroutine takes `f`, once (the caller's contract).
+        let f = unsafe { (*task.f.get()).take() }.expect("a task runs once");
         let r = match start {
             Start::Run => {
                 let r = catch_unwind(AssertUnwindSafe(f));
@@ -337,19 +452,83 @@ impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
             }
             Start::Fail(e) => {
                 drop(f);
-                let msg = format!("goroutine {} could not start: {e}", self.id);
+                let msg = format!("goroutine {} could not start: {e}", g.id);
                 eprintln!("{msg}");
                 Err(Box::new(msg) as Box<dyn Any + Send>)
             }
         };
         scheduler::get().count_live(-1);
-        self.packet.complete(r);
+        task.packet.complete(r);
     }
 }
 
-impl<F: Send, T: Send> Joinable<T> for Task<F, T> {
-    fn packet(&self) -> &Packet<T> {
-        &self.packet
+impl TaskSlot {
+    /// A slot holding `f`'s task, owned by both the goroutine and the handle.
+    fn new<F, T>(f: F, scope: Option<Arc<ScopeData>>) -> TaskSlot
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let task = Task {
+            packet: Packet::new(scope),
+            f: UnsafeCell::new(Some(f)),
+        };
+        let mut buf = TaskBuf([MaybeUninit::uninit(); TASK_INLINE]);
+        let fits = std::mem::size_of::<Task<F, T>>() <= TASK_INLINE
+            && std::mem::align_of::<Task<F, T>>() <= std::mem::align_of::<TaskBuf>();
+        let ops = if fits {
+            // SAFETY: the task fits the buffer's size and alignment (checked above).
+            unsafe { buf.0.as_mut_ptr().cast::<Task<F, T>>().write(task) };
+            &Ops::<F, T>::INLINE
+        } else {
+            let b = Box::into_raw(Box::new(task));
+            // SAFETY: a pointer fits the buffer (72 bytes aligned to 8).
+            unsafe { buf.0.as_mut_ptr().cast::<*mut Task<F, T>>().write(b) };
+            &Ops::<F, T>::BOXED
+        };
+        TaskSlot {
+            buf: UnsafeCell::new(buf),
+            ops,
+        }
+    }
+
+    /// The packet of a task whose result type is `T`.
+    ///
+    /// # Safety
+    /// `T` is the result type this slot was made with.
+    unsafe fn packet<T>(&self) -> NonNull<Packet<T>> {
+        // SAFETY: the packet is the task's first field (`repr(C)`).
+        NonNull::new(unsafe { (self.ops.task)(self) }.cast()).expect("a task has an address")
+    }
+
+    /// Runs the task (once, by its goroutine `g`), then lets go of it.
+    pub(crate) fn run(&self, g: &Goroutine, start: Start) {
+        // SAFETY: the ops were made for this task's type; the goroutine runs it once (its
+        // owner bit is still set: only this call clears it).
+        unsafe { (self.ops.run)((self.ops.task)(self), g, start) };
+        self.release(GOROUTINE);
+    }
+
+    /// The goroutine is being dropped without having run its task (it never started): lets
+    /// go of it for the goroutine. Only then: once run, the task may be gone (a boxed one is
+    /// freed by its last owner), owner bits and all.
+    pub(crate) fn abandon(&mut self) {
+        self.release(GOROUTINE);
+    }
+
+    /// The task's owner bits (the first field of its packet, the first field of the task).
+    fn owners(&self) -> &AtomicU8 {
+        // SAFETY: the task lives while an owner bit is set, and whoever calls this holds
+        // one; `Task` and `Packet` are `repr(C)` with the packet and the owner bits first.
+        unsafe { &*(self.ops.task)(self).cast::<AtomicU8>() }
+    }
+
+    /// Clears `who`'s owner bit; the last owner drops the task.
+    fn release(&self, who: u8) {
+        if self.owners().fetch_and(!who, Ordering::AcqRel) == who {
+            // SAFETY: nobody else needs the task any more (module safety notes).
+            unsafe { (self.ops.drop)(self) };
+        }
     }
 }
 
@@ -369,47 +548,37 @@ where
     T: Send + 'a,
 {
     let sched = scheduler::get();
-    let size = opts
-        .stack_size
-        .map(stack::round_size)
-        .unwrap_or(sched.stack_size);
-    let stack = if opts.eager_stack || stack::exhausted() {
-        Some(Stack::new(size)?)
+    let size = match opts.stack_size {
+        Some(n) => stack::round_size(n)?,
+        None => sched.stack_size,
+    };
+    // The stack is taken now if one might not be had later (stack::must_take_now), so that
+    // the failure is the caller's; otherwise the goroutine takes one from its processor's
+    // cache when it first runs.
+    let stack = if stack::must_take_now(size, opts.eager_stack) {
+        Some(stack::get(size)?)
     } else {
         None
     };
     let id = super::machine::new_goroutine_id(&sched.next_id);
-    let task = Arc::new(Task {
-        f: UnsafeCell::new(Some(f)),
-        packet: Packet::new(scope),
-        id,
-    });
-    let joinable: Arc<dyn Joinable<T> + 'a> = task.clone();
-    let entry: Arc<dyn Run + 'a> = task;
-    // SAFETY: only the lifetimes change; the caller guarantees the borrows outlive the
-    // goroutine (this function's contract), and `T: 'a` outlives the handle's use.
-    let (joinable, entry) = unsafe {
-        (
-            std::mem::transmute::<Arc<dyn Joinable<T> + 'a>, Arc<dyn Joinable<T>>>(joinable),
-            std::mem::transmute::<Arc<dyn Run + 'a>, Entry>(entry),
-        )
-    };
+    // The goroutine's task may borrow for 'a: nothing reaches it after the goroutine and its
+    // handle are gone, which the caller's contract puts before the borrows end.
+    let task = TaskSlot::new(f, scope);
     let g = Arc::new(Goroutine::new(
         id,
         opts.name.map(String::into_boxed_str),
         size,
-        entry,
+        task,
         stack,
         std::panic::Location::caller(),
     ));
+    // SAFETY: the slot was made for `F` and `T` just above.
+    let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
     super::dump::register(&g);
     let thread = Thread::for_goroutine(g.clone());
     scheduler::ready(g, true);
-    Ok(JoinHandle {
-        task: joinable,
-        thread,
-    })
+    Ok(JoinHandle { packet, thread })
 }
 
 /// Spawns a goroutine with options; the `'static` (safe) form.
@@ -430,9 +599,10 @@ where
 /// that finish quickly need only a handful of stacks.
 ///
 /// # Panics
-/// If no goroutine stack can be allocated (the kernel's `vm.max_map_count` limit is reached
-/// or memory is exhausted), with a message that says how to raise the limit — as
-/// `std::thread::spawn` panics when it cannot create a thread. Use
+/// If no goroutine stack can be allocated (memory or address space is exhausted, or, on
+/// kernels without `MADV_GUARD_INSTALL`, the `vm.max_map_count` limit is reached), with a
+/// message that says what ran out and how to raise the limit — as `std::thread::spawn`
+/// panics when it cannot create a thread. Use
 /// [`thread::Builder::spawn`](crate::thread::Builder::spawn) to get an `io::Error` instead.
 ///
 /// ```
@@ -448,5 +618,76 @@ where
     match spawn_with(f, Options::default()) {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn is_inline(slot: &TaskSlot) -> bool {
+        // SAFETY: the ops were made for this slot's task.
+        unsafe { (slot.ops.task)(slot) == slot.buf.get().cast() }
+    }
+
+    #[test]
+    fn small_tasks_are_inline_and_big_ones_boxed() {
+        // The usual closure (a few handles) and its result fit in the goroutine.
+        let (tx, rx) = (Arc::new(1u64), Arc::new(2u64));
+        let small = TaskSlot::new(move || *tx + *rx, None);
+        assert!(is_inline(&small));
+        let big = [7u8; 512];
+        let large = TaskSlot::new(move || big.len(), None);
+        assert!(!is_inline(&large));
+        for slot in [small, large] {
+            slot.release(GOROUTINE);
+            slot.release(HANDLE); // the last owner drops the task (unrun)
+        }
+        let h = spawn(move || big.iter().map(|&b| b as u64).sum::<u64>());
+        assert_eq!(h.join().unwrap(), 7 * 512);
+    }
+
+    #[test]
+    fn results_and_functions_are_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        // A result nobody joins: dropped with the handle (the goroutine has finished).
+        let d = drops.clone();
+        let h = spawn(move || Counted(d));
+        while !h.is_finished() {
+            std::thread::yield_now();
+        }
+        drop(h);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        // A joined result: dropped by its receiver only.
+        let d = drops.clone();
+        let v = spawn(move || Counted(d)).join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(v);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        // Captures are dropped when the function has run, joined or not.
+        let c = Counted(drops.clone());
+        spawn(move || std::hint::black_box(&c).0.load(Ordering::SeqCst))
+            .join()
+            .unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        let c = Counted(drops.clone());
+        let big = [0u8; 256]; // boxed task
+        let h = spawn(move || {
+            let _ = (&c, big);
+        });
+        while !h.is_finished() {
+            std::thread::yield_now();
+        }
+        drop(h);
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
     }
 }

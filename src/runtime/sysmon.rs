@@ -17,6 +17,8 @@
 //! - refreshes the **coarse clock** (wait times in dumps use it where there is no
 //!   time-stamp counter: waitclock.rs);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
+//! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
+//!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
 //! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! Whatever it prints goes through `output.rs`: never std's stderr lock, never a write that
@@ -43,6 +45,8 @@ const BLOCKING_RETAKE_NS: u64 = 20_000;
 const RUNNING_RETAKE_NS: u64 = 10_000_000;
 /// sysmon's longest nap while output waits for stderr.
 const PENDING_OUTPUT_US: u64 = 5_000;
+/// Period of the stack scavenger.
+const SCAVENGE_NS: u64 = 1_000_000_000;
 
 pub(crate) fn start() {
     super::deadlock::runtime_thread_spawned();
@@ -63,6 +67,7 @@ fn run() {
     // Everything sysmon prints goes through `out`: never std's stderr lock, never a
     // blocking write (output.rs).
     let mut out = Output::new();
+    let mut next_scavenge = 0;
     let mut trace = super::schedtrace::SchedTrace::from_env(&mut out);
     out.flush(); // a malformed GORT_SCHEDTRACE is reported at once
     loop {
@@ -79,6 +84,10 @@ fn run() {
         }
         super::dump::serve_sigquit(&mut out);
         deadlock.check(sched, &mut out);
+        if now >= next_scavenge {
+            super::stack::scavenge();
+            next_scavenge = now + SCAVENGE_NS;
+        }
         out.flush();
         if retook {
             idle_rounds = 0;

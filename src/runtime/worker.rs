@@ -197,27 +197,24 @@ fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
 
 /// Gives the stack-owning coroutine to a goroutine that runs for the first time. Returns
 /// false if it could not start (no stack): it has then completed with an error.
-fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
+fn prepare(m: &Machine, g: &GRef) -> bool {
     // SAFETY: this M owns `g` (popped from a queue, or its locked M).
     let run = unsafe { &mut *g.run.get() };
     if run.coroutine.is_some() {
         return true;
     }
-    let entry = run.entry.take().expect("a new goroutine has an entry");
     let stack = match run.stack.take() {
         Some(s) => Ok(s),
         None => match m.processor() {
             // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
-            Some(p) => unsafe { p.local() }
-                .stacks
-                .get(g.stack_size, sched.stack_size),
-            None => stack::Stack::new(g.stack_size),
+            Some(p) => unsafe { p.local() }.stacks.get(g.stack_size),
+            None => stack::get(g.stack_size),
         },
     };
     let stack = match stack {
         Ok(s) => s,
         Err(e) => {
-            entry.run(Start::Fail(e));
+            g.task.run(g, Start::Fail(e));
             g.mark_finished();
             return false;
         }
@@ -227,8 +224,9 @@ fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
     let co = Coroutine::with_stack(stack, move |y, ()| {
         // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
         // is live whenever this code runs.
-        unsafe { (*gp).set_yielder(y) };
-        entry.run(Start::Run);
+        let g = unsafe { &*gp };
+        g.set_yielder(y);
+        g.task.run(g, Start::Run);
     });
     run.coroutine = Some(SendCoroutine(co));
     true
@@ -237,7 +235,7 @@ fn prepare(sched: &'static Sched, m: &Machine, g: &GRef) -> bool {
 /// Runs `g` (owned by this M) until it parks, yields or finishes, and deals with the outcome.
 pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
     super::metrics::on_run(&g, m);
-    if !prepare(sched, m, &g) {
+    if !prepare(m, &g) {
         return;
     }
     loop {
@@ -339,8 +337,8 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
                 let s = co.0.into_stack();
                 match m.processor() {
                     // SAFETY: our M holds `p` in SCHED.
-                    Some(p) if held => unsafe { p.local() }.stacks.put(s, sched.stack_size),
-                    _ => stack::put_global(s, sched.stack_size),
+                    Some(p) if held => unsafe { p.local() }.stacks.put(s),
+                    _ => stack::put(s),
                 }
                 g.mark_finished();
                 g.unlock_machine();

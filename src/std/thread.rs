@@ -123,8 +123,8 @@ impl Builder {
         self
     }
 
-    /// The stack size in bytes (rounded up to whole pages): reserved address space,
-    /// committed only as the goroutine touches it.
+    /// The stack size in bytes (rounded up to a power of two; over 1 TiB, `spawn` returns an
+    /// error): reserved address space, committed only as the goroutine touches it.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self

@@ -13,17 +13,20 @@
 //! received. `stop`/`reset` return true if they prevented a delivery (the timer was armed,
 //! or its value was still unreceived and is discarded), as Go 1.23's do.
 //!
-//! # Leaving nothing behind
-//! The heap timer holds only a `Weak` to the timer's state: dropping a `Timer` or `Ticker`
-//! drops its heap timer, which removes it from the heap at once. `after` and `tick` have no
-//! handle: their state keeps itself alive (`keep`) until the one value is sent (`after`) or
-//! every Receiver is gone (`tick`, noticed at the next tick).
+//! # One allocation per timer, and leaving nothing behind
+//! `Shared` is at once the timer's state, its place in the timer heap (`timers::Fire`) and
+//! its callback, beside its channel: `after(d)` allocates the channel (with its one-slot
+//! buffer) and `Shared`, nothing else. The heap holds a strong reference while the timer is
+//! armed, so `after` and `tick` need no other owner; dropping a `Timer` or `Ticker` handle
+//! stops it (removing it from the heap at once), and when every Receiver of an `after` or
+//! `tick` channel is gone the channel's `on_rx_gone` hook (a `Weak`, no allocation) stops
+//! it too: nothing is left in the heap for a value nobody can receive.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::timers;
-use crate::chan::{self, Receiver, Sender, TrySendError};
+use super::timers::{self, Fire, HeapIndex};
+use crate::chan::{self, Receiver, RxGone, Sender, TrySendError};
 
 struct State {
     /// The armed deadline (timer-epoch ns), None when stopped or fired (one-shot).
@@ -40,9 +43,28 @@ struct Shared {
     /// `after_func`'s function: fired in a new goroutine instead of sending.
     func: Option<Func>,
     state: Mutex<State>,
-    timer: timers::Timer,
-    /// For `after`/`tick`: a reference to itself while no handle exists.
-    keep: Mutex<Option<Arc<Shared>>>,
+    /// Its place in the timer heap.
+    index: HeapIndex,
+}
+
+impl Fire for Shared {
+    fn index(&self) -> &HeapIndex {
+        &self.index
+    }
+
+    fn fire(self: Arc<Self>, deadline: Instant) {
+        Shared::fired(&self, deadline);
+    }
+}
+
+impl RxGone for Shared {
+    /// Every Receiver is gone: nobody can receive a value any more; stop.
+    fn rx_gone(&self) {
+        let mut st = lock(&self.state);
+        st.when = None;
+        timers::stop(self);
+        drop(st);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,25 +74,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
         let (tx, rx) = chan::chan_keep_open(1);
-        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let weak = weak.clone();
-            Shared {
-                tx,
-                func,
-                state: Mutex::new(State { when: None, period }),
-                timer: timers::Timer::new(move |deadline| {
-                    if let Some(s) = weak.upgrade() {
-                        s.fire(deadline);
-                    }
-                }),
-                keep: Mutex::new(None),
-            }
+        let shared = Arc::new(Shared {
+            tx,
+            func,
+            state: Mutex::new(State { when: None, period }),
+            index: HeapIndex::new(),
         });
         (shared, rx)
     }
 
     /// The heap timer fired for `deadline` (runs on a worker; must not block).
-    fn fire(self: &Arc<Self>, deadline: Instant) {
+    fn fired(self: &Arc<Self>, deadline: Instant) {
         let mut st = lock(&self.state);
         if st.when != Some(timers::to_nanos(deadline)) {
             return; // stopped or reset since it was armed
@@ -85,16 +99,10 @@ impl Shared {
             None => self.tx.try_send(now),
         };
         match st.period {
-            None => {
-                st.when = None;
-                drop(st);
-                drop(lock(&self.keep).take());
-            }
+            None => st.when = None,
             Some(_) if matches!(sent, Err(TrySendError::Closed(_))) => {
                 // Every Receiver is gone: nobody can tick any more.
                 st.when = None;
-                drop(st);
-                drop(lock(&self.keep).take());
             }
             Some(p) => {
                 let mut next = super::saturating_add(deadline, p);
@@ -105,7 +113,8 @@ impl Shared {
                     next = super::saturating_add(deadline, p.saturating_mul(k));
                 }
                 st.when = Some(timers::to_nanos(next));
-                self.timer.start(next);
+                let t: Arc<dyn Fire> = self.clone();
+                timers::start(&t, next);
             }
         }
     }
@@ -116,7 +125,8 @@ impl Shared {
         let when = super::saturating_add(now, d);
         // Already due (zero, or shorter than reading the clock): deliver now rather than
         // through the heap, as Go 1.23 runs an expired channel timer synchronously.
-        if st.period.is_none() && self.func.is_none() {
+        // (A second clock read only when the duration is below the clock's granularity.)
+        if st.period.is_none() && self.func.is_none() && d < Duration::from_micros(1) {
             let fired = Instant::now();
             if fired >= when {
                 st.when = None;
@@ -125,22 +135,29 @@ impl Shared {
             }
         }
         st.when = Some(timers::to_nanos(when));
-        if self.func.is_some() {
-            // `after_func`: scheduled until it runs or is stopped, handle or not.
-            *lock(&self.keep) = Some(self.clone());
-        }
-        self.timer.start(when);
+        // The heap owns it while armed (`after_func`: runs whether or not a handle is kept).
+        let t: Arc<dyn Fire> = self.clone();
+        timers::start(&t, when);
     }
 
     /// Disarms and drains; true if a delivery was prevented.
     fn stop(&self, rx: &Receiver<Instant>) -> bool {
         let mut st = lock(&self.state);
         let pending = st.when.take().is_some();
-        self.timer.stop();
+        timers::stop(self);
         let drained = rx.try_recv().is_ok();
         drop(st);
-        drop(lock(&self.keep).take());
         pending || drained
+    }
+
+    /// The handle is dropped: disarm (unless `after_func`, which runs regardless).
+    fn drop_handle(&self) {
+        if self.func.is_none() {
+            let mut st = lock(&self.state);
+            if st.when.take().is_some() {
+                timers::stop(self);
+            }
+        }
     }
 
     fn reset(
@@ -151,7 +168,7 @@ impl Shared {
     ) -> bool {
         let mut st = lock(&self.state);
         let pending = st.when.take().is_some();
-        self.timer.stop();
+        timers::stop(&**self);
         let drained = rx.try_recv().is_ok();
         if period.is_some() {
             st.period = period;
@@ -160,24 +177,11 @@ impl Shared {
         pending || drained
     }
 
-    /// Keeps itself alive without a handle (`after`, `tick`) until it has fired for good,
-    /// or every Receiver of its channel is gone (then it stops at once: nothing is left in
-    /// the timer heap for a value nobody can receive).
+    /// No handle (`after`, `tick`): when every Receiver of the channel is gone, stop (the
+    /// heap's reference is then the last one).
     fn detach(self: &Arc<Self>) {
-        let st = lock(&self.state);
-        if st.when.is_some() {
-            *lock(&self.keep) = Some(self.clone());
-            let weak = Arc::downgrade(self);
-            let _ = self.tx.chan.on_rx_gone.set(Box::new(move || {
-                if let Some(s) = weak.upgrade() {
-                    let mut st = lock(&s.state);
-                    st.when = None;
-                    s.timer.stop();
-                    drop(st);
-                    drop(lock(&s.keep).take());
-                }
-            }));
-        }
+        let weak: Weak<dyn RxGone> = Arc::downgrade(self) as Weak<dyn RxGone>;
+        let _ = self.tx.chan.on_rx_gone.set(weak);
     }
 }
 
@@ -221,6 +225,12 @@ impl Timer {
     /// `stop` would have.
     pub fn reset(&self, d: Duration) -> bool {
         self.shared.reset(&self.rx, d, None)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
     }
 }
 
@@ -278,6 +288,12 @@ impl Ticker {
     }
 }
 
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
+}
+
 impl std::fmt::Debug for Ticker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let st = lock(&self.shared.state);
@@ -310,9 +326,10 @@ pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
 /// assert_eq!(r, None);
 /// ```
 pub fn after(d: Duration) -> Receiver<Instant> {
-    let t = Timer::new(d);
-    t.shared.detach();
-    t.rx
+    let (shared, rx) = Shared::new(None, None);
+    shared.arm(&mut lock(&shared.state), d);
+    shared.detach();
+    rx
 }
 
 /// A channel that receives the time every `d` (Go's `time.Tick`): a slow receiver loses
@@ -323,7 +340,8 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
         let (_tx, rx) = chan::chan_keep_open(0);
         return rx;
     }
-    let t = Ticker::new(d);
-    t.shared.detach();
-    t.rx.clone()
+    let (shared, rx) = Shared::new(Some(d), None);
+    shared.arm(&mut lock(&shared.state), d);
+    shared.detach();
+    rx
 }

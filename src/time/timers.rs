@@ -13,13 +13,19 @@
 //! non-blocking channel send (`park.rs`, rule 4). An expired goroutine is made runnable on the
 //! worker that found it due, never run on a timer thread.
 //!
-//! Invariants (all under the heap lock): `heap[i].slot.index == i` for every armed timer; a
-//! timer that is not armed has `index == NOT_ARMED`; `NEXT` equals `heap[0].when` or
-//! `u64::MAX` when the heap is empty. A stopped or dropped timer is removed from the heap at
-//! once (it leaves nothing behind).
+//! What the heap holds is anything that implements [`Fire`]: it embeds its own
+//! [`HeapIndex`] and says what to do when due. A channel timer (`timer.rs`) is one
+//! allocation that is at once the timer, its state and its callback; [`Timer`] wraps a
+//! closure for the runtime's own timed parks. The heap holds a strong reference while the
+//! timer is armed (an `after` needs no other owner until it fires).
+//!
+//! Invariants (all under the heap lock): `heap[i].target.index() == i` for every armed
+//! timer; a timer that is not armed has `index == NOT_ARMED`; `NEXT` equals `heap[0].when`
+//! or `u64::MAX` when the heap is empty. A stopped or dropped timer is removed from the heap
+//! at once (it leaves nothing behind).
 //!
 //! # Safety
-//! A slot's `index` is an `UnsafeCell` accessed only with the heap lock held
+//! A `HeapIndex` is an `UnsafeCell` accessed only with the heap lock held
 //! (every access takes the `MutexGuard` or runs inside `lock()`), which makes the manual
 //! `Send`/`Sync` impls sound.
 
@@ -74,31 +80,76 @@ static HEAP: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 /// Children per node.
 const ARITY: usize = 4;
 
-/// A heap entry: the deadline (a copy of the slot's, for cache-friendly comparisons).
+/// A heap entry: the deadline (a copy of the target's, for cache-friendly comparisons).
 struct Entry {
     when: u64,
-    slot: Arc<Slot>,
+    target: Arc<dyn Fire>,
 }
 
-/// The callback a timer runs when it fires, with the deadline it was armed for.
-type Callback = Box<dyn Fn(Instant) + Send + Sync>;
-
-struct Slot {
-    /// Position in the heap, or NOT_ARMED. Guarded by the heap lock.
-    index: UnsafeCell<usize>,
-    /// Runs on a worker when the timer fires, outside the heap lock.
-    callback: Callback,
+/// A timer as the heap sees it.
+pub(crate) trait Fire: Send + Sync + 'static {
+    /// Its position in the heap.
+    fn index(&self) -> &HeapIndex;
+    /// Runs on a worker when the timer fires for `deadline`, outside the heap lock, with
+    /// the reference the heap held (to re-arm with). Must not block (park.rs rule 4).
+    fn fire(self: Arc<Self>, deadline: Instant);
 }
 
-// SAFETY: `index` is only accessed with the heap lock held (every access below
-// takes a `MutexGuard` argument or happens inside `lock()`); the callback is Send + Sync.
-unsafe impl Send for Slot {}
+/// A timer's position in the heap, or NOT_ARMED. Guarded by the heap lock.
+pub(crate) struct HeapIndex(UnsafeCell<usize>);
+
+// SAFETY: the cell is only accessed with the heap lock held (module doc, Safety).
+unsafe impl Send for HeapIndex {}
 // SAFETY: as above.
-unsafe impl Sync for Slot {}
+unsafe impl Sync for HeapIndex {}
 
-/// A one-shot timer that can be (re)armed and stopped. Dropping it stops it.
+impl HeapIndex {
+    pub(crate) const fn new() -> HeapIndex {
+        HeapIndex(UnsafeCell::new(NOT_ARMED))
+    }
+}
+
+/// Arms `t` for `when`, moving it if it was already armed. Returns true if it was armed (so
+/// this moved a pending firing).
+pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
+    crate::runtime::ensure_started();
+    let when = to_nanos(when);
+    let mut heap = lock();
+    let was_armed = remove(&mut heap, &**t);
+    push(&mut heap, t.clone(), when);
+    let earliest = NEXT.load(Ordering::Relaxed);
+    drop(heap);
+    if earliest == when {
+        crate::runtime::scheduler::timer_armed(when);
+    }
+    was_armed
+}
+
+/// Disarms `t`. Returns true if it was armed (the firing was prevented); false if it had
+/// already fired (or is firing right now) or was never armed.
+pub(crate) fn stop(t: &dyn Fire) -> bool {
+    let mut heap = lock();
+    remove(&mut heap, t)
+}
+
+/// A closure timer (the runtime's timed parks, contexts).
+struct Slot<F> {
+    index: HeapIndex,
+    callback: F,
+}
+
+impl<F: Fn(Instant) + Send + Sync + 'static> Fire for Slot<F> {
+    fn index(&self) -> &HeapIndex {
+        &self.index
+    }
+    fn fire(self: Arc<Self>, deadline: Instant) {
+        (self.callback)(deadline)
+    }
+}
+
+/// A one-shot timer that runs a closure, can be (re)armed and stopped. Dropping it stops it.
 pub(crate) struct Timer {
-    slot: Arc<Slot>,
+    slot: Arc<dyn Fire>,
 }
 
 impl Timer {
@@ -107,8 +158,8 @@ impl Timer {
     pub(crate) fn new(callback: impl Fn(Instant) + Send + Sync + 'static) -> Timer {
         Timer {
             slot: Arc::new(Slot {
-                index: UnsafeCell::new(NOT_ARMED),
-                callback: Box::new(callback),
+                index: HeapIndex::new(),
+                callback,
             }),
         }
     }
@@ -116,24 +167,13 @@ impl Timer {
     /// Arms the timer for `when`, moving it if it was already armed. Returns true if it was
     /// armed (so this moved a pending firing).
     pub(crate) fn start(&self, when: Instant) -> bool {
-        crate::runtime::ensure_started();
-        let when = to_nanos(when);
-        let mut heap = lock();
-        let was_armed = remove(&mut heap, &self.slot);
-        push(&mut heap, self.slot.clone(), when);
-        let earliest = NEXT.load(Ordering::Relaxed);
-        drop(heap);
-        if earliest == when {
-            crate::runtime::scheduler::timer_armed(when);
-        }
-        was_armed
+        start(&self.slot, when)
     }
 
     /// Disarms the timer. Returns true if it was armed (the firing was prevented); false if
     /// it had already fired (or is firing right now) or was never armed.
     pub(crate) fn stop(&self) -> bool {
-        let mut heap = lock();
-        remove(&mut heap, &self.slot)
+        stop(&*self.slot)
     }
 }
 
@@ -176,7 +216,7 @@ pub(crate) fn run_due() -> usize {
 
 #[cold]
 fn run_due_at(now: u64) -> usize {
-    let mut fired: Vec<(u64, Arc<Slot>)> = Vec::new();
+    let mut fired: Vec<(u64, Arc<dyn Fire>)> = Vec::new();
     {
         let mut heap = lock();
         while let Some(top) = heap.first() {
@@ -184,50 +224,64 @@ fn run_due_at(now: u64) -> usize {
             if when > now {
                 break;
             }
-            let slot = top.slot.clone();
-            remove(&mut heap, &slot);
-            fired.push((when, slot));
+            let target = pop_min(&mut heap);
+            fired.push((when, target));
             if fired.len() >= 4096 {
                 break; // bound the time spent here; the rest fire on the next check
             }
         }
     }
     let n = fired.len();
-    for (when, slot) in fired {
-        (slot.callback)(from_nanos(when));
+    for (when, target) in fired {
+        target.fire(from_nanos(when));
     }
     n
 }
 
-fn set_index(slot: &Slot, i: usize) {
+fn set_index(t: &dyn Fire, i: usize) {
     // SAFETY: only called with the heap lock held (from push/remove/sift).
-    unsafe { *slot.index.get() = i };
+    unsafe { *t.index().0.get() = i };
 }
 
-fn push(heap: &mut MutexGuard<'_, Vec<Entry>>, slot: Arc<Slot>, when: u64) {
-    heap.push(Entry { when, slot });
+fn push(heap: &mut MutexGuard<'_, Vec<Entry>>, target: Arc<dyn Fire>, when: u64) {
+    heap.push(Entry { when, target });
     let i = heap.len() - 1;
     sift_up(heap, i);
     publish_next(heap);
 }
 
-/// Removes `slot` if armed; returns whether it was.
-fn remove(heap: &mut MutexGuard<'_, Vec<Entry>>, slot: &Arc<Slot>) -> bool {
+/// Removes the earliest entry (the heap is not empty) and returns its target.
+fn pop_min(heap: &mut MutexGuard<'_, Vec<Entry>>) -> Arc<dyn Fire> {
+    let last = heap.pop().expect("not empty");
+    let top = if heap.is_empty() {
+        last
+    } else {
+        let top = std::mem::replace(&mut heap[0], last);
+        sift_down(heap, 0);
+        top
+    };
+    set_index(&*top.target, NOT_ARMED);
+    publish_next(heap);
+    top.target
+}
+
+/// Removes `t` if armed; returns whether it was.
+fn remove(heap: &mut MutexGuard<'_, Vec<Entry>>, t: &dyn Fire) -> bool {
     // SAFETY: heap lock held (the guard is borrowed).
-    let i = unsafe { *slot.index.get() };
+    let i = unsafe { *t.index().0.get() };
     if i == NOT_ARMED {
         return false;
     }
-    debug_assert!(Arc::ptr_eq(&heap[i].slot, slot));
+    debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&heap[i].target), t));
     let last = heap.pop().expect("an armed timer is in the heap");
     if i < heap.len() {
         // Put the last entry in the hole and restore the order around it.
         let removed = std::mem::replace(&mut heap[i], last);
-        set_index(&removed.slot, NOT_ARMED);
+        set_index(&*removed.target, NOT_ARMED);
         sift_down(heap, i);
         sift_up(heap, i);
     } else {
-        set_index(&last.slot, NOT_ARMED);
+        set_index(&*last.target, NOT_ARMED);
     }
     publish_next(heap);
     true
@@ -246,10 +300,10 @@ fn sift_up(heap: &mut [Entry], mut i: usize) {
             break;
         }
         heap.swap(i, parent);
-        set_index(&heap[i].slot, i);
+        set_index(&*heap[i].target, i);
         i = parent;
     }
-    set_index(&heap[i].slot, i);
+    set_index(&*heap[i].target, i);
 }
 
 /// Moves the entry at `i` down to its place; records the final index of every entry it moves.
@@ -270,10 +324,10 @@ fn sift_down(heap: &mut [Entry], mut i: usize) {
             break;
         }
         heap.swap(i, c);
-        set_index(&heap[i].slot, i);
+        set_index(&*heap[i].target, i);
         i = c;
     }
-    set_index(&heap[i].slot, i);
+    set_index(&*heap[i].target, i);
 }
 
 /// Number of armed timers (for tests: stopped timers must leave nothing behind).

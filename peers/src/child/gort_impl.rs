@@ -33,11 +33,15 @@ pub fn run(workload: &str) -> Out {
             },
         ),
         "chan_pingpong" | "chan_spsc_128" | "chan_stream_0" | "select_blocking"
-        | "select_default" | "after" | "after_fire" => chan::run(workload),
+        | "select_2prod" | "mpmc_4x4" | "mpmc_1x4" | "mpmc_4x1" | "select_default" | "after"
+        | "after_fire" => chan::run(workload),
         "mutex_uncontended" | "mutex_2" | "mutex_100" | "waitgroup" | "context_cancel" => {
             sync::run(workload)
         }
         "tcp_echo" => net::run(),
+        "spawn_burst" => in_gort(spawn_burst),
+        w if w.starts_with("daisy_") => chan::daisy(w),
+        "parked_1m" | "parked_1m_pte" => chan::parked_1m(workload),
         _ => Out::Na("unknown workload"),
     }
 }
@@ -55,6 +59,16 @@ fn spawn() -> Out {
         batch();
     }
     ns(t, SPAWN_N)
+}
+
+/// From cold: no warm-up round, the handles kept until all are spawned.
+fn spawn_burst() -> Out {
+    let t = Instant::now();
+    let hs: Vec<_> = (0..BURST_N).map(|_| gort::spawn(|| ())).collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    ns(t, BURST_N)
 }
 
 fn switch() -> Out {
@@ -215,6 +229,10 @@ mod chan {
             "chan_stream_0" => in_gort(|| stream(0, STREAM_N)),
             "select_blocking" => in_gort(select_blocking),
             "select_default" => in_gort(select_default),
+            "select_2prod" => in_gort(select_2prod),
+            "mpmc_4x4" => in_gort(|| mpmc(4, 4)),
+            "mpmc_1x4" => in_gort(|| mpmc(1, 4)),
+            "mpmc_4x1" => in_gort(|| mpmc(4, 1)),
             "after" => in_gort(after),
             "after_fire" => in_gort(after_fire),
             _ => Out::Na("unknown workload"),
@@ -287,6 +305,67 @@ mod chan {
         ns(t, SELECT_N)
     }
 
+    /// A 2-case select in a loop, each unbuffered channel fed by its own producer.
+    fn select_2prod() -> Out {
+        let (tx1, rx1) = gort::chan::<u64>(0);
+        let (tx2, rx2) = gort::chan::<u64>(0);
+        let t = Instant::now();
+        let ps: Vec<_> = [tx1, tx2]
+            .into_iter()
+            .map(|tx| {
+                gort::spawn(move || {
+                    for i in 0..(SELECT2_N / 2) as u64 {
+                        tx.send(i).unwrap();
+                    }
+                    // Keep the sender until the selects are done: a closed channel is ready.
+                    tx
+                })
+            })
+            .collect();
+        let mut sum = 0u64;
+        for _ in 0..SELECT2_N {
+            gort::select! {
+                recv(&rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
+                recv(&rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
+            }
+        }
+        for p in ps {
+            p.join().unwrap();
+        }
+        std::hint::black_box(sum);
+        ns(t, SELECT2_N)
+    }
+
+    /// `p` producers and `c` consumers on one channel of capacity `MPMC_CAP`.
+    fn mpmc(p: usize, c: usize) -> Out {
+        let (tx, rx) = gort::chan::<u64>(MPMC_CAP);
+        let t = Instant::now();
+        let ps: Vec<_> = (0..p)
+            .map(|_| {
+                let tx = tx.clone();
+                gort::spawn(move || {
+                    for i in 0..(MPMC_N / p) as u64 {
+                        tx.send(i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let cs: Vec<_> = (0..c)
+            .map(|_| {
+                let rx = rx.clone();
+                gort::spawn(move || rx.iter().count())
+            })
+            .collect();
+        drop(rx);
+        for h in ps {
+            h.join().unwrap();
+        }
+        let total: usize = cs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, MPMC_N, "mpmc: lost messages");
+        rate(t, MPMC_N)
+    }
+
     fn select_default() -> Out {
         let (_tx1, rx1) = gort::chan::<u64>(0);
         let (_tx2, rx2) = gort::chan::<u64>(0);
@@ -301,6 +380,48 @@ mod chan {
         }
         let out = ns(t, SELECT_DEFAULT_N);
         assert_eq!(hits, 0);
+        out
+    }
+
+    /// Pike's daisy chain: each goroutine adds one to what its right neighbour sends it.
+    pub fn daisy(workload: &str) -> Out {
+        fn link(left: gort::chan::Sender<u64>, right: gort::chan::Receiver<u64>) {
+            left.send(1 + right.recv().unwrap()).unwrap();
+        }
+        let n = daisy_n(workload);
+        let workload = workload.to_string();
+        in_gort(move || {
+            let t = Instant::now();
+            let (leftmost_tx, leftmost_rx) = gort::chan::<u64>(0);
+            let mut left = leftmost_tx;
+            for _ in 0..n {
+                let (right_tx, right_rx) = gort::chan::<u64>(0);
+                gort::go!(link(left, right_rx));
+                left = right_tx;
+            }
+            gort::go!(move || left.send(1).unwrap());
+            let got = leftmost_rx.recv().unwrap();
+            daisy_out(&workload, n, t.elapsed(), got)
+        })
+    }
+
+    /// A million goroutines blocked receiving from one channel.
+    pub fn parked_1m(workload: &str) -> Out {
+        let (tx, rx) = gort::chan::<()>(0);
+        let out = util::parked_1m(
+            workload,
+            || in_gort(|| ()),
+            |n, parked| {
+                for _ in 0..n {
+                    let (p, rx) = (parked.clone(), rx.clone());
+                    gort::spawn(move || {
+                        p.fetch_add(1, Ordering::SeqCst);
+                        let _ = rx.recv();
+                    });
+                }
+            },
+        );
+        std::mem::forget(tx); // the child exits with the goroutines still parked
         out
     }
 
@@ -338,6 +459,12 @@ mod chan {
 mod chan {
     use super::*;
     pub fn run(_: &str) -> Out {
+        Out::Na("gort feature `chan` off")
+    }
+    pub fn daisy(_: &str) -> Out {
+        Out::Na("gort feature `chan` off")
+    }
+    pub fn parked_1m(_: &str) -> Out {
         Out::Na("gort feature `chan` off")
     }
 }

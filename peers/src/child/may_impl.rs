@@ -113,6 +113,61 @@ pub fn run(workload: &str) -> Out {
                 may::go!(f);
             },
         ),
+        "spawn_burst" | "daisy_100k" | "daisy_100k_rss" | "parked_1m" | "parked_1m_pte"
+            if util::max_map_count() < 250_000 =>
+        {
+            Out::Na("may maps every coroutine's stack at spawn: ENOMEM (or a hang) near 32,000 at this vm.max_map_count")
+        }
+        "spawn_burst" => in_co(|| {
+            let t = Instant::now();
+            let hs: Vec<_> = (0..BURST_N).map(|_| may::go!(|| ())).collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            ns(t, BURST_N)
+        }),
+        w if w.starts_with("daisy_") => {
+            let n = daisy_n(w);
+            let w = w.to_string();
+            in_co(move || {
+                let t = Instant::now();
+                let (leftmost_tx, leftmost_rx) = mpsc::channel::<u64>();
+                let mut left = leftmost_tx;
+                for _ in 0..n {
+                    let (right_tx, right_rx) = mpsc::channel::<u64>();
+                    may::go!(move || {
+                        let v = right_rx.recv().unwrap();
+                        left.send(1 + v).unwrap();
+                    });
+                    left = right_tx;
+                }
+                may::go!(move || left.send(1).unwrap());
+                let got = leftmost_rx.recv().unwrap();
+                match daisy_out(&w, n, t.elapsed(), got) {
+                    Out::Value(v, _) => Out::Value(v, "unbounded mpsc".into()),
+                    o => o,
+                }
+            })
+        }
+        "parked_1m" | "parked_1m_pte" => {
+            let (tx, rx) = mpsc::channel::<()>();
+            let rx = Arc::new(Mutex::new(rx));
+            let out = util::parked_1m(
+                workload,
+                || in_co(|| ()),
+                |n, parked| {
+                    for _ in 0..n {
+                        let (p, rx) = (parked.clone(), rx.clone());
+                        may::go!(move || {
+                            p.fetch_add(1, Ordering::SeqCst);
+                            let _ = rx.lock().unwrap().recv();
+                        });
+                    }
+                },
+            );
+            std::mem::forget(tx);
+            out
+        }
         _ => Out::Na("unknown workload"),
     }
 }

@@ -67,6 +67,10 @@ pub fn run(workload: &str) -> Out {
         "chan_spsc_128" => note(stream(128, SPSC_N), "crossbeam bounded(128)"),
         "chan_stream_0" => note(stream(0, STD_STREAM_N), "crossbeam bounded(0), N = 100,000"),
         "select_blocking" => select_blocking(),
+        "select_2prod" => select_2prod(),
+        "mpmc_4x4" => note(mpmc(4, 4), "crossbeam bounded(128), threads"),
+        "mpmc_1x4" => note(mpmc(1, 4), "crossbeam bounded(128), threads"),
+        "mpmc_4x1" => note(mpmc(4, 1), "crossbeam bounded(128), threads"),
         "select_default" => {
             let (_tx1, rx1) = bounded::<u64>(0);
             let (_tx2, rx2) = bounded::<u64>(0);
@@ -139,16 +143,12 @@ pub fn run(workload: &str) -> Out {
                 thread::spawn(f);
             },
         ),
+        "spawn_burst" | "parked_1m" | "parked_1m_pte" => Out::Na("OS threads: not at this scale"),
+        w if w.starts_with("daisy_") => Out::Na("OS threads: not at this scale"),
         _ => Out::Na("unknown workload"),
     }
 }
 
-fn note(out: Out, n: &str) -> Out {
-    match out {
-        Out::Value(v, _) => Out::Value(v, n.to_owned()),
-        o => o,
-    }
-}
 
 fn park_pingpong() {
     let turn = Arc::new(AtomicU64::new(0));
@@ -251,6 +251,66 @@ fn select_blocking() -> Out {
     p.join().unwrap();
     std::hint::black_box(sum);
     note(ns(t, STD_SELECT_N), "crossbeam select!, N = 50,000")
+}
+
+fn select_2prod() -> Out {
+    let n = STD_SELECT_N;
+    let (tx1, rx1) = bounded::<u64>(0);
+    let (tx2, rx2) = bounded::<u64>(0);
+    let t = Instant::now();
+    let ps: Vec<_> = [tx1, tx2]
+        .into_iter()
+        .map(|tx| {
+            thread::spawn(move || {
+                for i in 0..(n / 2) as u64 {
+                    tx.send(i).unwrap();
+                }
+                // Keep the sender until the selects are done: a closed channel is ready.
+                tx
+            })
+        })
+        .collect();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        select! {
+            recv(rx1) -> v => sum = sum.wrapping_add(v.unwrap()),
+            recv(rx2) -> v => sum = sum.wrapping_add(v.unwrap()),
+        }
+    }
+    for p in ps {
+        p.join().unwrap();
+    }
+    std::hint::black_box(sum);
+    note(ns(t, n), "crossbeam select!, threads, N = 50,000")
+}
+
+fn mpmc(p: usize, c: usize) -> Out {
+    let (tx, rx) = bounded::<u64>(MPMC_CAP);
+    let t = Instant::now();
+    let ps: Vec<_> = (0..p)
+        .map(|_| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..(MPMC_N / p) as u64 {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let cs: Vec<_> = (0..c)
+        .map(|_| {
+            let rx = rx.clone();
+            thread::spawn(move || rx.iter().count())
+        })
+        .collect();
+    drop(rx);
+    for h in ps {
+        h.join().unwrap();
+    }
+    let total: usize = cs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, MPMC_N, "mpmc: lost messages");
+    rate(t, MPMC_N)
 }
 
 fn contended(g: usize, n: usize) -> Out {

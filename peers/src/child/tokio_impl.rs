@@ -58,6 +58,10 @@ pub fn run(workload: &str) -> Out {
         "chan_spsc_128" => in_task(stream(128, SPSC_N)),
         "chan_stream_0" => in_task(stream(1, STREAM_N)),
         "select_blocking" => in_task(select_blocking()),
+        "select_2prod" => in_task(select_2prod()),
+        "mpmc_4x4" => in_task(mpmc(4, 4)),
+        "mpmc_1x4" => in_task(mpmc(1, 4)),
+        "mpmc_4x1" => in_task(mpmc(4, 1)),
         "select_default" => Out::Na("tokio::select! has no default case"),
         "after" => in_task(async {
             let t = Instant::now();
@@ -105,6 +109,63 @@ pub fn run(workload: &str) -> Out {
             );
             std::mem::forget(rt);
             out
+        }
+        "spawn_burst" => in_task(async {
+            let t = Instant::now();
+            let hs: Vec<_> = (0..BURST_N).map(|_| tokio::spawn(async {})).collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+            ns(t, BURST_N)
+        }),
+        w if w.starts_with("daisy_") => {
+            let n = daisy_n(w);
+            let w = w.to_string();
+            in_task(async move {
+                let t = Instant::now();
+                let (leftmost_tx, mut leftmost_rx) = mpsc::channel::<u64>(1);
+                let mut left = leftmost_tx;
+                for _ in 0..n {
+                    let (right_tx, mut right_rx) = mpsc::channel::<u64>(1);
+                    tokio::spawn(async move {
+                        let v = right_rx.recv().await.unwrap();
+                        left.send(1 + v).await.unwrap();
+                    });
+                    left = right_tx;
+                }
+                tokio::spawn(async move { left.send(1).await.unwrap() });
+                let got = leftmost_rx.recv().await.unwrap();
+                match daisy_out(&w, n, t.elapsed(), got) {
+                    Out::Value(v, _) => {
+                        Out::Value(v, "mpsc(1): tokio has no rendezvous channel".into())
+                    }
+                    o => o,
+                }
+            })
+        }
+        "parked_1m" | "parked_1m_pte" => {
+            let rt = rt();
+            let h = rt.handle().clone();
+            let stop = Arc::new(Notify::new());
+            let out = util::parked_1m(
+                workload,
+                || rt.block_on(async { tokio::spawn(async {}).await.unwrap() }),
+                |n, parked| {
+                    for _ in 0..n {
+                        let (p, s) = (parked.clone(), stop.clone());
+                        h.spawn(async move {
+                            let f = s.notified();
+                            p.fetch_add(1, Ordering::SeqCst);
+                            f.await;
+                        });
+                    }
+                },
+            );
+            std::mem::forget(rt);
+            match out {
+                Out::Value(v, n) => Out::Value(v, format!("Notify; {n}")),
+                o => o,
+            }
         }
         _ => Out::Na("unknown workload"),
     }
@@ -227,6 +288,79 @@ async fn select_blocking() -> Out {
     p.await.unwrap();
     std::hint::black_box(sum);
     ns(t, SELECT_N)
+}
+
+async fn select_2prod() -> Out {
+    let (tx1, mut rx1) = mpsc::channel::<u64>(1);
+    let (tx2, mut rx2) = mpsc::channel::<u64>(1);
+    let t = Instant::now();
+    let ps: Vec<_> = [tx1, tx2]
+        .into_iter()
+        .map(|tx| {
+            tokio::spawn(async move {
+                for i in 0..(SELECT2_N / 2) as u64 {
+                    tx.send(i).await.unwrap();
+                }
+                // Keep the sender until the selects are done: a closed channel is ready.
+                tx
+            })
+        })
+        .collect();
+    let mut sum = 0u64;
+    for _ in 0..SELECT2_N {
+        tokio::select! {
+            v = rx1.recv() => sum = sum.wrapping_add(v.unwrap()),
+            v = rx2.recv() => sum = sum.wrapping_add(v.unwrap()),
+        }
+    }
+    for p in ps {
+        p.await.unwrap();
+    }
+    std::hint::black_box(sum);
+    note(ns(t, SELECT2_N), "mpsc(1)")
+}
+
+/// tokio's mpsc has one receiver: several consumers share it behind a tokio Mutex.
+async fn mpmc(p: usize, c: usize) -> Out {
+    let (tx, rx) = mpsc::channel::<u64>(MPMC_CAP);
+    let rx = Arc::new(Mutex::new(rx));
+    let t = Instant::now();
+    let ps: Vec<_> = (0..p)
+        .map(|_| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..(MPMC_N / p) as u64 {
+                    tx.send(i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let cs: Vec<_> = (0..c)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while rx.lock().await.recv().await.is_some() {
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    for h in ps {
+        h.await.unwrap();
+    }
+    let mut total = 0;
+    for h in cs {
+        total += h.await.unwrap();
+    }
+    assert_eq!(total, MPMC_N, "mpmc: lost messages");
+    let out = rate(t, MPMC_N);
+    if c > 1 {
+        return note(out, "mpsc behind a tokio Mutex (one receiver)");
+    }
+    out
 }
 
 async fn contended(g: usize, n: usize) -> Out {

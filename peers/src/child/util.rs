@@ -21,6 +21,12 @@ pub const SPSC_N: usize = 5_000_000;
 pub const STREAM_N: usize = 1_000_000;
 /// Selects (`select_blocking`).
 pub const SELECT_N: usize = 500_000;
+/// Selects (`select_2prod`), half from each producer.
+pub const SELECT2_N: usize = 1_000_000;
+/// Messages (`mpmc_*`).
+pub const MPMC_N: usize = 4_000_000;
+/// Channel capacity (`mpmc_*`).
+pub const MPMC_CAP: usize = 128;
 /// Selects (`select_default`).
 pub const SELECT_DEFAULT_N: usize = 10_000_000;
 /// Timers (`after`).
@@ -42,6 +48,10 @@ pub const WG_N: usize = 20_000_000;
 pub const CTX_N: usize = 1_000_000;
 /// Goroutines blocked in read(2) (`syscall_threads`).
 pub const BLOCKED_N: usize = 1_000;
+/// Goroutines spawned at once, from cold (`spawn_burst`).
+pub const BURST_N: usize = 100_000;
+/// Parked goroutines for `parked_1m` (PEERS_PARKED_N overrides).
+pub const PARKED_N: usize = 1_000_000;
 /// TCP connections (`tcp_echo`).
 pub const TCP_CONNS: usize = 100;
 /// TCP request/response size.
@@ -62,15 +72,19 @@ pub fn rss_n() -> usize {
     {
         return n;
     }
-    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(65_530);
-    if maps >= 250_000 {
+    if max_map_count() >= 250_000 {
         100_000
     } else {
         30_000
     }
+}
+
+/// The kernel's `vm.max_map_count` (65,530 if unreadable, Linux's default).
+pub fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65_530)
 }
 
 /// Processors for this workload (PEERS_PROCS, set by the parent), else the CPU count.
@@ -312,4 +326,101 @@ pub fn kib_per(before: usize, after: usize, n: usize, got: usize) -> Out {
         note = format!("only {got} of {n} parked");
     }
     Out::Value(kib, note)
+}
+
+/// Replaces the note of a measured value.
+pub fn note(out: Out, n: &str) -> Out {
+    match out {
+        Out::Value(v, _) => Out::Value(v, n.to_owned()),
+        o => o,
+    }
+}
+
+/// Chain length of a `daisy_*` workload (`daisy_30k` and `daisy_30k_rss`: 30,000).
+pub fn daisy_n(workload: &str) -> usize {
+    let k = workload
+        .trim_start_matches("daisy_")
+        .trim_end_matches("_rss")
+        .trim_end_matches('k');
+    k.parse::<usize>().expect("daisy_<N>k") * 1000
+}
+
+/// What a `daisy_*` workload reports: the time of build + run in ms, or (`_rss`) the peak
+/// RSS of the process in MiB.
+pub fn daisy_out(workload: &str, n: usize, took: Duration, got: u64) -> Out {
+    if got != n as u64 + 1 {
+        return Out::Value(f64::NAN, format!("wrong result {got}"));
+    }
+    if workload.ends_with("_rss") {
+        Out::v(status_kib("VmHWM") as f64 / 1024.0)
+    } else {
+        Out::v(took.as_secs_f64() * 1e3)
+    }
+}
+
+/// Parked goroutines for `parked_1m`.
+pub fn parked_n() -> usize {
+    std::env::var("PEERS_PARKED_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PARKED_N)
+}
+
+/// A field of /proc/self/status in KiB (VmHWM, VmPTE, ...).
+pub fn status_kib(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `parked_1m` skeleton, on a plain thread: `warm()` starts the runtime; `park_all(n,
+/// parked)` starts `n` goroutines that each count themselves in `parked` and then wait on
+/// one shared channel (or the runtime's nearest thing). Value: RSS per goroutine in KiB, or
+/// (`_pte`) page-table memory per goroutine (VmPTE).
+pub fn parked_1m(
+    workload: &str,
+    warm: impl FnOnce(),
+    park_all: impl FnOnce(usize, Arc<AtomicUsize>),
+) -> Out {
+    let n = parked_n();
+    warm();
+    std::thread::sleep(Duration::from_millis(50));
+    let (rss0, pte0) = (rss_bytes(), status_kib("VmPTE"));
+    let parked = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    park_all(n, parked.clone());
+    let got = wait_count_for(&parked, n, Duration::from_secs(60));
+    let took = t.elapsed();
+    let (rss1, pte1) = (rss_bytes(), status_kib("VmPTE"));
+    let per = |bytes: usize| bytes as f64 / 1024.0 / got.max(1) as f64;
+    let rss = per(rss1.saturating_sub(rss0));
+    let pte = per((pte1.saturating_sub(pte0)) * 1024);
+    let mut note = format!(
+        "N = {n} in {:.1} s; RSS {rss:.2} KiB + VmPTE {pte:.2} KiB each",
+        took.as_secs_f64()
+    );
+    if got < n {
+        note = format!("only {got} of {n} parked; {note}");
+    }
+    Out::Value(if workload.ends_with("_pte") { pte } else { rss }, note)
+}
+
+/// Waits until `count` reaches `n` (or `limit` passes), then lets things settle for 200 ms.
+pub fn wait_count_for(count: &AtomicUsize, n: usize, limit: Duration) -> usize {
+    let t = Instant::now();
+    let (mut last, mut since) = (0, Instant::now());
+    while count.load(Ordering::SeqCst) < n && t.elapsed() < limit {
+        let c = count.load(Ordering::SeqCst);
+        if c != last {
+            (last, since) = (c, Instant::now());
+        } else if since.elapsed() > Duration::from_secs(5) {
+            break; // stuck: the runtime cannot take more
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    count.load(Ordering::SeqCst)
 }

@@ -1,0 +1,168 @@
+//! The deferred hand-off of a dynamic select's send on an unbuffered channel.
+//!
+//! A blocked `Select::select` with a send case must be a sender that peers can meet (Go's
+//! selects are: a non-blocking receive finds a select blocked on the send side and completes
+//! with it), yet it has no value until its caller performs the chosen operation
+//! (`SelectedOperation::send(&tx, v)`). So its entry in the channel's send queue points to a
+//! [`Deferred`]: a receiver that claims the entry (under the channel lock) records who it
+//! is, completes the select's context, and after unlocking waits on the `Deferred` until the
+//! select's caller fills it. Crossbeam's zero-capacity flavour does the same with a heap
+//! packet.
+//!
+//! ```text
+//!  state     | meaning                                       | set by
+//!  ----------+-----------------------------------------------+---------------------------
+//!  EMPTY     | waiting for the value                         | -
+//!  FILLED    | `value` holds it; the receiver takes it       | the select (send)
+//!  CANCELLED | the select's operation was dropped: the       | the select (drop)
+//!            | receiver starts its operation again           |
+//!  ABANDONED | the receiver's operation was dropped (a       | the receiver (dynamic select
+//!            | dynamic select that reserved it): the select  | recv dropped)
+//!            | sends the value the ordinary way              |
+//! ```
+//!
+//! Only unbuffered channels use it: with a buffer, readiness is room, and a select's send
+//! case waits as an observer and then sends the ordinary way.
+//!
+//! # Safety
+//! `value` is written only by the select, before the Release CAS to FILLED, and read only by
+//! the receiver after an Acquire load sees FILLED. `receiver` is written only by the claimer,
+//! under the channel lock, before it completes the select's context (Release); the select
+//! reads it after its wait saw `done` (Acquire).
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::park::{self, Unparker, WaitReason};
+
+const EMPTY: u8 = 0;
+const FILLED: u8 = 1;
+const CANCELLED: u8 = 2;
+const ABANDONED: u8 = 3;
+
+/// The slot a dynamic select's send case hands its value through (module doc).
+pub(crate) struct Deferred<T> {
+    /// EMPTY, FILLED, CANCELLED or ABANDONED (table above).
+    state: AtomicU8,
+    /// The value, once FILLED.
+    value: UnsafeCell<Option<T>>,
+    /// The receiver that claimed the select, to unpark when filled or cancelled.
+    receiver: UnsafeCell<Option<Unparker>>,
+}
+
+// SAFETY: the fields behind UnsafeCell are accessed under the protocol in the module doc
+// (one writer, then a Release/Acquire edge, then one reader); `T: Send` moves between the
+// two threads.
+unsafe impl<T: Send> Send for Deferred<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Deferred<T> {}
+
+/// What a receiver's wait on a [`Deferred`] gave.
+pub(crate) enum Handed<T> {
+    /// The value.
+    Value(T),
+    /// The select's operation was dropped: start the receive again.
+    Cancelled,
+}
+
+impl<T> Deferred<T> {
+    pub(crate) fn new() -> Arc<Deferred<T>> {
+        Arc::new(Deferred {
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(None),
+            receiver: UnsafeCell::new(None),
+        })
+    }
+
+    /// A new strong reference from the packet pointer of a claimed entry.
+    ///
+    /// # Safety
+    /// `packet` came from `Arc::as_ptr` of a `Deferred<T>` whose select is still waiting
+    /// (its context was claimed by the caller and not yet completed), so the select's own
+    /// reference keeps it alive.
+    pub(crate) unsafe fn from_packet(packet: *mut ()) -> Arc<Deferred<T>> {
+        let p = packet as *const Deferred<T>;
+        // SAFETY: function contract: `p` is a live Arc allocation.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// The claimer records itself (under the channel lock, before completing the select).
+    ///
+    /// # Safety
+    /// The caller claimed the select's context and has not completed it.
+    pub(crate) unsafe fn set_receiver(&self, u: Unparker) {
+        // SAFETY: only the claimer writes, before the Release that publishes it (contract).
+        unsafe { *self.receiver.get() = Some(u) };
+    }
+
+    /// Did a receiver claim the select? (The select, after its wait.)
+    pub(crate) fn claimed(&self) -> bool {
+        // SAFETY: written before the claimer's Release on `done`, which the select's wait
+        // read with Acquire; never written again.
+        unsafe { (*self.receiver.get()).is_some() }
+    }
+
+    fn wake_receiver(&self) {
+        // SAFETY: see `claimed`; only read from here on.
+        if let Some(u) = unsafe { (*self.receiver.get()).as_ref() } {
+            u.unpark();
+        }
+    }
+
+    /// The select gives its value. `Err(v)` if the receiver abandoned it (send it the
+    /// ordinary way).
+    pub(crate) fn fill(&self, v: T) -> Result<(), T> {
+        // SAFETY: only the select writes `value`, and only before FILLED.
+        unsafe { *self.value.get() = Some(v) };
+        match self
+            .state
+            .compare_exchange(EMPTY, FILLED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                self.wake_receiver();
+                Ok(())
+            }
+            // ABANDONED: nobody will read it; take it back.
+            // SAFETY: not FILLED, so no reader; we are the only writer.
+            Err(_) => Err(unsafe { (*self.value.get()).take() }.expect("just written")),
+        }
+    }
+
+    /// The select's operation was dropped: the receiver starts again.
+    pub(crate) fn cancel(&self) {
+        if self
+            .state
+            .compare_exchange(EMPTY, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.wake_receiver();
+        }
+    }
+
+    /// The receiver's operation was dropped before it took the value. False if the value
+    /// is already there (the caller then takes it with `wait`).
+    pub(crate) fn abandon(&self) -> bool {
+        self.state
+            .compare_exchange(EMPTY, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The receiver waits for the value (parking; spurious wake-ups re-check).
+    pub(crate) fn wait(&self) -> Handed<T> {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                FILLED => {
+                    // SAFETY: FILLED (Acquire) publishes `value`; only the receiver reads.
+                    let v = unsafe { (*self.value.get()).take() };
+                    return Handed::Value(v.expect("a filled hand-off holds its value"));
+                }
+                CANCELLED => return Handed::Cancelled,
+                _ => park::park(WaitReason::ChanReceive),
+            }
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Arenas and the size-class pools that own them.
+//!
+//! An arena is one anonymous `MAP_NORESERVE` mapping cut into equal slots of one size class:
+//! `[guard | stack]` repeated, so the slots' guards need no mapping of their own (guard.rs).
+//! Each class has one pool: a mutex over the class's arenas, sorted by address. Processors
+//! take and give back stacks in batches (cache.rs), so the lock is taken once per batch.
+//!
+//! ```text
+//!  slot state   | where it is                    | resident pages | guard | next
+//!  -------------+--------------------------------+----------------+-------+------------------
+//!  fresh        | index >= Arena::fresh          | none           | no    | handed out
+//!  unguarded    | Arena::unguarded (install      | none           | no    | handed out
+//!               |   failed: map count reached)   |                |       |
+//!  out          | a goroutine or a P's cache     | its own        | yes   | warm (put)
+//!  warm         | Arena::warm                    | hot pages, and | yes   | out (checked and
+//!               |                                |  deep ones if  |       |  trimmed on reuse),
+//!               |                                |  used deep     |       |  cold (scavenged)
+//!  cold         | Arena::cold                    | none           | yes   | out
+//! ```
+//!
+//! Taking prefers the lowest arena with a free slot, and within it warm, cold, then new
+//! slots, so that memory is reused before more is touched and high arenas drain. An arena
+//! whose slots are all back (`out == 0`) is wholly free; the scavenger (run by sysmon about
+//! once a second, off every goroutine's path) unmaps wholly free arenas but one per class,
+//! and trims warm slots beyond `WARM_KEEP_BYTES` per class to nothing (`MADV_DONTNEED`,
+//! which leaves the guards in place). Unmapping an arena returns its pages and the page
+//! tables that hold its guard markers.
+//!
+//! # Safety
+//! - An `Arena` is boxed (its address never changes) and freed only by the scavenger, under
+//!   the pool lock, when `out == 0`: then no `Stack` points to it, because every `Stack`
+//!   counts in `out` from the moment it is taken until it is given back under that lock.
+//! - A slot in `out` is owned by its `Stack` alone; the pool touches a slot's memory (guard
+//!   install, trims, unmapping) only while the slot is in none of the free lists and not
+//!   owned by a `Stack`: right after taking it, or after taking it out for the scavenger.
+
+use std::io;
+use std::mem;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{class_size, exhausted_error, guard, page_size, set_exhausted, Stack, GUARD_SIZE};
+
+/// Number of size classes: 16 KiB << 0 ..= 16 KiB << 26 (1 TiB).
+pub(crate) const NCLASSES: usize = 27;
+/// Address space reserved by one arena (one slot when a stack is bigger).
+const ARENA_BYTES: usize = 256 << 20;
+/// Warm slots a class keeps (in bytes of stack size) before the scavenger trims the rest.
+const WARM_KEEP_BYTES: usize = 64 << 20;
+/// Most stacks set up (guards, top pages) with one system call.
+const BATCH_MAX: usize = 32;
+/// Most slots trimmed per class per scavenge (about 1 to 3 µs each).
+const SCAVENGE_MAX: usize = 16_384;
+
+/// One mapping of `slots` stacks of one class.
+pub(crate) struct Arena {
+    /// First byte of the mapping.
+    base: usize,
+    /// Bytes mapped.
+    len: usize,
+    /// Guard plus usable size.
+    stride: usize,
+    /// Number of slots.
+    slots: u32,
+    /// Slots `fresh..slots` have never been handed out.
+    fresh: u32,
+    /// Free slots whose guard could not be installed.
+    unguarded: SlotList,
+    /// Free slots that may hold resident pages.
+    warm: SlotList,
+    /// Free slots with no resident pages.
+    cold: SlotList,
+    /// The next slot of each slot's free list (the lists are threaded through it, so giving
+    /// slots back never allocates).
+    next: Box<[u32]>,
+    /// Slots handed out (owned by a `Stack`) or taken by the scavenger.
+    out: u32,
+}
+
+impl Arena {
+    /// Maps a new arena for `class`.
+    fn map(class: usize) -> io::Result<Box<Arena>> {
+        let stride = class_size(class) + GUARD_SIZE;
+        let slots = (ARENA_BYTES / stride).clamp(1, u32::MAX as usize);
+        let len = stride * slots;
+        // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(exhausted_error(io::Error::last_os_error(), "mmap", len));
+        }
+        // Transparent huge pages would commit 2 MiB where a stack touches 4 KiB. Best effort:
+        // without it, stacks still work.
+        // SAFETY: advice on the mapping just made.
+        unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+        Ok(Box::new(Arena {
+            base: p as usize,
+            len,
+            stride,
+            slots: slots as u32,
+            fresh: 0,
+            unguarded: SlotList::EMPTY,
+            warm: SlotList::EMPTY,
+            cold: SlotList::EMPTY,
+            next: vec![NIL; slots].into_boxed_slice(),
+            out: 0,
+        }))
+    }
+
+    fn has_free(&self) -> bool {
+        self.fresh < self.slots
+            || self.warm.len != 0
+            || self.cold.len != 0
+            || self.unguarded.len != 0
+    }
+
+    /// Pushes `slot` on one of this arena's free lists.
+    fn push(&mut self, list: fn(&mut Arena) -> &mut SlotList, slot: u32) {
+        let head = list(self).head;
+        self.next[slot as usize] = head;
+        let l = list(self);
+        l.head = slot;
+        l.len += 1;
+    }
+
+    /// Pops a slot from one of this arena's free lists.
+    fn pop(&mut self, list: fn(&mut Arena) -> &mut SlotList) -> Option<u32> {
+        let slot = list(self).head;
+        if slot == NIL {
+            return None;
+        }
+        let next = self.next[slot as usize];
+        let l = list(self);
+        l.head = next;
+        l.len -= 1;
+        Some(slot)
+    }
+
+    /// Lowest address of slot `i` (its guard).
+    fn slot_start(&self, i: u32) -> usize {
+        self.base + i as usize * self.stride
+    }
+}
+
+/// End of a slot list.
+const NIL: u32 = u32::MAX;
+
+/// A free list of slots, threaded through `Arena::next`.
+#[derive(Clone, Copy)]
+struct SlotList {
+    head: u32,
+    len: u32,
+}
+
+impl SlotList {
+    const EMPTY: SlotList = SlotList { head: NIL, len: 0 };
+}
+
+fn warm(a: &mut Arena) -> &mut SlotList {
+    &mut a.warm
+}
+
+fn cold(a: &mut Arena) -> &mut SlotList {
+    &mut a.cold
+}
+
+fn unguarded(a: &mut Arena) -> &mut SlotList {
+    &mut a.unguarded
+}
+
+/// The arenas of one class.
+struct PoolState {
+    /// Sorted by address. Boxed: a `Stack` points to its arena, which must not move when
+    /// this vector grows.
+    #[allow(clippy::vec_box)]
+    arenas: Vec<Box<Arena>>,
+    /// No arena below this address has a free slot (an address, not an index, so that
+    /// giving a slot back needs no search).
+    low: usize,
+    /// Warm slots in all arenas.
+    warm: usize,
+}
+
+impl PoolState {
+    /// Index of the lowest arena that may have a free slot.
+    fn first(&self) -> usize {
+        self.arenas.partition_point(|a| a.base < self.low)
+    }
+
+    /// Moves up to `n` free slots of `class` into `out` (unguarded ones marked so).
+    fn take(&mut self, class: usize, n: usize, out: &mut Vec<Stack>) {
+        let mut need = n;
+        let mut i = self.first();
+        while need > 0 && i < self.arenas.len() {
+            let a: &mut Arena = &mut self.arenas[i];
+            let ptr = NonNull::from(&mut *a);
+            while need > 0 {
+                let (slot, was_warm, guarded) = if let Some(s) = a.pop(warm) {
+                    self.warm -= 1;
+                    (s, true, true)
+                } else if let Some(s) = a.pop(cold) {
+                    (s, false, true)
+                } else if let Some(s) = a.pop(unguarded) {
+                    (s, false, false)
+                } else if a.fresh < a.slots {
+                    a.fresh += 1;
+                    (a.fresh - 1, false, false)
+                } else {
+                    break;
+                };
+                a.out += 1;
+                need -= 1;
+                let start = a.slot_start(slot);
+                out.push(Stack {
+                    arena: ptr,
+                    top: start + a.stride,
+                    slot,
+                    class: class as u8,
+                    needs_check: was_warm,
+                    guarded,
+                });
+            }
+            if !a.has_free() && self.low <= a.base {
+                self.low = a.base + 1;
+            }
+            i += 1;
+        }
+    }
+
+    /// Records that `s` is free again (the caller then forgets or has dropped it).
+    fn give_back(&mut self, s: &Stack) {
+        // SAFETY: `s` counts in its arena's `out`, so the arena is alive (module safety
+        // notes); the pool lock is held, so nobody else touches it.
+        let a = unsafe { &mut *s.arena.as_ptr() };
+        if !s.guarded {
+            a.push(unguarded, s.slot);
+        } else if s.needs_check {
+            a.push(warm, s.slot);
+            self.warm += 1;
+        } else {
+            a.push(cold, s.slot);
+        }
+        a.out -= 1;
+        self.low = self.low.min(a.base);
+    }
+}
+
+/// The pool of one size class.
+struct Pool {
+    state: Mutex<PoolState>,
+    /// Whether some arena had a free slot when the lock was last released (read without
+    /// the lock by `has_free`).
+    has_free: AtomicBool,
+}
+
+static POOLS: [Pool; NCLASSES] = [const {
+    Pool {
+        state: Mutex::new(PoolState {
+            arenas: Vec::new(),
+            low: 0,
+            warm: 0,
+        }),
+        has_free: AtomicBool::new(false),
+    }
+}; NCLASSES];
+
+/// The locked pool of `class`; it republishes `has_free` when unlocked.
+struct Locked {
+    class: usize,
+    state: MutexGuard<'static, PoolState>,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = PoolState;
+    fn deref(&self) -> &PoolState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut PoolState {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let st = &mut *self.state;
+        let mut i = st.first();
+        while i < st.arenas.len() && !st.arenas[i].has_free() {
+            st.low = st.arenas[i].base + 1;
+            i += 1;
+        }
+        let free = i < st.arenas.len();
+        let flag = &POOLS[self.class].has_free;
+        if flag.load(Ordering::Relaxed) != free {
+            flag.store(free, Ordering::Relaxed);
+        }
+    }
+}
+
+fn lock(class: usize) -> Locked {
+    Locked {
+        class,
+        state: POOLS[class].state.lock().unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+/// True if a stack of `class` can probably be had without mapping a new arena (a racy
+/// hint: another taker may get there first).
+pub(crate) fn has_free(class: usize) -> bool {
+    POOLS[class].has_free.load(Ordering::Relaxed)
+}
+
+/// Appends up to `n` (at least one) stacks of `class` to `out`, guarded; maps a new arena if
+/// every slot is taken. Errors only if not even one stack could be had.
+pub(crate) fn take(class: usize, n: usize, out: &mut Vec<Stack>) -> io::Result<()> {
+    let start = out.len();
+    loop {
+        lock(class).take(class, n, out);
+        if out.len() > start {
+            break;
+        }
+        // Every slot is out: map another arena (outside the lock; two takers racing here
+        // both map one, and the spare is used later).
+        let arena = Arena::map(class)?;
+        let mut st = lock(class);
+        let i = st.arenas.partition_point(|a| a.base < arena.base);
+        st.low = st.low.min(arena.base);
+        st.arenas.insert(i, arena);
+    }
+    // Install the guards of new slots, and commit the top pages of a batch of stacks without
+    // pages, outside the lock: those slots are ours.
+    let mut failure = None;
+    let mut at = start;
+    while at < out.len() {
+        let chunk = at..out.len().min(at + BATCH_MAX);
+        at = chunk.end;
+        let mut ranges = [EMPTY_IOVEC; BATCH_MAX];
+        let mut k = 0;
+        for s in &out[chunk.clone()] {
+            if !s.guarded {
+                ranges[k] = iovec(s.guard().0, GUARD_SIZE);
+                k += 1;
+            }
+        }
+        let guarded = if failure.is_some() {
+            0
+        } else {
+            // SAFETY: the guard regions of slots we own, untouched so far.
+            match unsafe { guard::install(&ranges[..k]) } {
+                Ok(()) => k,
+                Err((done, e)) => {
+                    failure = Some(e);
+                    done
+                }
+            }
+        };
+        let (mut seen, mut fresh) = (0, 0);
+        for s in &mut out[chunk] {
+            if !s.guarded {
+                s.guarded = seen < guarded;
+                seen += 1;
+            }
+            if s.guarded && !s.needs_check {
+                ranges[fresh] = iovec(s.top - page_size(), page_size());
+                fresh += 1;
+            }
+        }
+        // SAFETY: the top pages of guarded slots we own, holding no data yet.
+        unsafe { guard::populate(&ranges[..fresh]) };
+    }
+    let mut unguarded = Vec::new();
+    let mut i = start;
+    while i < out.len() {
+        if out[i].guarded {
+            i += 1;
+        } else {
+            unguarded.push(out.swap_remove(i));
+        }
+    }
+    if !unguarded.is_empty() {
+        give_back(class, unguarded);
+    }
+    match failure {
+        Some(e) if out.len() == start => Err(exhausted_error(e, guard::mode().name(), 0)),
+        _ => Ok(()),
+    }
+}
+
+const EMPTY_IOVEC: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+fn iovec(addr: usize, len: usize) -> libc::iovec {
+    libc::iovec {
+        iov_base: addr as *mut _,
+        iov_len: len,
+    }
+}
+
+/// Gives stacks of `class` back to their arenas.
+pub(crate) fn give_back(class: usize, stacks: impl IntoIterator<Item = Stack>) {
+    let mut st = lock(class);
+    for s in stacks {
+        debug_assert_eq!(s.class as usize, class);
+        st.give_back(&s);
+        mem::forget(s);
+    }
+    drop(st);
+    set_exhausted(false);
+}
+
+/// Gives one stack back (from `Stack::drop`).
+pub(super) fn give_back_one(s: &Stack) {
+    lock(s.class as usize).give_back(s);
+    set_exhausted(false);
+}
+
+/// Unmaps wholly free arenas (keeping the lowest one of each class) and trims warm slots
+/// beyond what each class keeps. Called by sysmon about once a second.
+pub(crate) fn scavenge() {
+    for class in 0..NCLASSES {
+        let mut unmap = Vec::new();
+        let mut trims: Vec<(NonNull<Arena>, u32)> = Vec::new();
+        {
+            let mut st = lock(class);
+            if st.arenas.is_empty() {
+                continue;
+            }
+            let mut spare = false;
+            let mut i = 0;
+            while i < st.arenas.len() {
+                if st.arenas[i].out != 0 || !spare {
+                    spare |= st.arenas[i].out == 0;
+                    i += 1;
+                    continue;
+                }
+                let a = st.arenas.remove(i);
+                st.warm -= a.warm.len as usize;
+                unmap.push(a);
+            }
+            let keep = WARM_KEEP_BYTES / class_size(class);
+            let mut excess = st.warm.saturating_sub(keep).min(SCAVENGE_MAX);
+            st.warm -= excess;
+            for a in st.arenas.iter_mut().rev() {
+                while excess > 0 {
+                    let Some(slot) = a.pop(warm) else { break };
+                    a.out += 1;
+                    excess -= 1;
+                    trims.push((NonNull::from(&mut **a), slot));
+                }
+            }
+        }
+        for a in unmap {
+            // SAFETY: the arena is out of its pool and wholly free: nothing uses its memory.
+            unsafe { libc::munmap(a.base as *mut _, a.len) };
+            // Every slot handed out got a guard, except those put on the unguarded list.
+            guard::forget((a.fresh - a.unguarded.len) as usize);
+        }
+        if trims.is_empty() {
+            continue;
+        }
+        for &(a, slot) in &trims {
+            // SAFETY: the slot was taken out of the free lists above (counted in `out`, so
+            // the arena stays mapped); its usable part holds no live data.
+            unsafe {
+                let a = a.as_ref();
+                let lo = a.slot_start(slot) + GUARD_SIZE;
+                libc::madvise(lo as *mut _, a.stride - GUARD_SIZE, libc::MADV_DONTNEED);
+            }
+        }
+        let mut st = lock(class);
+        for (a, slot) in trims {
+            // SAFETY: counted in `out` since we took it: the arena is alive; lock held.
+            let a = unsafe { &mut *a.as_ptr() };
+            a.push(cold, slot);
+            a.out -= 1;
+            st.low = st.low.min(a.base);
+        }
+    }
+}
+
+/// Per class: (arenas, slots handed out, warm free slots). For tests and benchmarks.
+#[cfg(test)]
+pub(crate) fn stats(class: usize) -> (usize, usize, usize) {
+    let st = lock(class);
+    let out = st.arenas.iter().map(|a| a.out as usize).sum();
+    (st.arenas.len(), out, st.warm)
+}
