@@ -128,19 +128,19 @@ fn states_never_exceed_the_total_after_a_join() {
 fn snapshots_while_locked_goroutines_come_and_go() {
     let _w = common::watchdog(120, "snapshots_while_locked_goroutines_come_and_go");
     let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(3));
     let watchers: Vec<_> = (0..2)
         .map(|_| {
-            let stop = stop.clone();
+            let (stop, started) = (stop.clone(), started.clone());
             std::thread::spawn(move || {
-                let mut n = 0u64;
+                started.wait();
                 while !stop.load(Ordering::Relaxed) {
                     assert_consistent(&gort::runtime::metrics());
-                    n += 1;
                 }
-                n
             })
         })
         .collect();
+    started.wait();
     for _ in 0..common::stress(300) {
         let wg = gort::sync::WaitGroup::new();
         for i in 0..4 {
@@ -161,7 +161,7 @@ fn snapshots_while_locked_goroutines_come_and_go() {
     }
     stop.store(true, Ordering::Relaxed);
     for w in watchers {
-        assert!(w.join().unwrap() > 0);
+        w.join().unwrap();
     }
 }
 
