@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::goroutine::{GRef, Goroutine};
+use crate::time::timers;
 
 const SHARDS: usize = 16;
 
@@ -143,13 +144,14 @@ pub(crate) struct Record {
 
 /// Every live goroutine, by id.
 pub(crate) fn records() -> Vec<Record> {
+    let now = timers::now_nanos();
     all()
         .into_iter()
         .map(|g| {
             let state = status(&g);
             let waited_ns = g
                 .is_parked()
-                .then(|| super::waitclock::elapsed_ns(g.wait_since.load(Ordering::Relaxed)));
+                .then(|| now.saturating_sub(g.wait_since.load(Ordering::Relaxed)));
             Record {
                 id: g.id,
                 name: g.name.clone(),

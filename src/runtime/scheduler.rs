@@ -105,7 +105,6 @@ fn start() -> &'static Sched {
         }
     });
     if started {
-        super::waitclock::init();
         super::panic::install_hook();
         super::signal::install();
         super::dump::install_sigquit();

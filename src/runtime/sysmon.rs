@@ -14,8 +14,8 @@
 //!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
 //!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
-//! - refreshes the **coarse clock** (wait times in dumps use it where there is no
-//!   time-stamp counter: waitclock.rs);
+//! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
+//!   dumps: `timers::COARSE_NOW`);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
 //!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
