@@ -69,9 +69,12 @@ fn goroutines_by_state() {
     let t0 = Instant::now();
     let m = loop {
         let m = gort::runtime::metrics();
+        // (A goroutine between a run queue and its M counts as waiting for a moment, so
+        // the sleeper's timer is waited for too, not assumed.)
         if entered.load(Ordering::Acquire)
             && m.goroutines_waiting > n
             && m.goroutines_not_in_go >= 1
+            && m.timers_pending >= 1
         {
             break m;
         }
@@ -83,7 +86,6 @@ fn goroutines_by_state() {
     };
     assert!(m.goroutines >= n + 3, "{m:?}");
     assert!(m.goroutines_running + m.goroutines_not_in_go >= 2, "{m:?}");
-    assert!(m.timers_pending >= 1, "{m:?}");
     drop(stop);
     drop(tx);
     drop(rx);
