@@ -124,27 +124,33 @@ thread_local! {
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
 fn take_spare(me: *const ()) -> Option<Arc<Context>> {
-    SPARE.with(|s| {
-        let mut any = None;
-        for (i, c) in s.iter().enumerate() {
-            let cx = c.take();
-            if let Some(x) = &cx {
-                if Arc::strong_count(x) == 1 {
-                    if x.target() == me {
-                        return cx;
+    // `try_with`: during the thread's teardown (a thread-local's destructor that blocks on
+    // a channel) the cache may be gone; then go without it.
+    SPARE
+        .try_with(|s| {
+            let mut any = None;
+            for (i, c) in s.iter().enumerate() {
+                let cx = c.take();
+                if let Some(x) = &cx {
+                    if Arc::strong_count(x) == 1 {
+                        if x.target() == me {
+                            return cx;
+                        }
+                        any.get_or_insert(i);
                     }
-                    any.get_or_insert(i);
                 }
+                c.set(cx);
             }
-            c.set(cx);
-        }
-        any.and_then(|i| s[i].take())
-    })
+            any.and_then(|i| s[i].take())
+        })
+        .ok()
+        .flatten()
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
-    SPARE.with(|s| {
+    // Dropped instead during the thread's teardown (see `take_spare`).
+    let _ = SPARE.try_with(|s| {
         // An empty slot, else one that is still referenced elsewhere, else the first.
         let i = s
             .iter()
