@@ -66,6 +66,9 @@ pub(crate) struct Socket<T: AsRawFd> {
     write_timeout: AtomicU64,
     /// `set_nonblocking(true)` was called: return WouldBlock instead of parking.
     nonblocking: AtomicBool,
+    /// `shutdown(Read | Both)` was called (see [`Socket::recv`]). Set before the system
+    /// call, so that a receiver woken by the shutdown's readiness edge sees it.
+    read_shut: AtomicBool,
 }
 
 impl<T: AsRawFd> Socket<T> {
@@ -83,6 +86,7 @@ impl<T: AsRawFd> Socket<T> {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
+            read_shut: AtomicBool::new(false),
         })
     }
 
@@ -124,13 +128,39 @@ impl<T: AsRawFd> Socket<T> {
     /// Runs `f` until it does not return WouldBlock, parking for read readiness.
     #[inline]
     pub(crate) fn read<R>(&self, f: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.op(Dir::Read, &self.read_timeout, f)
+        self.op(
+            Dir::Read,
+            &self.read_timeout,
+            f,
+            None::<fn() -> io::Result<R>>,
+        )
+    }
+
+    /// A receive on a datagram socket (`f`: std's `recv`, `recv_from`, or a peek): as
+    /// [`read`](Self::read), except that once the socket has been shut down for reading, a
+    /// receive that would wait returns `eof()` instead, which should be what the kernel's
+    /// blocking receive returns then (0 bytes). A non-blocking receive on a shut-down
+    /// datagram socket says EAGAIN for ever (streams say 0 themselves), so without this a
+    /// receiver parked when the socket is shut down would never finish. In the user's
+    /// non-blocking mode it still returns WouldBlock, as the kernel does.
+    #[inline]
+    pub(crate) fn recv<R>(
+        &self,
+        f: impl FnMut(&T) -> io::Result<R>,
+        eof: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.op(Dir::Read, &self.read_timeout, f, Some(eof))
     }
 
     /// Runs `f` until it does not return WouldBlock, parking for write readiness.
     #[inline]
     pub(crate) fn write<R>(&self, f: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.op(Dir::Write, &self.write_timeout, f)
+        self.op(
+            Dir::Write,
+            &self.write_timeout,
+            f,
+            None::<fn() -> io::Result<R>>,
+        )
     }
 
     /// The loop of the table in the module comment.
@@ -139,6 +169,7 @@ impl<T: AsRawFd> Socket<T> {
         dir: Dir,
         timeout: &AtomicU64,
         mut f: impl FnMut(&T) -> io::Result<R>,
+        eof: Option<impl FnOnce() -> io::Result<R>>,
     ) -> io::Result<R> {
         let mut deadline: Option<Option<Instant>> = None;
         loop {
@@ -147,6 +178,9 @@ impl<T: AsRawFd> Socket<T> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
+                    }
+                    if eof.is_some() && self.read_shut.load(Ordering::SeqCst) {
+                        return eof.map_or(Err(e), |eof| eof());
                     }
                     let d =
                         *deadline.get_or_insert_with(|| match timeout.load(Ordering::Relaxed) {
@@ -174,14 +208,22 @@ impl<T: AsRawFd> Socket<T> {
     }
 
     /// Reads without removing the data from the queue (`recv` with `MSG_PEEK`, as std's
-    /// `peek` on every socket type), parking until there is some.
+    /// `peek` on every socket type), parking until there is some; 0 once the socket is
+    /// shut down for reading and empty.
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read(|s| sys::peek(s.as_raw_fd(), buf))
+        self.recv(|s| sys::peek(s.as_raw_fd(), buf), || Ok(0))
     }
 
     /// Shuts down the read half, the write half or both. Goroutines parked on the socket
-    /// wake up (the shutdown is a readiness edge) and see EOF or `BrokenPipe`.
+    /// wake up (the shutdown is a readiness edge) and see EOF (a datagram receive: see
+    /// [`recv`](Self::recv)) or `BrokenPipe`.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            // Before the system call: its readiness edge must find the flag set. Left set
+            // if the call fails (ENOTCONN: a stream no longer connected, whose reads do not
+            // wait; std's datagram sockets that have `shutdown` never fail it).
+            self.read_shut.store(true, Ordering::SeqCst);
+        }
         sys::shutdown(self.fd(), how)
     }
 

@@ -20,7 +20,7 @@
 //!                   | UnixDatagram                        | write timeouts
 //!  stream_io!       | TcpStream, UnixStream               | Read and Write for T and &T,
 //!                   |                                     | shutdown
-//!  datagram_io!     | UdpSocket, UnixDatagram             | send, recv, recv_from
+//!  datagram_io!     | UdpSocket, UnixDatagram             | send, recv
 //!  listener!        | TcpListener, UnixListener           | accept, incoming, and the
 //!                   |                                     | Incoming iterator type
 //! ```
@@ -282,19 +282,16 @@ macro_rules! stream_io {
     };
 }
 
-/// What a datagram socket has: `$ty`'s senders have addresses `$addr`.
+/// What a datagram socket has: `send` and `recv`. (`recv_from` differs by family in what
+/// it returns after a shutdown, so each type writes its own.)
 macro_rules! datagram_io {
-    ($ty:ident, $addr:ty) => {
+    ($ty:ident) => {
         impl $ty {
-            /// Receives one datagram, parking until one arrives; returns its size and its
-            /// sender's address. A datagram longer than `buf` is cut to fit.
-            pub fn recv_from(&self, buf: &mut [u8]) -> ::std::io::Result<(usize, $addr)> {
-                self.sock.read(|s| s.recv_from(buf))
-            }
-
-            /// Receives one datagram from the connected peer, parking until one arrives.
+            /// Receives one datagram from the connected peer, parking until one arrives. A
+            /// datagram longer than `buf` is cut to fit. Once the socket is shut down for
+            /// reading and empty, returns 0.
             pub fn recv(&self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.sock.read(|s| s.recv(buf))
+                self.sock.recv(|s| s.recv(buf), || Ok(0))
             }
 
             /// Sends `buf` to the connected peer, parking while the socket's send buffer

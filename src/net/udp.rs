@@ -35,12 +35,18 @@ pub struct UdpSocket {
 
 socket_common!(UdpSocket, net::UdpSocket, SocketAddr);
 data_socket!(UdpSocket, SocketAddr);
-datagram_io!(UdpSocket, SocketAddr);
+datagram_io!(UdpSocket);
 
 impl UdpSocket {
     /// Creates a socket bound to `addr` (the first of its addresses that binds).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(addr, |a| UdpSocket::from_std(net::UdpSocket::bind(a)?))
+    }
+
+    /// Receives one datagram, parking until one arrives; returns its size and its sender's
+    /// address. A datagram longer than `buf` is cut to fit.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.sock.read(|s| s.recv_from(buf))
     }
 
     /// Like `recv_from`, without removing the datagram from the queue.

@@ -66,7 +66,7 @@ stream_io!(UnixStream);
 
 socket_common!(UnixDatagram, unet::UnixDatagram, SocketAddr);
 data_socket!(UnixDatagram, SocketAddr);
-datagram_io!(UnixDatagram, SocketAddr);
+datagram_io!(UnixDatagram);
 
 impl UnixListener {
     /// Binds a listener to the socket file `path`.
@@ -141,6 +141,17 @@ impl UnixDatagram {
     /// Connects to `addr`, as [`connect`](Self::connect) does.
     pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
         self.sock.get().connect_addr(addr)
+    }
+
+    /// Receives one datagram, parking until one arrives; returns its size and its sender's
+    /// address. A datagram longer than `buf` is cut to fit. Once the socket is shut down
+    /// for reading and empty, returns 0 bytes from an unnamed address, as std's does.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.sock.recv(
+            |s| s.recv_from(buf),
+            // std's `SocketAddr` has no unnamed constructor: take an unbound socket's.
+            || Ok((0, unet::UnixDatagram::unbound()?.local_addr()?)),
+        )
     }
 
     /// Sends to the socket file `path`, parking while the receiver's queue is full.
