@@ -7,7 +7,7 @@
 //!  running           executing on a worker              that worker (inside `resume`)
 //!  runnable          a run queue / runnext slot         the worker that pops it
 //!  parked            only in waiters' Unparkers         nobody (until unparked)
-//!  finished          dropped when the last Arc goes     nobody (stack already pooled)
+//!  finished          freed when the last GRef goes      nobody (stack already pooled)
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
@@ -28,10 +28,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
@@ -41,8 +38,8 @@ use super::spawn::TaskSlot;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
-/// A shared reference to a goroutine: what run queues and Unparkers hold.
-pub(crate) type GRef = Arc<Goroutine>;
+/// A shared reference to a goroutine: what run queues and Unparkers hold (gref.rs).
+pub(crate) use super::gref::GRef;
 
 /// Why a goroutine gave control back to its worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +116,8 @@ pub(crate) struct Goroutine {
     /// Why it is locked: `LOCK_USER` (`lock_os_thread`) and/or `LOCK_UNWINDING` (it
     /// suspended while unwinding a panic). Written only by the goroutine itself.
     lock_why: AtomicU8,
-    /// Set when the goroutine has finished (for the dump registry).
+    /// Set when the goroutine has finished (dumps skip it).
     finished: AtomicBool,
-    /// Its slot in the dump registry (dump.rs), `u32::MAX` until registered.
-    pub(crate) registry_slot: AtomicU32,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
     /// Its body and result packet (spawn.rs).
@@ -170,7 +165,6 @@ impl Goroutine {
             locked: AtomicPtr::new(std::ptr::null_mut()),
             lock_why: AtomicU8::new(0),
             finished: AtomicBool::new(false),
-            registry_slot: AtomicU32::new(u32::MAX),
             run: UnsafeCell::new(Run {
                 coroutine: None,
                 stack,
@@ -319,7 +313,6 @@ impl Goroutine {
 
 impl Drop for Goroutine {
     fn drop(&mut self) {
-        super::dump::unregister(self);
         let finished = self.is_finished();
         let run = self.run.get_mut();
         if run.coroutine.is_none() && !finished {
@@ -372,8 +365,8 @@ pub(crate) fn current() -> Option<GRef> {
     // SAFETY: the running goroutine is kept alive by its worker (which holds a GRef for the
     // whole `resume`), so p points into a live Arc allocation.
     unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+        GRef::increment_strong_count(p);
+        Some(GRef::from_raw(p))
     }
 }
 

@@ -218,6 +218,8 @@ impl Sched {
             return None;
         }
         let first = self.pop_global()?;
+        // Only this M, holding `p` in SCHED, writes its counters.
+        super::metrics::bump(&p.stats.global_takes);
         let n = (len / self.nprocs + 1).min(LOCAL_QUEUE / 2);
         for _ in 1..n {
             match self.pop_global() {

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::goroutine::{Goroutine, Start};
+use super::goroutine::{GRef, Goroutine, Start};
 use super::scheduler;
 use super::stack;
 use crate::park::{self, Unparker, WaitReason};
@@ -564,7 +564,7 @@ where
     // The goroutine's task may borrow for 'a: nothing reaches it after the goroutine and its
     // handle are gone, which the caller's contract puts before the borrows end.
     let task = TaskSlot::new(f, scope);
-    let g = Arc::new(Goroutine::new(
+    let g = GRef::new(Goroutine::new(
         id,
         opts.name.map(String::into_boxed_str),
         size,
@@ -575,7 +575,6 @@ where
     // SAFETY: the slot was made for `F` and `T` just above.
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
-    super::dump::register(&g);
     let thread = Thread::for_goroutine(g.clone());
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })

@@ -14,7 +14,10 @@
 //!     it is running its goroutine's code, and the P stays;
 //!   - running (a CPU or spawn loop: safe Rust cannot be preempted, so the goroutine keeps
 //!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
-//!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
+//!     woken to steal the queue; if every M is busy but some took queued work (a steal,
+//!     or from the global queue) in the last 10 ms,
+//!     the queue is moving and the P stays; otherwise (GORT_MAXPROCS=1, or every other M
+//!     is stuck too) the P moves;
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** used for wait times in dumps;
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
@@ -68,11 +71,13 @@ fn run() {
     let mut deadlock = super::deadlock::Detector::default();
     let mut next_scavenge = 0;
     let mut trace = super::schedtrace::SchedTrace::from_env();
+    let mut steals = StealWatch::default();
     loop {
         std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
         let now = timers::now_nanos();
         trace.tick();
-        let retook = retake(sched, &mut snaps, now);
+        steals.update(sched, now);
+        let retook = retake(sched, &mut snaps, now, &steals);
         if timers::next_deadline().is_some_and(|d| d + 1_000_000 < now) {
             timers::run_due();
         }
@@ -156,8 +161,28 @@ struct Snap {
     syscall: Option<i64>,
 }
 
+/// When some M last stole work or took from the global queue: a sign that queued goroutines
+/// are being taken.
+#[derive(Default)]
+struct StealWatch {
+    /// Steals and global-queue takes by all processors when last looked at.
+    total: u64,
+    /// When `total` was last seen to change (timer-epoch ns).
+    last_change: u64,
+}
+
+impl StealWatch {
+    fn update(&mut self, sched: &Sched, now: u64) {
+        let total = super::metrics::total_takes(sched);
+        if total != self.total {
+            self.total = total;
+            self.last_change = now;
+        }
+    }
+}
+
 /// Hands off every P stuck in one goroutine for too long while work waits.
-fn retake(sched: &'static Sched, snaps: &mut [Snap], now: u64) -> bool {
+fn retake(sched: &'static Sched, snaps: &mut [Snap], now: u64, steals: &StealWatch) -> bool {
     let mut retook = false;
     for (p, snap) in sched.procs.iter().zip(snaps.iter_mut()) {
         let state = p.state.load(Ordering::Acquire);
@@ -214,6 +239,12 @@ fn retake(sched: &'static Sched, snaps: &mut [Snap], now: u64) -> bool {
                     // or searching: they can steal its queue, which is cheaper than moving
                     // its P and keeps it on a P. The P moves only when nobody can help.
                     sched.wake_idle();
+                    continue;
+                }
+                if now.saturating_sub(steals.last_change) < RUNNING_RETAKE_NS {
+                    // Every other M is busy, but they came back for queued work lately (a
+                    // spawn loop feeding the others): its queue is moving. Another thread would
+                    // only compete with them for the CPUs.
                     continue;
                 }
             }

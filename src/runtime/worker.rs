@@ -220,7 +220,7 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
         }
     };
     signal::set_guard(g, stack.guard());
-    let gp = Arc::as_ptr(g);
+    let gp = GRef::as_ptr(g);
     let co = Coroutine::with_stack(stack, move |y, ()| {
         // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
         // is live whenever this code runs.
@@ -248,14 +248,14 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
             );
         }
         m.current
-            .store(Arc::as_ptr(&g) as *mut _, Ordering::Release);
+            .store(GRef::as_ptr(&g) as *mut _, Ordering::Release);
         // SAFETY: this M owns `g`; nobody else touches `run` while it runs here.
         let co = &mut unsafe { &mut *g.run.get() }
             .coroutine
             .as_mut()
             .expect("coroutine exists")
             .0;
-        goroutine::set_current(Arc::as_ptr(&g));
+        goroutine::set_current(GRef::as_ptr(&g));
         let r = co.resume(());
         goroutine::set_current(std::ptr::null());
         // `m.current` stays set until the goroutine is parked, queued or finished (the
