@@ -363,7 +363,7 @@ pub(crate) fn current() -> Option<GRef> {
         return None;
     }
     // SAFETY: the running goroutine is kept alive by its worker (which holds a GRef for the
-    // whole `resume`), so p points into a live Arc allocation.
+    // whole `resume`), so p points to a live goroutine (gref.rs).
     unsafe {
         GRef::increment_strong_count(p);
         Some(GRef::from_raw(p))

@@ -1,8 +1,8 @@
 //! Spawning goroutines and joining them.
 //!
-//! A spawn makes one allocation: the goroutine, which carries its task — the user's function
-//! and the `Packet` its result goes to — inline (`TaskSlot`; boxed only when the task is
-//! bigger than `TASK_INLINE` bytes). No stack yet: it takes one when it first runs. The task
+//! A spawn takes one G block (gref.rs: from the thread's free list, no lock, no malloc): the
+//! goroutine, which carries its task — the user's function and the `Packet` its result goes
+//! to — inline (`TaskSlot`; boxed only when the task is bigger than `TASK_INLINE` bytes). No stack yet: it takes one when it first runs. The task
 //! catches a panic and delivers the result to the packet; the goroutine is made runnable
 //! (runnext of the spawner's processor, like Go's `newproc`).
 //!
@@ -361,7 +361,7 @@ impl<F, T> Drop for Task<F, T> {
 
 /// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
 /// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
-/// boxed. Sized so that a goroutine is one 288-byte allocation.
+/// boxed. Sized so that a goroutine's block is 264 bytes (gref.rs).
 const TASK_INLINE: usize = 72;
 
 /// The inline room for a task.
