@@ -10,7 +10,7 @@
 //!   thread-local cache           global pool (one mutex)
 //!   cur   : chain of free blocks  <->  full chains of BATCH free blocks
 //!   spare : a full chain               the chunks, and how far each is carved
-//!   fresh : never-used blocks  <-----  carved CARVE_BLOCKS at a time, their pages
+//!   fresh : never-used blocks  <-----  carved up to CARVE_BLOCKS at a time, their pages
 //!                                       committed in one MADV_POPULATE_WRITE
 //! ```
 //!
@@ -18,8 +18,8 @@
 //! goroutine from memory the process never touched; with glibc's malloc each 4 KiB page of
 //! a thread heap cost an `mprotect` plus a page fault, and the arena lock bounced between the
 //! spawning and the freeing thread. Here a spawn takes a block from its thread's cache (no
-//! lock, no atomic), new blocks arrive 224 at a time with their pages committed by one system
-//! call (about half the cost of faulting them one by one on this VM), and a finished
+//! lock, no atomic), new blocks arrive up to 248 at a time with their pages committed by one
+//! system call (about half the cost of faulting them one by one on this VM), and a finished
 //! goroutine's block goes back to the cache of the thread that dropped the last reference,
 //! to be reused while its cache lines are warm — Go's `gfree` lists, per thread rather than
 //! per P because a goroutine cannot use its P's private state (sysmon may take the P away
@@ -71,8 +71,12 @@ const G_OFFSET: usize = std::mem::offset_of!(Block, g);
 const BLOCK: usize = std::mem::size_of::<Block>();
 /// Address space reserved per chunk.
 const CHUNK_BYTES: usize = 32 << 20;
-/// Blocks carved at once into a thread's `fresh` range (about 64 KiB).
+/// Most blocks carved at once into a thread's `fresh` range (about 64 KiB). A thread's first
+/// carve is `FIRST_CARVE` blocks, doubling from one carve to the next up to this: a plain
+/// thread that spawns a few goroutines commits a few KiB, a spawning worker 64 KiB at a time.
 const CARVE_BLOCKS: usize = (64 << 10) / BLOCK;
+/// Blocks of a thread's first carve.
+const FIRST_CARVE: usize = 16;
 /// Free blocks moved between a thread's cache and the pool at once.
 const BATCH: usize = 256;
 
@@ -298,14 +302,22 @@ struct Cache {
     /// Never-used blocks `[fresh, fresh_end)`, carved for this thread.
     fresh: Cell<usize>,
     fresh_end: Cell<usize>,
+    /// Blocks the next carve takes.
+    carve: Cell<usize>,
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        // The thread is ending: its free blocks go to the pool (its fresh ones stay carved
-        // and unused: they read as free in dumps, and are few).
+        // The thread is ending: its free blocks, and the fresh ones it never used, go to
+        // the pool.
+        let mut fresh = Chain::EMPTY;
+        let mut b = self.fresh.get();
+        while b < self.fresh_end.get() {
+            fresh.push(b as *mut Block);
+            b += BLOCK;
+        }
         let mut p = pool();
-        for c in [self.cur.get(), self.spare.get()] {
+        for c in [self.cur.get(), self.spare.get(), fresh] {
             if c.len > 0 {
                 p.full.push(c);
             }
@@ -320,6 +332,7 @@ thread_local! {
             spare: Cell::new(Chain::EMPTY),
             fresh: Cell::new(0),
             fresh_end: Cell::new(0),
+            carve: Cell::new(FIRST_CARVE),
         }
     };
 }
@@ -365,7 +378,9 @@ fn refill(c: &Cache) -> *mut Block {
         c.cur.set(chain);
         return b;
     }
-    let (start, end) = carve(&mut p);
+    let n = c.carve.get();
+    c.carve.set((n * 2).min(CARVE_BLOCKS));
+    let (start, end) = carve(&mut p, n);
     drop(p);
     populate(start, end);
     c.fresh.set(start + BLOCK);
@@ -385,7 +400,7 @@ fn alloc_shared() -> *mut Block {
         return b;
     }
     // Carve a range and keep all but one block in the pool as a chain.
-    let (start, end) = carve(&mut p);
+    let (start, end) = carve(&mut p, FIRST_CARVE);
     let mut chain = Chain::EMPTY;
     let mut b = start + BLOCK;
     while b < end {
@@ -398,8 +413,8 @@ fn alloc_shared() -> *mut Block {
     start as *mut Block
 }
 
-/// Carves up to `CARVE_BLOCKS` never-used blocks; maps a new chunk when the last is used up.
-fn carve(p: &mut Pool) -> (usize, usize) {
+/// Carves up to `n` never-used blocks; maps a new chunk when the last is used up.
+fn carve(p: &mut Pool, n: usize) -> (usize, usize) {
     if p.carve + BLOCK > p.end {
         // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
         let m = unsafe {
@@ -423,7 +438,7 @@ fn carve(p: &mut Pool) -> (usize, usize) {
         p.chunks.push((m as usize, 0));
     }
     let start = p.carve;
-    let end = (start + CARVE_BLOCKS * BLOCK).min(p.end);
+    let end = (start + n * BLOCK).min(p.end);
     p.carve = end;
     let last = p.chunks.last_mut().expect("a chunk was mapped");
     last.1 = (end - last.0) / BLOCK;
@@ -491,5 +506,40 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(pool().chunks.len(), chunks);
+    }
+
+    #[test]
+    fn an_exiting_thread_gives_its_unused_fresh_blocks_back() {
+        // A thread's cache holding never-used blocks (as after its first carve) is dropped
+        // when the thread exits: those blocks must go to the pool, not be lost.
+        let (start, end) = carve(&mut pool(), FIRST_CARVE);
+        let cache = Cache {
+            cur: Cell::new(Chain::EMPTY),
+            spare: Cell::new(Chain::EMPTY),
+            fresh: Cell::new(start + BLOCK), // the first one "used"
+            fresh_end: Cell::new(end),
+            carve: Cell::new(FIRST_CARVE),
+        };
+        drop(cache);
+        let p = pool();
+        for b in (start + BLOCK..end).step_by(BLOCK) {
+            let in_pool = p.full.iter().any(|chain| {
+                let mut at = chain.head;
+                while !at.is_null() {
+                    if at as usize == b {
+                        return true;
+                    }
+                    // SAFETY: a free block on a pool chain; we hold the pool's lock.
+                    at = unsafe { Chain::next_of(at).read() };
+                }
+                false
+            });
+            // Another thread may have taken the chain since (then the block is in use, or
+            // in that thread's cache: its count tells the first case only, so look at the
+            // pool first).
+            // SAFETY: a carved block's count is always readable.
+            let taken = unsafe { (*(b as *const Block)).refs.load(Ordering::Relaxed) } > 0;
+            assert!(in_pool || taken, "a dead thread's fresh blocks were lost");
+        }
     }
 }
