@@ -90,16 +90,20 @@ unsafe impl Send for GRef {}
 unsafe impl Sync for GRef {}
 
 impl GRef {
-    /// Puts `g` in a free block; the only reference to it.
-    pub(crate) fn new(g: Goroutine) -> GRef {
+    /// Puts the goroutine `make` returns in a free block, and returns two references to it
+    /// (one for the run queue, one for the `JoinHandle`: one count store instead of an
+    /// increment). `make` runs after the block is taken, so that the goroutine can be built
+    /// in place rather than copied there.
+    #[inline(always)]
+    pub(crate) fn new_pair(make: impl FnOnce() -> Goroutine) -> (GRef, GRef) {
         let b = alloc();
         // SAFETY: a block from a free list is ours alone, with `refs == 0` (module notes):
         // nobody reads its goroutine until the Release store below publishes it.
         unsafe {
-            (*b.as_ptr()).g.get().cast::<Goroutine>().write(g);
-            (*b.as_ptr()).refs.store(1, Ordering::Release);
+            (*b.as_ptr()).g.get().cast::<Goroutine>().write(make());
+            (*b.as_ptr()).refs.store(2, Ordering::Release);
         }
-        GRef(b)
+        (GRef(b), GRef(b))
     }
 
     fn block(&self) -> &Block {

@@ -109,14 +109,8 @@ impl Processor {
     /// Appends `g` to the queue; on overflow moves half of the queue to the global queue.
     pub(crate) fn push_tail(&self, g: GRef) {
         if let Err(g) = self.queue.push(g) {
-            let sched = super::scheduler::get();
-            for _ in 0..LOCAL_QUEUE / 2 {
-                match self.queue.pop() {
-                    Some(x) => sched.push_global(x),
-                    None => break,
-                }
-            }
-            sched.push_global(g);
+            let half = (0..LOCAL_QUEUE / 2).map_while(|_| self.queue.pop());
+            super::scheduler::get().push_global_batch(half.chain(std::iter::once(g)));
         }
     }
 

@@ -564,18 +564,13 @@ where
     // The goroutine's task may borrow for 'a: nothing reaches it after the goroutine and its
     // handle are gone, which the caller's contract puts before the borrows end.
     let task = TaskSlot::new(f, scope);
-    let g = GRef::new(Goroutine::new(
-        id,
-        opts.name.map(String::into_boxed_str),
-        size,
-        task,
-        stack,
-        std::panic::Location::caller(),
-    ));
+    let name = opts.name.map(String::into_boxed_str);
+    let at = std::panic::Location::caller();
+    let (g, handle_ref) = GRef::new_pair(move || Goroutine::new(id, name, size, task, stack, at));
     // SAFETY: the slot was made for `F` and `T` just above.
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
-    let thread = Thread::for_goroutine(g.clone());
+    let thread = Thread::for_goroutine(handle_ref);
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }
