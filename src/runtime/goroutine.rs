@@ -72,13 +72,50 @@ pub(crate) struct SendCoroutine(pub(crate) Co);
 // are the documented thread-identity caveat (crate docs), as in Go.
 unsafe impl Send for SendCoroutine {}
 
-/// What the owning worker keeps about a goroutine.
-#[derive(Default)]
-pub(crate) struct Run {
-    /// The coroutine, from the first run until it finishes.
-    pub(crate) coroutine: Option<SendCoroutine>,
-    /// A stack allocated at spawn (Builder spawns, or when stacks are short).
-    pub(crate) stack: Option<Stack>,
+/// What the owning worker keeps about a goroutine: one of the two, never both (an enum,
+/// so that every goroutine's block is 24 bytes smaller).
+pub(crate) enum Run {
+    /// Not started yet, with the stack allocated at spawn if any (Builder spawns, or when
+    /// stacks are short).
+    New(Option<Stack>),
+    /// The coroutine (which owns the stack), from the first run until it finishes.
+    Started(SendCoroutine),
+    /// Finished: the stack went back to a cache.
+    Done,
+}
+
+impl Run {
+    /// True once the goroutine has a coroutine (started, not finished).
+    pub(crate) fn is_started(&self) -> bool {
+        matches!(self, Run::Started(_))
+    }
+
+    /// The stack allocated at spawn, if any (only before the start).
+    pub(crate) fn take_stack(&mut self) -> Option<Stack> {
+        match self {
+            Run::New(s) => s.take(),
+            _ => None,
+        }
+    }
+
+    /// The coroutine of a started goroutine.
+    pub(crate) fn coroutine(&mut self) -> Option<&mut SendCoroutine> {
+        match self {
+            Run::Started(co) => Some(co),
+            _ => None,
+        }
+    }
+
+    /// Takes the coroutine out (when it finished, or to drop it); `Done` after.
+    pub(crate) fn take_coroutine(&mut self) -> Option<SendCoroutine> {
+        match std::mem::replace(self, Run::Done) {
+            Run::Started(co) => Some(co),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 // Reasons for a lock to an M (`Goroutine::lock_why`).
@@ -170,10 +207,7 @@ impl Goroutine {
             locked: AtomicPtr::new(std::ptr::null_mut()),
             lock_why: AtomicU8::new(0),
             finished: AtomicBool::new(false),
-            run: UnsafeCell::new(Run {
-                coroutine: None,
-                stack,
-            }),
+            run: UnsafeCell::new(Run::New(stack)),
             task,
             yielder: Cell::new(std::ptr::null()),
             spawned_at,
@@ -323,12 +357,12 @@ impl Drop for Goroutine {
     fn drop(&mut self) {
         let finished = self.is_finished();
         let run = self.run.get_mut();
-        if run.coroutine.is_none() && !finished {
+        if matches!(run, Run::New(_)) && !finished {
             // Never started, and nothing can run it any more: its function is dropped unrun.
             // (A finished goroutine's task has already been let go of by the goroutine.)
             self.task.abandon();
         }
-        if let Some(co) = run.coroutine.take() {
+        if let Some(co) = run.take_coroutine() {
             if co.0.started() && !co.0.done() {
                 // A goroutine parked forever that nothing can wake any more. Unwinding its
                 // stack would run its destructors on whatever thread dropped the last

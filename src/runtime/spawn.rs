@@ -361,7 +361,7 @@ impl<F, T> Drop for Task<F, T> {
 
 /// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
 /// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
-/// boxed. Sized so that a goroutine's block is 264 bytes (gref.rs).
+/// boxed. Sized so that a goroutine's block is 248 bytes (gref.rs).
 const TASK_INLINE: usize = 72;
 
 /// The inline room for a task.
