@@ -77,7 +77,7 @@ pub(crate) fn records() -> Vec<Record> {
                 .then(|| now.saturating_sub(g.wait_since.load(Ordering::Relaxed)));
             Record {
                 id: g.id,
-                name: g.name.clone(),
+                name: g.name.as_deref().map(|n| n.as_str().into()),
                 state,
                 waited_ns,
                 spawned_at: g.spawned_at,

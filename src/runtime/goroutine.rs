@@ -131,8 +131,10 @@ const PARKED: u8 = 2;
 pub(crate) struct Goroutine {
     /// Unique id, from 1 (the first goroutine: `main` under `#[gort::main]`).
     pub(crate) id: u64,
-    /// Name given by `thread::Builder::name`.
-    pub(crate) name: Option<Box<str>>,
+    /// Name given by `thread::Builder::name` (boxed twice: one word in every goroutine, and
+    /// names are rare).
+    #[allow(clippy::box_collection)]
+    pub(crate) name: Option<Box<String>>,
     /// Usable stack size in bytes.
     pub(crate) stack_size: usize,
     /// IDLE, NOTIFIED or PARKED (park.rs).
@@ -144,9 +146,9 @@ pub(crate) struct Goroutine {
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.
     pub(crate) user_token: AtomicBool,
-    /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
-    /// it to recognise an overflow).
-    pub(crate) guard: [AtomicUsize; 2],
+    /// The lowest address of the stack's guard region (`GUARD_SIZE` bytes), set when the
+    /// stack is assigned (signal.rs reads it to recognise an overflow); 0 before.
+    pub(crate) guard: AtomicUsize,
     /// About where its stack pointer was when it last suspended: a waker prefetches the
     /// stack lines there, and the goroutine's own, while it goes on with its own work
     /// (`unpark`). A hint only; written by the goroutine itself.
@@ -186,9 +188,10 @@ unsafe impl Send for Goroutine {}
 unsafe impl Sync for Goroutine {}
 
 impl Goroutine {
+    #[allow(clippy::box_collection)]
     pub(crate) fn new(
         id: u64,
-        name: Option<Box<str>>,
+        name: Option<Box<String>>,
         stack_size: usize,
         task: TaskSlot,
         stack: Option<Stack>,
@@ -202,7 +205,7 @@ impl Goroutine {
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             wait_since: AtomicU64::new(0),
             user_token: AtomicBool::new(false),
-            guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            guard: AtomicUsize::new(0),
             park_sp: AtomicUsize::new(0),
             locked: AtomicPtr::new(std::ptr::null_mut()),
             lock_why: AtomicU8::new(0),

@@ -18,7 +18,7 @@
 //! goroutine from memory the process never touched; with glibc's malloc each 4 KiB page of
 //! a thread heap cost an `mprotect` plus a page fault, and the arena lock bounced between the
 //! spawning and the freeing thread. Here a spawn takes a block from its thread's cache (no
-//! lock, no atomic), new blocks arrive up to 264 at a time with their pages committed by one
+//! lock, no atomic), new blocks arrive up to 282 at a time with their pages committed by one
 //! system call (about half the cost of faulting them one by one on this VM), and a finished
 //! goroutine's block goes back to the cache of the thread that dropped the last reference,
 //! to be reused while its cache lines are warm — Go's `gfree` lists, per thread rather than
@@ -30,7 +30,7 @@
 //! spawning registers nothing anywhere.
 //!
 //! Memory is never returned to the kernel: the blocks of the most goroutines that were ever
-//! alive at once stay for reuse (as Go keeps every G it ever made). That is 248 bytes
+//! alive at once stay for reuse (as Go keeps every G it ever made). That is 232 bytes
 //! per goroutine of the peak, against the 4 KiB or more of stack that such a goroutine had.
 //!
 //! # Safety

@@ -361,7 +361,7 @@ impl<F, T> Drop for Task<F, T> {
 
 /// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
 /// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
-/// boxed. Sized so that a goroutine's block is 248 bytes (gref.rs).
+/// boxed. Sized so that a goroutine's block is 232 bytes (gref.rs).
 const TASK_INLINE: usize = 72;
 
 /// The inline room for a task.
@@ -564,7 +564,7 @@ where
     // The goroutine's task may borrow for 'a: nothing reaches it after the goroutine and its
     // handle are gone, which the caller's contract puts before the borrows end.
     let task = TaskSlot::new(f, scope);
-    let name = opts.name.map(String::into_boxed_str);
+    let name = opts.name.map(Box::new);
     let at = std::panic::Location::caller();
     let (g, handle_ref) = GRef::new_pair(move || Goroutine::new(id, name, size, task, stack, at));
     // SAFETY: the slot was made for `F` and `T` just above.
