@@ -14,6 +14,7 @@
 //! cargo run --example deadlocks -- locked        # main locked to its thread, stuck: reported
 //! cargo run --example deadlocks -- unwinding     # stuck in a Drop while panicking: reported
 //! cargo run --example deadlocks -- locked-ping   # a locked goroutine that talks: no report
+//! cargo run --example deadlocks -- stderr-locked # stuck holding std's stderr lock: reported
 //! ```
 //!
 //! A deadlock report is `fatal error: all goroutines are asleep - deadlock!`, a goroutine
@@ -152,6 +153,17 @@ fn main() {
             }
             locked.join().unwrap();
             println!("ping-pong with a locked goroutine done");
+        }
+        "stderr-locked" => {
+            // A goroutine stuck while it holds std's stderr lock (as inside an `eprintln!`
+            // whose argument's Display waits for something): the report must still be
+            // printed (the runtime writes it without that lock).
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let h = gort::spawn(move || {
+                let _stderr = std::io::stderr().lock();
+                let _ = rx.recv();
+            });
+            let _ = h.join();
         }
         other => panic!("unknown scenario {other:?}"),
     }

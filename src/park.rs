@@ -54,10 +54,11 @@
 //! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::thread_arc::ThreadArc;
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -201,6 +202,16 @@ impl Unparker {
         }
     }
 
+    /// A handle that wakes nobody: it stands in for a waiter that has gone (a withdrawn
+    /// future's stale queue entry gives its waker back, `chan::waiter`). Needs no
+    /// thread-local, so it works in thread-local destructors too.
+    pub(crate) fn nobody() -> Unparker {
+        static NOBODY: OnceLock<Arc<ThreadParker>> = OnceLock::new();
+        Unparker {
+            target: Target::Thread(NOBODY.get_or_init(|| Arc::new(ThreadParker::new())).clone()),
+        }
+    }
+
     /// True if this handle wraps a waker that wakes the same task as `waker`.
     pub(crate) fn will_wake(&self, waker: &std::task::Waker) -> bool {
         matches!(&self.target, Target::Waker(w) if w.will_wake(waker))
@@ -235,9 +246,9 @@ impl std::fmt::Debug for Unparker {
     }
 }
 
-thread_local! {
-    static THREAD_PARKER: Arc<ThreadParker> = ThreadParker::new_plain();
-}
+/// A plain thread's parker: a `ThreadArc`, not a `thread_local!`, so that blocking in gort
+/// works in thread-local destructors too (see thread_arc.rs).
+static THREAD_PARKER: ThreadArc<ThreadParker> = ThreadArc::new(ThreadParker::new_plain);
 
 /// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
@@ -264,9 +275,24 @@ pub(crate) fn current() -> Unparker {
             target: Target::Goroutine(g),
         },
         None => Unparker {
-            target: Target::Thread(THREAD_PARKER.with(Arc::clone)),
+            target: Target::Thread(thread_parker()),
         },
     }
+}
+
+/// This plain thread's parker. Kept out of line, so that the goroutine paths that inline
+/// `current`, `park` and `park_until` stay small.
+#[cold]
+#[inline(never)]
+fn thread_parker() -> Arc<ThreadParker> {
+    THREAD_PARKER.with(Arc::clone)
+}
+
+/// Parks this plain thread (out of line, as `thread_parker`).
+#[cold]
+#[inline(never)]
+fn park_thread(deadline: Option<Instant>) {
+    THREAD_PARKER.with(|p| p.park(deadline));
 }
 
 /// True when called from a goroutine.
@@ -280,7 +306,7 @@ pub(crate) fn in_goroutine() -> bool {
 #[inline]
 pub(crate) fn park(reason: WaitReason) {
     if !goroutine::park_current(reason, None) {
-        THREAD_PARKER.with(|p| p.park(None));
+        park_thread(None);
     }
 }
 
@@ -289,7 +315,7 @@ pub(crate) fn park(reason: WaitReason) {
 #[inline]
 pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
     if !goroutine::park_current(reason, Some(deadline)) {
-        THREAD_PARKER.with(|p| p.park(Some(deadline)));
+        park_thread(Some(deadline));
     }
 }
 

@@ -147,6 +147,15 @@ fn issue_12_a_goroutine_locked_to_its_thread_is_reported() {
     assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
 }
 
+/// The report is written without std's stderr lock, which a goroutine stuck for ever may
+/// hold (regression, issue 10 review: sysmon waited for that lock, and the program hung).
+#[test]
+fn a_deadlock_is_reported_while_a_goroutine_holds_the_stderr_lock() {
+    let stderr = assert_deadlock(&run("stderr-locked"));
+    assert!(stderr.contains("goroutine 1 [join]:"), "{stderr}");
+    assert!(stderr.contains("[chan receive]:"), "{stderr}");
+}
+
 /// A goroutine stuck in a destructor while unwinding keeps its thread (issue 12, item 1);
 /// that is still a deadlock.
 #[test]

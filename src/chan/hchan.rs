@@ -15,6 +15,10 @@
 //! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
 //!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
 //! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
+//! - `buf.len() <= cap`, except after a receive future that was handed a value is dropped
+//!   before returning it: the value goes back to the front of the buffer
+//!   (`put_back_locked`), which may then hold more than `cap` (unbuffered: one value);
+//!   senders wait until it is below `cap` again.
 //! - `len` mirrors `buf.len()`, `closed_flag` and `rx_gone_flag` mirror `closed` and
 //!   `rx_gone` for the lock-free fast paths; `senders_waiting` / `receivers_waiting` are true
 //!   whenever `sendq` / `recvq` is not empty (they may be stale-true, never stale-false). All
@@ -27,12 +31,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+use std::task::Waker;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
 use super::lock::{SpinGuard, SpinLock};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
-use crate::park::WaitReason;
+use crate::park::{Unparker, WaitReason};
 
 /// The state guarded by the channel lock.
 #[repr(C)]
@@ -112,17 +117,16 @@ pub(crate) enum TryRecv<T> {
 
 /// Takes the value of a waiting sender we claimed, completing it; a deferred sender (a
 /// dynamic select's send) is told who we are and completed, and its value is waited for
-/// after the unlock.
-pub(crate) fn take_from_sender<T>(e: Entry, wakes: &mut Wakes) -> TryRecv<T> {
+/// after the unlock. `waker`: the receiver is a future, woken through it (else the current
+/// goroutine or thread is).
+#[inline]
+pub(crate) fn take_from_sender<T>(
+    e: Entry,
+    wakes: &mut Wakes,
+    waker: Option<&Waker>,
+) -> TryRecv<T> {
     if e.deferred {
-        // SAFETY: we claimed the select's context and have not completed it, so its own
-        // reference keeps the `Deferred<T>` alive (its packet).
-        let d = unsafe { Deferred::<T>::from_packet(e.packet) };
-        // SAFETY: claimed, not yet completed.
-        unsafe { d.set_receiver(crate::park::current()) };
-        e.cx.complete();
-        wakes.push(e.cx);
-        return TryRecv::Deferred(d);
+        return take_deferred(e, wakes, waker);
     }
     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
     // ours to use until we `complete` it.
@@ -130,6 +134,21 @@ pub(crate) fn take_from_sender<T>(e: Entry, wakes: &mut Wakes) -> TryRecv<T> {
     e.cx.complete();
     wakes.push(e.cx);
     TryRecv::Got(val.expect("a waiting sender holds its value"))
+}
+
+/// `take_from_sender` of a deferred sender (kept out of line: rare).
+#[cold]
+#[inline(never)]
+fn take_deferred<T>(e: Entry, wakes: &mut Wakes, waker: Option<&Waker>) -> TryRecv<T> {
+    // SAFETY: we claimed the select's context and have not completed it, so its own
+    // reference keeps the `Deferred<T>` alive (its packet).
+    let d = unsafe { Deferred::<T>::from_packet(e.packet) };
+    let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
+    // SAFETY: claimed, not yet completed.
+    unsafe { d.set_receiver(me) };
+    e.cx.complete();
+    wakes.push(e.cx);
+    TryRecv::Deferred(d)
 }
 
 /// What an attempt to send found; the value comes back unless sent.
@@ -257,10 +276,28 @@ impl<T> Chan<T> {
     /// Receives under the lock if possible. Waiting senders' observers are notified.
     #[inline]
     pub(crate) fn try_recv_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> TryRecv<T> {
+        self.try_recv_locked_as(inner, wakes, None)
+    }
+
+    /// `try_recv_locked` for a receiver that is a future woken by `waker` (it matters only
+    /// when a dynamic select's deferred send is claimed: the select will wake the receiver).
+    #[inline]
+    pub(crate) fn try_recv_locked_as(
+        &self,
+        inner: &mut Inner<T>,
+        wakes: &mut Wakes,
+        waker: Option<&Waker>,
+    ) -> TryRecv<T> {
         if let Some(v) = inner.buf.pop_front() {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
-            // (Deferred senders wait only on unbuffered channels.)
-            if let Some(e) = inner.sendq.claim_first(wakes) {
+            // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
+            // value put back, `put_back_locked`, takes no sender's until it has room.)
+            let refill = if inner.sendq.is_empty() || inner.buf.len() >= self.cap {
+                None
+            } else {
+                inner.sendq.claim_first(wakes)
+            };
+            if let Some(e) = refill {
                 debug_assert!(!e.deferred);
                 // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is
                 // alive and ours to use until we `complete` it.
@@ -280,7 +317,7 @@ impl<T> Chan<T> {
             return TryRecv::Got(v);
         }
         if let Some(e) = inner.sendq.claim_first(wakes) {
-            let r = take_from_sender(e, wakes);
+            let r = take_from_sender(e, wakes, waker);
             self.update_senders_waiting(inner);
             return r;
         }
@@ -458,6 +495,33 @@ impl<T> Chan<T> {
                 }
             };
         }
+    }
+
+    /// A value a receive future had been given but never returned (it was dropped before
+    /// its next poll) goes back into the channel as if it had not been received: to the
+    /// first waiting receiver, else to the front of the buffer, which may then hold more
+    /// than `cap` values (an unbuffered channel one; `len()` counts it, and senders wait
+    /// until it is taken). Returns it if every Receiver is gone (drop it after unlocking).
+    pub(crate) fn put_back_locked(
+        &self,
+        inner: &mut Inner<T>,
+        v: T,
+        wakes: &mut Wakes,
+    ) -> Option<T> {
+        if inner.rx_gone {
+            return Some(v);
+        }
+        if let Some(e) = self.claim_receiver(inner, wakes) {
+            // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
+            // is alive and ours to fill until we `complete` it.
+            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            e.cx.complete();
+            wakes.push(e.cx);
+        } else {
+            inner.buf.push_front(v);
+            self.len.store(inner.buf.len(), Ordering::Release);
+        }
+        None
     }
 
     /// Closes the channel: wakes every waiter. Returns false if it was already closed.

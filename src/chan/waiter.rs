@@ -38,6 +38,17 @@
 //! channel) waiting for readiness only; a peer that meets one notifies it and goes on
 //! looking for a real partner.
 //!
+//! # Futures (`recv_async`, `send_async`; `future.rs`)
+//! A future waits in the same queues with a context of its own (`Context::for_waker`), whose
+//! Unparker wraps the task's waker; its packet is inside the pinned future. One rule makes
+//! that work without the future ever blocking: **a future's context is claimed only under
+//! the lock of the one channel it waits on, and completed before that lock is released.**
+//! Every claimer does so already except a dynamic select that reserves a peer, so
+//! [`WaitQueue::claim_first_reservable`] never reserves a future (the select leaves that
+//! operation for later, as it does a buffered value). Hence, under that lock, a future's
+//! context is either WAITING (nobody has it: the future may change its waker, or withdraw
+//! with `try_abort`) or done (its packet is final). A future never sees RELEASED.
+//!
 //! # Lazy unregistration
 //! When a select completes, its entries on the other channels are not removed: their context
 //! is no longer WAITING, so nobody can claim them, so nobody ever dereferences their packet
@@ -50,6 +61,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::park::{self, Unparker, WaitReason};
@@ -78,13 +90,19 @@ pub struct Context {
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
-    /// owned (`new`), read by anyone holding a reference.
+    /// owned (`new`), or by its future while WAITING under the channel lock (`set_waker`)
+    /// or once it withdrew (`take_waker`); read by anyone holding a reference, peers only
+    /// after claiming it.
     unparker: UnsafeCell<Unparker>,
+    /// A future's context (module doc, "Futures"): never reserved, never recycled.
+    future: bool,
 }
 
 // SAFETY: `state` and `done` are atomics; `unparker` is written only by `Context::new` when
 // the strong count is 1 (no other reference exists, and no `Weak` is ever made), so no
-// other thread can read it concurrently; `Unparker` itself is Send + Sync.
+// other thread can read it concurrently, or by a future's `set_waker` under the rules
+// stated there (no peer reads it before claiming, which needs the lock the writer holds);
+// `Unparker` itself is Send + Sync.
 unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
@@ -106,27 +124,33 @@ thread_local! {
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
 fn take_spare(me: *const ()) -> Option<Arc<Context>> {
-    SPARE.with(|s| {
-        let mut any = None;
-        for (i, c) in s.iter().enumerate() {
-            let cx = c.take();
-            if let Some(x) = &cx {
-                if Arc::strong_count(x) == 1 {
-                    if x.target() == me {
-                        return cx;
+    // `try_with`: during the thread's teardown (a thread-local's destructor that blocks on
+    // a channel) the cache may be gone; then go without it.
+    SPARE
+        .try_with(|s| {
+            let mut any = None;
+            for (i, c) in s.iter().enumerate() {
+                let cx = c.take();
+                if let Some(x) = &cx {
+                    if Arc::strong_count(x) == 1 {
+                        if x.target() == me {
+                            return cx;
+                        }
+                        any.get_or_insert(i);
                     }
-                    any.get_or_insert(i);
                 }
+                c.set(cx);
             }
-            c.set(cx);
-        }
-        any.and_then(|i| s[i].take())
-    })
+            any.and_then(|i| s[i].take())
+        })
+        .ok()
+        .flatten()
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
-    SPARE.with(|s| {
+    // Dropped instead during the thread's teardown (see `take_spare`).
+    let _ = SPARE.try_with(|s| {
         // An empty slot, else one that is still referenced elsewhere, else the first.
         let i = s
             .iter()
@@ -169,7 +193,63 @@ impl Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
             unparker: UnsafeCell::new(park::current()),
+            future: false,
         })
+    }
+
+    /// A context for a future whose task `waker` wakes (module doc, "Futures").
+    pub(crate) fn for_waker(waker: &Waker) -> Arc<Context> {
+        Arc::new(Context {
+            state: AtomicUsize::new(WAITING),
+            done: AtomicBool::new(false),
+            unparker: UnsafeCell::new(Unparker::from_waker(waker.clone())),
+            future: true,
+        })
+    }
+
+    /// Is this a future's context?
+    #[inline]
+    pub(crate) fn is_future(&self) -> bool {
+        self.future
+    }
+
+    /// Would this (future's) context wake the task `waker` wakes? Only its future asks (the
+    /// one writer of `unparker` once shared, so the read races with nothing but reads).
+    pub(crate) fn will_wake(&self, waker: &Waker) -> bool {
+        self.unparker().will_wake(waker)
+    }
+
+    /// A future re-polled with another waker puts `new` in place of the old one (in its
+    /// queue entry: the future keeps its place). Returns the old one, to drop after
+    /// unlocking (a waker's drop is executor code).
+    ///
+    /// # Safety
+    /// A future's context, WAITING, and the caller holds the lock of the channel whose
+    /// queue holds its entry: no peer has claimed it, so none reads `unparker` (peers read it
+    /// only after claiming, and claim futures only under that lock).
+    pub(crate) unsafe fn set_waker(&self, new: Unparker) -> Unparker {
+        debug_assert!(self.future && self.is_waiting());
+        // SAFETY: function contract: no concurrent reader; the caller is the only writer.
+        unsafe { std::mem::replace(&mut *self.unparker.get(), new) }
+    }
+
+    /// A future that withdrew (its `try_abort` succeeded) takes its waker back, so that a
+    /// stale entry left in the middle of a queue holds nothing of the executor's until it is
+    /// swept (`Unparker::nobody` stands in). Drop the result after unlocking.
+    ///
+    /// # Safety
+    /// A future's context that the caller aborted: no peer will ever claim it, so none
+    /// reads `unparker`; the caller is its only writer.
+    pub(crate) unsafe fn take_waker(&self) -> Unparker {
+        debug_assert!(self.future && self.state.load(Ordering::Relaxed) == ABORTED);
+        // SAFETY: function contract.
+        unsafe { std::mem::replace(&mut *self.unparker.get(), Unparker::nobody()) }
+    }
+
+    /// Has the claimer written the packet (Acquire)?
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
     }
 
     #[inline]
@@ -331,6 +411,10 @@ impl Wakes {
     }
 }
 
+/// `claim_first_reservable` met a waiting future at the front of the queue.
+#[derive(Debug)]
+pub(crate) struct FutureWaits;
+
 /// A channel's queue of waiting senders or receivers, FIFO. Guarded by the channel lock.
 pub(crate) struct WaitQueue {
     /// Entries in arrival order; some may be stale (context no longer WAITING).
@@ -378,6 +462,41 @@ impl WaitQueue {
             }
         }
         None
+    }
+
+    /// [`claim_first`](Self::claim_first) for a dynamic select, which may *reserve* the
+    /// waiter it claims (complete it later, outside the lock): a waiting future at the front
+    /// is not claimed (module doc, "Futures") and `Err(FutureWaits)` says so.
+    pub(crate) fn claim_first_reservable(
+        &mut self,
+        wakes: &mut Wakes,
+    ) -> Result<Option<Entry>, FutureWaits> {
+        while let Some(e) = self.q.front() {
+            if e.cx.is_future() && e.cx.is_waiting() {
+                return Err(FutureWaits);
+            }
+            let e = self.q.pop_front().expect("front exists");
+            if e.cx.try_claim(e.case) {
+                if e.is_observer() {
+                    e.cx.complete();
+                    wakes.push(e.cx);
+                    continue;
+                }
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Drops stale entries at both ends (a future that withdrew usually left the last or
+    /// the first entry), so that the queue's "waiting" flag can fall back to false.
+    pub(crate) fn trim(&mut self) {
+        while self.q.back().is_some_and(|e| !e.cx.is_waiting()) {
+            self.q.pop_back();
+        }
+        while self.q.front().is_some_and(|e| !e.cx.is_waiting()) {
+            self.q.pop_front();
+        }
     }
 
     /// Claims and completes every waiter (close, or every Receiver gone): packets are left

@@ -133,7 +133,7 @@ pub(crate) struct Detector {
 }
 
 impl Detector {
-    pub(crate) fn check(&mut self, sched: &Sched) {
+    pub(crate) fn check(&mut self, sched: &Sched, out: &mut super::output::Output) {
         if !MAIN_MODE.load(Ordering::Relaxed) {
             return;
         }
@@ -144,7 +144,7 @@ impl Detector {
         match self.candidate {
             Some((w, t, at)) if (w, t) == (snapshot.0, snapshot.1) => {
                 if at.elapsed() >= Duration::from_millis(10) {
-                    report();
+                    report(out);
                 }
             }
             _ => self.candidate = Some((snapshot.0, snapshot.1, Instant::now())),
@@ -185,10 +185,17 @@ fn asleep(sched: &Sched) -> Option<(u64, u64)> {
         .then_some((wakes, ticks))
 }
 
-fn report() -> ! {
-    eprintln!(
-        "fatal error: all goroutines are asleep - deadlock!\n\n{}",
+/// Prints the report through sysmon's output (after what it still holds) and exits. The
+/// write waits for stderr a little, but never for std's stderr lock: a goroutine asleep for
+/// ever may be holding it.
+fn report(out: &mut super::output::Output) -> ! {
+    out.text(&format!(
+        "fatal error: all goroutines are asleep - deadlock!\n\n{}\n",
         super::dump::dump_string()
-    );
+    ));
+    out.flush_for(FATAL_PATIENCE);
     std::process::exit(2);
 }
+
+/// How long a fatal report waits for stderr to take it.
+pub(crate) const FATAL_PATIENCE: Duration = Duration::from_secs(5);

@@ -141,7 +141,8 @@ pub(crate) struct Goroutine {
     park: AtomicU8,
     /// A `WaitReason` while parked, for dumps.
     wait_reason: AtomicU8,
-    /// When the current wait began, in timer-epoch nanoseconds (for dumps).
+    /// When the current wait began, in timer-epoch nanoseconds: the coarse time (for dumps;
+    /// see `timers::COARSE_NOW` for its accuracy).
     pub(crate) wait_since: AtomicU64,
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.
@@ -273,6 +274,7 @@ impl Goroutine {
         );
         self.locked
             .store(m as *const Machine as *mut Machine, Ordering::Release);
+        m.runs_locked.store(true, Ordering::Release);
     }
 
     /// Drops the lock reason `why`; unlocks when no reason is left. Called by the goroutine.
@@ -280,7 +282,16 @@ impl Goroutine {
         let left = self.lock_why.load(Ordering::Relaxed) & !why;
         self.lock_why.store(left, Ordering::Relaxed);
         if left == 0 {
-            self.locked.store(std::ptr::null_mut(), Ordering::Release);
+            self.release_machine();
+        }
+    }
+
+    /// Clears the lock to an M, and that M's `runs_locked`.
+    fn release_machine(&self) {
+        let m = self.locked.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !m.is_null() {
+            // SAFETY: Machines are never freed (machine.rs).
+            unsafe { &*m }.runs_locked.store(false, Ordering::Release);
         }
     }
 
@@ -295,9 +306,13 @@ impl Goroutine {
     }
 
     /// Unlocks when the goroutine ends.
+    #[inline]
     pub(crate) fn unlock_machine(&self) {
-        self.lock_why.store(0, Ordering::Relaxed);
-        self.locked.store(std::ptr::null_mut(), Ordering::Release);
+        // Only the goroutine writes `lock_why`, and it has ended: a plain read.
+        if self.lock_why.load(Ordering::Relaxed) != 0 {
+            self.lock_why.store(0, Ordering::Relaxed);
+            self.release_machine();
+        }
     }
 
     /// Marks the goroutine finished.

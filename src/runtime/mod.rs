@@ -44,6 +44,7 @@ pub(crate) mod goroutine;
 pub(crate) mod gref;
 pub(crate) mod machine;
 pub(crate) mod metrics;
+pub(crate) mod output;
 pub(crate) mod panic;
 pub(crate) mod processor;
 pub(crate) mod schedtrace;
@@ -53,6 +54,7 @@ pub(crate) mod spawn;
 pub(crate) mod stack;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;
+pub(crate) mod thread_arc;
 pub(crate) mod worker;
 
 pub use block_on::block_on;
