@@ -241,7 +241,7 @@ fn run_side_by_side(scenario: &str, filter: &str) -> Output {
     )
 }
 
-fn assert_child_passed(out: &Output) {
+fn assert_child_passed(out: &Output, tests: usize) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -249,7 +249,10 @@ fn assert_child_passed(out: &Output) {
         "status {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    assert!(stdout.contains("2 passed"), "stdout:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("{tests} passed")),
+        "stdout:\n{stdout}"
+    );
     assert!(!stderr.contains("deadlock"), "stderr:\n{stderr}");
 }
 
@@ -295,7 +298,7 @@ static BESIDE_READY: Ready = Ready::new();
 #[test]
 fn issue_review_gort_main_beside_a_test_that_uses_goroutines() {
     if !common::is_child(BESIDE) {
-        assert_child_passed(&run_side_by_side(BESIDE, "beside_child_"));
+        assert_child_passed(&run_side_by_side(BESIDE, "beside_child_"), 2);
     }
 }
 
@@ -340,7 +343,7 @@ static AFTER_READY: Ready = Ready::new();
 #[test]
 fn issue_review_no_report_after_the_gort_main_program_returned() {
     if !common::is_child(AFTER) {
-        assert_child_passed(&run_side_by_side(AFTER, "after_child_"));
+        assert_child_passed(&run_side_by_side(AFTER, "after_child_"), 2);
     }
 }
 
@@ -378,7 +381,7 @@ fn waiting_program() {
 #[test]
 fn issue_review_a_predating_thread_that_used_gort_may_wake_the_program() {
     if !common::is_child(DURING) {
-        assert_child_passed(&run_side_by_side(DURING, "during_child_"));
+        assert_child_passed(&run_side_by_side(DURING, "during_child_"), 2);
     }
 }
 
@@ -400,5 +403,45 @@ fn during_child_feeds_it_later() {
         DURING_READY.set();
         std::thread::sleep(std::time::Duration::from_millis(300));
         tx.send(7).unwrap();
+    }
+}
+
+const CALLERS: &str = "issue_review_a_thread_the_caller_started_may_wake_the_program";
+/// The channel the program waits on, fed by a std thread its caller started.
+static CALLERS_RX: std::sync::Mutex<Option<gort::chan::Receiver<u32>>> =
+    std::sync::Mutex::new(None);
+
+/// A `#[gort::main]` program that waits for a value from its caller's thread.
+#[gort::main]
+fn program_fed_by_its_callers_thread() {
+    let rx = CALLERS_RX.lock().unwrap().take().unwrap();
+    assert_eq!(rx.recv().unwrap(), 7);
+}
+
+/// Regression (found while fixing review item 2): a std thread started by the test before
+/// it called a `#[gort::main]` function, holding a Sender the test made, counted as
+/// predating the program and never having used gort; while it slept before sending, the
+/// program was reported. Only threads older than the caller count as predating now.
+#[test]
+fn issue_review_a_thread_the_caller_started_may_wake_the_program() {
+    if !common::is_child(CALLERS) {
+        assert_child_passed(&run_side_by_side(CALLERS, "callers_child_"), 1);
+    }
+}
+
+#[test]
+fn callers_child_starts_a_thread_then_the_program() {
+    if common::is_child(CALLERS) {
+        let (tx, rx) = gort::chan::<u32>(0);
+        *CALLERS_RX.lock().unwrap() = Some(rx);
+        let feeder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(
+            program_fed_by_its_callers_thread(),
+            std::process::ExitCode::SUCCESS
+        );
+        feeder.join().unwrap();
     }
 }

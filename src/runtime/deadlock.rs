@@ -16,11 +16,13 @@
 //!   - the runtime's own (an M, sysmon, the poller),
 //!   - a plain thread parked in a gort primitive with no deadline (its parker is in the
 //!     untimed PARKED state, which only an unpark can end: `park::plain_threads`), or
-//!   - a thread that predates the program (alive, with the same start time, when the first
-//!     `#[gort::main]` began: a test harness's threads) and has never used gort: it never
-//!     blocked or waited in a gort primitive, spawned a goroutine, made a channel or started
-//!     a program (`park::note_use`). Such a thread holds nothing of gort's that it made
-//!     itself, and the program's threads and goroutines, which it predates, cannot have
+//!   - a thread that predates the program and has never used gort. It predates the program
+//!     if it was alive when the first `#[gort::main]` began and started before the thread
+//!     that called each one: a test harness's main thread, the threads of other tests that
+//!     were already running. It has never used gort if it never blocked or waited in a gort
+//!     primitive, spawned a goroutine, made a channel or started a program
+//!     (`park::note_use`). Such a thread has made nothing of gort's, and the program's
+//!     threads and goroutines, and the caller's threads, which it is older than, cannot have
 //!     handed it anything by capture.
 //!
 //!   A std thread the program started that is computing, waiting with a timeout, or blocked
@@ -31,9 +33,10 @@
 //! to mean "for ever", and gort saturates it to a century; a program whose only hope is a
 //! timer a year away is stuck.
 //!
-//! What it cannot see: a predating thread that reaches a goroutine's channel or lock without
-//! having used gort as above — through a `static`, or a std channel from the program — and
-//! then wakes it. Such a program is reported while that thread waits outside gort.
+//! What it cannot see goes through shared state: a predating thread that never used gort as
+//! above but got hold of a gort object the program uses too — through a `static`, a std
+//! channel, or by capture from another test's thread older than the caller — and wakes a
+//! goroutine with it later. Such a program is reported while that thread waits outside gort.
 //!
 //! The checks cost nothing on the hot paths: sysmon reads counters that exist anyway, and
 //! looks at `/proc` only once everything else says "all asleep". The report is written
@@ -41,7 +44,7 @@
 //! only sees `print!`/`eprint!`, never swallows it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::scheduler::Sched;
@@ -56,8 +59,10 @@ static RUNNING_MAINS: AtomicUsize = AtomicUsize::new(0);
 /// Changes whenever a program starts or ends, so that a report needs both looks to see the
 /// same programs.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-/// The threads alive when the first `#[gort::main]` began, as (tid, start time).
-static PREDATING: OnceLock<Vec<(i32, u64)>> = OnceLock::new();
+/// The threads that predate every `#[gort::main]` program, as (tid, start time): alive when
+/// the first began, and started before the thread that called each (see [`enable`]). None
+/// before the first program.
+static PREDATING: Mutex<Option<Vec<(i32, u64)>>> = Mutex::new(None);
 
 /// A deadline further away than this counts as no deadline (see the module comment).
 pub(crate) const HORIZON: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -85,16 +90,28 @@ pub(crate) fn runtime_threads() -> usize {
 /// Turns deadlock reports on for a `#[gort::main]` program, until the returned guard drops
 /// (`run_main` moves it into the main goroutine, so that it drops when that goroutine
 /// returns or panics). Called on the thread that starts the program; that thread uses gort
-/// from now on. The first call notes the threads that predate the program.
+/// from now on.
+///
+/// Notes the threads that predate the program: alive now (at the first program) and started
+/// before the calling thread. A thread the caller (or a thread it started) started may hold
+/// a gort object the caller made before starting the program, so only older threads count;
+/// (start time, tid) orders them, tids breaking ties within a clock tick (they grow, and
+/// would have to wrap around within one tick to mislead).
 pub(crate) fn enable() -> Reports {
     crate::park::note_use();
-    PREDATING.get_or_init(|| {
-        threads()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|tid| Some((tid, start_time(tid)?)))
-            .collect()
-    });
+    let me = gettid();
+    let mine = start_time(me).map(|start| (start, me));
+    {
+        let mut predating = PREDATING.lock().unwrap_or_else(|e| e.into_inner());
+        let all = predating.get_or_insert_with(|| {
+            threads()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|tid| Some((tid, start_time(tid)?)))
+                .collect()
+        });
+        all.retain(|&(tid, start)| mine.is_some_and(|mine| (start, tid) < mine));
+    }
     GENERATION.fetch_add(1, Ordering::SeqCst);
     RUNNING_MAINS.fetch_add(1, Ordering::SeqCst);
     Reports(())
@@ -137,14 +154,16 @@ fn start_time(tid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// True if thread `tid` predates the program. A tid reused by a newer thread has a later
-/// start time; a tid reused within the same clock tick would need the kernel's whole tid
-/// space to wrap around in 10 ms.
+/// True if thread `tid` predates the programs ([`enable`]). A tid reused by a newer thread
+/// has a later start time; a tid reused within the same clock tick would need the kernel's
+/// whole tid space to wrap around in 10 ms.
 fn predates(tid: i32) -> bool {
-    PREDATING
-        .get()
-        .and_then(|p| p.iter().find(|&&(t, _)| t == tid))
-        .is_some_and(|&(_, start)| start_time(tid) == Some(start))
+    let start = PREDATING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|p| p.iter().find(|&&(t, _)| t == tid).map(|&(_, start)| start));
+    start.is_some_and(|start| start_time(tid) == Some(start))
 }
 
 /// True if every OS thread is the runtime's, parked in gort for good, or predates the program
