@@ -275,6 +275,9 @@ impl Goroutine {
         self.locked
             .store(m as *const Machine as *mut Machine, Ordering::Release);
         m.runs_locked.store(true, Ordering::Release);
+        if why & LOCK_UNWINDING != 0 {
+            m.holds_unwinding.store(true, Ordering::Release);
+        }
     }
 
     /// Drops the lock reason `why`; unlocks when no reason is left. Called by the goroutine.
@@ -283,15 +286,23 @@ impl Goroutine {
         self.lock_why.store(left, Ordering::Relaxed);
         if left == 0 {
             self.release_machine();
+        } else if why & LOCK_UNWINDING != 0 {
+            let m = self.locked.load(Ordering::Relaxed);
+            // SAFETY: Machines are never freed (machine.rs); `m` is non-null while locked.
+            unsafe { &*m }
+                .holds_unwinding
+                .store(false, Ordering::Release);
         }
     }
 
-    /// Clears the lock to an M, and that M's `runs_locked`.
+    /// Clears the lock to an M, and that M's `runs_locked` and `holds_unwinding`.
     fn release_machine(&self) {
         let m = self.locked.swap(std::ptr::null_mut(), Ordering::AcqRel);
         if !m.is_null() {
             // SAFETY: Machines are never freed (machine.rs).
-            unsafe { &*m }.runs_locked.store(false, Ordering::Release);
+            let m = unsafe { &*m };
+            m.holds_unwinding.store(false, Ordering::Release);
+            m.runs_locked.store(false, Ordering::Release);
         }
     }
 
@@ -355,6 +366,13 @@ impl Goroutine {
     /// another M (as in a system call) and waits for this goroutine alone (worker.rs). The
     /// lock is dropped at the first suspend after the unwinding ended; until then the
     /// goroutine runs on its M without a P, like one back from a system call.
+    ///
+    /// The cost: one OS thread per goroutine blocked while unwinding (they count against
+    /// the thread limit, and the thread exhaustion message counts them:
+    /// `Machine::holds_unwinding`). And nothing marks the end of an unwinding that a
+    /// `catch_unwind` inside the goroutine stops: the goroutine then runs user code without a
+    /// P (not bounded by `GORT_MAXPROCS`, as a locked goroutine) until it next parks or
+    /// yields, where the lock is dropped and it rejoins the run queues.
     #[cold]
     #[inline(never)]
     fn keep_thread_while_unwinding(&self) {

@@ -571,6 +571,7 @@ where
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
     let thread = Thread::for_goroutine(handle_ref);
+    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }
