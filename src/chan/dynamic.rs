@@ -619,7 +619,7 @@ struct SendHandle<'a, T> {
 /// A receive can complete now: a buffered value or a closed channel (left for the
 /// operation), or a waiting sender, reserved (a plain one) or claimed (a deferred one).
 fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if !inner.buf.is_empty() || inner.closed {
+    if chan.buffered(inner) || inner.closed {
         return Some(Commit::Later);
     }
     let e = inner.sendq.claim_first(wakes)?;
@@ -646,7 +646,7 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     if let Some(e) = e {
         return Some(Commit::Reserved(e));
     }
-    (inner.buf.len() < chan.cap).then_some(Commit::Later)
+    chan.has_room(inner).then_some(Commit::Later)
 }
 
 impl<T> DynCase for RecvHandle<'_, T> {
@@ -693,7 +693,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
         // A real receiver about to wait makes "send ready" true for observers: tell them.
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), real, &mut wakes);
+        let mut ready = chan.recv_ready_locked(&mut inner, Some(cx), real, &mut wakes);
         if !ready {
             let packet = if real {
                 // SAFETY: no entry of ours is live (the select's previous context, if
@@ -709,7 +709,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
                 packet,
                 deferred: false,
             });
-            chan.mark_receivers_waiting();
+            ready = chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
@@ -781,7 +781,7 @@ impl<T> DynCase for SendHandle<'_, T> {
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
         let real = real && chan.cap == 0;
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), real, &mut wakes);
+        let mut ready = chan.send_ready_locked(&mut inner, Some(cx), real, &mut wakes);
         if !ready {
             let packet = if real {
                 let d = Deferred::<T>::new();
@@ -799,7 +799,7 @@ impl<T> DynCase for SendHandle<'_, T> {
                 packet,
                 deferred: real,
             });
-            chan.mark_senders_waiting();
+            ready = chan.mark_senders_waiting();
         }
         drop(inner);
         wakes.run();

@@ -30,18 +30,19 @@
 //!  select.rs  select! runtime (try, register, park once; the all-locks check)
 //!  dynamic.rs the dynamic Select (real entries that peers complete; reservations)
 //!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
+//!  ring.rs    the lock-free ring of a bounded channel (head, tail, stamped slots)
 //!  lock.rs    the channel lock (a spin lock that yields)
 //!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
 //! ```
 //!
 //! Why one structure rather than crossbeam's flavors: Go's semantics (close waking both
 //! sides, values handed back on close, FIFO hand-off between waiting senders and receivers,
-//! `select` over any mix, a linearizable `default`) are the same for every capacity. One
-//! lock per channel, whose line also carries the length, the flags and the buffer header
-//! (`hchan.rs`), with lock-free empty/full checks, is ahead of Go on the 1 -> 1 and 4 -> 4
-//! buffered benchmarks (`benches/chan.rs`, `peers/`); a lock-free ring for buffered
-//! channels (crossbeam's array flavour) would have to keep `default` linearizable across
-//! channels without the lock (a sequence check over the ring's indices) and is not done.
+//! `select` over any mix, a linearizable `default`) are the same for every capacity, and
+//! one set of wait queues under one lock keeps them in one place. Only the buffer differs:
+//! a bounded channel's is a lock-free ring (`ring.rs`, crossbeam's array flavour), so that
+//! sends into room and receives of buffered values never take the lock; the wait queues
+//! stay behind it (the handshake between the two is in `hchan.rs`), and `select!`'s
+//! `default` stays linearizable with the ring's indices as part of each channel's version.
 //!
 //! # Closing (Go's table, mapped to Rust)
 //!
@@ -63,6 +64,7 @@ mod errors;
 mod handoff;
 mod hchan;
 mod lock;
+mod ring;
 pub(crate) mod select;
 mod waiter;
 
@@ -84,7 +86,6 @@ pub use select::__private;
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;
 use hchan::{Chan, TryRecv, TrySend};
-use waiter::Wakes;
 
 /// Creates a channel of capacity `cap` (0: unbuffered, a rendezvous), Go's `make(chan T, cap)`.
 ///
@@ -129,12 +130,7 @@ impl<T> Sender<T> {
 
     /// Sends `v` if that can be done without waiting.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
-        let mut wakes = Wakes::default();
-        let mut inner = self.chan.lock();
-        let r = self.chan.try_send_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        match r {
+        match self.chan.try_send(v) {
             TrySend::Sent => Ok(()),
             TrySend::Full(v) => Err(TrySendError::Full(v)),
             TrySend::Closed(v) => Err(TrySendError::Closed(v)),
@@ -204,15 +200,7 @@ impl<T> Receiver<T> {
     /// Receives a value if one is ready.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         loop {
-            if self.chan.surely_empty() {
-                return Err(TryRecvError::Empty);
-            }
-            let mut wakes = Wakes::default();
-            let mut inner = self.chan.lock();
-            let r = self.chan.try_recv_locked(&mut inner, &mut wakes);
-            drop(inner);
-            wakes.run();
-            return match r {
+            return match self.chan.try_recv() {
                 TryRecv::Got(v) => Ok(v),
                 TryRecv::Empty => Err(TryRecvError::Empty),
                 TryRecv::Closed => Err(TryRecvError::Closed),

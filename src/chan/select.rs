@@ -6,10 +6,12 @@
 //!
 //! 1. **Try**: visit the enabled cases in a random order and complete the first that can
 //!    complete without waiting. A random permutation makes the choice among ready cases
-//!    uniform. If none is ready and there is a `default` (or the deadline has passed), look
-//!    once more with every channel of the select locked at once, in address order
-//!    (`locked_pass`, Go's `selectgo` lock order): only then is "no case is ready" true at
-//!    one instant, so `default` is linearizable. The lock-free first look is enough for a
+//!    uniform. If none is ready and there is a `default` (or the deadline has passed),
+//!    "no case is ready" must have been true at one instant (so that `default` is
+//!    linearizable): either every channel's version (`Chan::version`: its lock's sequence
+//!    number and its ring's indices) stood still across the look, or the select looks once
+//!    more with every channel locked, and every ring frozen, at once, in address order
+//!    (`locked_pass`, Go's `selectgo` lock order). The lock-free first look is enough for a
 //!    single case.
 //! 2. **Register**: create one context and, in a random order, leave an entry on each case's
 //!    wait queue. If a case turns out to be ready while registering, abort the context (its
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
-use super::hchan::{TryRecv, TrySend};
+use super::hchan::{TryRecv, TrySend, Version};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
@@ -146,8 +148,8 @@ pub trait SelectCase {
     fn is_on(&self) -> bool;
     /// A lock-free pre-check: false only if the operation surely cannot complete now.
     fn maybe_ready(&self) -> bool;
-    /// The channel lock's sequence number (`Chan::seq`), for `default`'s double look.
-    fn seq(&self) -> u32;
+    /// The channel's version (`Chan::version`), for `default`'s double look.
+    fn version(&self) -> Version;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -215,22 +217,14 @@ impl<T> SelectCase for RecvCase<'_, T> {
     }
 
     #[inline]
-    fn seq(&self) -> u32 {
-        self.rx.map_or(0, |rx| rx.chan.seq())
+    fn version(&self) -> Version {
+        self.rx.map_or(Version::default(), |rx| rx.chan.version())
     }
 
     #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.rx.expect("case is on").chan;
-        if chan.surely_empty() {
-            return false;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.try_recv_locked(&mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        self.result = match r {
+        self.result = match chan.try_recv() {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
@@ -246,7 +240,7 @@ impl<T> SelectCase for RecvCase<'_, T> {
         let chan = &self.rx.expect("case is on").chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), true, &mut wakes);
+        let mut ready = chan.recv_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
             inner.recvq.push(Entry {
                 cx: cx.clone(),
@@ -254,7 +248,9 @@ impl<T> SelectCase for RecvCase<'_, T> {
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
                 deferred: false,
             });
-            chan.mark_receivers_waiting();
+            // A value that came meanwhile makes the case ready: the caller aborts (the
+            // entry goes stale).
+            ready = chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
@@ -343,20 +339,15 @@ impl<T> SelectCase for SendCase<'_, T> {
     }
 
     #[inline]
-    fn seq(&self) -> u32 {
-        self.tx.map_or(0, |tx| tx.chan.seq())
+    fn version(&self) -> Version {
+        self.tx.map_or(Version::default(), |tx| tx.chan.version())
     }
 
     #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.tx.expect("case is on").chan;
         let v = self.packet.take().expect("a send case holds its value");
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.try_send_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        self.result = match r {
+        self.result = match chan.try_send(v) {
             TrySend::Sent => Some(Ok(())),
             TrySend::Closed(v) => Some(Err(SendError(v))),
             TrySend::Full(v) => {
@@ -371,7 +362,7 @@ impl<T> SelectCase for SendCase<'_, T> {
         let chan = &self.tx.expect("case is on").chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), true, &mut wakes);
+        let mut ready = chan.send_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
             inner.sendq.push(Entry {
                 cx: cx.clone(),
@@ -379,7 +370,7 @@ impl<T> SelectCase for SendCase<'_, T> {
                 packet: std::ptr::addr_of_mut!(self.packet).cast(),
                 deferred: false,
             });
-            chan.mark_senders_waiting();
+            ready = chan.mark_senders_waiting();
         }
         drop(inner);
         wakes.run();
@@ -428,8 +419,9 @@ impl<T> SelectCase for SendCase<'_, T> {
 /// address order (so that two such passes never deadlock), then the cases are tried in
 /// `order` and the first that can complete does. Checking the cases one lock at a time
 /// could see every channel empty although at each instant one held a value (a peer moving
-/// a value from one case's channel to another's); holding every lock makes "none is ready"
-/// true at one instant.
+/// a value from one case's channel to another's); holding every lock, with every ring
+/// frozen (`Chan::lock_raw`: its lock-free operations wait too), makes "none is ready" true
+/// at one instant.
 fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usize> {
     let mut by_addr = Order::new(order.iter().copied());
     let by_addr = by_addr.as_mut();
@@ -471,13 +463,13 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
-    // With `default` and up to 8 cases: note every channel's lock sequence first, so that
-    // a look that finds nothing ready can be confirmed without locks (below).
-    let mut seqs = [0u32; 8];
-    let snap = has_default && cases.len() <= seqs.len();
+    // With `default` and up to 8 cases: note every channel's version first, so that a look
+    // that finds nothing ready can be confirmed without locks (below).
+    let mut versions = [Version::default(); 8];
+    let snap = has_default && cases.len() <= versions.len();
     if snap {
         for (i, c) in cases.iter().enumerate() {
-            seqs[i] = c.seq();
+            versions[i] = c.version();
         }
     }
     // Fast pass: only the cases that may be ready, found without locks.
@@ -494,9 +486,10 @@ pub(crate) fn select(
     if has_default {
         // One case: the lock-free look was one instant's truth. Several: "no case is ready"
         // must hold at one instant for all of them. If nothing looked ready and no channel's
-        // lock sequence moved (nor was odd, held) across the look, it did: each channel was
-        // unchanged over an interval that contains the end of the look. Otherwise decide
-        // with every channel locked at once (`locked_pass`).
+        // version moved (nor was unstable: locked, frozen) across the look, it did: each
+        // channel was unchanged over an interval that contains the end of the look.
+        // Otherwise decide with every channel locked (and its ring frozen) at once
+        // (`locked_pass`).
         if order.len() < 2 {
             return None;
         }
@@ -504,7 +497,7 @@ pub(crate) fn select(
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
             let unchanged = order
                 .iter()
-                .all(|&i| seqs[i] % 2 == 0 && cases[i].seq() == seqs[i]);
+                .all(|&i| versions[i].stable() && cases[i].version() == versions[i]);
             if unchanged {
                 return None;
             }

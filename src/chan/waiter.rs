@@ -391,6 +391,23 @@ impl WaitQueue {
         }
     }
 
+    /// Claims every waiter and lets it go (`Waited::Retry`): each starts its operation again
+    /// (close of a bounded channel, whose receivers must first drain the ring).
+    pub(crate) fn release_all_to_retry(&mut self, wakes: &mut Wakes) {
+        for e in self.q.drain(..) {
+            if e.cx.try_claim(e.case) {
+                e.cx.release();
+                wakes.push(e.cx);
+            }
+        }
+    }
+
+    /// Takes back the entry pushed last (a waiter that found the channel ready right after
+    /// registering, still holding the lock: nobody can have claimed it).
+    pub(crate) fn pop_back(&mut self) -> Option<Entry> {
+        self.q.pop_back()
+    }
+
     /// Is a real operation of some other context waiting? Drops stale entries; if
     /// `notify_observers`, claims and notifies observers on the way (the caller is a real
     /// operation about to wait, which makes the observed operation ready).

@@ -1,0 +1,505 @@
+//! The buffer of a bounded channel: a lock-free ring (Dmitry Vyukov's bounded MPMC queue,
+//! the algorithm of crossbeam-channel's array flavour), so that a send into room or a
+//! receive of a buffered value never takes the channel lock.
+//!
+//! # Layout
+//! One allocation holds `head`, `tail` and `cap` slots. `head` and `tail` are on cache lines
+//! of their own when the slots take at least as much memory as the padding (a busy channel:
+//! producers write `tail`'s line, consumers `head`'s, and neither steals the other's); a
+//! small ring (a timer's one-slot channel) keeps them adjacent and small. The block is
+//! zeroed memory: a slot's stamp is stored relative to its index, so that zero is a valid
+//! initial stamp and a large ring's pages are not touched until used.
+//!
+//! # Indices and stamps
+//! `head` and `tail` are `lap | bits | index` with `index < cap`: the lap counts trips
+//! around the ring (so an index never repeats for 2^64 / (4 * cap) laps, and two reads of
+//! `head` and `tail` that agree mean that nothing was pushed or popped in between — the
+//! version `select!`'s `default` relies on). Each slot has a stamp:
+//!
+//! ```text
+//!  slot stamp        | meaning                                | next move
+//!  ------------------+----------------------------------------+-----------------------------
+//!  == tail           | empty, its turn to be written this lap | a sender CASes tail, writes
+//!                    |                                        | the value, stamps tail + 1
+//!  == head + 1       | holds the value of this lap            | a receiver CASes head, reads
+//!                    |                                        | it, stamps head + one_lap
+//!  anything else     | a peer is between its CAS and its      | wait (a few instructions)
+//!                    | stamp, or the ring is full / empty     |
+//! ```
+//!
+//! # Bits
+//! ```text
+//!  bit     | in         | meaning                                   | set / cleared by
+//!  --------+------------+-------------------------------------------+---------------------------
+//!  MARK    | tail       | no more sends (closed, or every Receiver   | `mark`, under the channel
+//!          |            | gone); receivers drain, then see Closed    | lock; never cleared
+//!  FROZEN  | head, tail | the ring may not move: lock-free pushes    | `freeze` / `thaw`, by the
+//!          |            | and pops go to the channel lock and wait   | holder of the channel lock
+//! ```
+//!
+//! A pusher or popper that loaded the word before a bit was set fails its CAS (the word
+//! changed) and sees the bit on the reload. So the holder of the channel lock that froze a
+//! ring sees `head` and `tail` stand still until it thaws them: that is how a select's
+//! all-locks pass (`select.rs`) makes "no case is ready" true at one instant over rings too.
+//! Operations done under the channel lock (`locked`) accept and keep the FROZEN bit: under
+//! the lock it can only have been set by the caller itself.
+//!
+//! # Safety
+//! - A slot's value is written only by the sender whose CAS on `tail` reserved it, and read
+//!   only by the receiver whose CAS on `head` reserved it; the stamp (Release store, Acquire
+//!   load) hands the slot from one to the other. So `value` is accessed by one thread at a
+//!   time, and a value is read exactly once.
+//! - The slots between `head` and `tail` (those whose stamps say "written" or are being
+//!   written) are the only initialized ones; `drain` and `Drop` drop exactly those.
+
+use std::alloc::{self, Layout};
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+
+/// A slot: its stamp (stored minus the slot's index, so that zeroed memory is the initial
+/// state) and its value.
+struct Slot<T> {
+    /// `stamp - index` (module doc).
+    stamp: AtomicUsize,
+    /// The value, initialized between a sender's write and a receiver's read.
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Padding between `head` and `tail` when the ring is large enough to deserve it.
+const PAD: usize = 128;
+
+/// What a push found.
+pub(crate) enum Push<T> {
+    /// The value is in the ring.
+    Done,
+    /// No room; the value comes back.
+    Full(T),
+    /// MARK is set: no more sends.
+    Closed(T),
+    /// Another thread holds the ring frozen (only for lock-free calls): wait for the
+    /// channel lock, then try again.
+    Frozen(T),
+}
+
+/// What a pop found.
+pub(crate) enum Pop<T> {
+    Got(T),
+    Empty,
+    /// Empty and MARKed: drained for good.
+    Closed,
+    /// Frozen by another thread (lock-free calls only).
+    Frozen,
+}
+
+/// Why a reservation failed.
+pub(crate) enum NoSlot {
+    Full,
+    Closed,
+    Frozen,
+}
+
+/// A slot reserved for writing (by `reserve_push`).
+pub(crate) struct PushSlot {
+    slot: *const u8,
+    stamp: usize,
+}
+
+/// The lock-free ring of a bounded channel (module doc).
+pub(crate) struct Ring<T> {
+    /// The block: head, tail, slots.
+    block: NonNull<u8>,
+    /// Byte offset of `tail` in the block.
+    tail_off: usize,
+    /// Byte offset of the first slot.
+    slots_off: usize,
+    /// Number of slots.
+    cap: usize,
+    /// The MARK bit (a power of two above every index).
+    mark: usize,
+    /// `lap` increment: MARK << 2 (FROZEN is MARK << 1).
+    one_lap: usize,
+    /// The block's layout (for deallocation).
+    layout: Layout,
+    _values: PhantomData<T>,
+}
+
+// SAFETY: the ring hands each value from exactly one sender to exactly one receiver through
+// the stamp protocol (module Safety), so sharing it is as safe as sending a `T`.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// A ring of `cap` slots (`0 < cap`). Panics if it cannot be allocated.
+    pub(crate) fn new(cap: usize) -> Ring<T> {
+        debug_assert!(cap > 0);
+        let too_large = || -> ! {
+            panic!(
+                "gort::chan: capacity {cap} is too large to allocate ({} bytes per element)",
+                std::mem::size_of::<T>()
+            )
+        };
+        let mark = cap
+            .checked_add(1)
+            .and_then(usize::checked_next_power_of_two)
+            .filter(|m| m.checked_mul(8).is_some())
+            .unwrap_or_else(|| too_large());
+        let slots = Layout::array::<Slot<T>>(cap).unwrap_or_else(|_| too_large());
+        let padded = slots.size() >= 2 * PAD;
+        let (tail_off, header) = if padded {
+            (PAD, 2 * PAD)
+        } else {
+            (std::mem::size_of::<AtomicUsize>(), 0)
+        };
+        let header = Layout::from_size_align(
+            header.max(2 * std::mem::size_of::<AtomicUsize>()),
+            if padded {
+                PAD
+            } else {
+                std::mem::align_of::<AtomicUsize>()
+            },
+        )
+        .expect("header layout");
+        let (layout, slots_off) = header.extend(slots).unwrap_or_else(|_| too_large());
+        let layout = layout.pad_to_align();
+        // SAFETY: the layout has a non-zero size (at least the two words).
+        let p = unsafe { alloc::alloc_zeroed(layout) };
+        let Some(block) = NonNull::new(p) else {
+            panic!(
+                "gort::chan: capacity {cap} is too large to allocate: {} bytes",
+                layout.size()
+            );
+        };
+        Ring {
+            block,
+            tail_off,
+            slots_off,
+            cap,
+            mark,
+            one_lap: mark << 2,
+            layout,
+            _values: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn frozen(&self) -> usize {
+        self.mark << 1
+    }
+
+    /// The index and lap of a head or tail word, without the bits.
+    #[inline]
+    fn pos(&self, w: usize) -> usize {
+        w & !(self.mark | self.frozen())
+    }
+
+    #[inline]
+    fn head(&self) -> &AtomicUsize {
+        // SAFETY: offset 0 of the block is an initialized (zeroed) AtomicUsize, aligned.
+        unsafe { &*self.block.as_ptr().cast::<AtomicUsize>() }
+    }
+
+    #[inline]
+    fn tail(&self) -> &AtomicUsize {
+        // SAFETY: `tail_off` is inside the block, aligned for a word, zero-initialized.
+        unsafe { &*self.block.as_ptr().add(self.tail_off).cast::<AtomicUsize>() }
+    }
+
+    #[inline]
+    fn slot(&self, index: usize) -> &Slot<T> {
+        debug_assert!(index < self.cap);
+        // SAFETY: `index < cap` and the slots start at `slots_off`, aligned (Layout::extend).
+        unsafe {
+            &*self
+                .block
+                .as_ptr()
+                .add(self.slots_off)
+                .cast::<Slot<T>>()
+                .add(index)
+        }
+    }
+
+    #[inline]
+    fn stamp(&self, slot: &Slot<T>, index: usize, order: Ordering) -> usize {
+        slot.stamp.load(order).wrapping_add(index)
+    }
+
+    /// The position after `pos` (same lap, next index; or the next lap's index 0).
+    #[inline]
+    fn next(&self, pos: usize) -> usize {
+        let index = pos & (self.mark - 1);
+        if index + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    /// Reserves the slot at the tail for a send. `locked`: the caller holds the channel
+    /// lock (a FROZEN bit is then its own, and kept).
+    #[inline]
+    pub(crate) fn reserve_push(&self, locked: bool) -> Result<PushSlot, NoSlot> {
+        let frozen = self.frozen();
+        let mut spins = 0u32;
+        let mut tail = self.tail().load(Ordering::Relaxed);
+        loop {
+            if tail & self.mark != 0 {
+                return Err(NoSlot::Closed);
+            }
+            if tail & frozen != 0 && !locked {
+                return Err(NoSlot::Frozen);
+            }
+            let pos = self.pos(tail);
+            let index = pos & (self.mark - 1);
+            let slot = self.slot(index);
+            let stamp = self.stamp(slot, index, Ordering::Acquire);
+            if stamp == pos {
+                let new = self.next(pos) | (tail & frozen);
+                match self.tail().compare_exchange_weak(
+                    tail,
+                    new,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        return Ok(PushSlot {
+                            slot: (slot as *const Slot<T>).cast(),
+                            stamp: pos.wrapping_add(1),
+                        })
+                    }
+                    Err(t) => {
+                        tail = t;
+                        spin(&mut spins);
+                    }
+                }
+            } else if stamp.wrapping_add(self.one_lap) == pos.wrapping_add(1) {
+                // The slot still holds last lap's value: full, unless a receiver is
+                // between its CAS on head and its stamp.
+                fence(Ordering::SeqCst);
+                let head = self.head().load(Ordering::Relaxed);
+                if self.pos(head).wrapping_add(self.one_lap) == pos {
+                    return Err(NoSlot::Full);
+                }
+                spin(&mut spins);
+                tail = self.tail().load(Ordering::Relaxed);
+            } else {
+                // A sender reserved this slot and has not stamped it yet.
+                spin(&mut spins);
+                tail = self.tail().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes `v` into a reserved slot.
+    ///
+    /// # Safety
+    /// `s` came from `reserve_push` on this ring and is written once.
+    #[inline]
+    pub(crate) unsafe fn write(&self, s: PushSlot, v: T) {
+        // SAFETY: `s.slot` points at a slot of this ring (contract).
+        let slot = unsafe { &*s.slot.cast::<Slot<T>>() };
+        let index = self.index_of(slot);
+        // SAFETY: the reservation gives us the slot alone until we stamp it (module Safety).
+        unsafe { (*slot.value.get()).write(v) };
+        slot.stamp
+            .store(s.stamp.wrapping_sub(index), Ordering::Release);
+    }
+
+    #[inline]
+    fn index_of(&self, slot: &Slot<T>) -> usize {
+        let first = self.slot(0) as *const Slot<T>;
+        // SAFETY: `slot` is one of this ring's slots.
+        unsafe { (slot as *const Slot<T>).offset_from(first) as usize }
+    }
+
+    /// Pushes `v` (module doc for `locked`).
+    #[inline]
+    pub(crate) fn push(&self, v: T, locked: bool) -> Push<T> {
+        match self.reserve_push(locked) {
+            Ok(s) => {
+                // SAFETY: just reserved.
+                unsafe { self.write(s, v) };
+                Push::Done
+            }
+            Err(NoSlot::Full) => Push::Full(v),
+            Err(NoSlot::Closed) => Push::Closed(v),
+            Err(NoSlot::Frozen) => Push::Frozen(v),
+        }
+    }
+
+    /// Pops the oldest value (module doc for `locked`).
+    #[inline]
+    pub(crate) fn pop(&self, locked: bool) -> Pop<T> {
+        let frozen = self.frozen();
+        let mut spins = 0u32;
+        let mut head = self.head().load(Ordering::Relaxed);
+        loop {
+            if head & frozen != 0 && !locked {
+                return Pop::Frozen;
+            }
+            let pos = self.pos(head);
+            let index = pos & (self.mark - 1);
+            let slot = self.slot(index);
+            let stamp = self.stamp(slot, index, Ordering::Acquire);
+            if stamp == pos.wrapping_add(1) {
+                let new = self.next(pos) | (head & frozen);
+                match self.head().compare_exchange_weak(
+                    head,
+                    new,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS reserved the written slot for us alone; read once.
+                        let v = unsafe { (*slot.value.get()).assume_init_read() };
+                        slot.stamp.store(
+                            pos.wrapping_add(self.one_lap).wrapping_sub(index),
+                            Ordering::Release,
+                        );
+                        return Pop::Got(v);
+                    }
+                    Err(h) => {
+                        head = h;
+                        spin(&mut spins);
+                    }
+                }
+            } else if stamp == pos {
+                // Empty at this slot, unless a sender is between its CAS and its stamp.
+                fence(Ordering::SeqCst);
+                let tail = self.tail().load(Ordering::Relaxed);
+                if self.pos(tail) == pos {
+                    return if tail & self.mark != 0 {
+                        Pop::Closed
+                    } else {
+                        Pop::Empty
+                    };
+                }
+                spin(&mut spins);
+                head = self.head().load(Ordering::Relaxed);
+            } else {
+                // A receiver took this slot and has not stamped it yet.
+                spin(&mut spins);
+                head = self.head().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `head` and `tail` as they are now (SeqCst: the second half of a waiter's Dekker
+    /// handshake, and the version of `select!`'s `default` check).
+    #[inline]
+    pub(crate) fn head_tail(&self) -> (usize, usize) {
+        let tail = self.tail().load(Ordering::SeqCst);
+        let head = self.head().load(Ordering::SeqCst);
+        (head, tail)
+    }
+
+    /// Nothing to receive now (values being written count as there: their senders are
+    /// between reservation and stamp, and a receiver waits for them).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        let (head, tail) = self.head_tail();
+        self.pos(head) == self.pos(tail)
+    }
+
+    /// No room now.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        let (head, tail) = self.head_tail();
+        self.pos(head).wrapping_add(self.one_lap) == self.pos(tail)
+    }
+
+    /// True if either word of a `head_tail` pair has FROZEN set.
+    #[inline]
+    pub(crate) fn any_frozen(&self, (head, tail): (usize, usize)) -> bool {
+        (head | tail) & self.frozen() != 0
+    }
+
+    /// Number of values in the ring (reserved ones included).
+    pub(crate) fn len(&self) -> usize {
+        loop {
+            let tail = self.tail().load(Ordering::SeqCst);
+            let head = self.head().load(Ordering::SeqCst);
+            if self.tail().load(Ordering::SeqCst) != tail {
+                continue;
+            }
+            let (h, t) = (self.pos(head), self.pos(tail));
+            let (hi, ti) = (h & (self.mark - 1), t & (self.mark - 1));
+            return if hi < ti {
+                ti - hi
+            } else if hi > ti {
+                self.cap - hi + ti
+            } else if t == h {
+                0
+            } else {
+                self.cap
+            };
+        }
+    }
+
+    /// MARKs the tail: no more sends. Call under the channel lock.
+    pub(crate) fn mark(&self) {
+        self.tail().fetch_or(self.mark, Ordering::SeqCst);
+    }
+
+    /// Sets FROZEN on both words. Call under the channel lock; `thaw` before unlocking.
+    pub(crate) fn freeze(&self) {
+        self.tail().fetch_or(self.frozen(), Ordering::SeqCst);
+        self.head().fetch_or(self.frozen(), Ordering::SeqCst);
+    }
+
+    /// Clears FROZEN (the channel lock is still held).
+    pub(crate) fn thaw(&self) {
+        self.head().fetch_and(!self.frozen(), Ordering::SeqCst);
+        self.tail().fetch_and(!self.frozen(), Ordering::SeqCst);
+    }
+
+    /// Takes every value out (every Receiver is gone: no pop can race with this; pushes
+    /// that reserved a slot before the MARK are waited for). Call under the channel lock,
+    /// after `mark`.
+    pub(crate) fn drain(&self) -> Vec<T> {
+        let mut out = Vec::new();
+        loop {
+            match self.pop(true) {
+                Pop::Got(v) => out.push(v),
+                Pop::Empty | Pop::Closed | Pop::Frozen => return out,
+            }
+        }
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        if std::mem::needs_drop::<T>() {
+            // Exclusive access: every value between head and tail is initialized.
+            let head = self.pos(self.head().load(Ordering::Relaxed));
+            let tail = self.pos(self.tail().load(Ordering::Relaxed));
+            let mut pos = head;
+            while pos != tail {
+                let index = pos & (self.mark - 1);
+                // SAFETY: between head and tail, stamped (no operation is in progress:
+                // we are the last owner), so initialized; dropped once.
+                unsafe { (*self.slot(index).value.get()).assume_init_drop() };
+                pos = self.next(pos);
+            }
+        }
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::dealloc(self.block.as_ptr(), self.layout) };
+    }
+}
+
+/// Waits for a peer that is between two steps (CAS and stamp): spin, and after a while
+/// yield the OS thread (the peer's thread may have been preempted).
+#[inline]
+fn spin(spins: &mut u32) {
+    if *spins < 6 {
+        for _ in 0..(1u32 << *spins) {
+            std::hint::spin_loop();
+        }
+    } else {
+        std::thread::yield_now();
+    }
+    *spins = spins.saturating_add(1);
+}
