@@ -28,6 +28,7 @@
 //! dropped its operation: the wait ends in `Waited::Retry` and the select starts again.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -148,8 +149,12 @@ pub trait SelectCase {
     fn is_on(&self) -> bool;
     /// A lock-free pre-check: false only if the operation surely cannot complete now.
     fn maybe_ready(&self) -> bool;
-    /// The channel's version (`Chan::version`), for `default`'s double look.
-    fn version(&self) -> Version;
+    /// True if the case is off, or its channel's version (`Chan::version`) is `v` and
+    /// stable: the second half of `default`'s double look.
+    fn unchanged(&self, v: &Version) -> bool;
+    /// The version, whether the case is on, and whether it may be ready (`maybe_ready`),
+    /// read in that order: the first half of `default`'s double look.
+    fn look(&self) -> Look;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -177,6 +182,14 @@ pub trait SelectCase {
     fn finish(&mut self) -> bool {
         true
     }
+}
+
+/// What `SelectCase::look` saw.
+#[doc(hidden)]
+pub struct Look {
+    version: Version,
+    on: bool,
+    maybe_ready: bool,
 }
 
 /// A `recv(..)` case.
@@ -217,8 +230,24 @@ impl<T> SelectCase for RecvCase<'_, T> {
     }
 
     #[inline]
-    fn version(&self) -> Version {
-        self.rx.map_or(Version::default(), |rx| rx.chan.version())
+    fn unchanged(&self, v: &Version) -> bool {
+        self.rx.map_or(true, |rx| v.stable() && rx.chan.version() == *v)
+    }
+
+    #[inline]
+    fn look(&self) -> Look {
+        match self.rx {
+            Some(rx) => Look {
+                version: rx.chan.version(),
+                on: true,
+                maybe_ready: !rx.chan.surely_empty(),
+            },
+            None => Look {
+                version: Version::default(),
+                on: false,
+                maybe_ready: false,
+            },
+        }
     }
 
     #[inline]
@@ -339,8 +368,24 @@ impl<T> SelectCase for SendCase<'_, T> {
     }
 
     #[inline]
-    fn version(&self) -> Version {
-        self.tx.map_or(Version::default(), |tx| tx.chan.version())
+    fn unchanged(&self, v: &Version) -> bool {
+        self.tx.map_or(true, |tx| v.stable() && tx.chan.version() == *v)
+    }
+
+    #[inline]
+    fn look(&self) -> Look {
+        match self.tx {
+            Some(tx) => Look {
+                version: tx.chan.version(),
+                on: true,
+                maybe_ready: !tx.chan.surely_full(),
+            },
+            None => Look {
+                version: Version::default(),
+                on: false,
+                maybe_ready: false,
+            },
+        }
     }
 
     #[inline]
@@ -456,6 +501,78 @@ fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usi
     got
 }
 
+/// Lock-free looks before `select_default` falls back to `locked_pass`.
+const DEFAULT_LOOKS: usize = 4;
+
+/// A select with `default`: complete a ready case, or return None if at one instant none
+/// was ready.
+///
+/// Each look reads every case's version and readiness (`SelectCase::look`), tries the cases
+/// that may be ready in random order, and if none looked ready reads every version again:
+/// if none moved (nor was unstable), each case was unready over an interval from its first
+/// read to its second, and all the first reads precede all the second ones, so the
+/// intervals share an instant at which no case was ready. One case needs no second read.
+/// A channel that keeps moving sends the select to `locked_pass` after a few looks.
+fn select_default(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
+    if cases.len() <= 8 {
+        let mut versions = [MaybeUninit::<Version>::uninit(); 8];
+        for _ in 0..DEFAULT_LOOKS {
+            let mut maybe = 0u32;
+            let mut on = 0;
+            for (i, c) in cases.iter().enumerate() {
+                let look = c.look();
+                versions[i].write(look.version);
+                on += look.on as usize;
+                maybe |= (look.maybe_ready as u32) << i;
+            }
+            if maybe != 0 {
+                let mut ready = Order::new((0..cases.len()).filter(|&i| maybe & (1 << i) != 0));
+                let ready = ready.as_mut();
+                shuffle(ready);
+                for &i in ready.iter() {
+                    if cases[i].try_complete() {
+                        return Some(i);
+                    }
+                }
+                continue;
+            }
+            if on < 2 {
+                return None;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if cases
+                .iter()
+                .zip(&versions)
+                // SAFETY: the loop above wrote the version of every case.
+                .all(|(c, v)| c.unchanged(unsafe { v.assume_init_ref() }))
+            {
+                return None;
+            }
+        }
+    }
+    let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
+    let maybe = maybe.as_mut();
+    shuffle(maybe);
+    for &i in maybe.iter() {
+        if cases[i].try_complete() {
+            return Some(i);
+        }
+    }
+    let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
+    let order = order.as_mut();
+    if order.len() < 2 {
+        // One case (or none): a lock-free look is one instant's truth.
+        return None;
+    }
+    loop {
+        shuffle(order);
+        match locked_pass(cases, order) {
+            Some(i) if !cases[i].finish() => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Runs a select over `cases`. Returns the completed case, or None if `default` was taken
 /// (`has_default`) or `deadline` passed.
 pub(crate) fn select(
@@ -463,14 +580,8 @@ pub(crate) fn select(
     has_default: bool,
     deadline: Option<Instant>,
 ) -> Option<usize> {
-    // With `default` and up to 8 cases: note every channel's version first, so that a look
-    // that finds nothing ready can be confirmed without locks (below).
-    let mut versions = [Version::default(); 8];
-    let snap = has_default && cases.len() <= versions.len();
-    if snap {
-        for (i, c) in cases.iter().enumerate() {
-            versions[i] = c.version();
-        }
+    if has_default {
+        return select_default(cases);
     }
     // Fast pass: only the cases that may be ready, found without locks.
     let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
@@ -483,33 +594,6 @@ pub(crate) fn select(
     }
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
-    if has_default {
-        // One case: the lock-free look was one instant's truth. Several: "no case is ready"
-        // must hold at one instant for all of them. If nothing looked ready and no channel's
-        // version moved (nor was unstable: locked, frozen) across the look, it did: each
-        // channel was unchanged over an interval that contains the end of the look.
-        // Otherwise decide with every channel locked (and its ring frozen) at once
-        // (`locked_pass`).
-        if order.len() < 2 {
-            return None;
-        }
-        if snap && maybe.is_empty() {
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            let unchanged = order
-                .iter()
-                .all(|&i| versions[i].stable() && cases[i].version() == versions[i]);
-            if unchanged {
-                return None;
-            }
-        }
-        loop {
-            shuffle(order);
-            match locked_pass(cases, order) {
-                Some(i) if !cases[i].finish() => continue,
-                r => return r,
-            }
-        }
-    }
     loop {
         shuffle(order);
         for &i in order.iter() {
