@@ -399,8 +399,7 @@ impl SelectedOperation<'_> {
                 // SAFETY: `e` is a plain sender we reserved on this very channel (checked
                 // above: its packet is an `Option<T>`); it waits for `done`.
                 let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
-                e.cx.complete();
-                e.cx.unpark();
+                e.complete_now();
                 Ok(v.expect("a waiting sender holds its value"))
             }
             Commit::Held(h) => {
@@ -443,8 +442,7 @@ impl SelectedOperation<'_> {
                 // SAFETY: `e` is a receiver we reserved on this very channel (checked above:
                 // its packet is an `Option<T>`, None); it waits for `done`.
                 unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-                e.cx.complete();
-                e.cx.unpark();
+                e.complete_now();
                 return Ok(());
             }
             Commit::Held(h) => {
@@ -472,8 +470,7 @@ impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.commit, Commit::Later) {
             Commit::Reserved(e) => {
-                e.cx.release();
-                e.cx.unpark();
+                e.release_now();
             }
             Commit::Held(h) => drop(h), // its typed drop (below) does the rest
             Commit::Later => {}
@@ -703,12 +700,9 @@ impl<T> DynCase for RecvHandle<'_, T> {
             } else {
                 std::ptr::null_mut()
             };
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet,
-                deferred: false,
-            });
+            inner
+                .recvq
+                .push(Entry::shared(cx, index, packet, false));
             ready = chan.mark_receivers_waiting();
         }
         drop(inner);
@@ -793,12 +787,7 @@ impl<T> DynCase for SendHandle<'_, T> {
             } else {
                 std::ptr::null_mut()
             };
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet,
-                deferred: real,
-            });
+            inner.sendq.push(Entry::shared(cx, index, packet, real));
             ready = chan.mark_senders_waiting();
         }
         drop(inner);

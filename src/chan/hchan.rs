@@ -187,15 +187,13 @@ pub(crate) fn take_from_sender<T>(e: Entry, wakes: &mut Wakes) -> TryRecv<T> {
         let d = unsafe { Deferred::<T>::from_packet(e.packet) };
         // SAFETY: claimed, not yet completed.
         unsafe { d.set_receiver(crate::park::current()) };
-        e.cx.complete();
-        wakes.push(e.cx);
+        e.complete(wakes);
         return TryRecv::Deferred(d);
     }
     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
     // ours to use until we `complete` it.
     let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
-    e.cx.complete();
-    wakes.push(e.cx);
+    e.complete(wakes);
     TryRecv::Got(val.expect("a waiting sender holds its value"))
 }
 
@@ -480,11 +478,10 @@ impl<T> Chan<T> {
                     let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
                     // SAFETY: just reserved, written once.
                     unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
-                    e.cx.complete();
+                    e.complete(wakes);
                 }
-                Err(_) => e.cx.release(),
+                Err(_) => e.release(wakes),
             }
-            wakes.push(e.cx);
         }
         self.update_senders_waiting(inner);
     }
@@ -500,11 +497,10 @@ impl<T> Chan<T> {
                     // SAFETY: we claimed `e`, so its packet (a waiting receiver's
                     // `Option<T>`, None) is alive and ours to fill until we `complete` it.
                     unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-                    e.cx.complete();
+                    e.complete(wakes);
                 }
-                Pop::Empty | Pop::Closed | Pop::Frozen => e.cx.release(),
+                Pop::Empty | Pop::Closed | Pop::Frozen => e.release(wakes),
             }
-            wakes.push(e.cx);
         }
         self.update_receivers_waiting(inner);
     }
@@ -524,7 +520,7 @@ impl<T> Chan<T> {
                 Pop::Closed => TryRecv::Closed,
             };
         }
-        if let Some(v) = inner.buf.pop_front() {
+        if let Some(v) = (!inner.buf.is_empty()).then(|| inner.buf.pop_front()).flatten() {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels.)
             if let Some(e) = inner.sendq.claim_first(wakes) {
@@ -535,8 +531,7 @@ impl<T> Chan<T> {
                 inner
                     .buf
                     .push_back(val.expect("a waiting sender holds its value"));
-                e.cx.complete();
-                wakes.push(e.cx);
+                e.complete(wakes);
             } else {
                 self.len.store(inner.buf.len(), Ordering::Release);
                 if self.cap == usize::MAX {
@@ -589,8 +584,7 @@ impl<T> Chan<T> {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
             unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-            e.cx.complete();
-            wakes.push(e.cx);
+            e.complete(wakes);
             return TrySend::Sent;
         }
         if inner.buf.len() < self.cap {
@@ -708,14 +702,25 @@ impl<T> Chan<T> {
                 wakes.run();
                 return Err(Some(()));
             }
-            let cx = Context::new();
             let mut packet: Option<T> = None;
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: 0,
-                packet: std::ptr::addr_of_mut!(packet).cast(),
-                deferred: false,
-            });
+            let p = std::ptr::addr_of_mut!(packet).cast();
+            // Without a deadline the context lives here (waiter.rs, Solo contexts).
+            let solo;
+            let mut shared = None;
+            let cx: &Context = match deadline {
+                None => {
+                    solo = Context::solo();
+                    // SAFETY: `solo` stays here, unmoved, until the wait below ends (or the
+                    // entry is taken back under this lock hold); no deadline.
+                    inner.recvq.push(unsafe { Entry::solo(&solo, p) });
+                    &solo
+                }
+                Some(_) => {
+                    let cx = shared.insert(Context::new());
+                    inner.recvq.push(Entry::shared(cx, 0, p, false));
+                    cx
+                }
+            };
             if self.mark_receivers_waiting() {
                 // A value came in meanwhile: take the entry back (ours, last, unclaimed:
                 // claimers need the lock we hold) and try again.
@@ -723,13 +728,17 @@ impl<T> Chan<T> {
                 self.update_receivers_waiting(&inner);
                 drop(inner);
                 wakes.run();
-                Context::recycle(cx);
+                if let Some(cx) = shared {
+                    Context::recycle(cx);
+                }
                 continue;
             }
             drop(inner);
             wakes.run();
             let r = cx.wait(WaitReason::ChanReceive, deadline);
-            Context::recycle(cx);
+            if let Some(cx) = shared {
+                Context::recycle(cx);
+            }
             return match r {
                 Waited::Case(_) => match packet {
                     Some(v) => Ok(v),
@@ -776,28 +785,41 @@ impl<T> Chan<T> {
                 wakes.run();
                 return Err((v, true));
             }
-            let cx = Context::new();
             let mut packet: Option<T> = Some(v);
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: 0,
-                packet: std::ptr::addr_of_mut!(packet).cast(),
-                deferred: false,
-            });
+            let p = std::ptr::addr_of_mut!(packet).cast();
+            let solo;
+            let mut shared = None;
+            let cx: &Context = match deadline {
+                None => {
+                    solo = Context::solo();
+                    // SAFETY: as in `recv`.
+                    inner.sendq.push(unsafe { Entry::solo(&solo, p) });
+                    &solo
+                }
+                Some(_) => {
+                    let cx = shared.insert(Context::new());
+                    inner.sendq.push(Entry::shared(cx, 0, p, false));
+                    cx
+                }
+            };
             if self.mark_senders_waiting() {
                 // Room came meanwhile: take the entry back and try again.
                 drop(inner.sendq.pop_back());
                 self.update_senders_waiting(&inner);
                 drop(inner);
                 wakes.run();
-                Context::recycle(cx);
+                if let Some(cx) = shared {
+                    Context::recycle(cx);
+                }
                 v = packet.expect("an unclaimed send keeps its value");
                 continue;
             }
             drop(inner);
             wakes.run();
             let r = cx.wait(WaitReason::ChanSend, deadline);
-            Context::recycle(cx);
+            if let Some(cx) = shared {
+                Context::recycle(cx);
+            }
             return match r {
                 // Taken by a receiver, or left in place by close / every Receiver gone.
                 Waited::Case(_) => match packet {

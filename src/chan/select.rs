@@ -271,12 +271,12 @@ impl<T> SelectCase for RecvCase<'_, T> {
         let mut inner = chan.lock();
         let mut ready = chan.recv_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                deferred: false,
-            });
+            inner.recvq.push(Entry::shared(
+                cx,
+                index,
+                std::ptr::addr_of_mut!(self.packet).cast(),
+                false,
+            ));
             // A value that came meanwhile makes the case ready: the caller aborts (the
             // entry goes stale).
             ready = chan.mark_receivers_waiting();
@@ -409,12 +409,12 @@ impl<T> SelectCase for SendCase<'_, T> {
         let mut inner = chan.lock();
         let mut ready = chan.send_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                deferred: false,
-            });
+            inner.sendq.push(Entry::shared(
+                cx,
+                index,
+                std::ptr::addr_of_mut!(self.packet).cast(),
+                false,
+            ));
             ready = chan.mark_senders_waiting();
         }
         drop(inner);

@@ -29,6 +29,18 @@
 //! waiter. The waiter parks in a loop until it sees `done` (Acquire): spurious wake-ups are
 //! harmless (park.rs rule 1) and a claimed waiter never returns before its packet is written.
 //!
+//! # Solo contexts
+//! A plain blocking `send` or `recv` without a deadline waits on one queue only and never
+//! gives up, so nobody can race a claimer for its context: only claimers holding that
+//! queue's channel lock touch it, one at a time. Its context therefore lives in the waiting
+//! frame (`Context::solo`) and its entry points to it without a reference count
+//! (`Entry::solo`); a claimer marks it with a plain store instead of a CAS, moves the
+//! waiter's `Unparker` out of it (the reference `ready` then hands to the run queue), and
+//! `done` is the last thing it writes there: after that the waiter may return and the
+//! frame be gone. That is three atomic read-modify-writes fewer per blocking operation
+//! than a shared context (the entry's reference count up and down, the claim CAS), and no
+//! allocation or spare to find. Selects, timed operations and futures keep shared contexts.
+//!
 //! # Packets
 //! `packet` points into the waiting operation's own stack frame (or a dynamic select's boxed
 //! case): an `Option<T>` that holds the value a sender offers (a receiver takes it) or the
@@ -48,6 +60,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,8 +91,9 @@ pub struct Context {
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
-    /// owned (`new`), read by anyone holding a reference.
-    unparker: UnsafeCell<Unparker>,
+    /// owned (`new`), read by anyone holding a reference; a solo context's claimer moves it
+    /// out (under the channel lock, before `done`).
+    unparker: UnsafeCell<Option<Unparker>>,
 }
 
 // SAFETY: `state` and `done` are atomics; `unparker` is written only by `Context::new` when
@@ -160,23 +174,30 @@ impl Context {
                 cx.done.store(false, Ordering::Relaxed);
                 if me.is_null() || cx.target() != me {
                     // SAFETY: unique owner (above): nobody else can read `unparker` now.
-                    unsafe { *cx.unparker.get() = park::current() };
+                    unsafe { *cx.unparker.get() = Some(park::current()) };
                 }
                 return cx;
             }
         }
-        Arc::new(Context {
+        Arc::new(Context::solo())
+    }
+
+    /// A context for the current goroutine or thread, to live in the waiting frame (module
+    /// doc, Solo contexts; `Entry::solo`).
+    #[inline]
+    pub(crate) fn solo() -> Context {
+        Context {
             state: AtomicUsize::new(WAITING),
             done: AtomicBool::new(false),
-            unparker: UnsafeCell::new(park::current()),
-        })
+            unparker: UnsafeCell::new(Some(park::current())),
+        }
     }
 
     #[inline]
     fn unparker(&self) -> &Unparker {
         // SAFETY: written only while uniquely owned (see `new`), never while this shared
-        // reference can exist elsewhere.
-        unsafe { &*self.unparker.get() }
+        // reference can exist elsewhere; only solo contexts have it moved out.
+        unsafe { (*self.unparker.get()).as_ref() }.expect("a shared context keeps its Unparker")
     }
 
     /// The goroutine this context wakes (null for a plain thread).
@@ -234,10 +255,6 @@ impl Context {
         self.done.store(true, Ordering::Release);
     }
 
-    #[inline]
-    pub(crate) fn unpark(&self) {
-        self.unparker().unpark();
-    }
 
     /// How the completed wait ended; call after `done` was seen (Acquire).
     #[inline]
@@ -250,7 +267,20 @@ impl Context {
 
     /// Parks until a peer completes a case, or `deadline` passes and the waiter aborts, or
     /// a reserving peer releases it.
+    #[inline]
     pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Waited {
+        if deadline.is_none() {
+            while !self.done.load(Ordering::Acquire) {
+                park::park(reason);
+            }
+            return self.outcome();
+        }
+        self.wait_until(reason, deadline)
+    }
+
+    /// `wait` with a deadline.
+    #[inline(never)]
+    fn wait_until(&self, reason: WaitReason, deadline: Option<Instant>) -> Waited {
         let mut aborting_failed = false;
         loop {
             if self.done.load(Ordering::Acquire) {
@@ -274,10 +304,20 @@ impl Context {
     }
 }
 
+/// How an entry refers to its waiter's context.
+pub(crate) enum CxRef {
+    /// A context others may also claim (a select's other cases, a dynamic select's
+    /// reservation) or the waiter may abort (a deadline): claimed by CAS, kept alive by
+    /// the reference.
+    Shared(Arc<Context>),
+    /// A solo context in the waiting frame (module doc): claimed by whoever holds the lock.
+    Solo(NonNull<Context>),
+}
+
 /// A waiter's place in one channel's queue.
 pub(crate) struct Entry {
     /// The waiting operation.
-    pub(crate) cx: Arc<Context>,
+    cx: CxRef,
     /// Which case of the waiter this entry is.
     pub(crate) case: usize,
     /// `*mut Option<T>` in the waiter's frame, or null for an observer.
@@ -290,43 +330,168 @@ pub(crate) struct Entry {
 // SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
 // waits for, keeping the packet alive), under the channel lock; moving the pointer between
 // threads is what the protocol is for. `T: Send` is required by the channel that casts it.
+// A solo context is touched only by claimers holding the lock, while its waiter waits.
 unsafe impl Send for Entry {}
 
 impl Entry {
+    /// An entry of a shared context (a select's case, a timed operation).
+    #[inline]
+    pub(crate) fn shared(cx: &Arc<Context>, case: usize, packet: *mut (), deferred: bool) -> Entry {
+        Entry {
+            cx: CxRef::Shared(cx.clone()),
+            case,
+            packet,
+            deferred,
+        }
+    }
+
+    /// An entry of a solo context (module doc).
+    ///
+    /// # Safety
+    /// `cx` came from `Context::solo`, does not move, and outlives the entry's time in the
+    /// queue: its waiter pushes this one entry, under the channel lock, then waits on `cx`
+    /// without a deadline until it is completed or released (or takes the entry back under
+    /// the same lock hold).
+    #[inline]
+    pub(crate) unsafe fn solo(cx: &Context, packet: *mut ()) -> Entry {
+        Entry {
+            cx: CxRef::Solo(NonNull::from(cx)),
+            case: 0,
+            packet,
+            deferred: false,
+        }
+    }
+
+    #[inline]
+    fn context(&self) -> &Context {
+        match &self.cx {
+            CxRef::Shared(cx) => cx,
+            // SAFETY: a solo context outlives its entry's time in the queue (`Entry::solo`),
+            // and we are in the queue (or hold the claimed entry) under the lock.
+            CxRef::Solo(p) => unsafe { p.as_ref() },
+        }
+    }
+
     #[inline]
     pub(crate) fn is_observer(&self) -> bool {
         self.packet.is_null()
     }
+
+    /// Still claimable?
+    #[inline]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.context().is_waiting()
+    }
+
+    /// Is this an entry of `cx`?
+    #[inline]
+    fn is_of(&self, cx: &Arc<Context>) -> bool {
+        matches!(&self.cx, CxRef::Shared(c) if Arc::ptr_eq(c, cx))
+    }
+
+    /// Claims the waiter for this entry's case. Only the winner may write the packet.
+    #[inline]
+    pub(crate) fn try_claim(&self) -> bool {
+        match &self.cx {
+            CxRef::Shared(cx) => cx.try_claim(self.case),
+            CxRef::Solo(_) => {
+                // Nobody else can claim it (module doc): no CAS.
+                let cx = self.context();
+                debug_assert!(cx.is_waiting());
+                cx.state.store(FIRST_CASE + self.case, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// The waiter's wake-up handle: moved out of a solo context (its last use but `done`),
+    /// cloned from a shared one.
+    #[inline]
+    fn take_unparker(&self) -> Unparker {
+        match &self.cx {
+            CxRef::Shared(cx) => cx.unparker().clone(),
+            // SAFETY: we claimed the waiter; nobody else touches its `unparker` until `done`.
+            CxRef::Solo(p) => unsafe { (*p.as_ref().unparker.get()).take() }
+                .expect("a solo context is claimed once"),
+        }
+    }
+
+    /// Marks the claimed operation complete (packet written) and queues its wake-up for
+    /// after the unlock. A solo context must not be touched after this.
+    #[inline]
+    pub(crate) fn complete(self, wakes: &mut Wakes) {
+        let u = self.take_unparker();
+        self.context().complete();
+        wakes.push(u);
+    }
+
+    /// Lets a claimed waiter go (`Waited::Retry`: it starts its operation again) and queues
+    /// its wake-up.
+    #[inline]
+    pub(crate) fn release(self, wakes: &mut Wakes) {
+        let u = self.take_unparker();
+        self.context().release();
+        wakes.push(u);
+    }
+
+    /// `complete`, then wake the waiter at once (a dynamic select's reserved peer,
+    /// completed after the lock was released).
+    pub(crate) fn complete_now(self) {
+        let mut wakes = Wakes::default();
+        self.complete(&mut wakes);
+        wakes.run();
+    }
+
+    /// `release`, then wake the waiter at once.
+    pub(crate) fn release_now(self) {
+        let mut wakes = Wakes::default();
+        self.release(&mut wakes);
+        wakes.run();
+    }
 }
 
-/// Contexts to unpark once the channel lock is released.
+/// Waiters to unpark once the channel lock is released.
 #[doc(hidden)]
 #[derive(Default)]
 pub struct Wakes {
-    /// The first (usually only) context to wake; no allocation for it.
-    first: Option<Arc<Context>>,
-    /// Any others (close, observers).
-    rest: Vec<Arc<Context>>,
+    /// The first (usually only) waiter to wake; no allocation for it.
+    first: Option<Unparker>,
+    /// Any others (close, observers); None (nothing to drop) in the common case.
+    rest: Option<Vec<Unparker>>,
 }
 
 impl Wakes {
     #[inline]
-    pub(crate) fn push(&mut self, cx: Arc<Context>) {
+    pub(crate) fn push(&mut self, u: Unparker) {
         if self.first.is_none() {
-            self.first = Some(cx);
+            self.first = Some(u);
         } else {
-            self.rest.push(cx);
+            self.push_rest(u);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_rest(&mut self, u: Unparker) {
+        self.rest.get_or_insert_with(Vec::new).push(u);
     }
 
     /// Unparks them all. Call after unlocking.
     #[inline]
     pub(crate) fn run(self) {
-        if let Some(cx) = self.first {
-            cx.unpark();
-            for cx in self.rest {
-                cx.unpark();
+        if let Some(u) = self.first {
+            u.unpark_owned();
+            if let Some(rest) = self.rest {
+                Self::run_rest(rest);
             }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_rest(rest: Vec<Unparker>) {
+        for u in rest {
+            u.unpark_owned();
         }
     }
 }
@@ -349,12 +514,20 @@ impl WaitQueue {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, e: Entry) {
         if self.q.len() >= self.sweep_at {
-            self.q.retain(|e| e.cx.is_waiting());
-            self.sweep_at = (2 * self.q.len()).max(MIN_SWEEP);
+            self.sweep();
         }
         self.q.push_back(e);
+    }
+
+    /// Drops the stale entries (module doc, Lazy unregistration).
+    #[cold]
+    #[inline(never)]
+    fn sweep(&mut self) {
+        self.q.retain(|e| e.is_waiting());
+        self.sweep_at = (2 * self.q.len()).max(MIN_SWEEP);
     }
 
     #[inline]
@@ -368,10 +541,9 @@ impl WaitQueue {
     #[inline]
     pub(crate) fn claim_first(&mut self, wakes: &mut Wakes) -> Option<Entry> {
         while let Some(e) = self.q.pop_front() {
-            if e.cx.try_claim(e.case) {
+            if e.try_claim() {
                 if e.is_observer() {
-                    e.cx.complete();
-                    wakes.push(e.cx);
+                    e.complete(wakes);
                     continue;
                 }
                 return Some(e);
@@ -384,9 +556,8 @@ impl WaitQueue {
     /// as they are, which their owners read as "closed".
     pub(crate) fn release_all(&mut self, wakes: &mut Wakes) {
         for e in self.q.drain(..) {
-            if e.cx.try_claim(e.case) {
-                e.cx.complete();
-                wakes.push(e.cx);
+            if e.try_claim() {
+                e.complete(wakes);
             }
         }
     }
@@ -395,9 +566,8 @@ impl WaitQueue {
     /// (close of a bounded channel, whose receivers must first drain the ring).
     pub(crate) fn release_all_to_retry(&mut self, wakes: &mut Wakes) {
         for e in self.q.drain(..) {
-            if e.cx.try_claim(e.case) {
-                e.cx.release();
-                wakes.push(e.cx);
+            if e.try_claim() {
+                e.release(wakes);
             }
         }
     }
@@ -420,19 +590,18 @@ impl WaitQueue {
         let mut i = 0;
         while i < self.q.len() {
             let e = &self.q[i];
-            if me.is_some_and(|me| Arc::ptr_eq(&e.cx, me)) {
+            if me.is_some_and(|me| e.is_of(me)) {
                 i += 1;
                 continue;
             }
-            if !e.cx.is_waiting() {
+            if !e.is_waiting() {
                 self.q.remove(i);
                 continue;
             }
             if e.is_observer() {
-                if notify_observers && e.cx.try_claim(e.case) {
+                if notify_observers && e.try_claim() {
                     let e = self.q.remove(i).expect("index in range");
-                    e.cx.complete();
-                    wakes.push(e.cx);
+                    e.complete(wakes);
                 } else {
                     i += 1;
                 }
