@@ -39,14 +39,19 @@ use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new({
-        let x = 0u8;
-        let seed = (&x as *const u8 as u64)
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64));
-        seed | 1
-    });
+    /// The generator's state; 0 until first used (then seeded).
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A seed from the clock and a stack address (never 0).
+#[cold]
+fn seed() -> u64 {
+    let x = 0u8;
+    let seed = (&x as *const u8 as u64)
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64));
+    seed | 1
 }
 
 /// A fast thread-local pseudo-random number (xorshift64*); fairness, not cryptography.
@@ -54,6 +59,9 @@ thread_local! {
 fn rand_u64() -> u64 {
     RNG.with(|c| {
         let mut x = c.get();
+        if x == 0 {
+            x = seed();
+        }
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
@@ -74,6 +82,13 @@ fn rand_below(n: usize) -> usize {
 pub(super) fn shuffle(order: &mut [usize]) {
     let n = order.len();
     if n < 2 {
+        return;
+    }
+    if n == 2 {
+        // The common two-case select: one random bit.
+        if rand_u64() >> 63 != 0 {
+            order.swap(0, 1);
+        }
         return;
     }
     if n <= 20 {
@@ -583,24 +598,17 @@ pub(crate) fn select(
     if has_default {
         return select_default(cases);
     }
-    // Fast pass: only the cases that may be ready, found without locks.
-    let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
-    let maybe = maybe.as_mut();
-    shuffle(maybe);
-    for &i in maybe.iter() {
-        if cases[i].try_complete() {
+    let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
+    let order = order.as_mut();
+    shuffle(order);
+    // Fast pass, in random order: complete the first case that can, skipping without a lock
+    // those that surely cannot.
+    for &i in order.iter() {
+        if cases[i].maybe_ready() && cases[i].try_complete() {
             return Some(i);
         }
     }
-    let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
-    let order = order.as_mut();
     loop {
-        shuffle(order);
-        for &i in order.iter() {
-            if cases[i].try_complete() {
-                return Some(i);
-            }
-        }
         if order.is_empty() {
             match deadline {
                 None => block_forever(),
@@ -612,10 +620,15 @@ pub(crate) fn select(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             match locked_pass(cases, order) {
-                Some(i) if !cases[i].finish() => continue,
+                Some(i) if !cases[i].finish() => {
+                    shuffle(order);
+                    continue;
+                }
                 r => return r,
             }
         }
+        // Register in the (random) order of the pass; each registration looks once more,
+        // under the channel's lock.
         let cx = Context::new();
         let mut ready = false;
         for &i in order.iter() {
@@ -624,22 +637,32 @@ pub(crate) fn select(
                 break;
             }
         }
-        if ready && cx.try_abort() {
-            continue; // a case became ready: try again (our entries are stale now)
-        }
-        // Registered on every case: from here any peer that makes a case ready claims us,
-        // so a timeout (abort) happens at an instant when none was ready.
-        let r = cx.wait(WaitReason::Select, deadline);
+        let r = if ready && cx.try_abort() {
+            // A case became ready: our entries are stale now.
+            Waited::Retry
+        } else {
+            // Registered on every case: from here any peer that makes a case ready claims
+            // us, so a timeout (abort) happens at an instant when none was ready.
+            cx.wait(WaitReason::Select, deadline)
+        };
         Context::recycle(cx);
-        return match r {
+        match r {
             Waited::Case(i) => {
                 cases[i].selected();
-                Some(i)
+                return Some(i);
             }
-            Waited::Timeout => None,
-            // A dynamic select reserved one of our cases, then dropped its operation.
-            Waited::Retry => continue,
-        };
+            Waited::Timeout => return None,
+            // A case became ready while registering, or a dynamic select reserved one of
+            // our cases and then dropped its operation: look again.
+            Waited::Retry => {
+                shuffle(order);
+                for &i in order.iter() {
+                    if cases[i].try_complete() {
+                        return Some(i);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -61,16 +61,23 @@
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::park::{self, Unparker, WaitReason};
 
-const WAITING: usize = 0;
-const ABORTED: usize = 1;
-const FIRST_CASE: usize = 2;
-const RELEASED: usize = usize::MAX;
+// The status half of a context's state word (the other half is its generation).
+const WAITING: u32 = 0;
+const ABORTED: u32 = 1;
+const FIRST_CASE: u32 = 2;
+const RELEASED: u32 = u32::MAX;
+
+/// A state word: generation (high half) and status (low half).
+#[inline]
+const fn word(generation: u32, status: u32) -> u64 {
+    (generation as u64) << 32 | status as u64
+}
 
 /// How a wait on a [`Context`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,9 +92,15 @@ pub(crate) enum Waited {
 }
 
 /// One blocking operation or select, as its peers see it.
+///
+/// A context is reused for one operation after another (its spare, below): each use is a
+/// new *generation*, and an entry records the generation it was made for, so an entry left
+/// stale in some queue by an earlier select can never claim a later operation (its claim
+/// CAS expects its own generation, WAITING).
 pub struct Context {
-    /// WAITING, ABORTED or FIRST_CASE + the completed case (table above).
-    state: AtomicUsize,
+    /// Generation (high 32 bits) and status: WAITING, ABORTED, RELEASED or FIRST_CASE + the
+    /// completed case (table above).
+    state: AtomicU64,
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
@@ -96,22 +109,25 @@ pub struct Context {
     unparker: UnsafeCell<Option<Unparker>>,
 }
 
-// SAFETY: `state` and `done` are atomics; `unparker` is written only by `Context::new` when
-// the strong count is 1 (no other reference exists, and no `Weak` is ever made), so no
-// other thread can read it concurrently; `Unparker` itself is Send + Sync.
+// SAFETY: `state` and `done` are atomics. `unparker` is written by `Context::new` only
+// between two generations, when no claim can succeed (every entry holding a reference is
+// of an older generation, which only ever reads `state`), and read only by the claimer of
+// the current generation, after the entries that make that claim possible were published
+// under a channel lock; a solo context's claimer moves it out before `done`. `Unparker`
+// itself is Send + Sync.
 unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
 
 /// Spare contexts per thread.
-const SPARES: usize = 4;
+const SPARES: usize = 2;
 
 thread_local! {
-    /// Finished contexts kept for reuse by the next blocking operations on this thread. A
-    /// select's context usually still has a stale entry in another case's queue when the
-    /// select returns (dropped lazily, soon); so several are kept, and one whose other
-    /// references are gone is picked (a strong count of 1), preferably one that already
-    /// wakes the current goroutine. No allocation per blocking select in the steady state.
+    /// Contexts kept for reuse by the next blocking selects and timed operations on this
+    /// thread: a new generation of a finished context is a fresh one (stale entries of the
+    /// old generations may still point to it; they cannot claim it). Each blocked operation
+    /// takes one out, so goroutines that block on the same thread never share one. No
+    /// allocation per blocking select in the steady state.
     static SPARE: [Cell<Option<Arc<Context>>>; SPARES] =
         const { [const { Cell::new(None) }; SPARES] };
 }
@@ -119,65 +135,41 @@ thread_local! {
 // The accessors are not inlined: a goroutine may resume on another thread after parking,
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
-fn take_spare(me: *const ()) -> Option<Arc<Context>> {
-    SPARE.with(|s| {
-        let mut any = None;
-        for (i, c) in s.iter().enumerate() {
-            let cx = c.take();
-            if let Some(x) = &cx {
-                if Arc::strong_count(x) == 1 {
-                    if x.target() == me {
-                        return cx;
-                    }
-                    any.get_or_insert(i);
-                }
-            }
-            c.set(cx);
-        }
-        any.and_then(|i| s[i].take())
-    })
+fn take_spare() -> Option<Arc<Context>> {
+    SPARE.with(|s| s[0].take().or_else(|| s[1].take()))
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
     SPARE.with(|s| {
-        // An empty slot, else one that is still referenced elsewhere, else the first.
-        let i = s
-            .iter()
-            .position(|c| {
-                let x = c.take();
-                let free = x.as_ref().map_or(true, |x| Arc::strong_count(x) > 1);
-                c.set(x);
-                free
-            })
-            .unwrap_or(0);
-        drop(s[i].replace(Some(cx)));
+        if let Some(other) = s[0].replace(Some(cx)) {
+            drop(s[1].replace(Some(other)));
+        }
     });
 }
 
 impl Context {
-    /// A context for the current goroutine or thread.
+    /// A context for the current goroutine or thread, in a new generation.
     ///
-    /// Reuses one of this thread's spare contexts if nothing else references it any more
-    /// (no stale entry in any queue, no claimer still holding it): a strong count of 1
-    /// proves exclusivity. A spare that already wakes the current goroutine keeps its
-    /// Unparker.
+    /// Reuses one of this thread's spare contexts (see `SPARE`); one that wakes another
+    /// goroutine gets the current one's Unparker.
     #[inline]
     pub(crate) fn new() -> Arc<Context> {
-        let me = crate::runtime::goroutine::current_ptr().cast::<()>();
-        if let Some(cx) = take_spare(me) {
-            // Unique: no stale entry, no claimer holds it (and no Weak is ever made). The
-            // fence pairs with the Release decrement of the last other owner.
-            if Arc::strong_count(&cx) == 1 {
-                fence(Ordering::Acquire);
-                cx.state.store(WAITING, Ordering::Relaxed);
-                cx.done.store(false, Ordering::Relaxed);
-                if me.is_null() || cx.target() != me {
-                    // SAFETY: unique owner (above): nobody else can read `unparker` now.
-                    unsafe { *cx.unparker.get() = Some(park::current()) };
-                }
-                return cx;
+        if let Some(cx) = take_spare() {
+            let g = (cx.state.load(Ordering::Relaxed) >> 32) as u32;
+            // Publishes the new generation; entries of the old ones fail their claims from
+            // here on (a claimer of the old generation had finished before our last wait
+            // returned, or the old generation was aborted).
+            cx.state
+                .store(word(g.wrapping_add(1), WAITING), Ordering::Relaxed);
+            cx.done.store(false, Ordering::Relaxed);
+            let me = crate::runtime::goroutine::current_ptr().cast::<()>();
+            if me.is_null() || cx.target() != me {
+                // SAFETY: between generations nobody reads `unparker` (see the Send/Sync
+                // note): the last claimer took what it needed before `done`.
+                unsafe { *cx.unparker.get() = Some(park::current()) };
             }
+            return cx;
         }
         Arc::new(Context::solo())
     }
@@ -187,10 +179,16 @@ impl Context {
     #[inline]
     pub(crate) fn solo() -> Context {
         Context {
-            state: AtomicUsize::new(WAITING),
+            state: AtomicU64::new(word(0, WAITING)),
             done: AtomicBool::new(false),
             unparker: UnsafeCell::new(Some(park::current())),
         }
+    }
+
+    /// The current generation.
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        (self.state.load(Ordering::Relaxed) >> 32) as u32
     }
 
     #[inline]
@@ -214,19 +212,19 @@ impl Context {
         put_spare(cx);
     }
 
-    /// Still claimable?
+    /// Still claimable in generation `g`?
     #[inline]
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.state.load(Ordering::Acquire) == WAITING
+    fn is_waiting(&self, g: u32) -> bool {
+        self.state.load(Ordering::Acquire) == word(g, WAITING)
     }
 
-    /// Claims the context for `case`. Only the winner may write the packet.
+    /// Claims generation `g` for `case`. Only the winner may write the packet.
     #[inline]
-    pub(crate) fn try_claim(&self, case: usize) -> bool {
+    fn try_claim(&self, g: u32, case: usize) -> bool {
         self.state
             .compare_exchange(
-                WAITING,
-                FIRST_CASE + case,
+                word(g, WAITING),
+                word(g, FIRST_CASE + case as u32),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
@@ -236,8 +234,14 @@ impl Context {
     /// The waiter gives up. False if a peer claimed it first (then wait for `done`).
     #[inline]
     pub(crate) fn try_abort(&self) -> bool {
+        let g = self.generation();
         self.state
-            .compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                word(g, WAITING),
+                word(g, ABORTED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -251,7 +255,8 @@ impl Context {
     /// again. The caller unparks it afterwards.
     #[inline]
     pub(crate) fn release(&self) {
-        self.state.store(RELEASED, Ordering::Relaxed);
+        let g = self.generation();
+        self.state.store(word(g, RELEASED), Ordering::Relaxed);
         self.done.store(true, Ordering::Release);
     }
 
@@ -259,9 +264,9 @@ impl Context {
     /// How the completed wait ended; call after `done` was seen (Acquire).
     #[inline]
     fn outcome(&self) -> Waited {
-        match self.state.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) as u32 {
             RELEASED => Waited::Retry,
-            s => Waited::Case(s - FIRST_CASE),
+            s => Waited::Case((s - FIRST_CASE) as usize),
         }
     }
 
@@ -318,6 +323,8 @@ pub(crate) enum CxRef {
 pub(crate) struct Entry {
     /// The waiting operation.
     cx: CxRef,
+    /// The context's generation this entry was made for.
+    generation: u32,
     /// Which case of the waiter this entry is.
     pub(crate) case: usize,
     /// `*mut Option<T>` in the waiter's frame, or null for an observer.
@@ -338,6 +345,7 @@ impl Entry {
     #[inline]
     pub(crate) fn shared(cx: &Arc<Context>, case: usize, packet: *mut (), deferred: bool) -> Entry {
         Entry {
+            generation: cx.generation(),
             cx: CxRef::Shared(cx.clone()),
             case,
             packet,
@@ -356,6 +364,7 @@ impl Entry {
     pub(crate) unsafe fn solo(cx: &Context, packet: *mut ()) -> Entry {
         Entry {
             cx: CxRef::Solo(NonNull::from(cx)),
+            generation: 0,
             case: 0,
             packet,
             deferred: false,
@@ -380,10 +389,10 @@ impl Entry {
     /// Still claimable?
     #[inline]
     pub(crate) fn is_waiting(&self) -> bool {
-        self.context().is_waiting()
+        self.context().is_waiting(self.generation)
     }
 
-    /// Is this an entry of `cx`?
+    /// Is this an entry of `cx` (any generation)?
     #[inline]
     fn is_of(&self, cx: &Arc<Context>) -> bool {
         matches!(&self.cx, CxRef::Shared(c) if Arc::ptr_eq(c, cx))
@@ -393,12 +402,13 @@ impl Entry {
     #[inline]
     pub(crate) fn try_claim(&self) -> bool {
         match &self.cx {
-            CxRef::Shared(cx) => cx.try_claim(self.case),
+            CxRef::Shared(cx) => cx.try_claim(self.generation, self.case),
             CxRef::Solo(_) => {
                 // Nobody else can claim it (module doc): no CAS.
                 let cx = self.context();
-                debug_assert!(cx.is_waiting());
-                cx.state.store(FIRST_CASE + self.case, Ordering::Relaxed);
+                debug_assert!(cx.is_waiting(0));
+                cx.state
+                    .store(word(0, FIRST_CASE + self.case as u32), Ordering::Relaxed);
                 true
             }
         }
@@ -590,12 +600,12 @@ impl WaitQueue {
         let mut i = 0;
         while i < self.q.len() {
             let e = &self.q[i];
-            if me.is_some_and(|me| e.is_of(me)) {
-                i += 1;
-                continue;
-            }
             if !e.is_waiting() {
                 self.q.remove(i);
+                continue;
+            }
+            if me.is_some_and(|me| e.is_of(me)) {
+                i += 1;
                 continue;
             }
             if e.is_observer() {
