@@ -848,7 +848,7 @@ impl<T> Chan<T> {
             Some(r) => {
                 // No lock-free send succeeds from here; receivers start over, to drain
                 // what lock-free sends pushed before (they may not have served them yet).
-                r.mark();
+                r.close();
                 inner.recvq.release_all_to_retry(&mut wakes);
             }
             None => inner.recvq.release_all(&mut wakes),
@@ -870,12 +870,15 @@ impl<T> Chan<T> {
         inner.rx_gone = true;
         self.rx_gone_flag.store(true, Ordering::Release);
         if let Some(r) = &self.ring {
-            r.mark();
+            r.close();
         }
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
         let unreceived = std::mem::take(&mut inner.buf);
-        let unreceived_ring = self.ring.as_ref().map(|r| r.drain());
+        let unreceived_ring = match &self.ring {
+            Some(r) if !r.is_empty() => Some(r.drain()),
+            _ => None,
+        };
         self.len.store(0, Ordering::Release);
         drop(inner);
         wakes.run();

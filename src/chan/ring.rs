@@ -57,7 +57,7 @@ use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A slot: its stamp (stored minus the slot's index, so that zeroed memory is the initial
 /// state) and its value.
@@ -107,22 +107,17 @@ pub(crate) struct PushSlot {
     stamp: usize,
 }
 
-/// The lock-free ring of a bounded channel (module doc).
+/// The lock-free ring of a bounded channel (module doc). Two words: the geometry is
+/// derived from `cap` (a channel keeps one of these inline, and timers make many channels).
 pub(crate) struct Ring<T> {
     /// The block: head, tail, slots.
     block: NonNull<u8>,
-    /// Byte offset of `tail` in the block.
-    tail_off: usize,
-    /// Byte offset of the first slot.
-    slots_off: usize,
-    /// Number of slots.
-    cap: usize,
-    /// The MARK bit (a power of two above every index).
-    mark: usize,
-    /// `lap` increment: MARK << 2 (FROZEN is MARK << 1).
-    one_lap: usize,
-    /// The block's layout (for deallocation).
-    layout: Layout,
+    /// Number of slots (at most `chan`'s ring limit, far below 2^32).
+    cap: u32,
+    /// log2 of the MARK bit (a power of two above every index).
+    mark_shift: u8,
+    /// `head` and `tail` on cache lines of their own.
+    padded: bool,
     _values: PhantomData<T>,
 }
 
@@ -133,38 +128,17 @@ unsafe impl<T: Send> Send for Ring<T> {}
 unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
-    /// A ring of `cap` slots (`0 < cap`). Panics if it cannot be allocated.
+    /// A ring of `cap` slots (`0 < cap <= u32::MAX / 8`). Panics if it cannot be allocated.
     pub(crate) fn new(cap: usize) -> Ring<T> {
-        debug_assert!(cap > 0);
-        let too_large = || -> ! {
+        assert!(cap > 0 && cap <= (u32::MAX / 8) as usize);
+        let mark = (cap + 1).next_power_of_two();
+        let padded = std::mem::size_of::<Slot<T>>().saturating_mul(cap) >= 2 * PAD;
+        let layout = Self::layout(cap, padded).unwrap_or_else(|| {
             panic!(
                 "gort::chan: capacity {cap} is too large to allocate ({} bytes per element)",
                 std::mem::size_of::<T>()
             )
-        };
-        let mark = cap
-            .checked_add(1)
-            .and_then(usize::checked_next_power_of_two)
-            .filter(|m| m.checked_mul(8).is_some())
-            .unwrap_or_else(|| too_large());
-        let slots = Layout::array::<Slot<T>>(cap).unwrap_or_else(|_| too_large());
-        let padded = slots.size() >= 2 * PAD;
-        let (tail_off, header) = if padded {
-            (PAD, 2 * PAD)
-        } else {
-            (std::mem::size_of::<AtomicUsize>(), 0)
-        };
-        let header = Layout::from_size_align(
-            header.max(2 * std::mem::size_of::<AtomicUsize>()),
-            if padded {
-                PAD
-            } else {
-                std::mem::align_of::<AtomicUsize>()
-            },
-        )
-        .expect("header layout");
-        let (layout, slots_off) = header.extend(slots).unwrap_or_else(|_| too_large());
-        let layout = layout.pad_to_align();
+        });
         // SAFETY: the layout has a non-zero size (at least the two words).
         let p = unsafe { alloc::alloc_zeroed(layout) };
         let Some(block) = NonNull::new(p) else {
@@ -175,25 +149,73 @@ impl<T> Ring<T> {
         };
         Ring {
             block,
-            tail_off,
-            slots_off,
-            cap,
-            mark,
-            one_lap: mark << 2,
-            layout,
+            cap: cap as u32,
+            mark_shift: mark.trailing_zeros() as u8,
+            padded,
             _values: PhantomData,
         }
     }
 
+    /// The block's layout: the header (head and tail, padded or not), then the slots.
+    fn layout(cap: usize, padded: bool) -> Option<Layout> {
+        let slots = Layout::array::<Slot<T>>(cap).ok()?;
+        let header = if padded {
+            Layout::from_size_align(2 * PAD, PAD).ok()?
+        } else {
+            Layout::new::<[AtomicUsize; 2]>()
+        };
+        let (layout, _) = header.extend(slots).ok()?;
+        Some(layout.pad_to_align())
+    }
+
+    /// Byte offset of `tail` in the block.
+    #[inline]
+    fn tail_off(&self) -> usize {
+        if self.padded {
+            PAD
+        } else {
+            std::mem::size_of::<AtomicUsize>()
+        }
+    }
+
+    /// Byte offset of the first slot (where `layout` places it).
+    #[inline]
+    fn slots_off(&self) -> usize {
+        let header = if self.padded {
+            2 * PAD
+        } else {
+            2 * std::mem::size_of::<AtomicUsize>()
+        };
+        let align = std::mem::align_of::<Slot<T>>();
+        (header + align - 1) & !(align - 1)
+    }
+
+    #[inline]
+    fn cap(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// The MARK bit.
+    #[inline]
+    fn mark(&self) -> usize {
+        1 << self.mark_shift
+    }
+
+    /// One lap: MARK << 2 (FROZEN is MARK << 1).
+    #[inline]
+    fn one_lap(&self) -> usize {
+        self.mark() << 2
+    }
+
     #[inline]
     fn frozen(&self) -> usize {
-        self.mark << 1
+        self.mark() << 1
     }
 
     /// The index and lap of a head or tail word, without the bits.
     #[inline]
     fn pos(&self, w: usize) -> usize {
-        w & !(self.mark | self.frozen())
+        w & !(self.mark() | self.frozen())
     }
 
     #[inline]
@@ -205,18 +227,18 @@ impl<T> Ring<T> {
     #[inline]
     fn tail(&self) -> &AtomicUsize {
         // SAFETY: `tail_off` is inside the block, aligned for a word, zero-initialized.
-        unsafe { &*self.block.as_ptr().add(self.tail_off).cast::<AtomicUsize>() }
+        unsafe { &*self.block.as_ptr().add(self.tail_off()).cast::<AtomicUsize>() }
     }
 
     #[inline]
     fn slot(&self, index: usize) -> &Slot<T> {
-        debug_assert!(index < self.cap);
+        debug_assert!(index < self.cap());
         // SAFETY: `index < cap` and the slots start at `slots_off`, aligned (Layout::extend).
         unsafe {
             &*self
                 .block
                 .as_ptr()
-                .add(self.slots_off)
+                .add(self.slots_off())
                 .cast::<Slot<T>>()
                 .add(index)
         }
@@ -230,11 +252,11 @@ impl<T> Ring<T> {
     /// The position after `pos` (same lap, next index; or the next lap's index 0).
     #[inline]
     fn next(&self, pos: usize) -> usize {
-        let index = pos & (self.mark - 1);
-        if index + 1 < self.cap {
+        let index = pos & (self.mark() - 1);
+        if index + 1 < self.cap() {
             pos + 1
         } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+            (pos & !(self.one_lap() - 1)).wrapping_add(self.one_lap())
         }
     }
 
@@ -246,14 +268,14 @@ impl<T> Ring<T> {
         let mut spins = 0u32;
         let mut tail = self.tail().load(Ordering::Relaxed);
         loop {
-            if tail & self.mark != 0 {
+            if tail & self.mark() != 0 {
                 return Err(NoSlot::Closed);
             }
             if tail & frozen != 0 && !locked {
                 return Err(NoSlot::Frozen);
             }
             let pos = self.pos(tail);
-            let index = pos & (self.mark - 1);
+            let index = pos & (self.mark() - 1);
             let slot = self.slot(index);
             let stamp = self.stamp(slot, index, Ordering::Acquire);
             if stamp == pos {
@@ -275,12 +297,12 @@ impl<T> Ring<T> {
                         spin(&mut spins);
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap) == pos.wrapping_add(1) {
+            } else if stamp.wrapping_add(self.one_lap()) == pos.wrapping_add(1) {
                 // The slot still holds last lap's value: full, unless a receiver is
-                // between its CAS on head and its stamp.
-                fence(Ordering::SeqCst);
-                let head = self.head().load(Ordering::Relaxed);
-                if self.pos(head).wrapping_add(self.one_lap) == pos {
+                // between its CAS on head and its stamp. (Full when `head` is read: the
+                // indices only grow. The waiters' handshake uses its own SeqCst reads.)
+                let head = self.head().load(Ordering::Acquire);
+                if self.pos(head).wrapping_add(self.one_lap()) == pos {
                     return Err(NoSlot::Full);
                 }
                 spin(&mut spins);
@@ -341,7 +363,7 @@ impl<T> Ring<T> {
                 return Pop::Frozen;
             }
             let pos = self.pos(head);
-            let index = pos & (self.mark - 1);
+            let index = pos & (self.mark() - 1);
             let slot = self.slot(index);
             let stamp = self.stamp(slot, index, Ordering::Acquire);
             if stamp == pos.wrapping_add(1) {
@@ -356,7 +378,7 @@ impl<T> Ring<T> {
                         // SAFETY: the CAS reserved the written slot for us alone; read once.
                         let v = unsafe { (*slot.value.get()).assume_init_read() };
                         slot.stamp.store(
-                            pos.wrapping_add(self.one_lap).wrapping_sub(index),
+                            pos.wrapping_add(self.one_lap()).wrapping_sub(index),
                             Ordering::Release,
                         );
                         return Pop::Got(v);
@@ -368,10 +390,10 @@ impl<T> Ring<T> {
                 }
             } else if stamp == pos {
                 // Empty at this slot, unless a sender is between its CAS and its stamp.
-                fence(Ordering::SeqCst);
-                let tail = self.tail().load(Ordering::Relaxed);
+                // (Empty when `tail` is read, as above.)
+                let tail = self.tail().load(Ordering::Acquire);
                 if self.pos(tail) == pos {
-                    return if tail & self.mark != 0 {
+                    return if tail & self.mark() != 0 {
                         Pop::Closed
                     } else {
                         Pop::Empty
@@ -408,7 +430,7 @@ impl<T> Ring<T> {
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         let (head, tail) = self.head_tail();
-        self.pos(head).wrapping_add(self.one_lap) == self.pos(tail)
+        self.pos(head).wrapping_add(self.one_lap()) == self.pos(tail)
     }
 
     /// True if either word of a `head_tail` pair has FROZEN set.
@@ -426,22 +448,22 @@ impl<T> Ring<T> {
                 continue;
             }
             let (h, t) = (self.pos(head), self.pos(tail));
-            let (hi, ti) = (h & (self.mark - 1), t & (self.mark - 1));
+            let (hi, ti) = (h & (self.mark() - 1), t & (self.mark() - 1));
             return if hi < ti {
                 ti - hi
             } else if hi > ti {
-                self.cap - hi + ti
+                self.cap() - hi + ti
             } else if t == h {
                 0
             } else {
-                self.cap
+                self.cap()
             };
         }
     }
 
     /// MARKs the tail: no more sends. Call under the channel lock.
-    pub(crate) fn mark(&self) {
-        self.tail().fetch_or(self.mark, Ordering::SeqCst);
+    pub(crate) fn close(&self) {
+        self.tail().fetch_or(self.mark(), Ordering::SeqCst);
     }
 
     /// Sets FROZEN on both words. Call under the channel lock; `thaw` before unlocking.
@@ -478,15 +500,16 @@ impl<T> Drop for Ring<T> {
             let tail = self.pos(self.tail().load(Ordering::Relaxed));
             let mut pos = head;
             while pos != tail {
-                let index = pos & (self.mark - 1);
+                let index = pos & (self.mark() - 1);
                 // SAFETY: between head and tail, stamped (no operation is in progress:
                 // we are the last owner), so initialized; dropped once.
                 unsafe { (*self.slot(index).value.get()).assume_init_drop() };
                 pos = self.next(pos);
             }
         }
+        let layout = Self::layout(self.cap(), self.padded).expect("allocated with it");
         // SAFETY: allocated in `new` with this layout.
-        unsafe { alloc::dealloc(self.block.as_ptr(), self.layout) };
+        unsafe { alloc::dealloc(self.block.as_ptr(), layout) };
     }
 }
 

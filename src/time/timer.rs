@@ -38,16 +38,18 @@ struct State {
 /// What to run instead of sending (`after_func`), in a new goroutine.
 type Func = Arc<dyn Fn() + Send + Sync>;
 
+#[repr(C)]
 struct Shared {
+    /// Its place in the timer heap (first: `timers::Fire`'s contract).
+    index: HeapIndex,
     tx: Sender<Instant>,
     /// `after_func`'s function: fired in a new goroutine instead of sending.
     func: Option<Func>,
     state: Mutex<State>,
-    /// Its place in the timer heap.
-    index: HeapIndex,
 }
 
-impl Fire for Shared {
+// SAFETY: `repr(C)` with `index` first (the trait's contract).
+unsafe impl Fire for Shared {
     fn index(&self) -> &HeapIndex {
         &self.index
     }
@@ -61,8 +63,10 @@ impl RxGone for Shared {
     /// Every Receiver is gone: nobody can receive a value any more; stop.
     fn rx_gone(&self) {
         let mut st = lock(&self.state);
-        st.when = None;
-        timers::stop(self);
+        // Not armed once `when` is None (fired or stopped): no heap lock to take.
+        if st.when.take().is_some() {
+            timers::stop(self);
+        }
         drop(st);
     }
 }
