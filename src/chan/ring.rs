@@ -526,3 +526,159 @@ fn spin(spins: &mut u32) {
     }
     *spins = spins.saturating_add(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn got<T>(p: Pop<T>) -> Option<T> {
+        match p {
+            Pop::Got(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fifo_over_many_laps_full_and_empty() {
+        for cap in [1, 2, 3, 5, 8, 200] {
+            let r = Ring::<u64>::new(cap);
+            let mut next_in = 0u64;
+            let mut next_out = 0u64;
+            for round in 0..50 {
+                // Fill up to a round-dependent level, then drain part of it.
+                let fill = (round * 7) % (cap + 1);
+                while r.len() < fill {
+                    assert!(matches!(r.push(next_in, false), Push::Done));
+                    next_in += 1;
+                }
+                if r.len() == cap {
+                    assert!(r.is_full());
+                    assert!(matches!(r.push(u64::MAX, false), Push::Full(u64::MAX)));
+                }
+                let take = (round * 3) % (r.len() + 1);
+                for _ in 0..take {
+                    assert_eq!(got(r.pop(false)), Some(next_out));
+                    next_out += 1;
+                }
+                assert_eq!(r.len() as u64, next_in - next_out);
+            }
+            while next_out < next_in {
+                assert_eq!(got(r.pop(false)), Some(next_out));
+                next_out += 1;
+            }
+            assert!(r.is_empty());
+            assert!(matches!(r.pop(false), Pop::Empty));
+        }
+    }
+
+    #[test]
+    fn close_drains_then_reports_closed() {
+        let r = Ring::<u32>::new(4);
+        assert!(matches!(r.push(1, false), Push::Done));
+        assert!(matches!(r.push(2, false), Push::Done));
+        r.close();
+        assert!(matches!(r.push(3, false), Push::Closed(3)));
+        assert_eq!(got(r.pop(false)), Some(1));
+        assert_eq!(got(r.pop(false)), Some(2));
+        assert!(matches!(r.pop(false), Pop::Closed));
+    }
+
+    #[test]
+    fn frozen_ring_stands_still_for_everyone_but_the_lock_holder() {
+        let r = Ring::<u32>::new(3);
+        assert!(matches!(r.push(1, false), Push::Done));
+        let before = r.head_tail();
+        r.freeze();
+        assert!(r.any_frozen(r.head_tail()));
+        assert!(matches!(r.push(2, false), Push::Frozen(2)));
+        assert!(matches!(r.pop(false), Pop::Frozen));
+        // The lock holder (the freezer) moves it, keeping the bit.
+        assert!(matches!(r.push(2, true), Push::Done));
+        assert!(r.any_frozen(r.head_tail()));
+        assert_eq!(got(r.pop(true)), Some(1));
+        r.thaw();
+        assert!(!r.any_frozen(r.head_tail()));
+        assert_ne!(r.head_tail(), before);
+        assert_eq!(got(r.pop(false)), Some(2));
+    }
+
+    #[test]
+    fn values_are_dropped_once_by_drain_and_drop() {
+        let n = Arc::new(());
+        for cap in [1, 3, 64] {
+            let r = Ring::<Arc<()>>::new(cap);
+            for _ in 0..cap {
+                assert!(matches!(r.push(n.clone(), false), Push::Done));
+            }
+            drop(got(r.pop(false)));
+            r.close();
+            assert_eq!(r.drain().len(), cap - 1);
+            assert_eq!(Arc::strong_count(&n), 1);
+            for _ in 0..cap.min(2) {
+                let r2 = Ring::<Arc<()>>::new(cap);
+                assert!(matches!(r2.push(n.clone(), false), Push::Done));
+                drop(r2); // Drop drops what is left
+            }
+            assert_eq!(Arc::strong_count(&n), 1);
+        }
+    }
+
+    #[test]
+    fn concurrent_pushes_and_pops_deliver_each_value_once() {
+        let r = Arc::new(Ring::<u64>::new(8));
+        let per = 20_000u64;
+        let mut hs = Vec::new();
+        for p in 0..3u64 {
+            let r = r.clone();
+            hs.push(std::thread::spawn(move || {
+                for i in 0..per {
+                    let mut v = p * per + i;
+                    loop {
+                        match r.push(v, false) {
+                            Push::Done => break,
+                            Push::Full(w) => {
+                                v = w;
+                                std::hint::spin_loop();
+                            }
+                            _ => unreachable!(),
+                        }
+                    }
+                }
+                0
+            }));
+        }
+        for _ in 0..3 {
+            let r = r.clone();
+            hs.push(std::thread::spawn(move || {
+                let mut sum = 0u64;
+                for _ in 0..per {
+                    loop {
+                        if let Some(v) = got(r.pop(false)) {
+                            sum += v;
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+                sum
+            }));
+        }
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        let n = 3 * per;
+        assert_eq!(sum, n * (n - 1) / 2);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn zero_sized_and_large_values() {
+        let r = Ring::<()>::new(1000);
+        for _ in 0..1000 {
+            assert!(matches!(r.push((), false), Push::Done));
+        }
+        assert!(r.is_full());
+        let r = Ring::<[u8; 300]>::new(3);
+        assert!(matches!(r.push([7; 300], false), Push::Done));
+        assert_eq!(got(r.pop(false)).map(|a| a[299]), Some(7));
+    }
+}
