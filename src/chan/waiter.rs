@@ -3,11 +3,12 @@
 //!
 //! # The claim protocol (crossbeam's `Context::try_select`, Go's `selectDone`)
 //! A blocking operation — one `send`/`recv`, or a whole `select!` — creates one [`Context`]
-//! and leaves an [`Entry`] (context, case index, packet pointer) in the wait queue of each
-//! channel it waits on. Whoever completes it first *claims* the context with one CAS:
+//! and leaves an [`Entry`] (context, generation, case index, packet pointer) in the wait
+//! queue of each channel it waits on. Whoever completes it first *claims* the context with
+//! one CAS on its state word, the generation in the high half and the status below:
 //!
 //! ```text
-//!  state        | meaning                                  | who moves it
+//!  status       | meaning                                  | who moves it
 //!  -------------+------------------------------------------+-----------------------------
 //!  WAITING      | parked (or about to park), claimable      | -
 //!  ABORTED      | gave up (timeout, or a case became ready  | the waiter itself
@@ -28,6 +29,14 @@
 //! value through the packet, then sets `done` (Release) and, after unlocking, unparks the
 //! waiter. The waiter parks in a loop until it sees `done` (Acquire): spurious wake-ups are
 //! harmless (park.rs rule 1) and a claimed waiter never returns before its packet is written.
+//!
+//! # Generations
+//! A context is reused (a spare per thread) from one select or timed operation to the next,
+//! although entries of its earlier uses may still sit in other queues (below, Lazy
+//! unregistration). Each use is a new generation; an entry claims only the generation it
+//! was made for (`word(g, WAITING) -> word(g, 2 + i)`), so a stale entry can never complete
+//! a later operation, and no reference count has to fall to one before reuse (which, with
+//! stale entries lingering, used to cost an allocation per blocking select).
 //!
 //! # Solo contexts
 //! A plain blocking `send` or `recv` without a deadline waits on one queue only and never
@@ -51,8 +60,9 @@
 //! looking for a real partner.
 //!
 //! # Lazy unregistration
-//! When a select completes, its entries on the other channels are not removed: their context
-//! is no longer WAITING, so nobody can claim them, so nobody ever dereferences their packet
+//! When a select completes, its entries on the other channels are not removed: their
+//! generation is no longer WAITING, so nobody can claim them, so nobody ever dereferences
+//! their packet
 //! (which may be gone). Queues drop such stale entries when they meet them at the front, and
 //! sweep them when they grow past twice their live size, so a loop of selects on a channel
 //! that never becomes ready uses bounded memory, and waking one of n selects is O(1)
