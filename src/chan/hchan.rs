@@ -662,7 +662,21 @@ impl<T> Chan<T> {
     }
 
     /// Blocking (or timed) receive.
+    #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
+        // A buffered value: no lock, and nothing else to set up.
+        if let Some(r) = &self.ring {
+            if let Pop::Got(v) = r.pop(false) {
+                self.after_pop();
+                return Ok(v);
+            }
+        }
+        self.recv_slow(deadline)
+    }
+
+    /// `recv` when no value was at hand: under the lock, waiting if need be.
+    #[inline(never)]
+    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
         loop {
             if let Some(r) = &self.ring {
                 match r.pop(false) {
@@ -753,7 +767,26 @@ impl<T> Chan<T> {
     }
 
     /// Blocking (or timed) send. `Err((v, timed_out))` hands the value back.
-    pub(crate) fn send(&self, mut v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+    #[inline(always)]
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+        // Room in the ring: no lock, and nothing else to set up.
+        let v = match &self.ring {
+            Some(r) => match r.push(v, false) {
+                Push::Done => {
+                    self.after_push();
+                    return Ok(());
+                }
+                Push::Closed(v) => return Err((v, false)),
+                Push::Full(v) | Push::Frozen(v) => v,
+            },
+            None => v,
+        };
+        self.send_slow(v, deadline)
+    }
+
+    /// `send` when there was no room at hand: under the lock, waiting if need be.
+    #[inline(never)]
+    fn send_slow(&self, mut v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
         loop {
             if let Some(r) = &self.ring {
                 v = match r.push(v, false) {

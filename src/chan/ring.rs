@@ -103,8 +103,10 @@ pub(crate) enum NoSlot {
 
 /// A slot reserved for writing (by `reserve_push`).
 pub(crate) struct PushSlot {
+    /// The slot.
     slot: *const u8,
-    stamp: usize,
+    /// Its stamp once written, as stored (minus the slot's index).
+    stored: usize,
 }
 
 /// The lock-free ring of a bounded channel (module doc). Two words: the geometry is
@@ -251,12 +253,13 @@ impl<T> Ring<T> {
 
     /// The position after `pos` (same lap, next index; or the next lap's index 0).
     #[inline]
-    fn next(&self, pos: usize) -> usize {
-        let index = pos & (self.mark() - 1);
+    fn next(&self, pos: usize, mark: usize) -> usize {
+        let index = pos & (mark - 1);
         if index + 1 < self.cap() {
             pos + 1
         } else {
-            (pos & !(self.one_lap() - 1)).wrapping_add(self.one_lap())
+            let one_lap = mark << 2;
+            (pos & !(one_lap - 1)).wrapping_add(one_lap)
         }
     }
 
@@ -264,22 +267,55 @@ impl<T> Ring<T> {
     /// lock (a FROZEN bit is then its own, and kept).
     #[inline]
     pub(crate) fn reserve_push(&self, locked: bool) -> Result<PushSlot, NoSlot> {
-        let frozen = self.frozen();
+        // The common case in a few instructions: no bits, the slot free, the CAS won.
+        let mark = self.mark();
+        let tail = self.tail().load(Ordering::Relaxed);
+        if tail & (mark | mark << 1) == 0 {
+            let index = tail & (mark - 1);
+            let slot = self.slot(index);
+            if self.stamp(slot, index, Ordering::Acquire) == tail
+                && self
+                    .tail()
+                    .compare_exchange_weak(
+                        tail,
+                        self.next(tail, mark),
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                return Ok(PushSlot {
+                    slot: (slot as *const Slot<T>).cast(),
+                    stored: tail.wrapping_add(1).wrapping_sub(index),
+                });
+            }
+        }
+        self.reserve_push_slow(locked)
+    }
+
+    /// `reserve_push`'s loop: bits, a full ring, a peer between its two steps, a lost CAS.
+    #[inline(never)]
+    fn reserve_push_slow(&self, locked: bool) -> Result<PushSlot, NoSlot> {
+        let mark = self.mark();
+        let frozen = mark << 1;
+        let one_lap = mark << 2;
         let mut spins = 0u32;
         let mut tail = self.tail().load(Ordering::Relaxed);
         loop {
-            if tail & self.mark() != 0 {
-                return Err(NoSlot::Closed);
+            if tail & (mark | frozen) != 0 {
+                if tail & mark != 0 {
+                    return Err(NoSlot::Closed);
+                }
+                if !locked {
+                    return Err(NoSlot::Frozen);
+                }
             }
-            if tail & frozen != 0 && !locked {
-                return Err(NoSlot::Frozen);
-            }
-            let pos = self.pos(tail);
-            let index = pos & (self.mark() - 1);
+            let pos = tail & !(mark | frozen);
+            let index = pos & (mark - 1);
             let slot = self.slot(index);
             let stamp = self.stamp(slot, index, Ordering::Acquire);
             if stamp == pos {
-                let new = self.next(pos) | (tail & frozen);
+                let new = self.next(pos, mark) | (tail & frozen);
                 match self.tail().compare_exchange_weak(
                     tail,
                     new,
@@ -289,7 +325,7 @@ impl<T> Ring<T> {
                     Ok(_) => {
                         return Ok(PushSlot {
                             slot: (slot as *const Slot<T>).cast(),
-                            stamp: pos.wrapping_add(1),
+                            stored: pos.wrapping_add(1).wrapping_sub(index),
                         })
                     }
                     Err(t) => {
@@ -297,12 +333,12 @@ impl<T> Ring<T> {
                         spin(&mut spins);
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap()) == pos.wrapping_add(1) {
+            } else if stamp.wrapping_add(one_lap) == pos.wrapping_add(1) {
                 // The slot still holds last lap's value: full, unless a receiver is
                 // between its CAS on head and its stamp. (Full when `head` is read: the
                 // indices only grow. The waiters' handshake uses its own SeqCst reads.)
                 let head = self.head().load(Ordering::Acquire);
-                if self.pos(head).wrapping_add(self.one_lap()) == pos {
+                if (head & !frozen).wrapping_add(one_lap) == pos {
                     return Err(NoSlot::Full);
                 }
                 spin(&mut spins);
@@ -323,18 +359,9 @@ impl<T> Ring<T> {
     pub(crate) unsafe fn write(&self, s: PushSlot, v: T) {
         // SAFETY: `s.slot` points at a slot of this ring (contract).
         let slot = unsafe { &*s.slot.cast::<Slot<T>>() };
-        let index = self.index_of(slot);
         // SAFETY: the reservation gives us the slot alone until we stamp it (module Safety).
         unsafe { (*slot.value.get()).write(v) };
-        slot.stamp
-            .store(s.stamp.wrapping_sub(index), Ordering::Release);
-    }
-
-    #[inline]
-    fn index_of(&self, slot: &Slot<T>) -> usize {
-        let first = self.slot(0) as *const Slot<T>;
-        // SAFETY: `slot` is one of this ring's slots.
-        unsafe { (slot as *const Slot<T>).offset_from(first) as usize }
+        slot.stamp.store(s.stored, Ordering::Release);
     }
 
     /// Pushes `v` (module doc for `locked`).
@@ -355,19 +382,53 @@ impl<T> Ring<T> {
     /// Pops the oldest value (module doc for `locked`).
     #[inline]
     pub(crate) fn pop(&self, locked: bool) -> Pop<T> {
-        let frozen = self.frozen();
+        // The common case in a few instructions: not frozen, the slot written, the CAS won.
+        let mark = self.mark();
+        let head = self.head().load(Ordering::Relaxed);
+        if head & (mark << 1) == 0 {
+            let index = head & (mark - 1);
+            let slot = self.slot(index);
+            if self.stamp(slot, index, Ordering::Acquire) == head.wrapping_add(1)
+                && self
+                    .head()
+                    .compare_exchange_weak(
+                        head,
+                        self.next(head, mark),
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                // SAFETY: the CAS reserved the written slot for us alone; read once.
+                let v = unsafe { (*slot.value.get()).assume_init_read() };
+                slot.stamp.store(
+                    head.wrapping_add(mark << 2).wrapping_sub(index),
+                    Ordering::Release,
+                );
+                return Pop::Got(v);
+            }
+        }
+        self.pop_slow(locked)
+    }
+
+    /// `pop`'s loop: FROZEN, an empty ring, a peer between its two steps, a lost CAS.
+    #[inline(never)]
+    fn pop_slow(&self, locked: bool) -> Pop<T> {
+        let mark = self.mark();
+        let frozen = mark << 1;
+        let one_lap = mark << 2;
         let mut spins = 0u32;
         let mut head = self.head().load(Ordering::Relaxed);
         loop {
             if head & frozen != 0 && !locked {
                 return Pop::Frozen;
             }
-            let pos = self.pos(head);
-            let index = pos & (self.mark() - 1);
+            let pos = head & !frozen;
+            let index = pos & (mark - 1);
             let slot = self.slot(index);
             let stamp = self.stamp(slot, index, Ordering::Acquire);
             if stamp == pos.wrapping_add(1) {
-                let new = self.next(pos) | (head & frozen);
+                let new = self.next(pos, mark) | (head & frozen);
                 match self.head().compare_exchange_weak(
                     head,
                     new,
@@ -378,7 +439,7 @@ impl<T> Ring<T> {
                         // SAFETY: the CAS reserved the written slot for us alone; read once.
                         let v = unsafe { (*slot.value.get()).assume_init_read() };
                         slot.stamp.store(
-                            pos.wrapping_add(self.one_lap()).wrapping_sub(index),
+                            pos.wrapping_add(one_lap).wrapping_sub(index),
                             Ordering::Release,
                         );
                         return Pop::Got(v);
@@ -392,8 +453,8 @@ impl<T> Ring<T> {
                 // Empty at this slot, unless a sender is between its CAS and its stamp.
                 // (Empty when `tail` is read, as above.)
                 let tail = self.tail().load(Ordering::Acquire);
-                if self.pos(tail) == pos {
-                    return if tail & self.mark() != 0 {
+                if tail & !(mark | frozen) == pos {
+                    return if tail & mark != 0 {
                         Pop::Closed
                     } else {
                         Pop::Empty
@@ -504,7 +565,7 @@ impl<T> Drop for Ring<T> {
                 // SAFETY: between head and tail, stamped (no operation is in progress:
                 // we are the last owner), so initialized; dropped once.
                 unsafe { (*self.slot(index).value.get()).assume_init_drop() };
-                pos = self.next(pos);
+                pos = self.next(pos, self.mark());
             }
         }
         let layout = Self::layout(self.cap(), self.padded).expect("allocated with it");
