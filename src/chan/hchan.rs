@@ -63,7 +63,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
@@ -121,8 +121,9 @@ pub(crate) struct Chan<T> {
     /// The last Sender's drop does not close the channel (timer channels: Go's never close).
     pub(crate) keep_open: bool,
     /// Told once when every Receiver is gone, outside the lock (a timer channel stops its
-    /// timer: nobody can receive its value any more). A `Weak`: no allocation, no cycle.
-    pub(crate) on_rx_gone: OnceLock<Weak<dyn RxGone>>,
+    /// timer: nobody can receive its value any more). Also what keeps a ring in an external
+    /// block (`Chan::in_block`) alive: declared after `ring`, so dropped after it.
+    pub(crate) on_rx_gone: Option<Arc<dyn RxGone>>,
 }
 
 /// See `Chan::on_rx_gone`.
@@ -240,8 +241,21 @@ impl<T> Chan<T> {
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             keep_open: false,
-            on_rx_gone: OnceLock::new(),
+            on_rx_gone: None,
         }
+    }
+
+    /// A one-slot channel whose ring lives in `block`.
+    ///
+    /// # Safety
+    /// As `Ring::in_block`; in particular the owner of `block` must set `on_rx_gone` to
+    /// itself before the channel can be dropped (that reference keeps `block` alive).
+    pub(crate) unsafe fn in_block(block: &super::ring::OneSlot<T>) -> Chan<T> {
+        let mut c = Chan::new(0);
+        c.cap = 1;
+        // SAFETY: forwarded contract.
+        c.ring = Some(unsafe { Ring::in_block(block) });
+        c
     }
 
     #[inline]
@@ -917,7 +931,7 @@ impl<T> Chan<T> {
         wakes.run();
         drop(unreceived);
         drop(unreceived_ring);
-        if let Some(hook) = self.on_rx_gone.get().and_then(Weak::upgrade) {
+        if let Some(hook) = &self.on_rx_gone {
             hook.rx_gone();
         }
     }

@@ -85,6 +85,7 @@ pub use select::__private;
 
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;
+pub(crate) use ring::OneSlot;
 use hchan::{Chan, TryRecv, TrySend};
 
 /// Creates a channel of capacity `cap` (0: unbuffered, a rendezvous), Go's `make(chan T, cap)`.
@@ -101,6 +102,25 @@ pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 pub(crate) fn chan_keep_open<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let mut c = Chan::new(cap);
     c.keep_open = true;
+    let c = Arc::new(c);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
+/// A one-slot channel that the last Sender's drop does not close, whose ring lives in
+/// `block`, inside `owner` (a timer: one allocation less per `after`). The channel keeps
+/// `owner` and tells it when every Receiver is gone (`RxGone`).
+///
+/// # Safety
+/// `block` is fresh (`OneSlot::new`) and inside `owner`'s allocation (so it does not move
+/// and lives as long as `owner`), and nothing else uses it.
+pub(crate) unsafe fn chan_in_block<T>(
+    block: &OneSlot<T>,
+    owner: Arc<dyn RxGone>,
+) -> (Sender<T>, Receiver<T>) {
+    // SAFETY: forwarded contract; the channel holds `owner` (below) before anyone can drop it.
+    let mut c = unsafe { Chan::in_block(block) };
+    c.keep_open = true;
+    c.on_rx_gone = Some(owner);
     let c = Arc::new(c);
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }

@@ -3,7 +3,8 @@
 //! receive of a buffered value never takes the channel lock.
 //!
 //! # Layout
-//! One allocation holds `head`, `tail` and `cap` slots. `head` and `tail` are on cache lines
+//! One allocation holds `head`, `tail` and `cap` slots (or, for a timer's one-slot channel,
+//! a `OneSlot` inside the timer, which the channel keeps alive). `head` and `tail` are on cache lines
 //! of their own when the slots take at least as much memory as the padding (a busy channel:
 //! producers write `tail`'s line, consumers `head`'s, and neither steals the other's); a
 //! small ring (a timer's one-slot channel) keeps them adjacent and small. The block is
@@ -120,8 +121,38 @@ pub(crate) struct Ring<T> {
     mark_shift: u8,
     /// `head` and `tail` on cache lines of their own.
     padded: bool,
+    /// The block is ours to free (else it is a `OneSlot` that its owner keeps alive).
+    owned: bool,
     _values: PhantomData<T>,
 }
+
+/// The block of a one-slot ring, laid out as `Ring::layout(1, false)` lays it out, to be
+/// embedded in a structure that outlives the ring (a timer keeps its channel's, so that
+/// `after` allocates once less). Zeroed is its initial state.
+#[repr(C)]
+pub(crate) struct OneSlot<T> {
+    head: AtomicUsize,
+    tail: AtomicUsize,
+    slot: Slot<T>,
+}
+
+impl<T> OneSlot<T> {
+    pub(crate) fn new() -> OneSlot<T> {
+        OneSlot {
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            slot: Slot {
+                stamp: AtomicUsize::new(0),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            },
+        }
+    }
+}
+
+// SAFETY: only a `Ring` reads or writes it, under the ring's protocol.
+unsafe impl<T: Send> Send for OneSlot<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for OneSlot<T> {}
 
 // SAFETY: the ring hands each value from exactly one sender to exactly one receiver through
 // the stamp protocol (module Safety), so sharing it is as safe as sending a `T`.
@@ -154,6 +185,28 @@ impl<T> Ring<T> {
             cap: cap as u32,
             mark_shift: mark.trailing_zeros() as u8,
             padded,
+            owned: true,
+            _values: PhantomData,
+        }
+    }
+
+    /// A one-slot ring in `block`.
+    ///
+    /// # Safety
+    /// `block` is in its initial (`OneSlot::new`) state, does not move, and outlives the
+    /// ring; nothing else touches it.
+    pub(crate) unsafe fn in_block(block: &OneSlot<T>) -> Ring<T> {
+        debug_assert!(std::mem::size_of::<Slot<T>>() < 2 * PAD, "a one-slot ring is unpadded");
+        debug_assert_eq!(
+            Self::layout(1, false).map(|l| l.size()),
+            Some(std::mem::size_of::<OneSlot<T>>())
+        );
+        Ring {
+            block: NonNull::from(block).cast(),
+            cap: 1,
+            mark_shift: 1, // (1 + 1).next_power_of_two() == 2
+            padded: false,
+            owned: false,
             _values: PhantomData,
         }
     }
@@ -568,9 +621,11 @@ impl<T> Drop for Ring<T> {
                 pos = self.next(pos, self.mark());
             }
         }
-        let layout = Self::layout(self.cap(), self.padded).expect("allocated with it");
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { alloc::dealloc(self.block.as_ptr(), layout) };
+        if self.owned {
+            let layout = Self::layout(self.cap(), self.padded).expect("allocated with it");
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { alloc::dealloc(self.block.as_ptr(), layout) };
+        }
     }
 }
 
