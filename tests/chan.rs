@@ -928,8 +928,13 @@ fn issue_9_select_default_over_rings_sees_a_moving_value() {
         atx.send(0).unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mover = {
-            let (atx, arx, btx, brx, stop) =
-                (atx.clone(), arx.clone(), btx.clone(), brx.clone(), stop.clone());
+            let (atx, arx, btx, brx, stop) = (
+                atx.clone(),
+                arx.clone(),
+                btx.clone(),
+                brx.clone(),
+                stop.clone(),
+            );
             std::thread::spawn(move || {
                 for _ in 0..rounds {
                     btx.send(1).unwrap();
@@ -973,7 +978,10 @@ fn issue_9_select_default_over_rings_sees_a_moving_value() {
                     sel.try_ready().is_ok()
                 }
             };
-            assert!(seen, "default taken though a ring held the value (cap {cap}, check {n})");
+            assert!(
+                seen,
+                "default taken though a ring held the value (cap {cap}, check {n})"
+            );
             n += 1;
             if n % 64 == 0 {
                 gort::yield_now();

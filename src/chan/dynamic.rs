@@ -700,9 +700,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
             } else {
                 std::ptr::null_mut()
             };
-            inner
-                .recvq
-                .push(Entry::shared(cx, index, packet, false));
+            inner.recvq.push(Entry::shared(cx, index, packet, false));
             ready = chan.mark_receivers_waiting();
         }
         drop(inner);

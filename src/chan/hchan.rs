@@ -484,7 +484,10 @@ impl<T> Chan<T> {
     fn refill_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
         let r = self.ring.as_ref().expect("a bounded channel");
         if let Some(e) = inner.sendq.claim_first(wakes) {
-            debug_assert!(!e.deferred, "deferred senders wait only on unbuffered channels");
+            debug_assert!(
+                !e.deferred,
+                "deferred senders wait only on unbuffered channels"
+            );
             match r.reserve_push(true) {
                 Ok(slot) => {
                     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`)
@@ -534,7 +537,10 @@ impl<T> Chan<T> {
                 Pop::Closed => TryRecv::Closed,
             };
         }
-        if let Some(v) = (!inner.buf.is_empty()).then(|| inner.buf.pop_front()).flatten() {
+        if let Some(v) = (!inner.buf.is_empty())
+            .then(|| inner.buf.pop_front())
+            .flatten()
+        {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels.)
             if let Some(e) = inner.sendq.claim_first(wakes) {
@@ -945,9 +951,8 @@ impl<T> Chan<T> {
         notify: bool,
         wakes: &mut Wakes,
     ) -> bool {
-        let ready = self.buffered(inner)
-            || inner.closed
-            || inner.sendq.has_partner(me, notify, wakes);
+        let ready =
+            self.buffered(inner) || inner.closed || inner.sendq.has_partner(me, notify, wakes);
         self.update_senders_waiting(inner);
         ready
     }

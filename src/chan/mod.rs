@@ -85,8 +85,8 @@ pub use select::__private;
 
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;
-pub(crate) use ring::OneSlot;
 use hchan::{Chan, TryRecv, TrySend};
+pub(crate) use ring::OneSlot;
 
 /// Creates a channel of capacity `cap` (0: unbuffered, a rendezvous), Go's `make(chan T, cap)`.
 ///

@@ -196,7 +196,10 @@ impl<T> Ring<T> {
     /// `block` is in its initial (`OneSlot::new`) state, does not move, and outlives the
     /// ring; nothing else touches it.
     pub(crate) unsafe fn in_block(block: &OneSlot<T>) -> Ring<T> {
-        debug_assert!(std::mem::size_of::<Slot<T>>() < 2 * PAD, "a one-slot ring is unpadded");
+        debug_assert!(
+            std::mem::size_of::<Slot<T>>() < 2 * PAD,
+            "a one-slot ring is unpadded"
+        );
         debug_assert_eq!(
             Self::layout(1, false).map(|l| l.size()),
             Some(std::mem::size_of::<OneSlot<T>>())
@@ -282,7 +285,13 @@ impl<T> Ring<T> {
     #[inline]
     fn tail(&self) -> &AtomicUsize {
         // SAFETY: `tail_off` is inside the block, aligned for a word, zero-initialized.
-        unsafe { &*self.block.as_ptr().add(self.tail_off()).cast::<AtomicUsize>() }
+        unsafe {
+            &*self
+                .block
+                .as_ptr()
+                .add(self.tail_off())
+                .cast::<AtomicUsize>()
+        }
     }
 
     #[inline]

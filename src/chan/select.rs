@@ -246,7 +246,8 @@ impl<T> SelectCase for RecvCase<'_, T> {
 
     #[inline]
     fn unchanged(&self, v: &Version) -> bool {
-        self.rx.map_or(true, |rx| v.stable() && rx.chan.version() == *v)
+        self.rx
+            .map_or(true, |rx| v.stable() && rx.chan.version() == *v)
     }
 
     #[inline]
@@ -384,7 +385,8 @@ impl<T> SelectCase for SendCase<'_, T> {
 
     #[inline]
     fn unchanged(&self, v: &Version) -> bool {
-        self.tx.map_or(true, |tx| v.stable() && tx.chan.version() == *v)
+        self.tx
+            .map_or(true, |tx| v.stable() && tx.chan.version() == *v)
     }
 
     #[inline]

@@ -270,7 +270,6 @@ impl Context {
         self.done.store(true, Ordering::Release);
     }
 
-
     /// How the completed wait ended; call after `done` was seen (Acquire).
     #[inline]
     fn outcome(&self) -> Waited {
