@@ -11,9 +11,12 @@
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
 //! cargo run --example deadlocks -- std-thread    # a std thread may: no report
 //! cargo run --example deadlocks -- timed-thread  # a std thread in a timed gort wait: no report
+//! cargo run --example deadlocks -- forever-thread # a std thread waits Duration::MAX: reported
+//! cargo run --example deadlocks -- forever-timer # main waits Duration::MAX: reported
 //! cargo run --example deadlocks -- locked        # main locked to its thread, stuck: reported
 //! cargo run --example deadlocks -- unwinding     # stuck in a Drop while panicking: reported
 //! cargo run --example deadlocks -- locked-ping   # a locked goroutine that talks: no report
+//! cargo run --example deadlocks -- stderr-locked # stuck holding std's stderr lock: reported
 //! ```
 //!
 //! A deadlock report is `fatal error: all goroutines are asleep - deadlock!`, a goroutine
@@ -109,6 +112,22 @@ fn main() {
                 rx.recv().unwrap()
             );
         }
+        "forever-thread" => {
+            // A std thread waits "with a timeout" of Duration::MAX (std's way to say for ever;
+            // gort saturates it to a century): as stuck as an untimed wait.
+            let (tx, rx) = gort::chan::<u32>(0);
+            let (_keep, never) = gort::chan::<u32>(0);
+            std::thread::spawn(move || {
+                let _ = never.recv_timeout(Duration::MAX);
+                tx.send(7).unwrap();
+            });
+            let _ = rx.recv();
+        }
+        "forever-timer" => {
+            // The main goroutine waits with a timeout of Duration::MAX: for ever.
+            let (_tx, rx) = gort::chan::<u32>(0);
+            let _ = rx.recv_timeout(Duration::MAX);
+        }
         "locked" => {
             // Locked to its OS thread (Go's LockOSThread), waiting for a value nobody sends.
             let (_tx, rx) = gort::chan::<i32>(0);
@@ -152,6 +171,17 @@ fn main() {
             }
             locked.join().unwrap();
             println!("ping-pong with a locked goroutine done");
+        }
+        "stderr-locked" => {
+            // A goroutine stuck while it holds std's stderr lock (as inside an `eprintln!`
+            // whose argument's Display waits for something): the report must still be
+            // printed (the runtime writes it without that lock).
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let h = gort::spawn(move || {
+                let _stderr = std::io::stderr().lock();
+                let _ = rx.recv();
+            });
+            let _ = h.join();
         }
         other => panic!("unknown scenario {other:?}"),
     }

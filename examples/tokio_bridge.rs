@@ -11,8 +11,11 @@
 //!    for the result with `gort::block_on(handle.spawn(..))`: the goroutine parks (its worker
 //!    runs other goroutines) and tokio's completion wakes it. Thousands of goroutines do so
 //!    at once.
-//! 2. A tokio task awaits a goroutine (`JoinHandle` is `IntoFuture`) and receives from a gort
-//!    channel by awaiting a goroutine that does the receive.
+//! 2. Tokio tasks and goroutines share gort channels: a tokio task receives with
+//!    `rx.recv_async().await` what goroutines send and passes results on with
+//!    `tx.send_async(v).await` to a goroutine, waiting in the channels' queues like a parked
+//!    goroutine (no tokio thread is held); it also awaits goroutines (`JoinHandle` is
+//!    `IntoFuture`).
 //!
 //! Why spawn on tokio instead of `gort::block_on(tcp_stream.read(..))` directly? A future
 //! runs where it is polled, and tokio's I/O and timer futures need tokio's reactor, which
@@ -105,35 +108,50 @@ fn goroutines_call_tokio(rt: &Handle, n: u64, clients: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Part 2: a tokio task awaits a goroutine and receives from a gort channel.
-fn tokio_awaits_goroutines(rt: &Handle) {
+/// Part 2: tokio tasks and goroutines on both ends of gort channels: a tokio task receives
+/// with `recv_async` what goroutines send, and sends with `send_async` what a goroutine
+/// receives; it also awaits a goroutine (`JoinHandle` is `IntoFuture`).
+fn tokio_and_goroutines_share_channels(rt: &Handle) {
     let (tx, rx) = gort::chan::<u64>(16);
-    let producer = gort::go!(move || {
-        let mut sent = 0;
-        for v in 1..=100u64 {
-            tx.send(v).unwrap();
-            sent += v;
-        }
-        sent // the channel closes when `tx` drops here
-    });
+    let (results_tx, results_rx) = gort::chan::<u64>(0); // unbuffered: a hand-off each time
+    let producers: Vec<_> = (0..4u64)
+        .map(|k| {
+            let tx = tx.clone();
+            gort::go!(move || {
+                let mut sent = 0;
+                for v in (1..=100u64).filter(|v| v % 4 == k) {
+                    tx.send(v).unwrap();
+                    sent += v;
+                }
+                sent
+            })
+        })
+        .collect();
+    drop(tx); // the channel closes when the producers' Senders drop
+    let consumer = gort::go!(move || results_rx.iter().sum::<u64>());
     let task = rt.spawn(async move {
-        // A gort channel from async code: await a goroutine that does the receive (until
-        // channels have `recv_async`).
+        // A gort channel from async code: the task waits in the channel's queue like a
+        // parked goroutine, without holding a tokio worker thread.
         let mut received = 0;
-        loop {
-            let rx = rx.clone();
-            match gort::spawn(move || rx.recv()).await.unwrap() {
-                Ok(v) => received += v,
-                Err(gort::chan::RecvError) => break,
-            }
+        while let Ok(v) = rx.recv_async().await {
+            received += v;
+            results_tx.send_async(v * 10).await.unwrap(); // to the consumer goroutine
         }
-        // A goroutine from async code.
-        let sent = producer.await.unwrap();
-        (received, sent)
+        drop(results_tx); // closes `results`: the consumer's loop ends
+                          // Goroutines from async code.
+        let mut sent = 0;
+        for p in producers {
+            sent += p.await.unwrap();
+        }
+        (received, sent, consumer.await.unwrap())
     });
-    let (received, sent) = gort::block_on(task).unwrap();
+    let (received, sent, consumed) = gort::block_on(task).unwrap();
     assert_eq!(received, sent);
-    println!("a tokio task received {received} from a gort channel and awaited its producer");
+    assert_eq!(consumed, 10 * sent);
+    println!(
+        "a tokio task received {received} from goroutines over a gort channel, passed it on to \
+         a goroutine ({consumed} after x10) and awaited the goroutines"
+    );
 }
 
 #[gort::main]
@@ -151,7 +169,7 @@ fn main() -> io::Result<()> {
         .enable_all()
         .build()?;
     goroutines_call_tokio(rt.handle(), n, clients)?;
-    tokio_awaits_goroutines(rt.handle());
+    tokio_and_goroutines_share_channels(rt.handle());
     // Shutting tokio down waits for its threads: a blocking call, so inside `blocking`.
     gort::blocking(move || rt.shutdown_timeout(Duration::from_secs(5)));
     println!("ok");

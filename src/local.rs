@@ -45,39 +45,61 @@
 //! # Design
 //! Each `goroutine_local!` static is a [`LocalKey`]: the initialiser and a key id, assigned
 //! from a global counter the first time the key is used (once per static, for the whole
-//! program). Each goroutine has a slot vector (`Goroutine::locals`) indexed by key id, holding
-//! a pointer to the boxed value or nothing; an access is: the current goroutine (one
-//! thread-local read), its vector, the slot — no hashing, no lock. The value is created by
+//! program). Each goroutine has a table (`Goroutine::locals`) with one slot per key id and
+//! the list of its live keys in creation order; an access is: the current goroutine (one
+//! thread-local read), its table, the slot — no hashing, no lock. The value is created by
 //! the key's initialiser on the goroutine's first access (lazily) and lives on the heap, so a
 //! reference handed to `with` stays valid across blocking points: it moves with the
-//! goroutine, like a value on its stack. A goroutine that uses key number *n* has a vector
-//! of *n* slots (16 bytes each).
+//! goroutine, like a value on its stack. A goroutine that uses key number *n* has a table of
+//! *n* slots (24 bytes each).
+//!
+//! ```text
+//!  slot state   | meaning                                 | an access
+//!  -------------+-----------------------------------------+------------------------------
+//!  Empty        | never created by this goroutine/thread  | runs the initialiser -> Alive
+//!  Alive(p)     | the value, a Box<T> as a raw pointer    | gets it
+//!  Destroyed    | its destructor is running or has run    | AccessError (`with` panics)
+//! ```
 //!
 //! When the goroutine ends — returns or panics — its values are dropped on the goroutine's
 //! own stack, before its `JoinHandle::join` returns (as a thread's locals are dropped before
-//! its join returns). A destructor may use other goroutine-locals (one that is gone is
-//! created afresh and dropped in turn), and may block. A destructor that panics makes the
-//! goroutine's result that panic (if it had returned normally); the other values are still
-//! dropped. A goroutine that never ends (parked for ever, then unreachable) keeps its values,
-//! as it keeps its stack.
+//! its join returns), one at a time, the most recently created first (as std drops a
+//! thread's). Each slot is marked Destroyed *before* its value is dropped, so, exactly as
+//! with std's `thread_local!`, a destructor
+//!
+//! - that reaches for its own key, or for a key already destroyed, gets `AccessError` from
+//!   `try_with` (and `with` panics) — it can never re-create a value, so destruction ends;
+//! - that reads a key still alive sees its current value;
+//! - that reaches for a key never used by this goroutine creates it, and that value is
+//!   dropped in turn.
+//!
+//! A destructor may block. A destructor that panics makes the goroutine's result that panic
+//! (if it had returned normally); the other values are still dropped. A goroutine that never
+//! ends (parked for ever, then unreachable) keeps its values, as it keeps its stack.
 //!
 //! On a plain thread (not a goroutine) a `goroutine_local!` behaves as a `thread_local!`:
-//! one value per thread, dropped when the thread exits; accessing it during the thread's own
-//! teardown panics (or `try_with` fails), as with std.
+//! one value per thread, dropped when the thread exits, with the same rules. The thread's
+//! table is reached through a `const` thread-local pointer, which std never destroys, so a
+//! destructor of a goroutine-local, or of any `thread_local!`, can use goroutine-locals while
+//! the thread's thread-locals are being destroyed (std's thread-locals work there too). The
+//! values are dropped by a `thread_local!` guard, in std's order of thread-local
+//! destructors; after that, the thread's goroutine-locals answer `AccessError`.
 //!
 //! # Safety
-//! - A slot vector is touched only by its goroutine (or plain thread): the current
-//!   goroutine's `locals` are reached only through `goroutine::current_ptr()`, and the
-//!   goroutine runs on one thread at a time.
-//! - No `&mut` to the vector is held while user code runs (initialisers, closures,
+//! - A table is touched only by its goroutine (or plain thread): the current goroutine's
+//!   `locals` are reached only through `goroutine::current_ptr()`, and the goroutine runs on
+//!   one thread at a time.
+//! - No reference into the table is held while user code runs (initialisers, closures,
 //!   destructors): each look-up takes a fresh short borrow, and values are reached through
-//!   raw pointers (`Box::into_raw`), so a reference to one value stays valid while the vector
+//!   raw pointers (`Box::into_raw`), so a reference to one value stays valid while the table
 //!   grows or other values are created.
 //! - A slot of key `k` only ever holds a `Box<T>` of `k`'s `T` (the id is unique per static,
-//!   and the static's type is fixed), which makes the pointer cast in `get` sound.
+//!   and the static's type is fixed), which makes the pointer cast in `get_or_init` sound.
 //! - A value is freed only when its goroutine (or thread) ends, after every `with` closure
-//!   has returned; the destruction loop takes the whole vector out first, so a destructor
-//!   that reaches for a key finds an empty slot and never a value being dropped.
+//!   has returned, and its slot is Destroyed before it is freed and for ever after: nothing
+//!   can reach a value being dropped or dropped.
+//! - A plain thread's table is a leaked `Box` owned by the thread; its guard frees it and
+//!   leaves the `DEAD` marker in the pointer, so no access can reach the freed table.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -87,76 +109,117 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::runtime::goroutine;
 
-/// A slot: the value as a raw `Box<dyn Any>`.
-type Value = Option<NonNull<dyn Any>>;
+/// A value, as a raw `Box<dyn Any>`.
+type Raw = NonNull<dyn Any>;
+
+/// A key's slot in one goroutine's (or thread's) table: the state table above.
+#[derive(Clone, Copy)]
+enum Slot {
+    Empty,
+    Alive(Raw),
+    Destroyed,
+}
+
+/// One goroutine's (or thread's) values.
+struct Table {
+    /// By key id.
+    slots: Vec<Slot>,
+    /// The ids of the Alive slots, in creation order (destruction pops from the end).
+    order: Vec<usize>,
+}
 
 /// The goroutine-local values of one goroutine or plain thread (see the module comment).
 pub(crate) struct Slots {
-    /// Values by key id; None until the first access (no allocation for goroutines that
-    /// never use goroutine-locals). Boxed so that the field costs every goroutine one word,
-    /// not a `Vec`'s three.
-    #[allow(clippy::box_collection)]
-    values: UnsafeCell<Option<Box<Vec<Value>>>>,
+    /// None until the first access (no allocation for goroutines that never use
+    /// goroutine-locals). Boxed so that the field costs every goroutine one word.
+    table: UnsafeCell<Option<Box<Table>>>,
 }
 
 impl Slots {
     pub(crate) const fn new() -> Slots {
         Slots {
-            values: UnsafeCell::new(None),
+            table: UnsafeCell::new(None),
         }
     }
 
-    /// The value in slot `idx`, if initialised.
+    /// The value in slot `idx`: Ok(None) if it was never created, Err once destroyed.
     ///
     /// # Safety
     /// Called by the owner of these slots (module safety notes).
-    unsafe fn lookup(&self, idx: usize) -> Value {
+    #[inline]
+    unsafe fn lookup(&self, idx: usize) -> Result<Option<Raw>, AccessError> {
         // SAFETY: owner only; a short shared borrow, no user code runs during it.
-        let values = unsafe { &*self.values.get() };
-        values.as_ref().and_then(|v| v.get(idx).copied().flatten())
+        let table = unsafe { &*self.table.get() };
+        match table.as_ref().and_then(|t| t.slots.get(idx)) {
+            None | Some(Slot::Empty) => Ok(None),
+            Some(Slot::Alive(p)) => Ok(Some(*p)),
+            Some(Slot::Destroyed) => Err(AccessError),
+        }
     }
 
     /// Stores `value` in slot `idx` unless it was filled meanwhile (an initialiser that
-    /// reached for its own key); returns the slot's value and what was not stored.
+    /// reached for its own key); returns the slot's value and what was not stored. Err (with
+    /// `value`, not stored) if the slot has been destroyed.
     ///
     /// # Safety
     /// As `lookup`.
-    unsafe fn insert(&self, idx: usize, value: NonNull<dyn Any>) -> (NonNull<dyn Any>, Value) {
+    unsafe fn insert(&self, idx: usize, value: Raw) -> Result<(Raw, Option<Raw>), Raw> {
         // SAFETY: owner only; the borrow ends before any user code runs.
-        let values = unsafe { &mut *self.values.get() };
-        let v = values.get_or_insert_with(Default::default);
-        if v.len() <= idx {
-            v.resize(idx + 1, None);
+        let table = unsafe { &mut *self.table.get() };
+        let t = table.get_or_insert_with(|| {
+            Box::new(Table {
+                slots: Vec::new(),
+                order: Vec::new(),
+            })
+        });
+        if t.slots.len() <= idx {
+            t.slots.resize(idx + 1, Slot::Empty);
         }
-        match v[idx] {
-            Some(existing) => (existing, Some(value)),
-            None => {
-                v[idx] = Some(value);
-                (value, None)
+        match t.slots[idx] {
+            Slot::Alive(existing) => Ok((existing, Some(value))),
+            Slot::Empty => {
+                t.slots[idx] = Slot::Alive(value);
+                t.order.push(idx);
+                Ok((value, None))
             }
+            Slot::Destroyed => Err(value),
         }
     }
 
-    /// Drops every value, including those created by destructors meanwhile. Returns the
-    /// first destructor panic, after dropping the rest.
+    /// True if no value was ever created here (nothing to drop).
+    #[inline]
+    fn is_unused(&self) -> bool {
+        // SAFETY: a plain read of the pointer, by the owner.
+        unsafe { (*self.table.get()).is_none() }
+    }
+
+    /// Drops every value, the most recently created first, including those created by
+    /// destructors meanwhile; each slot is marked Destroyed before its value is dropped, and
+    /// stays so. Returns the first destructor panic, after dropping the rest.
     ///
     /// # Safety
     /// As `lookup`, and no reference to a value may be alive (the owner has finished).
     #[cold]
     #[inline(never)]
-    pub(crate) unsafe fn clear(&self) -> Result<(), Box<dyn Any + Send>> {
+    unsafe fn clear(&self) -> Result<(), Box<dyn Any + Send>> {
         let mut first_panic = None;
-        // SAFETY: owner only; a short borrow to take the vector out (each round).
-        while let Some(values) = unsafe { (*self.values.get()).take() } {
-            for p in values.into_iter().flatten() {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    // SAFETY: `p` came from `Box::into_raw` and is dropped exactly once: the
-                    // vector holding it has been taken out of the slots.
-                    drop(unsafe { Box::from_raw(p.as_ptr()) })
-                }));
-                if let (Err(e), None) = (r, &first_panic) {
-                    first_panic = Some(e);
+        loop {
+            // SAFETY: owner only; a short borrow, ended before the destructor runs.
+            let next = unsafe { &mut *self.table.get() }.as_mut().and_then(|t| {
+                let idx = t.order.pop()?;
+                match std::mem::replace(&mut t.slots[idx], Slot::Destroyed) {
+                    Slot::Alive(p) => Some(p),
+                    _ => unreachable!("goroutine-local: a listed slot is alive"),
                 }
+            });
+            let Some(p) = next else { break };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: `p` came from `Box::into_raw` and is dropped exactly once: its
+                // slot is Destroyed now, so nothing can reach it again.
+                drop(unsafe { Box::from_raw(p.as_ptr()) })
+            }));
+            if let (Err(e), None) = (r, &first_panic) {
+                first_panic = Some(e);
             }
         }
         first_panic.map_or(Ok(()), Err)
@@ -165,29 +228,77 @@ impl Slots {
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        // A goroutine's values are dropped by `run_destructors` when it ends, on its stack.
-        // One dropped here belongs to a goroutine that never ended (leaked while parked):
-        // leak its values with it rather than run destructors on whatever thread this is.
-        if let Some(v) = self.values.get_mut().take() {
-            std::mem::forget(v);
-        }
+        // A goroutine's values are dropped by `run_destructors` when it ends, on its stack,
+        // and a thread's by its guard, so every slot is Empty or Destroyed here — except for
+        // a goroutine that never ended (leaked while parked): its values are leaked with it
+        // (dropping the table drops only raw pointers) rather than destroyed on whatever
+        // thread this is.
+        drop(self.table.get_mut().take());
     }
 }
 
-/// A plain thread's slots: dropped (destructors run) when the thread exits.
-struct ThreadSlots(Slots);
+/// The `THREAD_SLOTS` of a thread whose goroutine-locals have been destroyed.
+fn dead() -> *mut Slots {
+    NonNull::dangling().as_ptr()
+}
 
-impl Drop for ThreadSlots {
+thread_local! {
+    /// This plain thread's slots (a leaked Box): null until first used, `dead()` once
+    /// destroyed. `const` and without a destructor, so std never destroys it: it stays
+    /// readable while the thread's thread-locals are destroyed.
+    static THREAD_SLOTS: Cell<*mut Slots> = const { Cell::new(std::ptr::null_mut()) };
+    /// Registered when the thread's slots are made; its destructor drops them.
+    static THREAD_GUARD: ThreadGuard = const { ThreadGuard };
+}
+
+/// Drops a plain thread's goroutine-local values when the thread exits.
+struct ThreadGuard;
+
+impl Drop for ThreadGuard {
     fn drop(&mut self) {
-        // SAFETY: the thread is exiting: this thread owns the slots and no `with` is running.
-        if let Err(e) = unsafe { self.0.clear() } {
+        let p = THREAD_SLOTS.with(Cell::get);
+        if p.is_null() || p == dead() {
+            return;
+        }
+        // SAFETY: the thread is exiting: it owns the slots, no `with` is running, and the
+        // slots stay reachable (through THREAD_SLOTS) while the destructors run.
+        let r = unsafe { (*p).clear() };
+        THREAD_SLOTS.with(|c| c.set(dead()));
+        // SAFETY: made by `thread_slots` with Box::into_raw; unreachable now (dead()).
+        drop(unsafe { Box::from_raw(p) });
+        if let Err(e) = r {
             std::panic::resume_unwind(e);
         }
     }
 }
 
-thread_local! {
-    static THREAD_SLOTS: ThreadSlots = const { ThreadSlots(Slots::new()) };
+/// This plain thread's slots, made on first use; AccessError once destroyed.
+#[inline]
+fn thread_slots() -> Result<*const Slots, AccessError> {
+    let p = THREAD_SLOTS.with(Cell::get);
+    if p.is_null() {
+        return new_thread_slots();
+    }
+    if p == dead() {
+        return Err(AccessError);
+    }
+    Ok(p)
+}
+
+#[cold]
+fn new_thread_slots() -> Result<*const Slots, AccessError> {
+    let p = Box::into_raw(Box::new(Slots::new()));
+    THREAD_SLOTS.with(|c| c.set(p));
+    // Registers the guard's destructor (also while the thread's thread-locals are being
+    // destroyed: std runs destructors registered meanwhile). It fails only if the guard was
+    // already destroyed, and then the slots were marked dead and this is not reached.
+    if THREAD_GUARD.try_with(|_| ()).is_err() {
+        THREAD_SLOTS.with(|c| c.set(dead()));
+        // SAFETY: just made, never used.
+        drop(unsafe { Box::from_raw(p) });
+        return Err(AccessError);
+    }
+    Ok(p)
 }
 
 /// Drops the current goroutine's values; called by the goroutine's entry when its function
@@ -202,23 +313,23 @@ pub(crate) fn run_destructors() -> Result<(), Box<dyn Any + Send>> {
     // SAFETY: the running goroutine owns its slots, and its function has returned, so no
     // `with` closure is alive.
     let slots = unsafe { &(*g).locals };
-    // SAFETY: owner only; a plain read of the pointer.
-    if unsafe { (*slots.values.get()).is_none() } {
+    if slots.is_unused() {
         return Ok(());
     }
     // SAFETY: as above.
     unsafe { slots.clear() }
 }
 
-/// The slots of the current goroutine, or of this plain thread; None during the thread's
-/// teardown.
-fn current_slots() -> Option<*const Slots> {
+/// The slots of the current goroutine, or of this plain thread; AccessError once the
+/// thread's have been destroyed.
+#[inline]
+fn current_slots() -> Result<*const Slots, AccessError> {
     let g = goroutine::current_ptr();
     if !g.is_null() {
         // SAFETY: the running goroutine outlives the current call.
-        return Some(unsafe { &(*g).locals } as *const Slots);
+        return Ok(unsafe { &(*g).locals } as *const Slots);
     }
-    THREAD_SLOTS.try_with(|s| &s.0 as *const Slots).ok()
+    thread_slots()
 }
 
 /// Key ids handed out so far.
@@ -236,8 +347,9 @@ pub struct LocalKey<T: 'static> {
     init: fn() -> T,
 }
 
-/// The error of [`LocalKey::try_with`]: the value is being or has been destroyed (only
-/// during a plain thread's teardown).
+/// The error of [`LocalKey::try_with`]: the value is being or has been destroyed — the key
+/// was reached from a destructor of the goroutine's (or thread's) own values, after its own
+/// value was dropped or while it is being dropped (as std's `AccessError`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccessError;
 
@@ -279,12 +391,13 @@ impl<T: 'static> LocalKey<T> {
         }
     }
 
-    /// The current goroutine's (or thread's) value, created with `init` if it has none.
+    /// The current goroutine's (or thread's) value, created with `init` if it has none;
+    /// AccessError if it has been destroyed (or is being destroyed).
     fn get_or_init(&'static self, init: impl FnOnce() -> T) -> Result<&'static T, AccessError> {
         let idx = self.index();
-        let slots = current_slots().ok_or(AccessError)?;
+        let slots = current_slots()?;
         // SAFETY: `slots` belongs to the current goroutine or thread, which is the caller.
-        if let Some(p) = unsafe { (*slots).lookup(idx) } {
+        if let Some(p) = unsafe { (*slots).lookup(idx) }? {
             // SAFETY: slot `idx` holds a live Box<T> (module safety notes); it is freed only
             // when the owner ends, after this borrow.
             return Ok(unsafe { &*(p.as_ptr() as *const T) });
@@ -294,14 +407,23 @@ impl<T: 'static> LocalKey<T> {
         let raw = unsafe { NonNull::new_unchecked(Box::into_raw(value)) };
         // SAFETY: as above; no user code ran since `current_slots` except `init`, which runs
         // on the same goroutine (a goroutine cannot change threads' ownership of its slots).
-        let (p, lost) = unsafe { (*slots).insert(idx, raw) };
-        if let Some(lost) = lost {
-            // The initialiser set this key itself (re-entrantly): keep that value.
-            // SAFETY: `lost` is our own Box, never stored.
-            drop(unsafe { Box::from_raw(lost.as_ptr()) });
+        match unsafe { (*slots).insert(idx, raw) } {
+            Ok((p, lost)) => {
+                if let Some(lost) = lost {
+                    // The initialiser set this key itself (re-entrantly): keep that value.
+                    // SAFETY: `lost` is our own Box, never stored.
+                    drop(unsafe { Box::from_raw(lost.as_ptr()) });
+                }
+                // SAFETY: as for the look-up above.
+                Ok(unsafe { &*(p.as_ptr() as *const T) })
+            }
+            Err(unstored) => {
+                // Destroyed while the initialiser ran (it cannot be, but never store then).
+                // SAFETY: our own Box, never stored.
+                drop(unsafe { Box::from_raw(unstored.as_ptr()) });
+                Err(AccessError)
+            }
         }
-        // SAFETY: as for the look-up above.
-        Ok(unsafe { &*(p.as_ptr() as *const T) })
     }
 
     /// Calls `f` with a reference to the current goroutine's value, creating it first with
@@ -311,8 +433,9 @@ impl<T: 'static> LocalKey<T> {
     /// points inside `f`.
     ///
     /// # Panics
-    /// On a plain thread, when called during the thread's teardown after the value was
-    /// destroyed (see [`try_with`](Self::try_with)); and if the initialiser panics.
+    /// When the value is being or has been destroyed: from a destructor of the goroutine's
+    /// (or thread's) goroutine-locals, on its own key or on one already dropped (see
+    /// [`try_with`](Self::try_with)); and if the initialiser panics.
     pub fn with<F, R>(&'static self, f: F) -> R
     where
         F: FnOnce(&T) -> R,
@@ -326,7 +449,10 @@ impl<T: 'static> LocalKey<T> {
     }
 
     /// Like [`with`](Self::with), but returns `Err(AccessError)` instead of panicking when the
-    /// value cannot be reached (a plain thread's teardown).
+    /// value has been destroyed (or is being destroyed): while the goroutine's (or thread's)
+    /// goroutine-locals are dropped, a key whose value was already dropped, or is being
+    /// dropped, cannot be reached again; a key never used before is created (and dropped in
+    /// turn), and a key still alive gives its value, as std's thread-locals do.
     pub fn try_with<F, R>(&'static self, f: F) -> Result<R, AccessError>
     where
         F: FnOnce(&T) -> R,
@@ -351,6 +477,10 @@ impl<T: 'static> LocalKey<T> {
 
 impl<T: 'static> LocalKey<Cell<T>> {
     /// Sets the value (without running the initialiser if there was none).
+    ///
+    /// # Panics
+    /// Like [`with`](LocalKey::with), if the value has been destroyed. The same holds for
+    /// every method here and on `LocalKey<RefCell<T>>`.
     pub fn set(&'static self, value: T) {
         self.with_value(Cell::new(value), |cell, unused| {
             if let Some(v) = unused {

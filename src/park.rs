@@ -54,10 +54,12 @@
 //! parkers live in a thread-local `Arc`, runtime threads' in their `Machine`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
+use crate::runtime::deadlock::HORIZON;
 use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::thread_arc::ThreadArc;
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -211,6 +213,16 @@ impl Unparker {
         }
     }
 
+    /// A handle that wakes nobody: it stands in for a waiter that has gone (a withdrawn
+    /// future's stale queue entry gives its waker back, `chan::waiter`). Needs no
+    /// thread-local, so it works in thread-local destructors too.
+    pub(crate) fn nobody() -> Unparker {
+        static NOBODY: OnceLock<Arc<ThreadParker>> = OnceLock::new();
+        Unparker {
+            target: Target::Thread(NOBODY.get_or_init(|| Arc::new(ThreadParker::new())).clone()),
+        }
+    }
+
     /// True if this handle wraps a waker that wakes the same task as `waker`.
     pub(crate) fn will_wake(&self, waker: &std::task::Waker) -> bool {
         matches!(&self.target, Target::Waker(w) if w.will_wake(waker))
@@ -245,25 +257,56 @@ impl std::fmt::Debug for Unparker {
     }
 }
 
-thread_local! {
-    static THREAD_PARKER: Arc<ThreadParker> = ThreadParker::new_plain();
-}
+/// A plain thread's parker: a `ThreadArc`, not a `thread_local!`, so that blocking in gort
+/// works in thread-local destructors too (see thread_arc.rs).
+static THREAD_PARKER: ThreadArc<ThreadParker> = ThreadArc::new(ThreadParker::new_plain);
 
-/// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
+/// Every plain thread's parker, so the deadlock detector can tell the plain threads that use
+/// gort, and the ones among them parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
 
-/// The OS thread ids of the plain threads parked in a gort primitive with no deadline and no
-/// wake-up on the way: their parker is in the untimed PARKED state, which only an `unpark`
-/// can end. Exact at the moment each parker is looked at (deadlock.rs looks twice, with
-/// nothing moving in between).
-pub(crate) fn plain_threads_parked() -> Vec<i32> {
+/// A plain thread as the deadlock detector sees it.
+pub(crate) struct PlainThread {
+    /// Its OS thread id.
+    pub(crate) tid: i32,
+    /// Parked in a gort primitive with no deadline (or one beyond `deadlock::HORIZON`) and no
+    /// wake-up on the way: its parker is in the untimed PARKED state, which only an `unpark`
+    /// can end.
+    pub(crate) parked: bool,
+}
+
+/// Every live plain thread that has used gort: it has a parker, made the first time it
+/// blocked or registered to wait in a gort primitive, spawned a goroutine, made a channel or
+/// started a `#[gort::main]` program ([`note_use`]). Each `parked` is exact at the moment
+/// its parker is looked at (deadlock.rs looks twice, with nothing moving in between).
+pub(crate) fn plain_threads() -> Vec<PlainThread> {
     let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
     all.retain(|w| w.strong_count() > 0);
     all.iter()
         .filter_map(Weak::upgrade)
-        .filter(|p| p.state.load(Ordering::SeqCst) == PARKED)
-        .map(|p| p.tid)
+        .map(|p| PlainThread {
+            tid: p.tid,
+            parked: p.state.load(Ordering::SeqCst) == PARKED,
+        })
         .collect()
+}
+
+/// Notes that the calling thread uses gort, if it is a plain thread (outside goroutines; a
+/// no-op after the first time). The deadlock detector counts a thread that predates the
+/// `#[gort::main]` program as not the program's only while it has never used gort: one that
+/// has might still wake a goroutine. Called before the use, so the detector, which looks
+/// twice, never misses a use that changes anything.
+#[inline]
+pub(crate) fn note_use() {
+    if !in_goroutine() {
+        note_plain_use();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn note_plain_use() {
+    THREAD_PARKER.with(|_| ());
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -274,9 +317,24 @@ pub(crate) fn current() -> Unparker {
             target: Target::Goroutine(g),
         },
         None => Unparker {
-            target: Target::Thread(THREAD_PARKER.with(Arc::clone)),
+            target: Target::Thread(thread_parker()),
         },
     }
+}
+
+/// This plain thread's parker. Kept out of line, so that the goroutine paths that inline
+/// `current`, `park` and `park_until` stay small.
+#[cold]
+#[inline(never)]
+fn thread_parker() -> Arc<ThreadParker> {
+    THREAD_PARKER.with(Arc::clone)
+}
+
+/// Parks this plain thread (out of line, as `thread_parker`).
+#[cold]
+#[inline(never)]
+fn park_thread(deadline: Option<Instant>) {
+    THREAD_PARKER.with(|p| p.park(deadline));
 }
 
 /// True when called from a goroutine.
@@ -290,7 +348,7 @@ pub(crate) fn in_goroutine() -> bool {
 #[inline]
 pub(crate) fn park(reason: WaitReason) {
     if !goroutine::park_current(reason, None) {
-        THREAD_PARKER.with(|p| p.park(None));
+        park_thread(None);
     }
 }
 
@@ -299,7 +357,7 @@ pub(crate) fn park(reason: WaitReason) {
 #[inline]
 pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
     if !goroutine::park_current(reason, Some(deadline)) {
-        THREAD_PARKER.with(|p| p.park(Some(deadline)));
+        park_thread(Some(deadline));
     }
 }
 
@@ -307,7 +365,8 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
 /// PARKED state for timed parks so that the deadlock detector can tell "parked for good"
 /// from "will wake by itself").
 pub(crate) struct ThreadParker {
-    /// EMPTY, NOTIFIED, PARKED (untimed) or PARKED_TIMED.
+    /// EMPTY, NOTIFIED, PARKED (no deadline, or one beyond `deadlock::HORIZON`) or
+    /// PARKED_TIMED.
     state: AtomicU32,
     /// The OS thread id of a plain thread's parker (0 for a runtime thread's).
     tid: i32,
@@ -351,10 +410,11 @@ impl ThreadParker {
     /// `park`, calling `token_taken` right after a pending token was consumed (the unit test's
     /// window for an unpark that races with the consumption).
     fn park_with(&self, deadline: Option<Instant>, token_taken: impl FnOnce()) {
-        let parked = if deadline.is_some() {
-            PARKED_TIMED
-        } else {
-            PARKED
+        // A deadline beyond the horizon (Duration::MAX saturates to a century) is "for ever"
+        // to the deadlock detector.
+        let parked = match deadline {
+            Some(d) if d < crate::time::saturating_add(Instant::now(), HORIZON) => PARKED_TIMED,
+            _ => PARKED,
         };
         // One acquiring read-modify-write: NOTIFIED -> EMPTY (the token is consumed: return),
         // or EMPTY -> parked. Being an RMW, it reads the latest unpark's swap, so that

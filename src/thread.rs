@@ -50,6 +50,7 @@ use std::time::Duration;
 use crate::park::{self, Unparker, WaitReason};
 use crate::runtime::goroutine::{self, GRef};
 use crate::runtime::spawn::{spawn_unchecked, spawn_with, Options};
+use crate::runtime::thread_arc::ThreadArc;
 
 pub use crate::runtime::spawn::{spawn, JoinHandle};
 pub use crate::runtime::yield_now;
@@ -94,18 +95,18 @@ struct OsThread {
     unparker: Unparker,
 }
 
-thread_local! {
-    static OS_THREAD: Arc<OsThread> = {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let std_thread = std::thread::current();
-        Arc::new(OsThread {
-            id: NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("non-zero"),
-            name: std_thread.name().map(str::to_owned),
-            token: AtomicBool::new(false),
-            unparker: park::current(),
-        })
-    };
-}
+/// A plain thread's handle: a `ThreadArc`, not a `thread_local!`, so that `current()`,
+/// `park` and `unpark` work in thread-local destructors too, as std's do.
+static OS_THREAD: ThreadArc<OsThread> = ThreadArc::new(|| {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let std_thread = std::thread::current();
+    Arc::new(OsThread {
+        id: NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("non-zero"),
+        name: std_thread.name().map(str::to_owned),
+        token: AtomicBool::new(false),
+        unparker: park::current(),
+    })
+});
 
 impl Thread {
     pub(crate) fn for_goroutine(g: GRef) -> Thread {
@@ -188,9 +189,16 @@ impl fmt::Debug for Thread {
 pub fn current() -> Thread {
     match goroutine::current() {
         Some(g) => Thread::for_goroutine(g),
-        None => Thread {
-            inner: Inner::Os(OS_THREAD.with(Arc::clone)),
-        },
+        None => os_thread(),
+    }
+}
+
+/// The current plain thread's handle (out of line: the goroutine path stays small).
+#[cold]
+#[inline(never)]
+fn os_thread() -> Thread {
+    Thread {
+        inner: Inner::Os(OS_THREAD.with(Arc::clone)),
     }
 }
 

@@ -481,8 +481,75 @@ fn tokio_bridge_example_runs() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("received 5050 from a gort channel"),
+        stdout.contains("received 5050 from goroutines over a gort channel"),
         "{stdout}"
     );
     assert!(stdout.ends_with("ok\n"), "{stdout}");
+}
+
+// ---- block_on inside thread-local destructors (regression, issue 10 review) ----
+
+/// Runs `block_on` on a future that is pending until another thread wakes it, from its
+/// destructor: at that point the thread's gort thread-locals (its parker, its waker) have
+/// already been destroyed.
+struct BlockOnInDrop;
+
+impl Drop for BlockOnInDrop {
+    fn drop(&mut self) {
+        assert_eq!(gort::block_on(async { 5 }), 5);
+        let s = Arc::new(Signal::default());
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            s2.fire();
+        });
+        gort::block_on(s.wait());
+        t.join().unwrap();
+        // And a goroutine awaited from here.
+        let v = gort::block_on(gort::spawn(|| 6 * 7)).unwrap();
+        println!("block_on in a thread-local destructor: {v}");
+    }
+}
+
+thread_local! {
+    static BLOCK_ON_IN_DROP: BlockOnInDrop = const { BlockOnInDrop };
+}
+
+#[test]
+fn block_on_in_tls_drop_child() {
+    if !common::is_child("block_on_in_tls_drop_child") {
+        return;
+    }
+    std::thread::spawn(|| {
+        // Registered first, so destroyed last: after the thread-locals that the gort calls
+        // below create (std destroys them in the reverse order of their creation).
+        BLOCK_ON_IN_DROP.with(|_| ());
+        let s = Arc::new(Signal::default());
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || s2.fire());
+        gort::block_on(s.wait());
+        t.join().unwrap();
+        let (tx, rx) = gort::chan::<u8>(0);
+        let h = gort::spawn(move || tx.send(1).unwrap());
+        rx.recv().unwrap();
+        h.join().unwrap();
+    })
+    .join()
+    .unwrap();
+    println!("joined");
+}
+
+/// `block_on` in a thread-local's destructor used to abort the process (its fallback used
+/// the thread's parker, a thread-local already destroyed).
+#[test]
+fn block_on_in_a_thread_local_destructor() {
+    let out = common::run_child("block_on_in_tls_drop_child", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("block_on in a thread-local destructor: 42\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("joined"), "{stdout}");
 }

@@ -990,3 +990,79 @@ fn issue_9_select_default_over_rings_sees_a_moving_value() {
         mover.join().unwrap();
     }
 }
+
+/// Futures (`recv_async`, `send_async`) register as waiters on a bounded channel's ring too:
+/// a receive future waiting on an empty ring while lock-free `try_send`s push, and a send
+/// future waiting on a full ring while lock-free `try_recv`s pop, must never sleep through
+/// a value or a room (the same handshake as blocking waiters, hchan.rs).
+#[gort::test]
+fn issue_9_futures_on_rings_are_never_left_asleep() {
+    let rounds = common::stress(5_000) as u32;
+    for cap in [1, 3] {
+        // Receive futures against lock-free senders.
+        let (tx, rx) = chan::<u32>(cap);
+        let receivers: Vec<_> = (0..2)
+            .map(|k| {
+                let rx = rx.clone();
+                let f = move || {
+                    gort::block_on(async {
+                        let mut sum = 0u64;
+                        while let Ok(v) = rx.recv_async().await {
+                            sum += u64::from(v);
+                        }
+                        sum
+                    })
+                };
+                if k == 0 {
+                    let h = std::thread::spawn(f);
+                    Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() -> u64 + Send>
+                } else {
+                    let h = gort::spawn(f);
+                    Box::new(move || h.join().unwrap())
+                }
+            })
+            .collect();
+        drop(rx);
+        let sender = std::thread::spawn(move || {
+            for i in 0..rounds {
+                let mut v = i;
+                while let Err(TrySendError::Full(w)) = tx.try_send(v) {
+                    v = w;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        sender.join().unwrap();
+        let sum: u64 = receivers.into_iter().map(|r| r()).sum();
+        let r = u64::from(rounds);
+        assert_eq!(sum, r * (r - 1) / 2, "receive futures, cap {cap}");
+
+        // Send futures against lock-free receivers.
+        let (tx, rx) = chan::<u32>(cap);
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let tx = tx.clone();
+                gort::spawn(move || {
+                    gort::block_on(async {
+                        for i in 0..rounds {
+                            tx.send_async(i).await.unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut sum = 0u64;
+        loop {
+            match rx.try_recv() {
+                Ok(v) => sum += u64::from(v),
+                Err(TryRecvError::Empty) => gort::yield_now(),
+                Err(TryRecvError::Closed) => break,
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(sum, 2 * r * (r - 1) / 2, "send futures, cap {cap}");
+    }
+}

@@ -310,3 +310,187 @@ fn many_keys_many_goroutines() {
         assert_eq!(c, if i % 3 == 0 { "c!" } else { "c" });
     }
 }
+
+// ---- destructors that reach for goroutine-locals (regressions, issue 10 review) ----
+
+/// What a destructor saw when it reached for a key: `Some(v)` or `None` (AccessError).
+type Seen = std::sync::Mutex<Vec<(&'static str, Option<u32>)>>;
+
+static SEEN: Seen = std::sync::Mutex::new(Vec::new());
+
+fn seen(what: &'static str, v: Option<u32>) {
+    SEEN.lock().unwrap().push((what, v));
+}
+
+/// Its destructor reaches for its own key (every value of the key is one of these).
+struct TouchesItself;
+
+impl Drop for TouchesItself {
+    fn drop(&mut self) {
+        seen("self", SELF_KEY.try_with(|_| 1).ok());
+    }
+}
+
+/// A's destructor reads B, B's reads A.
+struct TouchesB;
+
+impl Drop for TouchesB {
+    fn drop(&mut self) {
+        seen("a reads b", PAIR_B.try_with(|b| b.1.get()).ok());
+    }
+}
+
+struct TouchesA;
+
+impl Drop for TouchesA {
+    fn drop(&mut self) {
+        seen("b reads a", PAIR_A.try_with(|a| a.1.get()).ok());
+    }
+}
+
+gort::goroutine_local! {
+    static SELF_KEY: TouchesItself = TouchesItself;
+    static PAIR_A: (TouchesB, Cell<u32>) = (TouchesB, Cell::new(0));
+    static PAIR_B: (TouchesA, Cell<u32>) = (TouchesA, Cell::new(0));
+}
+
+/// Serialises the tests that use `SEEN`.
+static SEEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_seen() -> Vec<(&'static str, Option<u32>)> {
+    std::mem::take(&mut *SEEN.lock().unwrap())
+}
+
+/// A destructor that touches its own key gets `AccessError` (as std's thread-locals do),
+/// instead of re-creating the value for ever; `with` panics.
+#[test]
+fn a_destructor_touching_its_own_key_gets_access_error() {
+    let _s = SEEN_LOCK.lock().unwrap();
+    let _w = common::watchdog(60, "a_destructor_touching_its_own_key_gets_access_error");
+    take_seen();
+    gort::spawn(|| SELF_KEY.with(|_| ())).join().unwrap();
+    assert_eq!(take_seen(), vec![("self", None)]);
+    // On a plain thread too.
+    std::thread::spawn(|| SELF_KEY.with(|_| ())).join().unwrap();
+    assert_eq!(take_seen(), vec![("self", None)]);
+}
+
+/// Two destructors that touch each other's keys end: the one destroyed second finds the
+/// first gone (AccessError); the one destroyed first sees the other's live value. Values are
+/// destroyed in the reverse order of their creation, as std's are.
+#[test]
+fn destructors_touching_each_other_end() {
+    let _s = SEEN_LOCK.lock().unwrap();
+    let _w = common::watchdog(60, "destructors_touching_each_other_end");
+    take_seen();
+    gort::spawn(|| {
+        PAIR_A.with(|a| a.1.set(1));
+        PAIR_B.with(|b| b.1.set(2));
+    })
+    .join()
+    .unwrap();
+    // B was created last, so it goes first: it reads A alive; then A finds B destroyed.
+    assert_eq!(
+        take_seen(),
+        vec![("b reads a", Some(1)), ("a reads b", None)]
+    );
+    std::thread::spawn(|| {
+        PAIR_B.with(|b| b.1.set(2));
+        PAIR_A.with(|a| a.1.set(1));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        take_seen(),
+        vec![("a reads b", Some(2)), ("b reads a", None)]
+    );
+}
+
+/// Its destructor reads `LIVE` (set to 42 before this value was created).
+struct ReadsLive;
+
+impl Drop for ReadsLive {
+    fn drop(&mut self) {
+        seen("live", LIVE.try_with(Cell::get).ok());
+        // `with` on a destroyed key panics, as std's does.
+        let r = std::panic::catch_unwind(|| SELF_KEY2.with(|_| ()));
+        seen("with on a destroyed key panics", Some(r.is_err() as u32));
+    }
+}
+
+gort::goroutine_local! {
+    static LIVE: Cell<u32> = const { Cell::new(0) };
+    static READS_LIVE: RefCell<Option<ReadsLive>> = const { RefCell::new(None) };
+    static SELF_KEY2: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A destructor that reads another key that is still alive sees its value (42), not a
+/// fresh initial one.
+#[test]
+fn a_destructor_sees_the_live_values_of_other_keys() {
+    let _s = SEEN_LOCK.lock().unwrap();
+    let _w = common::watchdog(60, "a_destructor_sees_the_live_values_of_other_keys");
+    take_seen();
+    let body = || {
+        SELF_KEY2.set(1); // created first: destroyed last...
+        LIVE.set(42);
+        READS_LIVE.set(Some(ReadsLive)); // ...created last: destroyed first
+    };
+    gort::spawn(body).join().unwrap();
+    let want = vec![
+        ("live", Some(42)),
+        ("with on a destroyed key panics", Some(0)),
+    ];
+    assert_eq!(take_seen(), want);
+    std::thread::spawn(body).join().unwrap();
+    assert_eq!(take_seen(), want);
+}
+
+/// Its destructor uses goroutine-locals and blocks in gort, on a plain thread's exit.
+struct UsesOthersOnThreadExit;
+
+impl Drop for UsesOthersOnThreadExit {
+    fn drop(&mut self) {
+        let id = ID.get(); // alive: set below
+        COUNT.set(COUNT.get() + 1); // never created on this thread: created now
+        let (tx, rx) = gort::chan::<u64>(0);
+        let h = gort::spawn(move || tx.send(id * 2).unwrap());
+        println!(
+            "thread exit saw {id} {} {}",
+            COUNT.get(),
+            rx.recv().unwrap()
+        );
+        h.join().unwrap();
+    }
+}
+
+gort::goroutine_local! {
+    static ON_EXIT: RefCell<Option<UsesOthersOnThreadExit>> = const { RefCell::new(None) };
+}
+
+#[test]
+fn thread_exit_child() {
+    if !common::is_child("thread_exit_child") {
+        return;
+    }
+    std::thread::spawn(|| {
+        ID.set(21);
+        ON_EXIT.set(Some(UsesOthersOnThreadExit));
+    })
+    .join()
+    .unwrap();
+    println!("joined");
+}
+
+/// On a plain thread, a goroutine-local's destructor that uses other goroutine-locals (and
+/// gort channels) works as with std's thread-locals; it used to abort the process ("thread
+/// local panicked on drop").
+#[test]
+fn on_a_plain_thread_destructors_may_use_other_keys() {
+    let out = common::run_child("thread_exit_child", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("thread exit saw 21 2 42\n"), "{stdout}");
+    assert!(stdout.contains("joined"), "{stdout}");
+}

@@ -6,8 +6,10 @@
 //! consumers draining up to four channels each, and sometimes a closer that closes a
 //! channel mid-run. Every actor runs as a goroutine, a goroutine locked to its thread, or a
 //! plain thread, and picks each operation at random: `send`, `try_send`, `send_timeout`,
-//! `select!` (with a timer case or a `default(timeout)`), a dynamic `Select`; `recv`,
-//! `try_recv`, `recv_timeout`, `select!` over several channels, a dynamic `Select`. Between
+//! `select!` (with a timer case or a `default(timeout)`), a dynamic `Select`, `send_async`
+//! (cancelled after one poll, or driven by `block_on`); `recv`, `try_recv`, `recv_timeout`,
+//! `select!` over several channels, a dynamic `Select`, `recv_async` (dropped after one poll,
+//! or driven by `block_on`). Between
 //! operations they yield, sleep, run `blocking` sections, make raw system calls and hog the
 //! CPU (forcing processor hand-offs), take gort's Mutex, RwLock and Semaphore. Beside them:
 //! a Barrier group, a Condvar mailbox, goroutines that panic while holding a contended
@@ -31,6 +33,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use gort::chan::{
@@ -334,6 +337,17 @@ fn chaos(rng: &mut SmallRng, sh: &Shared) {
     sh.check_not_panicking();
 }
 
+/// Polls a channel future once, with a waker that does nothing (the caller polls again, or
+/// hands the future to `block_on`, which brings its own waker).
+fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    struct NoWake;
+    impl std::task::Wake for NoWake {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(NoWake));
+    f.poll(&mut std::task::Context::from_waker(&waker))
+}
+
 fn unbuffered(cap: Option<usize>) -> bool {
     cap == Some(0)
 }
@@ -348,7 +362,30 @@ fn send_one(
 ) {
     loop {
         chaos(rng, sh);
-        match rng.random_range(0..6) {
+        match rng.random_range(0..7) {
+            6 => {
+                // A future, polled once: then cancelled (an unsent payload comes back and is
+                // dropped; a new one with the same id is sent again) or driven by `block_on`.
+                let mut f = std::pin::pin!(tx.send_async(Payload::new(id, sh)));
+                let r = match poll_once(f.as_mut()) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending if rng.random_bool(0.5) => {
+                        chaos(rng, sh);
+                        match f.as_mut().cancel() {
+                            Some(unsent) => {
+                                drop(unsent);
+                                continue;
+                            }
+                            None => return, // taken meanwhile
+                        }
+                    }
+                    Poll::Pending => gort::block_on(f),
+                };
+                if let Err(SendError(b)) = r {
+                    sh.handed_back(b);
+                }
+                return;
+            }
             0 => {
                 if let Err(SendError(v)) = tx.send(Payload::new(id, sh)) {
                     sh.handed_back(v);
@@ -452,11 +489,29 @@ fn consumer(rxs: Vec<(Receiver<Payload>, Option<usize>)>, seed: u64, sh: Arc<Sha
         let live: Vec<usize> = (0..rxs.len()).filter(|&i| open[i]).collect();
         let i = live[rng.random_range(0..live.len())];
         let rx = &rxs[i].0;
-        match rng.random_range(0..7) {
+        match rng.random_range(0..8) {
             0 => match rx.recv() {
                 Ok(v) => sh.got(v),
                 Err(_) => open[i] = false,
             },
+            7 => {
+                // A future, polled once: then dropped (a value handed to it meanwhile goes
+                // back into the channel) or driven by `block_on`.
+                let mut f = std::pin::pin!(rx.recv_async());
+                let r = match poll_once(f.as_mut()) {
+                    Poll::Ready(r) => Some(r),
+                    Poll::Pending if rng.random_bool(0.5) => {
+                        chaos(&mut rng, &sh);
+                        None
+                    }
+                    Poll::Pending => Some(gort::block_on(f)),
+                };
+                match r {
+                    Some(Ok(v)) => sh.got(v),
+                    Some(Err(_)) => open[i] = false,
+                    None => {}
+                }
+            }
             1 => match rx.try_recv() {
                 Ok(v) => sh.got(v),
                 Err(TryRecvError::Empty) => gort::time::sleep(short(&mut rng)),

@@ -166,3 +166,75 @@ fn port_of_std_thread_code_runs_unchanged() {
     let sums: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(sums, vec![0, 1, 3, 6, 10, 15, 21, 28]);
 }
+
+// ---- gort primitives inside thread-local destructors (regression, issue 10 review) ----
+
+/// Uses gort's thread facade, a channel, a sleep and a mutex from its destructor, when the
+/// thread's gort thread-locals (its parker, its `current()` handle, its waiter cache) are
+/// already destroyed.
+struct UsesGortInDrop;
+
+impl Drop for UsesGortInDrop {
+    fn drop(&mut self) {
+        let me = thread::current();
+        me.unpark();
+        thread::park(); // the token is there: returns at once
+        thread::park_timeout(Duration::from_millis(1));
+        thread::sleep(Duration::from_millis(1));
+        let (tx, rx) = gort::chan::<u32>(0);
+        let h = gort::spawn(move || {
+            gort::time::sleep(Duration::from_millis(5));
+            tx.send(7).unwrap();
+        });
+        let v = rx.recv().unwrap(); // parks this thread
+        h.join().unwrap();
+        let m = gort::sync::Mutex::new(v);
+        let g = m.lock();
+        println!(
+            "gort in a thread-local destructor: {} {:?}",
+            *g,
+            me.id() == thread::current().id()
+        );
+    }
+}
+
+thread_local! {
+    static USES_GORT_IN_DROP: UsesGortInDrop = const { UsesGortInDrop };
+}
+
+#[test]
+fn gort_in_tls_drop_child() {
+    if !common::is_child("gort_in_tls_drop_child") {
+        return;
+    }
+    std::thread::spawn(|| {
+        // Registered first, so destroyed last (after the thread-locals made below).
+        USES_GORT_IN_DROP.with(|_| ());
+        let me = thread::current();
+        me.unpark();
+        thread::park();
+        let (tx, rx) = gort::chan::<u8>(0);
+        let h = gort::spawn(move || tx.send(1).unwrap());
+        rx.recv().unwrap();
+        h.join().unwrap();
+    })
+    .join()
+    .unwrap();
+    println!("joined");
+}
+
+/// Blocking in gort (a channel, park, sleep) and `thread::current()` in a thread-local's
+/// destructor work as std's do there; they used to abort the process (a gort thread-local,
+/// already destroyed, was used with `with`).
+#[test]
+fn gort_primitives_in_a_thread_local_destructor() {
+    let out = common::run_child("gort_in_tls_drop_child", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("gort in a thread-local destructor: 7 true\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("joined"), "{stdout}");
+}

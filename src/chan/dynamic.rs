@@ -27,8 +27,10 @@
 //! `SelectedOperation` completes it through its packet, or releases it, `Waited::Retry`, if
 //! the operation is dropped); a buffered value, free room or a closed channel is left for
 //! the operation to take (a competitor may take it first: the operation then waits as a
-//! plain `recv`/`send`). A case completed while parked holds its result (a received value,
-//! or a receiver waiting on our deferred send).
+//! plain `recv`/`send`). So is a waiting future (`recv_async`/`send_async`): futures are
+//! never reserved (waiter.rs, "Futures"); the operation completes with it under the lock,
+//! unless it was dropped meanwhile. A case completed while parked holds its result (a
+//! received value, or a receiver waiting on our deferred send).
 //!
 //! # Safety
 //! Entries point into the boxed cases (`RecvHandle::slot`) or to a `Deferred` the case
@@ -619,9 +621,13 @@ fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     if chan.buffered(inner) || inner.closed {
         return Some(Commit::Later);
     }
-    let e = inner.sendq.claim_first(wakes)?;
+    // A waiting future is not reserved (waiter.rs, "Futures"): left for the operation.
+    let Ok(e) = inner.sendq.claim_first_reservable(wakes) else {
+        return Some(Commit::Later);
+    };
+    let e = e?;
     let r = if e.deferred {
-        match take_from_sender::<T>(e, wakes) {
+        match take_from_sender::<T>(e, wakes, None) {
             TryRecv::Deferred(d) => Commit::Held(Erased::new(RecvHeld(Some(Held::Deferred(d))))),
             _ => unreachable!("a deferred sender gives a deferred hand-off"),
         }
@@ -638,10 +644,13 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     if inner.closed || inner.rx_gone {
         return Some(Commit::Later);
     }
-    let e = inner.recvq.claim_first(wakes);
+    // A waiting future is not reserved (waiter.rs, "Futures"): left for the operation.
+    let e = inner.recvq.claim_first_reservable(wakes);
     chan.update_receivers_waiting(inner);
-    if let Some(e) = e {
-        return Some(Commit::Reserved(e));
+    match e {
+        Err(_) => return Some(Commit::Later),
+        Ok(Some(e)) => return Some(Commit::Reserved(e)),
+        Ok(None) => {}
     }
     chan.has_room(inner).then_some(Commit::Later)
 }

@@ -17,21 +17,31 @@
 //!  CANCELLED | the select's operation was dropped: the       | the select (drop)
 //!            | receiver starts its operation again           |
 //!  ABANDONED | the receiver's operation was dropped (a       | the receiver (dynamic select
-//!            | dynamic select that reserved it): the select  | recv dropped)
-//!            | sends the value the ordinary way              |
+//!            | dynamic select that reserved it): the select  | recv dropped, or a recv
+//!            | sends the value the ordinary way              | future dropped)
+//!  UPDATING  | a future receiver swaps its waker; back to    | the receiver (future)
+//!            | EMPTY at once                                 |
 //! ```
 //!
 //! Only unbuffered channels use it: with a buffer, readiness is room, and a select's send
 //! case waits as an observer and then sends the ordinary way.
 //!
+//! The receiver may be a future (`recv_async`): it waits by polling [`Deferred::try_take`],
+//! woken through its task's waker, and a re-poll with another waker replaces `receiver`
+//! under the short-lived state UPDATING, which `fill`/`cancel` wait out (a few
+//! instructions: a pointer swap).
+//!
 //! # Safety
 //! `value` is written only by the select, before the Release CAS to FILLED, and read only by
-//! the receiver after an Acquire load sees FILLED. `receiver` is written only by the claimer,
-//! under the channel lock, before it completes the select's context (Release); the select
-//! reads it after its wait saw `done` (Acquire).
+//! the receiver after an Acquire load sees FILLED. `receiver` is written by the claimer,
+//! under the channel lock, before it completes the select's context (Release), and after
+//! that only by a future receiver while it holds the state at UPDATING; it is read by
+//! `fill`/`cancel` after their CAS from EMPTY (which UPDATING excludes) and by the receiver
+//! itself. `claimed` is set with it; the select reads it after its wait saw `done`
+//! (Acquire).
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::park::{self, Unparker, WaitReason};
@@ -40,6 +50,8 @@ const EMPTY: u8 = 0;
 const FILLED: u8 = 1;
 const CANCELLED: u8 = 2;
 const ABANDONED: u8 = 3;
+/// A future receiver is replacing its waker in `receiver` (module doc).
+const UPDATING: u8 = 4;
 
 /// The slot a dynamic select's send case hands its value through (module doc).
 pub(crate) struct Deferred<T> {
@@ -49,6 +61,8 @@ pub(crate) struct Deferred<T> {
     value: UnsafeCell<Option<T>>,
     /// The receiver that claimed the select, to unpark when filled or cancelled.
     receiver: UnsafeCell<Option<Unparker>>,
+    /// A receiver claimed the select (set with `receiver`, read by the select).
+    claimed: AtomicBool,
 }
 
 // SAFETY: the fields behind UnsafeCell are accessed under the protocol in the module doc
@@ -72,6 +86,7 @@ impl<T> Deferred<T> {
             state: AtomicU8::new(EMPTY),
             value: UnsafeCell::new(None),
             receiver: UnsafeCell::new(None),
+            claimed: AtomicBool::new(false),
         })
     }
 
@@ -97,17 +112,60 @@ impl<T> Deferred<T> {
     pub(crate) unsafe fn set_receiver(&self, u: Unparker) {
         // SAFETY: only the claimer writes, before the Release that publishes it (contract).
         unsafe { *self.receiver.get() = Some(u) };
+        self.claimed.store(true, Ordering::Relaxed);
     }
 
     /// Did a receiver claim the select? (The select, after its wait.)
     pub(crate) fn claimed(&self) -> bool {
-        // SAFETY: written before the claimer's Release on `done`, which the select's wait
-        // read with Acquire; never written again.
-        unsafe { (*self.receiver.get()).is_some() }
+        // Written before the claimer's Release on `done`, which the select's wait read with
+        // Acquire.
+        self.claimed.load(Ordering::Relaxed)
+    }
+
+    /// A future receiver, re-polled with `waker`, makes sure `receiver` wakes it. False if
+    /// the hand-off is settled meanwhile (then `try_take` has the answer).
+    pub(crate) fn set_waker(&self, waker: &std::task::Waker) -> bool {
+        // SAFETY: the receiver is the only writer after the claim; reading it is fine.
+        if unsafe { (*self.receiver.get()).as_ref() }.is_some_and(|u| u.will_wake(waker)) {
+            return true;
+        }
+        let new = Unparker::from_waker(waker.clone());
+        if self
+            .state
+            .compare_exchange(EMPTY, UPDATING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: UPDATING keeps `fill`/`cancel` from reading it (module Safety).
+        let old = unsafe { (*self.receiver.get()).replace(new) };
+        self.state.store(EMPTY, Ordering::Release);
+        drop(old); // a waker's drop is executor code: after the state is back
+        true
+    }
+
+    /// EMPTY -> `to`, waiting out a future receiver's waker swap; true if done (the caller
+    /// then wakes the receiver), false if the state was already settled.
+    fn settle(&self, to: u8) -> bool {
+        let mut spins = 0u32;
+        loop {
+            match self
+                .state
+                .compare_exchange_weak(EMPTY, to, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(EMPTY) => {}
+                Err(UPDATING) if spins < 64 => std::hint::spin_loop(),
+                Err(UPDATING) => std::thread::yield_now(), // the swapper was preempted
+                Err(_) => return false,
+            }
+            spins += 1;
+        }
     }
 
     fn wake_receiver(&self) {
-        // SAFETY: see `claimed`; only read from here on.
+        // SAFETY: read after a CAS from EMPTY, which excludes the receiver's swap (module
+        // Safety); the claimer's write happened before the select could fill or cancel.
         if let Some(u) = unsafe { (*self.receiver.get()).as_ref() } {
             u.unpark();
         }
@@ -118,27 +176,19 @@ impl<T> Deferred<T> {
     pub(crate) fn fill(&self, v: T) -> Result<(), T> {
         // SAFETY: only the select writes `value`, and only before FILLED.
         unsafe { *self.value.get() = Some(v) };
-        match self
-            .state
-            .compare_exchange(EMPTY, FILLED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                self.wake_receiver();
-                Ok(())
-            }
+        if self.settle(FILLED) {
+            self.wake_receiver();
+            Ok(())
+        } else {
             // ABANDONED: nobody will read it; take it back.
             // SAFETY: not FILLED, so no reader; we are the only writer.
-            Err(_) => Err(unsafe { (*self.value.get()).take() }.expect("just written")),
+            Err(unsafe { (*self.value.get()).take() }.expect("just written"))
         }
     }
 
     /// The select's operation was dropped: the receiver starts again.
     pub(crate) fn cancel(&self) {
-        if self
-            .state
-            .compare_exchange(EMPTY, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.settle(CANCELLED) {
             self.wake_receiver();
         }
     }
@@ -154,15 +204,24 @@ impl<T> Deferred<T> {
     /// The receiver waits for the value (parking; spurious wake-ups re-check).
     pub(crate) fn wait(&self) -> Handed<T> {
         loop {
-            match self.state.load(Ordering::Acquire) {
-                FILLED => {
-                    // SAFETY: FILLED (Acquire) publishes `value`; only the receiver reads.
-                    let v = unsafe { (*self.value.get()).take() };
-                    return Handed::Value(v.expect("a filled hand-off holds its value"));
-                }
-                CANCELLED => return Handed::Cancelled,
-                _ => park::park(WaitReason::ChanReceive),
+            match self.try_take() {
+                Some(h) => return h,
+                None => park::park(WaitReason::ChanReceive),
             }
+        }
+    }
+
+    /// The receiver looks without waiting: None while the value has not come. Only the
+    /// receiver calls it, and takes the value once.
+    pub(crate) fn try_take(&self) -> Option<Handed<T>> {
+        match self.state.load(Ordering::Acquire) {
+            FILLED => {
+                // SAFETY: FILLED (Acquire) publishes `value`; only the receiver reads.
+                let v = unsafe { (*self.value.get()).take() };
+                Some(Handed::Value(v.expect("a filled hand-off holds its value")))
+            }
+            CANCELLED => Some(Handed::Cancelled),
+            _ => None,
         }
     }
 }

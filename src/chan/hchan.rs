@@ -23,6 +23,12 @@
 //! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
 //!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
 //! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
+//! - `buf.len() <= cap`, except after a receive future that was handed a value is dropped
+//!   before returning it: the value goes back to the front of the buffer
+//!   (`put_back_locked`), which may then hold more than `cap` (unbuffered: one value);
+//!   senders wait until it is below `cap` again. (A bounded channel's ring cannot take a
+//!   value at its front: such a value waits in `buf`, ahead of the ring, and `len` counts
+//!   it so that lock-free receivers see it and take the lock.)
 //! - `closed_flag` and `rx_gone_flag` mirror `closed` and `rx_gone`, and `len` mirrors the
 //!   deque's length, for lock-free readers; `senders_waiting` / `receivers_waiting` are
 //!   true whenever `sendq` / `recvq` is not empty (they may be stale-true, never
@@ -52,6 +58,7 @@
 //! room it made, so a sender that waited keeps its place in the FIFO. If the ring moved
 //! again before the peer got the lock (another lock-free operation took the value or the
 //! room), the claimed waiter is released (`Waited::Retry`) and starts its operation again.
+//! A future registering as a waiter (`future.rs`) does the same handshake.
 //!
 //! `close` MARKs the ring's tail (no lock-free send succeeds after it) and releases the
 //! receivers to retry, so that they drain what lock-free senders pushed before the close.
@@ -64,13 +71,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
 use super::lock::{SpinGuard, SpinLock};
 use super::ring::{Pop, Push, Ring};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
-use crate::park::WaitReason;
+use crate::park::{Unparker, WaitReason};
 
 /// The state guarded by the channel lock.
 #[repr(C)]
@@ -180,22 +188,36 @@ pub(crate) enum TryRecv<T> {
 
 /// Takes the value of a waiting sender we claimed, completing it; a deferred sender (a
 /// dynamic select's send) is told who we are and completed, and its value is waited for
-/// after the unlock.
-pub(crate) fn take_from_sender<T>(e: Entry, wakes: &mut Wakes) -> TryRecv<T> {
+/// after the unlock. `waker`: the receiver is a future, woken through it (else the current
+/// goroutine or thread is).
+#[inline]
+pub(crate) fn take_from_sender<T>(
+    e: Entry,
+    wakes: &mut Wakes,
+    waker: Option<&Waker>,
+) -> TryRecv<T> {
     if e.deferred {
-        // SAFETY: we claimed the select's context and have not completed it, so its own
-        // reference keeps the `Deferred<T>` alive (its packet).
-        let d = unsafe { Deferred::<T>::from_packet(e.packet) };
-        // SAFETY: claimed, not yet completed.
-        unsafe { d.set_receiver(crate::park::current()) };
-        e.complete(wakes);
-        return TryRecv::Deferred(d);
+        return take_deferred(e, wakes, waker);
     }
     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
     // ours to use until we `complete` it.
     let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
     e.complete(wakes);
     TryRecv::Got(val.expect("a waiting sender holds its value"))
+}
+
+/// `take_from_sender` of a deferred sender (kept out of line: rare).
+#[cold]
+#[inline(never)]
+fn take_deferred<T>(e: Entry, wakes: &mut Wakes, waker: Option<&Waker>) -> TryRecv<T> {
+    // SAFETY: we claimed the select's context and have not completed it, so its own
+    // reference keeps the `Deferred<T>` alive (its packet).
+    let d = unsafe { Deferred::<T>::from_packet(e.packet) };
+    let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
+    // SAFETY: claimed, not yet completed.
+    unsafe { d.set_receiver(me) };
+    e.complete(wakes);
+    TryRecv::Deferred(d)
 }
 
 /// What an attempt to send found; the value comes back unless sent.
@@ -298,7 +320,7 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn len(&self) -> usize {
         match &self.ring {
-            Some(r) => r.len(),
+            Some(r) => r.len() + self.len.load(Ordering::Acquire),
             None => self.len.load(Ordering::Acquire),
         }
     }
@@ -322,7 +344,7 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn surely_empty(&self) -> bool {
         let empty = match &self.ring {
-            Some(r) => r.is_empty(),
+            Some(r) => r.is_empty() && self.nothing_put_back(),
             None => self.len.load(Ordering::Acquire) == 0,
         };
         empty
@@ -372,7 +394,7 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) fn buffered(&self, inner: &Inner<T>) -> bool {
         match &self.ring {
-            Some(r) => !r.is_empty(),
+            Some(r) => !r.is_empty() || !inner.buf.is_empty(),
             None => !inner.buf.is_empty(),
         }
     }
@@ -390,7 +412,7 @@ impl<T> Chan<T> {
     /// sender), under the lock otherwise. After a `Deferred`, wait on it.
     #[inline]
     pub(crate) fn try_recv(&self) -> TryRecv<T> {
-        if let Some(r) = &self.ring {
+        if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
             loop {
                 match r.pop(false) {
                     Pop::Got(v) => {
@@ -479,8 +501,10 @@ impl<T> Chan<T> {
     }
 
     /// A value left the ring and senders may wait: move the first one's value into the
-    /// room (FIFO), or, if the ring filled up again meanwhile, let it start over. Observers
-    /// met on the way are notified. (Under the lock; bounded channels.)
+    /// room (FIFO). If the ring filled up again meanwhile (a lock-free send took the room),
+    /// the first sender keeps waiting where it is when nobody else can have seen it claimed
+    /// (a solo waiter, a future: `Entry::unclaim`), else it starts over (`Waited::Retry`).
+    /// Observers met on the way are notified. (Under the lock; bounded channels.)
     fn refill_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
         let r = self.ring.as_ref().expect("a bounded channel");
         if let Some(e) = inner.sendq.claim_first(wakes) {
@@ -497,15 +521,20 @@ impl<T> Chan<T> {
                     unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
                     e.complete(wakes);
                 }
-                Err(_) => e.release(wakes),
+                Err(_) => match e.unclaim() {
+                    Ok(e) => inner.sendq.push_front(e),
+                    Err(e) => e.release(wakes),
+                },
             }
         }
         self.update_senders_waiting(inner);
     }
 
     /// A value entered the ring and receivers may wait: pop the oldest value into the first
-    /// one's packet, or, if the ring emptied again meanwhile, let it start over. Observers
-    /// met on the way are notified. (Under the lock; bounded channels.)
+    /// one's packet. If the ring emptied again meanwhile (a lock-free receive took the
+    /// value), that receiver keeps waiting where it is when nobody else can have seen it
+    /// claimed (`Entry::unclaim`), else it starts over (`Waited::Retry`). Observers met on
+    /// the way are notified. (Under the lock; bounded channels.)
     fn notify_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
         let r = self.ring.as_ref().expect("a bounded channel");
         if let Some(e) = inner.recvq.claim_first(wakes) {
@@ -516,7 +545,10 @@ impl<T> Chan<T> {
                     unsafe { *(e.packet as *mut Option<T>) = Some(v) };
                     e.complete(wakes);
                 }
-                Pop::Empty | Pop::Closed | Pop::Frozen => e.release(wakes),
+                Pop::Empty | Pop::Closed | Pop::Frozen => match e.unclaim() {
+                    Ok(e) => inner.recvq.push_front(e),
+                    Err(e) => e.release(wakes),
+                },
             }
         }
         self.update_receivers_waiting(inner);
@@ -525,7 +557,23 @@ impl<T> Chan<T> {
     /// Receives under the lock if possible. Waiting senders' observers are notified.
     #[inline]
     pub(crate) fn try_recv_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> TryRecv<T> {
+        self.try_recv_locked_as(inner, wakes, None)
+    }
+
+    /// `try_recv_locked` for a receiver that is a future woken by `waker` (it matters only
+    /// when a dynamic select's deferred send is claimed: the select will wake the receiver).
+    #[inline]
+    pub(crate) fn try_recv_locked_as(
+        &self,
+        inner: &mut Inner<T>,
+        wakes: &mut Wakes,
+        waker: Option<&Waker>,
+    ) -> TryRecv<T> {
         if let Some(r) = &self.ring {
+            // Values given back by dropped receive futures come first (`put_back_locked`).
+            if !inner.buf.is_empty() {
+                return self.take_put_back(inner);
+            }
             return match r.pop(true) {
                 Pop::Got(v) => {
                     if self.senders_waiting.load(Ordering::SeqCst) {
@@ -542,8 +590,14 @@ impl<T> Chan<T> {
             .flatten()
         {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
-            // (Deferred senders wait only on unbuffered channels.)
-            if let Some(e) = inner.sendq.claim_first(wakes) {
+            // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
+            // value put back, `put_back_locked`, takes no sender's until it has room.)
+            let refill = if inner.sendq.is_empty() || inner.buf.len() >= self.cap {
+                None
+            } else {
+                inner.sendq.claim_first(wakes)
+            };
+            if let Some(e) = refill {
                 debug_assert!(!e.deferred);
                 // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is
                 // alive and ours to use until we `complete` it.
@@ -562,7 +616,7 @@ impl<T> Chan<T> {
             return TryRecv::Got(v);
         }
         if let Some(e) = inner.sendq.claim_first(wakes) {
-            let r = take_from_sender(e, wakes);
+            let r = take_from_sender(e, wakes, waker);
             self.update_senders_waiting(inner);
             return r;
         }
@@ -685,7 +739,7 @@ impl<T> Chan<T> {
     #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
         // A buffered value: no lock, and nothing else to set up.
-        if let Some(r) = &self.ring {
+        if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
             if let Pop::Got(v) = r.pop(false) {
                 self.after_pop();
                 return Ok(v);
@@ -698,7 +752,7 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
         loop {
-            if let Some(r) = &self.ring {
+            if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
                 match r.pop(false) {
                     Pop::Got(v) => {
                         self.after_pop();
@@ -888,6 +942,50 @@ impl<T> Chan<T> {
         }
     }
 
+    /// A value a receive future had been given but never returned (it was dropped before
+    /// its next poll) goes back into the channel as if it had not been received: to the
+    /// first waiting receiver, else to the front of the buffer, which may then hold more
+    /// than `cap` values (an unbuffered channel one; `len()` counts it, and senders wait
+    /// until it is taken). Returns it if every Receiver is gone (drop it after unlocking).
+    pub(crate) fn put_back_locked(
+        &self,
+        inner: &mut Inner<T>,
+        v: T,
+        wakes: &mut Wakes,
+    ) -> Option<T> {
+        if inner.rx_gone {
+            return Some(v);
+        }
+        if let Some(e) = self.claim_receiver(inner, wakes) {
+            // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
+            // is alive and ours to fill until we `complete` it.
+            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            e.complete(wakes);
+        } else {
+            // (A bounded channel's too: its ring cannot take a value at the front; `len`
+            // then sends lock-free receivers to the lock, which serves `buf` first.)
+            inner.buf.push_front(v);
+            self.len.store(inner.buf.len(), Ordering::Release);
+        }
+        None
+    }
+
+    /// Takes the first value given back to a bounded channel (`put_back_locked`).
+    #[cold]
+    #[inline(never)]
+    fn take_put_back(&self, inner: &mut Inner<T>) -> TryRecv<T> {
+        let v = inner.buf.pop_front().expect("a value was put back");
+        self.len.store(inner.buf.len(), Ordering::Release);
+        TryRecv::Got(v)
+    }
+
+    /// A bounded channel holds no value put back by a dropped receive future (lock-free
+    /// receivers may use the ring).
+    #[inline]
+    fn nothing_put_back(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
     /// Closes the channel: wakes every waiter. Returns false if it was already closed.
     pub(crate) fn close(&self) -> bool {
         let mut wakes = Wakes::default();
@@ -899,10 +997,26 @@ impl<T> Chan<T> {
         self.closed_flag.store(true, Ordering::Release);
         match &self.ring {
             Some(r) => {
-                // No lock-free send succeeds from here; receivers start over, to drain
-                // what lock-free sends pushed before (they may not have served them yet).
+                // No lock-free send succeeds from here. Waiting receivers get, in order,
+                // what lock-free sends pushed before (they may not have served them yet,
+                // their `serve_receivers` waits for this lock), then the close.
                 r.close();
-                inner.recvq.release_all_to_retry(&mut wakes);
+                while let Some(e) = inner.recvq.claim_first(&mut wakes) {
+                    let v = match inner.buf.pop_front() {
+                        Some(v) => Some(v),
+                        None => match r.pop(true) {
+                            Pop::Got(v) => Some(v),
+                            _ => None,
+                        },
+                    };
+                    if let Some(v) = v {
+                        // SAFETY: we claimed `e`: its packet (`Option<T>`, None) is ours to
+                        // fill until we `complete` it.
+                        unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                    }
+                    e.complete(&mut wakes);
+                }
+                self.len.store(inner.buf.len(), Ordering::Release);
             }
             None => inner.recvq.release_all(&mut wakes),
         }

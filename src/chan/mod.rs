@@ -30,6 +30,8 @@
 //!  select.rs  select! runtime (try, register, park once; the all-locks check)
 //!  dynamic.rs the dynamic Select (real entries that peers complete; reservations)
 //!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
+//!  future.rs  recv_async / send_async: futures waiting in the same queues (a waker as
+//!             the waiter's Unparker; cancellation withdraws, a received value goes back)
 //!  ring.rs    the lock-free ring of a bounded channel (head, tail, stamped slots)
 //!  lock.rs    the channel lock (a spin lock that yields)
 //!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
@@ -58,9 +60,27 @@
 //! The last `Sender` to drop closes the channel. When every `Receiver` is gone, sends return
 //! `Err(SendError(v))` and blocked senders wake with their values: a goroutine never leaks
 //! blocked on a channel nobody can read.
+//!
+//! # Async code
+//! [`Receiver::recv_async`] and [`Sender::send_async`] return futures ([`RecvFuture`],
+//! [`SendFuture`]) that any executor can poll: they wait in the same queues as blocked
+//! goroutines and threads, with the same FIFO order and close rules, so a channel connects
+//! goroutines and async tasks in either direction (a tokio task awaits a value a goroutine
+//! sends, and the reverse). Dropping a pending future withdraws it: no sender hands a value
+//! to it afterwards, a value it had been handed goes back into the channel (to the next
+//! receiver, ahead of later values), and a send either happened or did not
+//! ([`SendFuture::cancel`] hands an unsent value back).
+//!
+//! ```
+//! let (tx, rx) = gort::chan::<&str>(0);
+//! let g = gort::go!(move || rx.recv().unwrap()); // a goroutine receives...
+//! gort::block_on(async { tx.send_async("hi").await.unwrap() }); // ...what async code sends
+//! assert_eq!(g.join().unwrap(), "hi");
+//! ```
 
 mod dynamic;
 mod errors;
+mod future;
 mod handoff;
 mod hchan;
 mod lock;
@@ -79,6 +99,7 @@ pub use dynamic::{
 pub use errors::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use future::{RecvFuture, SendFuture};
 
 #[doc(hidden)]
 pub use select::__private;
@@ -93,6 +114,7 @@ pub(crate) use ring::OneSlot;
 /// Both ends are `Clone + Send + Sync`: any number of goroutines or threads may send and
 /// receive. Panics if a buffer of `cap` values cannot be allocated.
 pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
     let c = Arc::new(Chan::new(cap));
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }
@@ -258,7 +280,9 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Number of buffered values (still counted after close).
+    /// Number of buffered values (still counted after close). A value given back by a
+    /// dropped [`recv_async`](Receiver::recv_async) future counts, and may take the count one
+    /// past `cap()` until it is received.
     pub fn len(&self) -> usize {
         self.chan.len()
     }

@@ -59,6 +59,17 @@
 //! channel) waiting for readiness only; a peer that meets one notifies it and goes on
 //! looking for a real partner.
 //!
+//! # Futures (`recv_async`, `send_async`; `future.rs`)
+//! A future waits in the same queues with a context of its own (`Context::for_waker`), whose
+//! Unparker wraps the task's waker; its packet is inside the pinned future. One rule makes
+//! that work without the future ever blocking: **a future's context is claimed only under
+//! the lock of the one channel it waits on, and completed before that lock is released.**
+//! Every claimer does so already except a dynamic select that reserves a peer, so
+//! [`WaitQueue::claim_first_reservable`] never reserves a future (the select leaves that
+//! operation for later, as it does a buffered value). Hence, under that lock, a future's
+//! context is either WAITING (nobody has it: the future may change its waker, or withdraw
+//! with `try_abort`) or done (its packet is final). A future never sees RELEASED.
+//!
 //! # Lazy unregistration
 //! When a select completes, its entries on the other channels are not removed: their
 //! generation is no longer WAITING, so nobody can claim them, so nobody ever dereferences
@@ -73,6 +84,7 @@ use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::park::{self, Unparker, WaitReason};
@@ -114,17 +126,22 @@ pub struct Context {
     /// Set (Release) by the claimer once the packet is written.
     done: AtomicBool,
     /// Wakes the waiting goroutine or thread. Written only while the context is uniquely
-    /// owned (`new`), read by anyone holding a reference; a solo context's claimer moves it
+    /// owned (`new`), between generations (`new`), or by its future while WAITING under the
+    /// channel lock (`set_waker`) or once it withdrew (`take_waker`); read by anyone
+    /// holding a reference, peers only after claiming it. A solo context's claimer moves it
     /// out (under the channel lock, before `done`).
     unparker: UnsafeCell<Option<Unparker>>,
+    /// A future's context (module doc, "Futures"): never reserved, never recycled.
+    future: bool,
 }
 
 // SAFETY: `state` and `done` are atomics. `unparker` is written by `Context::new` only
 // between two generations, when no claim can succeed (every entry holding a reference is
-// of an older generation, which only ever reads `state`), and read only by the claimer of
-// the current generation, after the entries that make that claim possible were published
-// under a channel lock; a solo context's claimer moves it out before `done`. `Unparker`
-// itself is Send + Sync.
+// of an older generation, which only ever reads `state`), by a future's `set_waker` under
+// the rules stated there (no peer reads it before claiming, which needs the lock the
+// writer holds), and read only by the claimer of the current generation, after the entries
+// that make that claim possible were published under a channel lock; a solo context's
+// claimer moves it out before `done`. `Unparker` itself is Send + Sync.
 unsafe impl Send for Context {}
 // SAFETY: as above.
 unsafe impl Sync for Context {}
@@ -146,12 +163,18 @@ thread_local! {
 // and LLVM may otherwise reuse a thread-local address computed before (llvm-project#98479).
 #[inline(never)]
 fn take_spare() -> Option<Arc<Context>> {
-    SPARE.with(|s| s[0].take().or_else(|| s[1].take()))
+    // `try_with`: during the thread's teardown (a thread-local's destructor that blocks on
+    // a channel) the cache may be gone; then go without it.
+    SPARE
+        .try_with(|s| s[0].take().or_else(|| s[1].take()))
+        .ok()
+        .flatten()
 }
 
 #[inline(never)]
 fn put_spare(cx: Arc<Context>) {
-    SPARE.with(|s| {
+    // Dropped instead during the thread's teardown (see `take_spare`).
+    let _ = SPARE.try_with(|s| {
         if let Some(other) = s[0].replace(Some(cx)) {
             drop(s[1].replace(Some(other)));
         }
@@ -192,6 +215,7 @@ impl Context {
             state: AtomicU64::new(word(0, WAITING)),
             done: AtomicBool::new(false),
             unparker: UnsafeCell::new(Some(park::current())),
+            future: false,
         }
     }
 
@@ -199,6 +223,62 @@ impl Context {
     #[inline]
     pub(crate) fn generation(&self) -> u32 {
         (self.state.load(Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// A context for a future whose task `waker` wakes (module doc, "Futures").
+    pub(crate) fn for_waker(waker: &Waker) -> Arc<Context> {
+        Arc::new(Context {
+            state: AtomicU64::new(word(0, WAITING)),
+            done: AtomicBool::new(false),
+            unparker: UnsafeCell::new(Some(Unparker::from_waker(waker.clone()))),
+            future: true,
+        })
+    }
+
+    /// Is this a future's context?
+    #[inline]
+    pub(crate) fn is_future(&self) -> bool {
+        self.future
+    }
+
+    /// Would this (future's) context wake the task `waker` wakes? Only its future asks (the
+    /// one writer of `unparker` once shared, so the read races with nothing but reads).
+    pub(crate) fn will_wake(&self, waker: &Waker) -> bool {
+        self.unparker().will_wake(waker)
+    }
+
+    /// A future re-polled with another waker puts `new` in place of the old one (in its
+    /// queue entry: the future keeps its place). Returns the old one, to drop after
+    /// unlocking (a waker's drop is executor code).
+    ///
+    /// # Safety
+    /// A future's context, WAITING, and the caller holds the lock of the channel whose
+    /// queue holds its entry: no peer has claimed it, so none reads `unparker` (peers read it
+    /// only after claiming, and claim futures only under that lock).
+    pub(crate) unsafe fn set_waker(&self, new: Unparker) -> Unparker {
+        debug_assert!(self.future && self.is_waiting());
+        // SAFETY: function contract: no concurrent reader; the caller is the only writer.
+        unsafe { (*self.unparker.get()).replace(new) }.expect("a future's context keeps its waker")
+    }
+
+    /// A future that withdrew (its `try_abort` succeeded) takes its waker back, so that a
+    /// stale entry left in the middle of a queue holds nothing of the executor's until it is
+    /// swept (`Unparker::nobody` stands in). Drop the result after unlocking.
+    ///
+    /// # Safety
+    /// A future's context that the caller aborted: no peer will ever claim it, so none
+    /// reads `unparker`; the caller is its only writer.
+    pub(crate) unsafe fn take_waker(&self) -> Unparker {
+        debug_assert!(self.future && self.state.load(Ordering::Relaxed) as u32 == ABORTED);
+        // SAFETY: function contract.
+        unsafe { (*self.unparker.get()).replace(Unparker::nobody()) }
+            .expect("a future's context keeps its waker")
+    }
+
+    /// Has the claimer written the packet (Acquire)?
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
     }
 
     #[inline]
@@ -224,8 +304,14 @@ impl Context {
 
     /// Still claimable in generation `g`?
     #[inline]
-    fn is_waiting(&self, g: u32) -> bool {
+    fn is_waiting_in(&self, g: u32) -> bool {
         self.state.load(Ordering::Acquire) == word(g, WAITING)
+    }
+
+    /// Still claimable (in its current generation)?
+    #[inline]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) as u32 == WAITING
     }
 
     /// Claims generation `g` for `case`. Only the winner may write the packet.
@@ -398,7 +484,13 @@ impl Entry {
     /// Still claimable?
     #[inline]
     pub(crate) fn is_waiting(&self) -> bool {
-        self.context().is_waiting(self.generation)
+        self.context().is_waiting_in(self.generation)
+    }
+
+    /// Is its waiter a future (module doc, "Futures")?
+    #[inline]
+    fn is_future(&self) -> bool {
+        matches!(&self.cx, CxRef::Shared(c) if c.is_future())
     }
 
     /// Is this an entry of `cx` (any generation)?
@@ -415,7 +507,7 @@ impl Entry {
             CxRef::Solo(_) => {
                 // Nobody else can claim it (module doc): no CAS.
                 let cx = self.context();
-                debug_assert!(cx.is_waiting(0));
+                debug_assert!(cx.is_waiting_in(0));
                 cx.state
                     .store(word(0, FIRST_CASE + self.case as u32), Ordering::Relaxed);
                 true
@@ -451,6 +543,25 @@ impl Entry {
         let u = self.take_unparker();
         self.context().release();
         wakes.push(u);
+    }
+
+    /// Undoes `try_claim` when nobody but claimers holding this queue's lock can have
+    /// looked at the context meanwhile: a solo context (its waiter only reads `done`) or a
+    /// future's (claimed only under this lock; module doc, "Futures"). The entry keeps its
+    /// place (`WaitQueue::push_front`). Any other context may have been tried by a claimer
+    /// of another queue, or by its waiter's abort, while it was claimed: `Err` gives it
+    /// back, to be released instead.
+    pub(crate) fn unclaim(self) -> Result<Entry, Entry> {
+        let g = self.generation;
+        match &self.cx {
+            CxRef::Solo(_) => {}
+            CxRef::Shared(cx) if cx.is_future() => {}
+            CxRef::Shared(_) => return Err(self),
+        }
+        self.context()
+            .state
+            .store(word(g, WAITING), Ordering::Relaxed);
+        Ok(self)
     }
 
     /// `complete`, then wake the waiter at once (a dynamic select's reserved peer,
@@ -515,6 +626,10 @@ impl Wakes {
     }
 }
 
+/// `claim_first_reservable` met a waiting future at the front of the queue.
+#[derive(Debug)]
+pub(crate) struct FutureWaits;
+
 /// A channel's queue of waiting senders or receivers, FIFO. Guarded by the channel lock.
 pub(crate) struct WaitQueue {
     /// Entries in arrival order; some may be stale (context no longer WAITING).
@@ -571,6 +686,40 @@ impl WaitQueue {
         None
     }
 
+    /// [`claim_first`](Self::claim_first) for a dynamic select, which may *reserve* the
+    /// waiter it claims (complete it later, outside the lock): a waiting future at the front
+    /// is not claimed (module doc, "Futures") and `Err(FutureWaits)` says so.
+    pub(crate) fn claim_first_reservable(
+        &mut self,
+        wakes: &mut Wakes,
+    ) -> Result<Option<Entry>, FutureWaits> {
+        while let Some(e) = self.q.front() {
+            if e.is_future() && e.is_waiting() {
+                return Err(FutureWaits);
+            }
+            let e = self.q.pop_front().expect("front exists");
+            if e.try_claim() {
+                if e.is_observer() {
+                    e.complete(wakes);
+                    continue;
+                }
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Drops stale entries at both ends (a future that withdrew usually left the last or
+    /// the first entry), so that the queue's "waiting" flag can fall back to false.
+    pub(crate) fn trim(&mut self) {
+        while self.q.back().is_some_and(|e| !e.is_waiting()) {
+            self.q.pop_back();
+        }
+        while self.q.front().is_some_and(|e| !e.is_waiting()) {
+            self.q.pop_front();
+        }
+    }
+
     /// Claims and completes every waiter (close, or every Receiver gone): packets are left
     /// as they are, which their owners read as "closed".
     pub(crate) fn release_all(&mut self, wakes: &mut Wakes) {
@@ -581,14 +730,9 @@ impl WaitQueue {
         }
     }
 
-    /// Claims every waiter and lets it go (`Waited::Retry`): each starts its operation again
-    /// (close of a bounded channel, whose receivers must first drain the ring).
-    pub(crate) fn release_all_to_retry(&mut self, wakes: &mut Wakes) {
-        for e in self.q.drain(..) {
-            if e.try_claim() {
-                e.release(wakes);
-            }
-        }
+    /// Puts back at the front an entry `claim_first` took and `Entry::unclaim` let go.
+    pub(crate) fn push_front(&mut self, e: Entry) {
+        self.q.push_front(e);
     }
 
     /// Takes back the entry pushed last (a waiter that found the channel ready right after

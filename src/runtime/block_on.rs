@@ -18,7 +18,10 @@
 //! goroutine that has moved on leaves at most a stale token, which park.rs's rule 1 (spurious
 //! wake-ups happen; every waiter re-checks) makes harmless.
 //!
-//! A plain thread's waker is an `Arc<ThreadWaker>` made once per thread.
+//! A plain thread's waker is an `Arc<ThreadWaker>` made once per thread, kept in a
+//! `ThreadArc` (not a `thread_local!`) so that `block_on` also works in the destructors of the
+//! thread's thread-locals; a plain thread polls a future once with a waker that does
+//! nothing before it fetches its own, so a future that is ready at once costs no look-up.
 //!
 //! # The waker token
 //! Waking sets a *waker token* (`Goroutine::waker_token`, `ThreadWaker::token`) and then
@@ -50,11 +53,12 @@
 //! Inside `blocking(f)` the goroutine parks like anywhere else; parking ends the blocking
 //! section (the worker's processor moves on), and the goroutine resumes on an M with a P.
 //!
-//! # Later: futures that wait in gort's queues
-//! A future that waits in a channel or lock queue leaves an `Unparker::from_waker(cx.waker())`
-//! there (park.rs). When such a future is polled by `block_on` on a goroutine, that waker is
-//! this module's goroutine waker, so the wake-up is a token swap plus the goroutine's unpark:
-//! the same cost as a parked goroutine's.
+//! # Futures that wait in gort's queues
+//! A channel future (`Receiver::recv_async`, `Sender::send_async`: `chan/future.rs`) leaves an
+//! `Unparker::from_waker(cx.waker())` in the channel's wait queue (park.rs). When such a
+//! future is polled by `block_on` on a goroutine, that waker is this module's goroutine waker,
+//! so the wake-up is a token swap plus the goroutine's unpark: the same cost as a parked
+//! goroutine's.
 //!
 //! # Safety
 //! The goroutine waker's data pointer is always a pointer obtained from `Arc::<Goroutine>::
@@ -66,11 +70,12 @@
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 use super::goroutine::{self, Goroutine};
+use super::thread_arc::ThreadArc;
 use crate::park::{self, Unparker, WaitReason};
 
 /// Runs a future to completion and returns its output.
@@ -211,6 +216,8 @@ unsafe fn g_drop(p: *const ()) {
 struct ThreadWaker {
     token: AtomicBool,
     thread: Unparker,
+    /// `block_on` calls active on this thread (touched only by the thread itself).
+    depth: AtomicU32,
 }
 
 impl Wake for ThreadWaker {
@@ -225,34 +232,38 @@ impl Wake for ThreadWaker {
     }
 }
 
-thread_local! {
-    /// This thread's waker and the depth of nested `block_on` calls on it.
-    static THREAD_WAKER: (Arc<ThreadWaker>, std::cell::Cell<u32>) = (
-        Arc::new(ThreadWaker {
-            token: AtomicBool::new(false),
-            thread: park::current(),
-        }),
-        std::cell::Cell::new(0),
+/// This thread's waker: a `ThreadArc`, not a `thread_local!`, so that `block_on` works in
+/// thread-local destructors too (see thread_arc.rs).
+static THREAD_WAKER: ThreadArc<ThreadWaker> = ThreadArc::new(|| {
+    Arc::new(ThreadWaker {
+        token: AtomicBool::new(false),
+        thread: park::current(),
+        depth: AtomicU32::new(0),
+    })
+});
+
+/// A waker that does nothing, for the first poll on a plain thread.
+fn noop_waker() -> Waker {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |_| RawWaker::new(std::ptr::null(), &VTABLE),
+        |_| {},
+        |_| {},
+        |_| {},
     );
+    // SAFETY: every function of the vtable ignores the data pointer and does nothing.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
 }
 
 fn block_on_thread<F: Future>(mut fut: std::pin::Pin<&mut F>) -> F::Output {
-    let (tw, depth) = THREAD_WAKER
-        .try_with(|(w, d)| {
-            let depth = d.get();
-            d.set(depth + 1);
-            (w.clone(), depth)
-        })
-        // During the thread's teardown (a thread-local's destructor calling block_on): a
-        // waker of its own; nesting cannot be tracked then, so treat it as nested (the worst
-        // case is one spurious poll of an outer call).
-        .unwrap_or_else(|_| {
-            let w = Arc::new(ThreadWaker {
-                token: AtomicBool::new(false),
-                thread: park::current(),
-            });
-            (w, 1)
-        });
+    // A future that is ready at once needs neither the thread's waker nor its parker: poll
+    // it first with a waker that does nothing (a pending future is polled again below with
+    // the real one, which it then keeps; futures allow such extra polls).
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&noop_waker())) {
+        return v;
+    }
+    let tw = THREAD_WAKER.with(Arc::clone);
+    let depth = tw.depth.load(Ordering::Relaxed);
+    tw.depth.store(depth + 1, Ordering::Relaxed);
     let _nested = NestedThread {
         tw: tw.clone(),
         depth,
@@ -277,8 +288,7 @@ struct NestedThread {
 
 impl Drop for NestedThread {
     fn drop(&mut self) {
-        // The thread-local may be gone if this runs during thread teardown.
-        let _ = THREAD_WAKER.try_with(|(_, d)| d.set(self.depth));
+        self.tw.depth.store(self.depth, Ordering::Relaxed);
         if self.depth > 0 {
             self.tw.token.store(true, Ordering::Release);
         }

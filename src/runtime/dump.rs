@@ -16,7 +16,8 @@
 //!
 //! # Safety
 //! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
-//! printed later by sysmon, on an ordinary thread. A slot holds a weak reference made by
+//! made later by sysmon, on an ordinary thread, and written through its output (output.rs:
+//! no stderr lock, no blocking write). A slot holds a weak reference made by
 //! `Weak::into_raw` and is turned back into a `Weak` only under its shard's lock: by `all`
 //! (which upgrades it without dropping it) or by `unregister` (which drops it), exactly once.
 
@@ -25,7 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::goroutine::{GRef, Goroutine};
-use super::machine::BLOCKING;
 use crate::time::timers;
 
 const SHARDS: usize = 16;
@@ -117,11 +117,13 @@ fn status(g: &Goroutine) -> String {
     if let Some(sched) = super::scheduler::try_get() {
         let all = sched.machines.all.lock().unwrap_or_else(|e| e.into_inner());
         for m in all.iter() {
+            // Compared, never dereferenced (see `metrics::classify`).
             if std::ptr::eq(m.current.load(Ordering::Acquire), g) {
-                let in_syscall = m
-                    .processor()
-                    .map_or(true, |p| p.state.load(Ordering::Acquire) & 0xff == BLOCKING);
-                return if in_syscall { "syscall" } else { "running" }.into();
+                return match super::metrics::doing(m) {
+                    super::metrics::Doing::Running => "running",
+                    super::metrics::Doing::NotInGo => "syscall",
+                }
+                .into();
             }
         }
     }
@@ -212,10 +214,10 @@ pub(crate) fn install_sigquit() {
     }
 }
 
-/// Called by sysmon: prints a dump if SIGQUIT arrived.
-pub(crate) fn serve_sigquit() {
+/// Called by sysmon: queues a dump on its output if SIGQUIT arrived.
+pub(crate) fn serve_sigquit(out: &mut super::output::Output) {
     if SIGQUIT.swap(false, Ordering::Relaxed) {
-        eprintln!("SIGQUIT: goroutine dump\n");
-        dump();
+        out.text("SIGQUIT: goroutine dump\n\n");
+        out.text(&dump_string());
     }
 }

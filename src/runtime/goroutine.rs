@@ -105,7 +105,8 @@ pub(crate) struct Goroutine {
     park: AtomicU8,
     /// A `WaitReason` while parked, for dumps.
     wait_reason: AtomicU8,
-    /// When the current wait began, in timer-epoch nanoseconds (for dumps).
+    /// When the current wait began, in timer-epoch nanoseconds: the coarse time (for dumps;
+    /// see `timers::COARSE_NOW` for its accuracy).
     pub(crate) wait_since: AtomicU64,
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.
@@ -237,6 +238,10 @@ impl Goroutine {
         );
         self.locked
             .store(m as *const Machine as *mut Machine, Ordering::Release);
+        m.runs_locked.store(true, Ordering::Release);
+        if why & LOCK_UNWINDING != 0 {
+            m.holds_unwinding.store(true, Ordering::Release);
+        }
     }
 
     /// Drops the lock reason `why`; unlocks when no reason is left. Called by the goroutine.
@@ -244,7 +249,24 @@ impl Goroutine {
         let left = self.lock_why.load(Ordering::Relaxed) & !why;
         self.lock_why.store(left, Ordering::Relaxed);
         if left == 0 {
-            self.locked.store(std::ptr::null_mut(), Ordering::Release);
+            self.release_machine();
+        } else if why & LOCK_UNWINDING != 0 {
+            let m = self.locked.load(Ordering::Relaxed);
+            // SAFETY: Machines are never freed (machine.rs); `m` is non-null while locked.
+            unsafe { &*m }
+                .holds_unwinding
+                .store(false, Ordering::Release);
+        }
+    }
+
+    /// Clears the lock to an M, and that M's `runs_locked` and `holds_unwinding`.
+    fn release_machine(&self) {
+        let m = self.locked.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !m.is_null() {
+            // SAFETY: Machines are never freed (machine.rs).
+            let m = unsafe { &*m };
+            m.holds_unwinding.store(false, Ordering::Release);
+            m.runs_locked.store(false, Ordering::Release);
         }
     }
 
@@ -259,9 +281,13 @@ impl Goroutine {
     }
 
     /// Unlocks when the goroutine ends.
+    #[inline]
     pub(crate) fn unlock_machine(&self) {
-        self.lock_why.store(0, Ordering::Relaxed);
-        self.locked.store(std::ptr::null_mut(), Ordering::Release);
+        // Only the goroutine writes `lock_why`, and it has ended: a plain read.
+        if self.lock_why.load(Ordering::Relaxed) != 0 {
+            self.lock_why.store(0, Ordering::Relaxed);
+            self.release_machine();
+        }
     }
 
     /// Marks the goroutine finished.
@@ -301,6 +327,13 @@ impl Goroutine {
     /// another M (as in a system call) and waits for this goroutine alone (worker.rs). The
     /// lock is dropped at the first suspend after the unwinding ended; until then the
     /// goroutine runs on its M without a P, like one back from a system call.
+    ///
+    /// The cost: one OS thread per goroutine blocked while unwinding (they count against
+    /// the thread limit, and the thread exhaustion message counts them:
+    /// `Machine::holds_unwinding`). And nothing marks the end of an unwinding that a
+    /// `catch_unwind` inside the goroutine stops: the goroutine then runs user code without a
+    /// P (not bounded by `GORT_MAXPROCS`, as a locked goroutine) until it next parks or
+    /// yields, where the lock is dropped and it rejoins the run queues.
     #[cold]
     #[inline(never)]
     fn keep_thread_while_unwinding(&self) {

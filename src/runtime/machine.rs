@@ -80,6 +80,15 @@ pub(crate) struct Machine {
     pub(crate) handoff: AtomicPtr<Processor>,
     /// The goroutine this M is running, or null (for sysmon, dumps and deadlock detection).
     pub(crate) current: AtomicPtr<Goroutine>,
+    /// True while the goroutine this M runs (or waits for) is locked to it (`lock_os_thread`,
+    /// or unwinding): set and cleared by that goroutine when it locks and unlocks, and by
+    /// this M when the goroutine ends. Observers (metrics, dumps) read this instead of the
+    /// goroutine, which they must never dereference (this M may free it at any moment).
+    pub(crate) runs_locked: AtomicBool,
+    /// True while that lock is (also) for unwinding: the goroutine blocked while unwinding a
+    /// panic and keeps this thread until the unwinding ends. Set and cleared like
+    /// `runs_locked`; read to explain a thread exhaustion.
+    pub(crate) holds_unwinding: AtomicBool,
     /// A goroutine locked to this M (`lock_os_thread`) that became runnable, as
     /// `Arc::into_raw`, or null. Written by `ready`, taken by the M.
     pub(crate) locked_ready: AtomicPtr<Goroutine>,
@@ -92,7 +101,7 @@ pub(crate) struct Machine {
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 impl Machine {
-    fn new() -> Machine {
+    pub(crate) fn new() -> Machine {
         Machine {
             id: AtomicU32::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             exited: AtomicBool::new(false),
@@ -101,6 +110,8 @@ impl Machine {
             woken_spinning: AtomicBool::new(false),
             handoff: AtomicPtr::new(ptr::null_mut()),
             current: AtomicPtr::new(ptr::null_mut()),
+            runs_locked: AtomicBool::new(false),
+            holds_unwinding: AtomicBool::new(false),
             locked_ready: AtomicPtr::new(ptr::null_mut()),
             tick: AtomicU32::new(0),
             tid: std::sync::atomic::AtomicI32::new(0),
@@ -130,6 +141,8 @@ impl Machine {
         self.p.store(ptr::null_mut(), Ordering::Relaxed);
         self.woken_spinning.store(false, Ordering::Relaxed);
         self.current.store(ptr::null_mut(), Ordering::Relaxed);
+        self.runs_locked.store(false, Ordering::Relaxed);
+        self.holds_unwinding.store(false, Ordering::Relaxed);
         self.tick.store(0, Ordering::Relaxed);
         self.exited.store(false, Ordering::Release);
     }
@@ -243,11 +256,16 @@ impl Machines {
         }
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         if n > self.max {
-            eprintln!(
-                "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
-                self.max
+            // Without std's stderr lock (sysmon may be the caller: output.rs).
+            super::output::fatal(
+                &format!(
+                    "runtime: program exceeds {}-thread limit\n{}fatal error: thread exhaustion\n{}\n",
+                    self.max,
+                    self.unwinding_note(),
+                    super::dump::dump_string()
+                ),
+                super::deadlock::FATAL_PATIENCE,
             );
-            eprintln!("{}", super::dump::dump_string());
             std::process::exit(2);
         }
         // Machines are never freed (raw pointers to them stay valid: sysmon's owner pointers,
@@ -272,9 +290,37 @@ impl Machines {
             .name(format!("gort-m{}", m.id()))
             .spawn(move || run_thread(m));
         if let Err(e) = r {
-            eprintln!("runtime: failed to create new OS thread ({e})\nfatal error: newosproc");
+            super::output::fatal(
+                &format!(
+                    "runtime: failed to create new OS thread ({e})\n{}fatal error: newosproc\n",
+                    self.unwinding_note()
+                ),
+                super::deadlock::FATAL_PATIENCE,
+            );
             std::process::exit(2);
         }
+    }
+
+    /// Threads held by goroutines blocked while unwinding a panic: a line that names the
+    /// cause of a thread exhaustion when they are part of it (empty when there are none).
+    /// Each such goroutine keeps its OS thread until its unwinding ends (goroutine.rs,
+    /// `keep_thread_while_unwinding`), so many of them blocked at once, in a `Drop` that
+    /// sends, receives, sleeps or locks, need as many threads.
+    fn unwinding_note(&self) -> String {
+        let held = self
+            .all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|m| m.is_live() && m.holds_unwinding.load(Ordering::Acquire))
+            .count();
+        if held == 0 {
+            return String::new();
+        }
+        format!(
+            "runtime: {held} of the threads are held by goroutines blocked while unwinding a \
+             panic (each keeps its OS thread until its unwinding ends; see GORT_MAX_THREADS)\n"
+        )
     }
 
     /// Spare Ms (without a P) waiting to be handed one.

@@ -14,9 +14,11 @@
 //!   `ProcStats` with atomic adds: those paths are slow anyway.
 //! - **States are not tracked at all.** How many goroutines are runnable, running, in a
 //!   system call or waiting is computed when `metrics()` is called, from what the scheduler
-//!   keeps anyway: run-queue lengths, each M's current goroutine and its processor's phase.
-//!   The figures are a snapshot taken while everything moves, as Go's are ("approximate ...
-//!   not guaranteed to add up").
+//!   keeps anyway: run-queue lengths, whether each M runs a goroutine (its `current` is
+//!   non-null), its processor's phase and its `runs_locked` flag. Another M's goroutine is
+//!   never dereferenced: that M may finish it and drop the last reference at any moment.
+//!   The figures are gathered while everything moves, as Go's are, then made to agree with
+//!   the total (`by_state`): approximate, but internally consistent (see [`Metrics`]).
 //! - **Scheduling latency is sampled.** One in `LATENCY_SAMPLE` transitions to runnable
 //!   (spawn, wake-up) per processor stamps the goroutine with the time (`runnable_since`);
 //!   the M that next runs it records the wait in its processor's histogram. Go samples 1 in
@@ -209,11 +211,20 @@ impl Histogram {
 
 /// A snapshot of the scheduler, from [`metrics`].
 ///
-/// Counts of goroutines by state are taken while everything moves: each is exact at some
-/// moment during the call, and they need not add up to `goroutines` (Go says the same of
-/// its own). Cumulative counters (`goroutines_created`, `steals`, hand-offs, `latencies`)
-/// only grow. Where Go's `runtime/metrics` has the metric, the field is named after its key,
-/// which each field's doc gives.
+/// What a snapshot guarantees: it is approximate — gathered while every processor keeps
+/// running, so each figure is close to its value at some moment during the call, not all at
+/// one moment (Go says the same of its own) — but internally consistent:
+///
+/// - `goroutines` never counts a goroutine as finished without counting it as created;
+/// - the four counts by state add up to it exactly:
+///   `goroutines_runnable + goroutines_running + goroutines_not_in_go + goroutines_waiting
+///   == goroutines` (a goroutine seen in two states while it moves is counted once, and none
+///   exceeds the total);
+/// - cumulative counters (`goroutines_created`, `steals`, hand-offs, `latencies`) only grow
+///   from one snapshot to the next, and `goroutines_created >= goroutines`.
+///
+/// Where Go's `runtime/metrics` has the metric, the field is named after its key, which each
+/// field's doc gives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -404,13 +415,76 @@ fn sum(sched: &Sched, f: impl Fn(&ProcStats) -> &AtomicU64) -> u64 {
         .fold(0u64, u64::wrapping_add)
 }
 
-/// Live goroutines: created minus finished, over all processors. Finished counts are read
-/// first, so that a goroutine counted finished is also counted created.
+/// Live goroutines: created minus finished, over all processors.
+///
+/// Finished counts are read first, with Acquire (a finish is counted with Release:
+/// `Sched::count_live`), so a goroutine counted finished is also counted created: its
+/// creation happened before its finish, which happened before this read.
 pub(crate) fn live_goroutines(sched: &Sched) -> usize {
-    let finished = sum(sched, |s| &s.finished);
-    std::sync::atomic::fence(Ordering::SeqCst);
+    let finished = sched
+        .procs
+        .iter()
+        .map(|p| p.stats.finished.load(Ordering::Acquire))
+        .chain(std::iter::once(OFF_PROC.finished.load(Ordering::Acquire)))
+        .fold(0u64, u64::wrapping_add);
     let created = sum(sched, |s| &s.created);
     created.saturating_sub(finished) as usize
+}
+
+/// Makes the by-state counts, gathered one after the other while goroutines move, agree with
+/// the total: each is cut to what the total leaves (running first, then not-in-Go, then
+/// runnable), and waiting is the rest. Returns (runnable, running, not_in_go, waiting),
+/// which add up to `total` exactly.
+///
+/// Without this, a goroutine that has just finished (counted as such, and already joined)
+/// can still be its M's `current` for a moment: `goroutines` 0 with `goroutines_running` 1.
+fn by_state(
+    total: usize,
+    runnable: usize,
+    running: usize,
+    not_in_go: usize,
+) -> (usize, usize, usize, usize) {
+    let running = running.min(total);
+    let not_in_go = not_in_go.min(total - running);
+    let runnable = runnable.min(total - running - not_in_go);
+    let waiting = total - running - not_in_go - runnable;
+    (runnable, running, not_in_go, waiting)
+}
+
+/// What an M's current goroutine is doing, for the by-state counts and dumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Doing {
+    /// Executing goroutine code: on an M with a processor, or on the M it is locked to.
+    Running,
+    /// Inside `blocking`, or on an M whose processor was taken (a system call).
+    NotInGo,
+}
+
+/// What M `m` (another thread) is doing with its current goroutine; None when it runs none.
+///
+/// Only the M's own fields are read, never the goroutine: the M may finish the goroutine
+/// and drop the last reference to it at any moment (holding `machines.all` does not stop
+/// it), so `current` is compared or tested for null, never dereferenced.
+pub(crate) fn classify(m: &Machine) -> Option<Doing> {
+    if m.current.load(Ordering::Acquire).is_null() {
+        return None;
+    }
+    Some(doing(m))
+}
+
+/// What M `m` is doing with the goroutine it runs (see [`classify`]).
+pub(crate) fn doing(m: &Machine) -> Doing {
+    match m
+        .processor()
+        .map(|p| p.state.load(Ordering::Acquire) & 0xff)
+    {
+        Some(BLOCKING) => Doing::NotInGo,
+        Some(_) => Doing::Running,
+        // No processor: an M serving the goroutine locked to it runs it (it gave its
+        // processor away for that); otherwise the processor was taken in a system call.
+        None if m.runs_locked.load(Ordering::Acquire) => Doing::Running,
+        None => Doing::NotInGo,
+    }
 }
 
 fn snapshot(sched: &'static Sched) -> Metrics {
@@ -428,25 +502,16 @@ fn snapshot(sched: &'static Sched) -> Metrics {
             if !m.locked_ready.load(Ordering::Acquire).is_null() {
                 locked_ready += 1;
             }
-            let g = m.current.load(Ordering::Acquire);
-            if g.is_null() {
-                continue;
-            }
-            let phase = m
-                .processor()
-                .map(|p| p.state.load(Ordering::Acquire) & 0xff);
-            match phase {
-                Some(BLOCKING) => not_in_go += 1,
-                Some(_) => running += 1,
-                // SAFETY: `current` is cleared only after the goroutine is parked, queued or
-                // finished, and the M's GRef keeps it alive meanwhile; we only compare the
-                // lock word, which is atomic.
-                None if unsafe { &*g }.is_locked_to(m) => running += 1,
-                None => not_in_go += 1,
+            match classify(m) {
+                Some(Doing::Running) => running += 1,
+                Some(Doing::NotInGo) => not_in_go += 1,
+                None => {}
             }
         }
     }
     let runnable = local_queues.iter().sum::<usize>() + global_queue + locked_ready;
+    let (runnable, running, not_in_go, waiting) =
+        by_state(goroutines, runnable, running, not_in_go);
     let idle_ms = sched.nidle.load(Ordering::Relaxed);
     let spares = sched.machines.spare_count();
     Metrics {
@@ -454,7 +519,7 @@ fn snapshot(sched: &'static Sched) -> Metrics {
         goroutines_runnable: runnable,
         goroutines_running: running,
         goroutines_not_in_go: not_in_go,
-        goroutines_waiting: goroutines.saturating_sub(runnable + running + not_in_go),
+        goroutines_waiting: waiting,
         goroutines_created: sum(sched, |s| &s.created),
         threads_total: sched.machines.count.load(Ordering::Relaxed)
             + super::deadlock::runtime_threads(),
@@ -506,6 +571,53 @@ mod tests {
             assert!(bucket_start(i) <= Duration::from_nanos(ns), "{ns}");
             if i + 1 < BUCKETS {
                 assert!(Duration::from_nanos(ns) < bucket_start(i + 1), "{ns}");
+            }
+        }
+    }
+
+    /// An address that faults when read: the first byte of an inaccessible page (leaked).
+    fn unreadable() -> *mut Goroutine {
+        // SAFETY: an anonymous PROT_NONE mapping; nothing else uses it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                1 << 16,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p.cast()
+    }
+
+    /// Regression (issue 10 review): `metrics()` read another M's current goroutine, which
+    /// that M may free at any moment (it clears `current`, then drops its reference). It
+    /// must classify an M from the M's own state only: here `current` points at memory that
+    /// faults when read, for an M with no processor (the case that used to dereference).
+    #[test]
+    fn classify_never_reads_the_goroutine() {
+        let m = Machine::new();
+        m.current.store(unreadable(), Ordering::Release);
+        assert_eq!(classify(&m), Some(Doing::NotInGo));
+        m.runs_locked.store(true, Ordering::Release);
+        assert_eq!(classify(&m), Some(Doing::Running));
+        m.current.store(std::ptr::null_mut(), Ordering::Release);
+        assert_eq!(classify(&m), None);
+    }
+
+    #[test]
+    fn states_add_up_to_the_total() {
+        // The reported race: a goroutine finished and joined, still its M's current.
+        assert_eq!(by_state(0, 0, 1, 0), (0, 0, 0, 0));
+        assert_eq!(by_state(5, 1, 1, 1), (1, 1, 1, 2));
+        assert_eq!(by_state(2, 3, 1, 1), (0, 1, 1, 0));
+        for total in 0..6 {
+            for (q, r, n) in [(0, 0, 0), (9, 0, 0), (1, 9, 1), (2, 2, 9), (3, 3, 3)] {
+                let (a, b, c, d) = by_state(total, q, r, n);
+                assert_eq!(a + b + c + d, total);
+                assert!(a <= q && b <= r && c <= n);
             }
         }
     }

@@ -17,38 +17,74 @@
 //! Both boxes of the default hold the same zero-sized function and vtable, made by the same
 //! code in std; a program's hook has another vtable (or a non-zero-sized closure at another
 //! address). Comparing the two wide pointers therefore tells them apart.
+//!
+//! # The window
+//! std has no atomic "replace the hook with a function of it" (`update_hook` is unstable),
+//! so installing is `take_hook`, `take_hook`, `set_hook`. Between the first and the last,
+//! std's default hook is installed: a panic on another thread at that moment is reported by
+//! std's default hook (a program's own hook does not see it), and a `set_hook` by another
+//! thread at that moment is overwritten (its hook is dropped). The window is kept as short
+//! as it can be: everything is allocated and prepared before it, and inside it there are
+//! only the three calls (each takes std's hook lock once) and a pointer comparison — no
+//! allocation, no formatting. It happens once, when the runtime starts: under
+//! `#[gort::main]` before any of the program's code runs, so only a program that uses gort
+//! before `main`'s runtime exists (a plain `fn main`) while other threads of its own panic
+//! or install hooks can meet it; such a program should install its hook before its first
+//! use of gort.
 
 use std::backtrace::Backtrace;
 use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::goroutine;
 
 /// A panic hook, as `take_hook` returns it.
 type Hook = dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static;
 
+/// The hook ours chains to, and whether it is the program's own (not std's default).
+type Next = OnceLock<(Box<Hook>, bool)>;
+
 pub(crate) fn install_hook() {
     if std::thread::panicking() {
         // `take_hook` panics on a panicking thread; the runtime then keeps std's reports.
         return;
     }
+    // Prepared before the window (module comment): our hook, and the slot it reads.
+    let next: Arc<Next> = Arc::new(OnceLock::new());
+    let ours: Box<Hook> = {
+        let next = next.clone();
+        Box::new(move |info| {
+            // Always filled: before the hook is installed.
+            let Some((hook, programs_own)) = next.get() else {
+                return;
+            };
+            if !programs_own {
+                let name = goroutine::with_current(|g| match &g.name {
+                    Some(n) => n.to_string(),
+                    None => format!("goroutine {}", g.id),
+                });
+                if let Some(name) = name {
+                    return report(&name, info);
+                }
+            }
+            hook(info)
+        })
+    };
+    // The window: three calls and a comparison.
     let prev = std::panic::take_hook();
     let default = std::panic::take_hook();
     let programs_own = !std::ptr::eq::<Hook>(&*prev, &*default);
-    let next = if programs_own { prev } else { default };
-    std::panic::set_hook(Box::new(move |info| {
-        if !programs_own {
-            let name = goroutine::with_current(|g| match &g.name {
-                Some(n) => n.to_string(),
-                None => format!("goroutine {}", g.id),
-            });
-            if let Some(name) = name {
-                return report(&name, info);
-            }
-        }
-        next(info)
-    }));
+    let (kept, unused) = if programs_own {
+        (prev, default)
+    } else {
+        (default, prev)
+    };
+    let _ = next.set((kept, programs_own));
+    std::panic::set_hook(ours);
+    // After the window: drop what we do not chain to (std's default, a zero-sized box).
+    drop(unused);
 }
 
 fn report(name: &str, info: &PanicHookInfo<'_>) {

@@ -8,12 +8,15 @@
 //! (`threads`: the runtime's OS threads; `idlethreads`: Ms asleep, idle or spare; `runqueue`:
 //! the global queue; `[..]`: each processor's local queue and runnext). sysmon calls
 //! [`SchedTrace::tick`] on each wake and shortens its naps so that a line is never late by
-//! more than a tenth of the period. The numbers come from `metrics()`.
+//! more than a tenth of the period. The numbers come from `metrics()`. The line is written
+//! through sysmon's `Output` (output.rs): without std's stderr lock, never blocking; lines
+//! that stderr cannot take for a while are dropped, and the drop is reported.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use super::metrics::metrics;
+use super::output::Output;
 
 /// `GORT_SCHEDTRACE=<ms>`: sysmon prints Go's `SCHED` line to stderr every period.
 pub(crate) struct SchedTrace {
@@ -28,7 +31,7 @@ pub(crate) struct SchedTrace {
 impl SchedTrace {
     /// Reads `GORT_SCHEDTRACE` (milliseconds; unset, empty or 0: off). A value that is not
     /// a number is reported on stderr and ignored.
-    pub(crate) fn from_env() -> SchedTrace {
+    pub(crate) fn from_env(out: &mut Output) -> SchedTrace {
         let start = Instant::now();
         let period = match std::env::var("GORT_SCHEDTRACE") {
             Err(_) => None,
@@ -37,9 +40,9 @@ impl SchedTrace {
                 Ok(0) => None,
                 Ok(ms) => Some(Duration::from_millis(ms)),
                 Err(_) => {
-                    eprintln!(
+                    out.line(&format!(
                         "gort: GORT_SCHEDTRACE must be a period in milliseconds, got {v:?}; ignored"
-                    );
+                    ));
                     None
                 }
             },
@@ -60,8 +63,8 @@ impl SchedTrace {
         }
     }
 
-    /// Prints the line if its time has come.
-    pub(crate) fn tick(&mut self) {
+    /// Queues the line on `out` if its time has come.
+    pub(crate) fn tick(&mut self, out: &mut Output) {
         let Some(period) = self.period else { return };
         let now = Instant::now();
         if now < self.next {
@@ -71,7 +74,7 @@ impl SchedTrace {
             self.next += period;
         }
         let ms = now.duration_since(self.start).as_millis() as u64;
-        eprintln!("{}", sched_line(ms));
+        out.line(&sched_line(ms));
     }
 }
 

@@ -577,6 +577,7 @@ where
     sched.count_live(1);
     super::dump::register(&g);
     let thread = Thread::for_goroutine(g.clone());
+    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }

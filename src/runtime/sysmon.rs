@@ -14,11 +14,15 @@
 //!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
 //!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
 //! - fires **timers** that are overdue because every M is busy;
-//! - refreshes the **coarse clock** used for wait times in dumps;
+//! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
+//!   dumps: `timers::COARSE_NOW`);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
 //!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
 //! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
+//!
+//! Whatever it prints goes through `output.rs`: never std's stderr lock, never a write that
+//! can block (a goroutine holding the lock, or a full stderr pipe, must not stall it).
 //!
 //! It never runs goroutines and holds no P.
 //!
@@ -31,6 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::machine::{pack, BLOCKING, FREE, RUNNING};
+use super::output::Output;
 use super::scheduler::{self, Sched};
 use crate::time::timers;
 
@@ -38,6 +43,8 @@ use crate::time::timers;
 const BLOCKING_RETAKE_NS: u64 = 20_000;
 /// A P stuck this long running one goroutine is handed off (when work waits).
 const RUNNING_RETAKE_NS: u64 = 10_000_000;
+/// sysmon's longest nap while output waits for stderr.
+const PENDING_OUTPUT_US: u64 = 5_000;
 /// Period of the stack scavenger.
 const SCAVENGE_NS: u64 = 1_000_000_000;
 
@@ -57,22 +64,31 @@ fn run() {
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
+    // Everything sysmon prints goes through `out`: never std's stderr lock, never a
+    // blocking write (output.rs).
+    let mut out = Output::new();
     let mut next_scavenge = 0;
-    let mut trace = super::schedtrace::SchedTrace::from_env();
+    let mut trace = super::schedtrace::SchedTrace::from_env(&mut out);
+    out.flush(); // a malformed GORT_SCHEDTRACE is reported at once
     loop {
-        std::thread::sleep(Duration::from_micros(trace.cap_delay_us(delay_us)));
+        let mut sleep_us = trace.cap_delay_us(delay_us);
+        if out.is_pending() {
+            sleep_us = sleep_us.min(PENDING_OUTPUT_US);
+        }
+        std::thread::sleep(Duration::from_micros(sleep_us));
         let now = timers::now_nanos();
-        trace.tick();
+        trace.tick(&mut out);
         let retook = retake(sched, &mut snaps, now);
         if timers::next_deadline().is_some_and(|d| d + 1_000_000 < now) {
             timers::run_due();
         }
-        super::dump::serve_sigquit();
-        deadlock.check(sched);
+        super::dump::serve_sigquit(&mut out);
+        deadlock.check(sched, &mut out);
         if now >= next_scavenge {
             super::stack::scavenge();
             next_scavenge = now + SCAVENGE_NS;
         }
+        out.flush();
         if retook {
             idle_rounds = 0;
             delay_us = 20;

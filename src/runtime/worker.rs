@@ -57,6 +57,8 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
         m.tick.store(tick, Ordering::Relaxed);
         if tick % 61 == 0 {
+            // Also the coarse clock's periodic refresh (timers::COARSE_NOW).
+            timers::refresh_coarse();
             if let Some(g) = sched.pop_global() {
                 found(sched, spinning);
                 return Some(g);
@@ -98,6 +100,9 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         if !sched.any_work() {
             crate::net::worker_idle();
             sched.park_idle(m);
+            // Time passed while it slept: the goroutines it runs next park with a fresh
+            // coarse time (timers::COARSE_NOW).
+            timers::refresh_coarse();
         }
         *spinning = sched.leave_idle(m);
     }
@@ -127,7 +132,9 @@ fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
                     return Some(g);
                 }
             }
-            if Instant::now() >= until {
+            let now = Instant::now();
+            timers::note_now(timers::to_nanos(now));
+            if now >= until {
                 return None;
             }
         }

@@ -76,6 +76,9 @@
 //!   replacement where a value must follow the goroutine.
 //! - Guards (`MutexGuard`, `RwLock*Guard`) are not tied to the OS thread, so they are `Send`
 //!   where std's are not (which only lets more programs compile).
+//! - `mpsc::Receiver` is `Sync` (std's is `Send` only): it is a `gort::chan::Receiver`, safe
+//!   to share. Code written for std compiles unchanged; code that relies on it being `Sync`
+//!   does not compile with std.
 //! - `thread::spawn` reserves std's stack size (2 MiB, or `RUST_MIN_STACK`), committed only as
 //!   it is touched; a stack overflow is reported as gort reports one (`fatal error: stack
 //!   overflow` naming the goroutine), then the process aborts, as std's does.

@@ -53,13 +53,48 @@ pub(crate) fn from_nanos(n: u64) -> Instant {
     epoch() + Duration::from_nanos(n)
 }
 
-/// The last time (timer-epoch ns) any worker read the clock: a coarse "now" for
-/// bookkeeping that must not pay for a clock read (how long a goroutine has waited).
+/// A coarse "now" (timer-epoch ns) for bookkeeping that must not pay for a clock read: the
+/// moment a goroutine parks, for the "waiting" of dumps.
+///
+/// A goroutine parks on every blocking operation (two parks per ping-pong round trip), and
+/// a clock read costs ~20 ns here — even a bare `rdtsc` costs ~9 ns on this VM, which made
+/// ping-pong ~6% slower (measured) — so the park path only loads this word. It is kept fresh
+/// where the clock is read anyway or cheaply:
+///
+/// - when an M wakes from its idle park (a futex wait: the clock read is noise there);
+/// - every 61st scheduling round of each M (the round that already looks at the global
+///   queue), and by spinning Ms (they read the clock to bound their spin);
+/// - by `run_due` whenever timers are armed (it reads the clock every round then);
+/// - by sysmon on every wake (20 µs to 10 ms apart), and by `now_nanos` callers.
+///
+/// So a goroutine that parks soon after its M woke up, or on an M that switches goroutines,
+/// gets its wait measured to within microseconds; one that parks after computing for a long
+/// time without a switch, to within sysmon's current nap (at most 10 ms). Writers skip
+/// updates smaller than `COARSE_STEP`, so that Ms that read the clock often do not fight
+/// over this cache line.
 static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
 
-/// A coarse current time (see `COARSE_NOW`), refreshed by workers and the monitor.
+/// Updates of the coarse time smaller than this are skipped (see `COARSE_NOW`).
+const COARSE_STEP: u64 = 20_000;
+
+/// The coarse current time (see `COARSE_NOW`).
+#[inline]
 pub(crate) fn coarse_now() -> u64 {
     COARSE_NOW.load(Ordering::Relaxed)
+}
+
+/// Feeds a clock reading made anyway (`now`, timer-epoch ns) to the coarse time.
+#[inline]
+pub(crate) fn note_now(now: u64) {
+    if now > COARSE_NOW.load(Ordering::Relaxed) + COARSE_STEP {
+        COARSE_NOW.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+/// Reads the clock to refresh the coarse time.
+#[inline(never)]
+pub(crate) fn refresh_coarse() {
+    note_now(to_nanos(Instant::now()));
 }
 
 /// Reads the clock and refreshes the coarse time.
@@ -213,10 +248,10 @@ pub(crate) fn run_due() -> usize {
         return 0;
     }
     let now = to_nanos(Instant::now());
+    note_now(now);
     if next > now {
         return 0;
     }
-    COARSE_NOW.fetch_max(now, Ordering::Relaxed);
     run_due_at(now)
 }
 
