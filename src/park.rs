@@ -185,6 +185,16 @@ impl Unparker {
         }
     }
 
+    /// `unpark`, consuming the handle: a goroutine's reference goes to the run queue
+    /// itself if this wakes it (no count up and down).
+    #[inline]
+    pub(crate) fn unpark_owned(self) {
+        match self.target {
+            Target::Goroutine(g) => goroutine::unpark_owned(g),
+            _ => self.unpark_other(),
+        }
+    }
+
     /// The plain-thread and waker cases, kept off the goroutine fast path.
     #[cold]
     #[inline(never)]

@@ -542,6 +542,15 @@ fn prefetch_for_resume(g: &Goroutine) {
     let _ = g;
 }
 
+/// `unpark` with a reference of our own: it becomes the run queue's if this wakes `g`.
+#[inline]
+pub(crate) fn unpark_owned(g: GRef) {
+    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        prefetch_for_resume(&g);
+        super::scheduler::ready(g, false);
+    }
+}
+
 /// Yields the current goroutine to the others runnable; returns false outside goroutines.
 pub(crate) fn yield_current() -> bool {
     match with_current(|g| g.suspend(Suspend::Yield)) {
