@@ -231,7 +231,7 @@ impl Unparker {
     /// True if both handles wake the same goroutine or thread.
     pub(crate) fn same_target(&self, other: &Unparker) -> bool {
         match (&self.target, &other.target) {
-            (Target::Goroutine(a), Target::Goroutine(b)) => Arc::ptr_eq(a, b),
+            (Target::Goroutine(a), Target::Goroutine(b)) => GRef::ptr_eq(a, b),
             (Target::Thread(a), Target::Thread(b)) => Arc::ptr_eq(a, b),
             (Target::Waker(a), Target::Waker(b)) => a.will_wake(b),
             _ => false,

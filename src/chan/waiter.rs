@@ -291,9 +291,9 @@ impl Context {
     /// The goroutine this context wakes (null for a plain thread).
     #[inline]
     fn target(&self) -> *const () {
-        self.unparker()
-            .goroutine()
-            .map_or(std::ptr::null(), |g| Arc::as_ptr(g).cast())
+        self.unparker().goroutine().map_or(std::ptr::null(), |g| {
+            crate::runtime::goroutine::GRef::as_ptr(g).cast()
+        })
     }
 
     /// Hands a context whose operation is over back for reuse.

@@ -159,11 +159,11 @@ impl Machine {
     pub(crate) fn ready_locked(&self, g: GRef) {
         let old = self
             .locked_ready
-            .swap(Arc::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
+            .swap(GRef::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
         debug_assert!(old.is_null(), "a locked goroutine was readied twice");
         if !old.is_null() {
             // SAFETY: we swapped it out, so we own that reference.
-            drop(unsafe { Arc::from_raw(old) });
+            drop(unsafe { GRef::from_raw(old) });
         }
         scheduler::get().wakes.fetch_add(1, Ordering::Relaxed);
         self.parker.unpark();
@@ -182,7 +182,7 @@ impl Machine {
         let p = self.locked_ready.swap(ptr::null_mut(), Ordering::AcqRel);
         debug_assert_eq!(p, g);
         // SAFETY: a non-null pointer swapped out is a reference we now own.
-        Some(unsafe { Arc::from_raw(p) })
+        Some(unsafe { GRef::from_raw(p) })
     }
 }
 

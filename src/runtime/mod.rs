@@ -45,6 +45,7 @@ pub(crate) mod dump;
 pub(crate) mod dump_json;
 pub(crate) mod entry;
 pub(crate) mod goroutine;
+pub(crate) mod gref;
 pub(crate) mod machine;
 pub(crate) mod metrics;
 pub(crate) mod output;

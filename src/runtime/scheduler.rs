@@ -215,6 +215,21 @@ impl Sched {
         self.global_len.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Pushes several goroutines, counting them once (a processor's queue overflowing: Go's
+    /// `runqputslow` moves half of it in one lock). Until the count is added, poppers may
+    /// see fewer than are there, never more than have been pushed but for the transient
+    /// wrap that single pushes already allow (a pop between a push and its count).
+    pub(crate) fn push_global_batch(&self, gs: impl Iterator<Item = GRef>) {
+        let mut n = 0;
+        for g in gs {
+            self.global.push(g);
+            n += 1;
+        }
+        if n > 0 {
+            self.global_len.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
     pub(crate) fn global_is_empty(&self) -> bool {
         self.global_len.load(Ordering::SeqCst) == 0
     }
@@ -235,6 +250,8 @@ impl Sched {
             return None;
         }
         let first = self.pop_global()?;
+        // Only this M, holding `p` in SCHED, writes its counters.
+        super::metrics::bump(&p.stats.global_takes);
         let n = (len / self.nprocs + 1).min(LOCAL_QUEUE / 2);
         for _ in 1..n {
             match self.pop_global() {
