@@ -11,6 +11,8 @@
 //! cargo run --example deadlocks -- syscall       # a goroutine in a raw syscall may: no report
 //! cargo run --example deadlocks -- std-thread    # a std thread may: no report
 //! cargo run --example deadlocks -- timed-thread  # a std thread in a timed gort wait: no report
+//! cargo run --example deadlocks -- forever-thread # a std thread waits Duration::MAX: reported
+//! cargo run --example deadlocks -- forever-timer # main waits Duration::MAX: reported
 //! cargo run --example deadlocks -- locked        # main locked to its thread, stuck: reported
 //! cargo run --example deadlocks -- unwinding     # stuck in a Drop while panicking: reported
 //! cargo run --example deadlocks -- locked-ping   # a locked goroutine that talks: no report
@@ -109,6 +111,22 @@ fn main() {
                 "got {} from a thread that waited with timeouts",
                 rx.recv().unwrap()
             );
+        }
+        "forever-thread" => {
+            // A std thread waits "with a timeout" of Duration::MAX (std's way to say for ever;
+            // gort saturates it to a century): as stuck as an untimed wait.
+            let (tx, rx) = gort::chan::<u32>(0);
+            let (_keep, never) = gort::chan::<u32>(0);
+            std::thread::spawn(move || {
+                let _ = never.recv_timeout(Duration::MAX);
+                tx.send(7).unwrap();
+            });
+            let _ = rx.recv();
+        }
+        "forever-timer" => {
+            // The main goroutine waits with a timeout of Duration::MAX: for ever.
+            let (_tx, rx) = gort::chan::<u32>(0);
+            let _ = rx.recv_timeout(Duration::MAX);
         }
         "locked" => {
             // Locked to its OS thread (Go's LockOSThread), waiting for a value nobody sends.

@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
+use crate::runtime::deadlock::HORIZON;
 use crate::runtime::goroutine::{self, GRef};
 use crate::runtime::thread_arc::ThreadArc;
 
@@ -184,6 +185,16 @@ impl Unparker {
         }
     }
 
+    /// `unpark`, consuming the handle: a goroutine's reference goes to the run queue
+    /// itself if this wakes it (no count up and down).
+    #[inline]
+    pub(crate) fn unpark_owned(self) {
+        match self.target {
+            Target::Goroutine(g) => goroutine::unpark_owned(g),
+            _ => self.unpark_other(),
+        }
+    }
+
     /// The plain-thread and waker cases, kept off the goroutine fast path.
     #[cold]
     #[inline(never)]
@@ -220,7 +231,7 @@ impl Unparker {
     /// True if both handles wake the same goroutine or thread.
     pub(crate) fn same_target(&self, other: &Unparker) -> bool {
         match (&self.target, &other.target) {
-            (Target::Goroutine(a), Target::Goroutine(b)) => Arc::ptr_eq(a, b),
+            (Target::Goroutine(a), Target::Goroutine(b)) => GRef::ptr_eq(a, b),
             (Target::Thread(a), Target::Thread(b)) => Arc::ptr_eq(a, b),
             (Target::Waker(a), Target::Waker(b)) => a.will_wake(b),
             _ => false,
@@ -250,21 +261,52 @@ impl std::fmt::Debug for Unparker {
 /// works in thread-local destructors too (see thread_arc.rs).
 static THREAD_PARKER: ThreadArc<ThreadParker> = ThreadArc::new(ThreadParker::new_plain);
 
-/// Every plain thread's parker, so the deadlock detector can count the ones parked for good.
+/// Every plain thread's parker, so the deadlock detector can tell the plain threads that use
+/// gort, and the ones among them parked for good.
 static PLAIN_PARKERS: Mutex<Vec<Weak<ThreadParker>>> = Mutex::new(Vec::new());
 
-/// The OS thread ids of the plain threads parked in a gort primitive with no deadline and no
-/// wake-up on the way: their parker is in the untimed PARKED state, which only an `unpark`
-/// can end. Exact at the moment each parker is looked at (deadlock.rs looks twice, with
-/// nothing moving in between).
-pub(crate) fn plain_threads_parked() -> Vec<i32> {
+/// A plain thread as the deadlock detector sees it.
+pub(crate) struct PlainThread {
+    /// Its OS thread id.
+    pub(crate) tid: i32,
+    /// Parked in a gort primitive with no deadline (or one beyond `deadlock::HORIZON`) and no
+    /// wake-up on the way: its parker is in the untimed PARKED state, which only an `unpark`
+    /// can end.
+    pub(crate) parked: bool,
+}
+
+/// Every live plain thread that has used gort: it has a parker, made the first time it
+/// blocked or registered to wait in a gort primitive, spawned a goroutine, made a channel or
+/// started a `#[gort::main]` program ([`note_use`]). Each `parked` is exact at the moment
+/// its parker is looked at (deadlock.rs looks twice, with nothing moving in between).
+pub(crate) fn plain_threads() -> Vec<PlainThread> {
     let mut all = PLAIN_PARKERS.lock().unwrap_or_else(|e| e.into_inner());
     all.retain(|w| w.strong_count() > 0);
     all.iter()
         .filter_map(Weak::upgrade)
-        .filter(|p| p.state.load(Ordering::SeqCst) == PARKED)
-        .map(|p| p.tid)
+        .map(|p| PlainThread {
+            tid: p.tid,
+            parked: p.state.load(Ordering::SeqCst) == PARKED,
+        })
         .collect()
+}
+
+/// Notes that the calling thread uses gort, if it is a plain thread (outside goroutines; a
+/// no-op after the first time). The deadlock detector counts a thread that predates the
+/// `#[gort::main]` program as not the program's only while it has never used gort: one that
+/// has might still wake a goroutine. Called before the use, so the detector, which looks
+/// twice, never misses a use that changes anything.
+#[inline]
+pub(crate) fn note_use() {
+    if !in_goroutine() {
+        note_plain_use();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn note_plain_use() {
+    THREAD_PARKER.with(|_| ());
 }
 
 /// A handle to wake the current goroutine, or the current thread outside the runtime.
@@ -323,7 +365,8 @@ pub(crate) fn park_until(reason: WaitReason, deadline: Instant) {
 /// PARKED state for timed parks so that the deadlock detector can tell "parked for good"
 /// from "will wake by itself").
 pub(crate) struct ThreadParker {
-    /// EMPTY, NOTIFIED, PARKED (untimed) or PARKED_TIMED.
+    /// EMPTY, NOTIFIED, PARKED (no deadline, or one beyond `deadlock::HORIZON`) or
+    /// PARKED_TIMED.
     state: AtomicU32,
     /// The OS thread id of a plain thread's parker (0 for a runtime thread's).
     tid: i32,
@@ -367,10 +410,11 @@ impl ThreadParker {
     /// `park`, calling `token_taken` right after a pending token was consumed (the unit test's
     /// window for an unpark that races with the consumption).
     fn park_with(&self, deadline: Option<Instant>, token_taken: impl FnOnce()) {
-        let parked = if deadline.is_some() {
-            PARKED_TIMED
-        } else {
-            PARKED
+        // A deadline beyond the horizon (Duration::MAX saturates to a century) is "for ever"
+        // to the deadlock detector.
+        let parked = match deadline {
+            Some(d) if d < crate::time::saturating_add(Instant::now(), HORIZON) => PARKED_TIMED,
+            _ => PARKED,
         };
         // One acquiring read-modify-write: NOTIFIED -> EMPTY (the token is consumed: return),
         // or EMPTY -> parked. Being an RMW, it reads the latest unpark's swap, so that

@@ -134,7 +134,7 @@ impl Thread {
     /// The name given by `Builder::name` (for goroutines) or std's thread name.
     pub fn name(&self) -> Option<&str> {
         match &self.inner {
-            Inner::Goroutine(g) => g.name.as_deref(),
+            Inner::Goroutine(g) => g.name.as_deref().map(String::as_str),
             Inner::Os(t) => t.name.as_deref(),
         }
     }

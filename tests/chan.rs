@@ -760,10 +760,14 @@ fn exactly_once(cap: usize, producers: usize, consumers: usize, per: usize, clos
     }
 }
 
+/// Capacities: unbuffered, rings of one and several slots (128: head and tail on their own
+/// lines), a bounded channel too large for a ring (a deque under the lock), unbounded.
+const CAPS: [usize; 7] = [0, 1, 2, 3, 16, 128, (1 << 20) + 1];
+
 #[gort::test]
 fn issue_9_exactly_once_mixed_operations() {
     let per = common::stress(400);
-    for cap in [0, 1, 3, 16, usize::MAX] {
+    for cap in CAPS.into_iter().chain([usize::MAX]) {
         exactly_once(cap, 4, 4, per, false);
         exactly_once(cap, 1, 4, per, false);
         exactly_once(cap, 4, 1, per, false);
@@ -773,7 +777,292 @@ fn issue_9_exactly_once_mixed_operations() {
 #[gort::test]
 fn issue_9_exactly_once_with_close_mid_run() {
     let per = common::stress(2_000);
-    for cap in [0, 1, 3, 16, usize::MAX] {
+    for cap in CAPS.into_iter().chain([usize::MAX]) {
         exactly_once(cap, 4, 4, per, true);
+    }
+}
+
+/// The handshake between a bounded channel's lock-free ring and its waiters (hchan.rs): a
+/// receiver that finds the ring empty registers and sleeps while senders push without the
+/// lock, and a sender that finds it full sleeps while receivers pop. No wake-up may be
+/// lost: with every receiver blocking in `recv` and every sender using the lock-free
+/// `try_send` (and the mirror image), each round must finish, on goroutines and threads.
+#[gort::test]
+fn issue_9_ring_waiters_are_never_left_asleep() {
+    let rounds = common::stress(20_000);
+    for cap in [1, 2, 4] {
+        for (lock_free_senders, on_threads) in [(true, false), (false, false), (true, true)] {
+            let (tx, rx) = chan::<u32>(cap);
+            let (done_tx, done_rx) = chan::<u64>(8);
+            let n = 4;
+            let spawn = |k: usize, f: Box<dyn FnOnce() + Send>| {
+                if on_threads && k % 2 == 0 {
+                    std::thread::spawn(f);
+                } else {
+                    gort::spawn(f);
+                }
+            };
+            for k in 0..n {
+                let (tx, done) = (tx.clone(), done_tx.clone());
+                spawn(
+                    k,
+                    Box::new(move || {
+                        for i in 0..rounds as u32 {
+                            if lock_free_senders {
+                                let mut v = i;
+                                while let Err(e) = tx.try_send(v) {
+                                    v = match e {
+                                        TrySendError::Full(v) => v,
+                                        TrySendError::Closed(_) => unreachable!(),
+                                    };
+                                    gort::yield_now();
+                                }
+                            } else {
+                                tx.send(i).unwrap();
+                            }
+                        }
+                        done.send(0).unwrap();
+                    }),
+                );
+            }
+            drop(tx);
+            for k in 0..n {
+                let (rx, done) = (rx.clone(), done_tx.clone());
+                spawn(
+                    k + 1,
+                    Box::new(move || {
+                        let mut sum = 0u64;
+                        if lock_free_senders {
+                            // Blocking receivers against lock-free senders.
+                            while let Ok(v) = rx.recv() {
+                                sum += u64::from(v);
+                            }
+                        } else {
+                            // Lock-free receivers against blocking senders.
+                            loop {
+                                match rx.try_recv() {
+                                    Ok(v) => sum += u64::from(v),
+                                    Err(TryRecvError::Empty) => gort::yield_now(),
+                                    Err(TryRecvError::Closed) => break,
+                                }
+                            }
+                        }
+                        done.send(sum).unwrap();
+                    }),
+                );
+            }
+            drop(rx);
+            let mut sum = 0;
+            for _ in 0..2 * n {
+                sum += done_rx
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| {
+                        gort::dump();
+                        panic!("a waiter slept through the ring: cap {cap}")
+                    });
+            }
+            let r = rounds as u64;
+            assert_eq!(sum, n as u64 * r * (r - 1) / 2, "cap {cap}");
+        }
+    }
+}
+
+/// When every Receiver of a bounded channel goes while senders still push without the lock,
+/// each value is dropped exactly once: buffered ones at the disconnect, later sends handed
+/// back to their senders.
+#[gort::test]
+fn issue_9_ring_values_dropped_once_when_receivers_go() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for round in 0..common::stress(50) {
+        let made = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = chan::<Counted>(1 + round % 8);
+        let senders: Vec<_> = (0..4)
+            .map(|k| {
+                let (tx, made, dropped) = (tx.clone(), made.clone(), dropped.clone());
+                let f = move || loop {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    match tx.try_send(Counted(dropped.clone())) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => gort::yield_now(),
+                        Err(TrySendError::Closed(_)) => break,
+                    }
+                };
+                if k % 2 == 0 {
+                    let h = std::thread::spawn(f);
+                    Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() + Send>
+                } else {
+                    let h = gort::spawn(f);
+                    Box::new(move || h.join().unwrap())
+                }
+            })
+            .collect();
+        drop(tx);
+        for _ in 0..round % 5 {
+            drop(rx.recv());
+        }
+        drop(rx);
+        for s in senders {
+            s();
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), made.load(Ordering::SeqCst));
+    }
+}
+
+/// Go's `selectgo` locks; gort's select! and dynamic `Select` over rings freeze them
+/// (`locked_pass`) and confirm lock-free looks with the rings' indices: a value moved
+/// between two rings of several slots, among others that stay empty, is always seen.
+#[gort::test]
+fn issue_9_select_default_over_rings_sees_a_moving_value() {
+    use gort::chan::Select;
+    let rounds = common::stress(20_000);
+    for cap in [2, 5] {
+        let (atx, arx) = chan::<u32>(cap);
+        let (btx, brx) = chan::<u32>(cap);
+        let empty: Vec<_> = (0..12).map(|_| chan::<u32>(cap)).collect();
+        atx.send(0).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mover = {
+            let (atx, arx, btx, brx, stop) = (
+                atx.clone(),
+                arx.clone(),
+                btx.clone(),
+                brx.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    btx.send(1).unwrap();
+                    arx.recv().unwrap();
+                    atx.send(0).unwrap();
+                    brx.recv().unwrap();
+                }
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let seen = match n % 3 {
+                0 => gort::select! {
+                    recv(arx) -> v => { atx.send(v.unwrap()).unwrap(); true },
+                    recv(empty[0].1) -> _ => unreachable!(),
+                    recv(empty[1].1) -> _ => unreachable!(),
+                    recv(brx) -> v => { btx.send(v.unwrap()).unwrap(); true },
+                    default => false,
+                },
+                1 => gort::select! {
+                    recv(arx) -> v => { atx.send(v.unwrap()).unwrap(); true },
+                    recv(empty[0].1) -> _ => unreachable!(),
+                    recv(empty[1].1) -> _ => unreachable!(),
+                    recv(empty[2].1) -> _ => unreachable!(),
+                    recv(empty[3].1) -> _ => unreachable!(),
+                    recv(empty[4].1) -> _ => unreachable!(),
+                    recv(empty[5].1) -> _ => unreachable!(),
+                    recv(empty[6].1) -> _ => unreachable!(),
+                    recv(empty[7].1) -> _ => unreachable!(),
+                    recv(brx) -> v => { btx.send(v.unwrap()).unwrap(); true },
+                    default => false,
+                },
+                _ => {
+                    let mut sel = Select::new();
+                    sel.recv(&arx);
+                    for (_, r) in &empty {
+                        sel.recv(r);
+                    }
+                    sel.recv(&brx);
+                    sel.try_ready().is_ok()
+                }
+            };
+            assert!(
+                seen,
+                "default taken though a ring held the value (cap {cap}, check {n})"
+            );
+            n += 1;
+            if n % 64 == 0 {
+                gort::yield_now();
+            }
+        }
+        mover.join().unwrap();
+    }
+}
+
+/// Futures (`recv_async`, `send_async`) register as waiters on a bounded channel's ring too:
+/// a receive future waiting on an empty ring while lock-free `try_send`s push, and a send
+/// future waiting on a full ring while lock-free `try_recv`s pop, must never sleep through
+/// a value or a room (the same handshake as blocking waiters, hchan.rs).
+#[gort::test]
+fn issue_9_futures_on_rings_are_never_left_asleep() {
+    let rounds = common::stress(5_000) as u32;
+    for cap in [1, 3] {
+        // Receive futures against lock-free senders.
+        let (tx, rx) = chan::<u32>(cap);
+        let receivers: Vec<_> = (0..2)
+            .map(|k| {
+                let rx = rx.clone();
+                let f = move || {
+                    gort::block_on(async {
+                        let mut sum = 0u64;
+                        while let Ok(v) = rx.recv_async().await {
+                            sum += u64::from(v);
+                        }
+                        sum
+                    })
+                };
+                if k == 0 {
+                    let h = std::thread::spawn(f);
+                    Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() -> u64 + Send>
+                } else {
+                    let h = gort::spawn(f);
+                    Box::new(move || h.join().unwrap())
+                }
+            })
+            .collect();
+        drop(rx);
+        let sender = std::thread::spawn(move || {
+            for i in 0..rounds {
+                let mut v = i;
+                while let Err(TrySendError::Full(w)) = tx.try_send(v) {
+                    v = w;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        sender.join().unwrap();
+        let sum: u64 = receivers.into_iter().map(|r| r()).sum();
+        let r = u64::from(rounds);
+        assert_eq!(sum, r * (r - 1) / 2, "receive futures, cap {cap}");
+
+        // Send futures against lock-free receivers.
+        let (tx, rx) = chan::<u32>(cap);
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let tx = tx.clone();
+                gort::spawn(move || {
+                    gort::block_on(async {
+                        for i in 0..rounds {
+                            tx.send_async(i).await.unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut sum = 0u64;
+        loop {
+            match rx.try_recv() {
+                Ok(v) => sum += u64::from(v),
+                Err(TryRecvError::Empty) => gort::yield_now(),
+                Err(TryRecvError::Closed) => break,
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(sum, 2 * r * (r - 1) / 2, "send futures, cap {cap}");
     }
 }

@@ -43,13 +43,16 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// How long a child may run: generous for a loaded machine (a report takes tens of ms).
+const CHILD_SECS: u64 = 60;
+
 fn run(scenario: &str) -> Output {
-    let _w = common::watchdog(120, "deadlock scenario");
-    Command::new(example("deadlocks"))
-        .arg(scenario)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
+    common::output_within(
+        Command::new(example("deadlocks"))
+            .arg(scenario)
+            .env("RUST_BACKTRACE", "0"),
+        CHILD_SECS,
+    )
 }
 
 fn assert_deadlock(out: &Output) -> String {
@@ -191,29 +194,254 @@ fn issue_12_gort_main_run_by_a_test_child_is_reported() {
         let _ = deadlocking_program();
         unreachable!("the program deadlocks");
     }
-    for threads in ["1", "2"] {
+    // With the harness's output capture too: the report goes straight to fd 2 (regression,
+    // review item 2: it was printed with `eprintln!`, which the capture swallowed).
+    for (threads, capture) in [("1", false), ("2", false), ("1", true), ("2", true)] {
         let exe = std::env::current_exe().unwrap();
-        let mut child = Command::new(exe)
-            .env(common::CHILD, NAME)
+        let mut cmd = Command::new(exe);
+        cmd.env(common::CHILD, NAME)
             .env("RUST_BACKTRACE", "0")
-            .args([NAME, "--exact", "--nocapture", "--test-threads", threads])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > std::time::Duration::from_secs(20) {
-                child.kill().unwrap();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "no deadlock report within 20 s (--test-threads {threads}):\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            .args([NAME, "--exact", "--test-threads", threads]);
+        if !capture {
+            cmd.arg("--nocapture");
         }
-        let stderr = assert_deadlock(&child.wait_with_output().unwrap());
+        let out = common::output_within(&mut cmd, CHILD_SECS);
+        let stderr = assert_deadlock(&out);
         assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
+    }
+}
+
+/// Regression (unconfirmed in the review, confirmed here): a plain thread waiting with a
+/// timeout of `Duration::MAX` (a century, saturated) counted as a thread that would act again
+/// by itself, so the program hung for ever without a report.
+#[test]
+fn issue_review_a_thread_waiting_duration_max_is_reported() {
+    let stderr = assert_deadlock(&run("forever-thread"));
+    assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
+}
+
+/// The same for the main goroutine: its timer a century away is "for ever".
+#[test]
+fn issue_review_a_goroutine_waiting_duration_max_is_reported() {
+    let stderr = assert_deadlock(&run("forever-timer"));
+    assert!(stderr.contains("goroutine 1 [chan receive]:"), "{stderr}");
+}
+
+/// Runs the tests of this binary whose names contain `filter` side by side in one child
+/// process (`--test-threads 2`, output captured by the harness as usual), marked as child
+/// `scenario`.
+fn run_side_by_side(scenario: &str, filter: &str) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    common::output_within(
+        Command::new(exe)
+            .env(common::CHILD, scenario)
+            .env("RUST_BACKTRACE", "0")
+            .args([filter, "--test-threads", "2"]),
+        CHILD_SECS,
+    )
+}
+
+fn assert_child_passed(out: &Output, tests: usize) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(&format!("{tests} passed")),
+        "stdout:\n{stdout}"
+    );
+    assert!(!stderr.contains("deadlock"), "stderr:\n{stderr}");
+}
+
+/// A handshake between the two tests of a side-by-side scenario (they run in one process):
+/// the second waits until the first has set it up, so the first one's thread surely predates
+/// the `#[gort::main]` program the second starts.
+struct Ready(std::sync::atomic::AtomicBool);
+
+impl Ready {
+    const fn new() -> Ready {
+        Ready(std::sync::atomic::AtomicBool::new(false))
+    }
+
+    fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn wait(&self) {
+        let start = std::time::Instant::now();
+        while !self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "the other test never got ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// A `#[gort::main]` program that returns at once (after a short sleep).
+#[gort::main]
+fn short_program() {
+    gort::time::sleep(std::time::Duration::from_millis(5));
+}
+
+const BESIDE: &str = "issue_review_gort_main_beside_a_test_that_uses_goroutines";
+static BESIDE_READY: Ready = Ready::new();
+
+/// Regression (review item 2): a plain test whose goroutine waits while its harness thread
+/// sleeps (in std) was reported as deadlocked, exit 2, once another test of the binary had
+/// called a `#[gort::main]` function: reports stayed on for good, and every harness thread
+/// alive at that moment counted as not the program's, for ever.
+#[test]
+fn issue_review_gort_main_beside_a_test_that_uses_goroutines() {
+    if !common::is_child(BESIDE) {
+        assert_child_passed(&run_side_by_side(BESIDE, "beside_child_"), 2);
+    }
+}
+
+#[test]
+fn beside_child_calls_gort_main() {
+    if common::is_child(BESIDE) {
+        BESIDE_READY.wait();
+        let _ = short_program();
+    }
+}
+
+#[test]
+fn beside_child_waits_for_a_goroutine() {
+    if common::is_child(BESIDE) {
+        let (tx, rx) = gort::chan::<u32>(0);
+        let (dtx, drx) = gort::chan::<u32>(0);
+        gort::go!(move || dtx.send(rx.recv().unwrap()).unwrap());
+        BESIDE_READY.set();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tx.send(7).unwrap();
+        assert_eq!(drx.recv().unwrap(), 7);
+    }
+}
+
+/// A `#[gort::main]` program that leaves a goroutine blocked for ever (Go would exit and
+/// take it along).
+#[gort::main]
+fn leaking_program() {
+    let (tx, rx) = gort::chan::<u32>(0);
+    gort::go!(move || {
+        let _ = rx.recv();
+    });
+    std::mem::forget(tx);
+}
+
+const AFTER: &str = "issue_review_no_report_after_the_gort_main_program_returned";
+static AFTER_READY: Ready = Ready::new();
+
+/// Regression (review item 2): reports outlived the `#[gort::main]` program. Once it had
+/// returned, a goroutine it left blocked (with the other threads, the harness's, never having
+/// used gort) was reported while the other tests still ran.
+#[test]
+fn issue_review_no_report_after_the_gort_main_program_returned() {
+    if !common::is_child(AFTER) {
+        assert_child_passed(&run_side_by_side(AFTER, "after_child_"), 2);
+    }
+}
+
+#[test]
+fn after_child_calls_a_leaking_gort_main() {
+    if common::is_child(AFTER) {
+        AFTER_READY.wait();
+        let _ = leaking_program();
+    }
+}
+
+#[test]
+fn after_child_sleeps_in_std() {
+    if common::is_child(AFTER) {
+        AFTER_READY.set();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+const DURING: &str = "issue_review_a_predating_thread_that_used_gort_may_wake_the_program";
+static DURING_READY: Ready = Ready::new();
+/// The channel the program waits on, fed (through a goroutine) by the other test.
+static DURING_RX: std::sync::Mutex<Option<gort::chan::Receiver<u32>>> = std::sync::Mutex::new(None);
+
+/// A `#[gort::main]` program that waits for a value from another test's goroutine.
+#[gort::main]
+fn waiting_program() {
+    let rx = DURING_RX.lock().unwrap().take().unwrap();
+    assert_eq!(rx.recv().unwrap(), 7);
+}
+
+/// Regression (review item 2): a thread that predates the `#[gort::main]` program counted as
+/// not the program's even when it had used gort; while it slept in std before sending, the
+/// program waiting for it was reported.
+#[test]
+fn issue_review_a_predating_thread_that_used_gort_may_wake_the_program() {
+    if !common::is_child(DURING) {
+        assert_child_passed(&run_side_by_side(DURING, "during_child_"), 2);
+    }
+}
+
+#[test]
+fn during_child_runs_a_waiting_gort_main() {
+    if common::is_child(DURING) {
+        DURING_READY.wait();
+        assert_eq!(waiting_program(), std::process::ExitCode::SUCCESS);
+    }
+}
+
+#[test]
+fn during_child_feeds_it_later() {
+    if common::is_child(DURING) {
+        let (tx, rx) = gort::chan::<u32>(0);
+        let (ptx, prx) = gort::chan::<u32>(0);
+        *DURING_RX.lock().unwrap() = Some(prx);
+        gort::go!(move || ptx.send(rx.recv().unwrap()).unwrap());
+        DURING_READY.set();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tx.send(7).unwrap();
+    }
+}
+
+const CALLERS: &str = "issue_review_a_thread_the_caller_started_may_wake_the_program";
+/// The channel the program waits on, fed by a std thread its caller started.
+static CALLERS_RX: std::sync::Mutex<Option<gort::chan::Receiver<u32>>> =
+    std::sync::Mutex::new(None);
+
+/// A `#[gort::main]` program that waits for a value from its caller's thread.
+#[gort::main]
+fn program_fed_by_its_callers_thread() {
+    let rx = CALLERS_RX.lock().unwrap().take().unwrap();
+    assert_eq!(rx.recv().unwrap(), 7);
+}
+
+/// Regression (found while fixing review item 2): a std thread started by the test before
+/// it called a `#[gort::main]` function, holding a Sender the test made, counted as
+/// predating the program and never having used gort; while it slept before sending, the
+/// program was reported. Only threads older than the caller count as predating now.
+#[test]
+fn issue_review_a_thread_the_caller_started_may_wake_the_program() {
+    if !common::is_child(CALLERS) {
+        assert_child_passed(&run_side_by_side(CALLERS, "callers_child_"), 1);
+    }
+}
+
+#[test]
+fn callers_child_starts_a_thread_then_the_program() {
+    if common::is_child(CALLERS) {
+        let (tx, rx) = gort::chan::<u32>(0);
+        *CALLERS_RX.lock().unwrap() = Some(rx);
+        let feeder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(
+            program_fed_by_its_callers_thread(),
+            std::process::ExitCode::SUCCESS
+        );
+        feeder.join().unwrap();
     }
 }

@@ -307,3 +307,62 @@ fn issue_12_after_unwinding_a_goroutine_schedules_normally() {
         assert_eq!(h.join().unwrap(), 7);
     }
 }
+
+/// Review item 5: every goroutine blocked while unwinding holds an OS thread of its own, and
+/// those threads count against the thread limit. Under the limit the program completes; past
+/// it, the fatal error names the cause (it used to say only "thread exhaustion").
+#[test]
+fn issue_review_thread_exhaustion_names_goroutines_blocked_while_unwinding() {
+    const NAME: &str = "issue_review_thread_exhaustion_names_goroutines_blocked_while_unwinding";
+    const N: usize = 40;
+    if common::is_child(NAME) {
+        struct SendOnDrop(Sender<u32>);
+        impl Drop for SendOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.send(1); // unbuffered: waits until main receives
+            }
+        }
+        let (tx, rx) = chan::chan::<u32>(0);
+        let hs: Vec<_> = (0..N)
+            .map(|_| {
+                let tx = tx.clone();
+                gort::spawn(move || {
+                    let _g = SendOnDrop(tx);
+                    resume_unwind(Box::new(0));
+                })
+            })
+            .collect();
+        // Let them all block in their Drop (each on a thread of its own), then drain.
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..N {
+            rx.recv().unwrap();
+        }
+        for h in hs {
+            assert!(h.join().is_err());
+        }
+        println!("all {N} panics came back");
+        return;
+    }
+    let ok = common::run_child(NAME, &[("GORT_MAXPROCS", "1"), ("GORT_MAX_THREADS", "100")]);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(
+        ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("panics came back"),
+        "{:?}\n{stderr}",
+        ok.status
+    );
+    let out = common::run_child(NAME, &[("GORT_MAXPROCS", "1"), ("GORT_MAX_THREADS", "16")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("runtime: program exceeds 16-thread limit\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("threads are held by goroutines blocked while unwinding a panic"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fatal error: thread exhaustion"),
+        "{stderr}"
+    );
+}

@@ -401,8 +401,7 @@ impl SelectedOperation<'_> {
                 // SAFETY: `e` is a plain sender we reserved on this very channel (checked
                 // above: its packet is an `Option<T>`); it waits for `done`.
                 let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
-                e.cx.complete();
-                e.cx.unpark();
+                e.complete_now();
                 Ok(v.expect("a waiting sender holds its value"))
             }
             Commit::Held(h) => {
@@ -445,8 +444,7 @@ impl SelectedOperation<'_> {
                 // SAFETY: `e` is a receiver we reserved on this very channel (checked above:
                 // its packet is an `Option<T>`, None); it waits for `done`.
                 unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-                e.cx.complete();
-                e.cx.unpark();
+                e.complete_now();
                 return Ok(());
             }
             Commit::Held(h) => {
@@ -474,8 +472,7 @@ impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.commit, Commit::Later) {
             Commit::Reserved(e) => {
-                e.cx.release();
-                e.cx.unpark();
+                e.release_now();
             }
             Commit::Held(h) => drop(h), // its typed drop (below) does the rest
             Commit::Later => {}
@@ -621,7 +618,7 @@ struct SendHandle<'a, T> {
 /// A receive can complete now: a buffered value or a closed channel (left for the
 /// operation), or a waiting sender, reserved (a plain one) or claimed (a deferred one).
 fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if !inner.buf.is_empty() || inner.closed {
+    if chan.buffered(inner) || inner.closed {
         return Some(Commit::Later);
     }
     // A waiting future is not reserved (waiter.rs, "Futures"): left for the operation.
@@ -655,7 +652,7 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
         Ok(Some(e)) => return Some(Commit::Reserved(e)),
         Ok(None) => {}
     }
-    (inner.buf.len() < chan.cap).then_some(Commit::Later)
+    chan.has_room(inner).then_some(Commit::Later)
 }
 
 impl<T> DynCase for RecvHandle<'_, T> {
@@ -702,7 +699,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
         // A real receiver about to wait makes "send ready" true for observers: tell them.
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), real, &mut wakes);
+        let mut ready = chan.recv_ready_locked(&mut inner, Some(cx), real, &mut wakes);
         if !ready {
             let packet = if real {
                 // SAFETY: no entry of ours is live (the select's previous context, if
@@ -712,13 +709,8 @@ impl<T> DynCase for RecvHandle<'_, T> {
             } else {
                 std::ptr::null_mut()
             };
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet,
-                deferred: false,
-            });
-            chan.mark_receivers_waiting();
+            inner.recvq.push(Entry::shared(cx, index, packet, false));
+            ready = chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
@@ -790,7 +782,7 @@ impl<T> DynCase for SendHandle<'_, T> {
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
         let real = real && chan.cap == 0;
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), real, &mut wakes);
+        let mut ready = chan.send_ready_locked(&mut inner, Some(cx), real, &mut wakes);
         if !ready {
             let packet = if real {
                 let d = Deferred::<T>::new();
@@ -802,13 +794,8 @@ impl<T> DynCase for SendHandle<'_, T> {
             } else {
                 std::ptr::null_mut()
             };
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet,
-                deferred: real,
-            });
-            chan.mark_senders_waiting();
+            inner.sendq.push(Entry::shared(cx, index, packet, real));
+            ready = chan.mark_senders_waiting();
         }
         drop(inner);
         wakes.run();

@@ -171,29 +171,39 @@ impl<T> RecvFuture<'_, T> {
     fn start(&mut self, waker: &Waker) -> Option<Result<T, RecvError>> {
         let chan = &self.rx.chan;
         let mut wakes = Wakes::default();
+        // A context withdrawn at once (below); its waker is dropped after the unlock.
+        let mut withdrawn = None;
         let mut inner = chan.lock();
-        let r = match chan.try_recv_locked_as(&mut inner, &mut wakes, Some(waker)) {
-            TryRecv::Got(v) => Some(Ok(v)),
-            TryRecv::Closed => Some(Err(RecvError)),
-            TryRecv::Deferred(d) => {
-                self.state = State::Handoff(d);
-                None
-            }
-            TryRecv::Empty => {
-                let cx = Context::for_waker(waker);
-                inner.recvq.push(Entry {
-                    cx: cx.clone(),
-                    case: 0,
-                    packet: self.slot.get().cast(),
-                    deferred: false,
-                });
-                chan.mark_receivers_waiting();
-                self.state = State::Waiting(cx);
-                None
+        let r = loop {
+            match chan.try_recv_locked_as(&mut inner, &mut wakes, Some(waker)) {
+                TryRecv::Got(v) => break Some(Ok(v)),
+                TryRecv::Closed => break Some(Err(RecvError)),
+                TryRecv::Deferred(d) => {
+                    self.state = State::Handoff(d);
+                    break None;
+                }
+                TryRecv::Empty => {
+                    let cx = Context::for_waker(waker);
+                    inner
+                        .recvq
+                        .push(Entry::shared(&cx, 0, self.slot.get().cast(), false));
+                    if chan.mark_receivers_waiting() {
+                        // A lock-free send filled the ring meanwhile (hchan.rs, "The ring
+                        // and the waiters"): take the entry back (ours, last, unclaimed:
+                        // claimers need the lock) and try again.
+                        drop(inner.recvq.pop_back());
+                        chan.update_receivers_waiting(&inner);
+                        withdrawn = Some(cx);
+                        continue;
+                    }
+                    self.state = State::Waiting(cx);
+                    break None;
+                }
             }
         };
         drop(inner);
         wakes.run();
+        drop(withdrawn);
         r
     }
 
@@ -412,26 +422,36 @@ impl<T> Future for SendFuture<'_, T> {
                     .take()
                     .expect("a new send holds its value");
                 let mut wakes = Wakes::default();
+                let mut withdrawn = None;
                 let mut inner = chan.lock();
-                let r = match chan.try_send_locked(&mut inner, v, &mut wakes) {
-                    TrySend::Sent => Poll::Ready(Ok(())),
-                    TrySend::Closed(v) => Poll::Ready(Err(SendError(v))),
-                    TrySend::Full(v) => {
-                        *this.slot.get_mut() = Some(v);
-                        let cx = Context::for_waker(waker);
-                        inner.sendq.push(Entry {
-                            cx: cx.clone(),
-                            case: 0,
-                            packet: this.slot.get().cast(),
-                            deferred: false,
-                        });
-                        chan.mark_senders_waiting();
-                        this.state = State::Waiting(cx);
-                        Poll::Pending
+                let mut v = v;
+                let r = loop {
+                    match chan.try_send_locked(&mut inner, v, &mut wakes) {
+                        TrySend::Sent => break Poll::Ready(Ok(())),
+                        TrySend::Closed(v) => break Poll::Ready(Err(SendError(v))),
+                        TrySend::Full(w) => {
+                            *this.slot.get_mut() = Some(w);
+                            let cx = Context::for_waker(waker);
+                            inner
+                                .sendq
+                                .push(Entry::shared(&cx, 0, this.slot.get().cast(), false));
+                            if chan.mark_senders_waiting() {
+                                // A lock-free receive made room meanwhile (as in `start`
+                                // of `RecvFuture`): take the entry back and try again.
+                                drop(inner.sendq.pop_back());
+                                chan.update_senders_waiting(&inner);
+                                withdrawn = Some(cx);
+                                v = this.slot.get_mut().take().expect("unclaimed: ours");
+                                continue;
+                            }
+                            this.state = State::Waiting(cx);
+                            break Poll::Pending;
+                        }
                     }
                 };
                 drop(inner);
                 wakes.run();
+                drop(withdrawn);
                 if r.is_ready() {
                     this.state = State::Done;
                 }

@@ -1,12 +1,20 @@
-//! The channel itself (Go's `hchan`): a FIFO buffer and two wait queues under one lock.
+//! The channel itself (Go's `hchan`): a FIFO buffer and two wait queues.
 //!
-//! The lock is `lock.rs`'s spin lock (critical sections are tiny and never block).
+//! One structure serves every capacity, as in Go, with two kinds of buffer:
 //!
-//! One structure serves every capacity, as in Go: `cap == 0` is a rendezvous (the buffer stays
-//! empty and values go straight from a waiting sender's frame to a waiting receiver's, Go's
-//! sudog hand-off), `0 < cap < usize::MAX` is a bounded ring allocated up front, and
-//! `cap == usize::MAX` is unbounded (a send never waits). A `VecDeque` of a zero-sized type
-//! never allocates, so `chan::<()>` costs nothing per element.
+//! ```text
+//!  capacity          | buffer                              | a send or receive that need not wait
+//!  ------------------+-------------------------------------+--------------------------------------
+//!  0 (unbuffered)    | none: a waiting sender's value goes  | takes the lock, meets a waiter
+//!                    | straight into a waiting receiver's   |
+//!                    | frame (Go's sudog hand-off)          |
+//!  1 .. 2^20         | `ring.rs`: a lock-free ring          | no lock: a CAS on the ring (below)
+//!  larger, unbounded | a `VecDeque` under the lock          | takes the lock
+//!  (usize::MAX)      | (unbounded: a send never waits)      |
+//! ```
+//!
+//! The wait queues, `closed` and `rx_gone` live under the channel lock (`lock.rs`'s spin
+//! lock: critical sections are tiny and never block).
 //!
 //! # Invariants (under the lock)
 //! - At most one of `sendq` and `recvq` holds live real waiters: a receiver only waits when
@@ -18,31 +26,65 @@
 //! - `buf.len() <= cap`, except after a receive future that was handed a value is dropped
 //!   before returning it: the value goes back to the front of the buffer
 //!   (`put_back_locked`), which may then hold more than `cap` (unbuffered: one value);
-//!   senders wait until it is below `cap` again.
-//! - `len` mirrors `buf.len()`, `closed_flag` and `rx_gone_flag` mirror `closed` and
-//!   `rx_gone` for the lock-free fast paths; `senders_waiting` / `receivers_waiting` are true
-//!   whenever `sendq` / `recvq` is not empty (they may be stale-true, never stale-false). All
-//!   are written under the lock only, so the lock's sequence number (`lock.rs`) tells a
-//!   lock-free reader whether they changed while it read them.
+//!   senders wait until it is below `cap` again. (A bounded channel's ring cannot take a
+//!   value at its front: such a value waits in `buf`, ahead of the ring, and `len` counts
+//!   it so that lock-free receivers see it and take the lock.)
+//! - `closed_flag` and `rx_gone_flag` mirror `closed` and `rx_gone`, and `len` mirrors the
+//!   deque's length, for lock-free readers; `senders_waiting` / `receivers_waiting` are
+//!   true whenever `sendq` / `recvq` is not empty (they may be stale-true, never
+//!   stale-false). All are written under the lock only, so the lock's sequence number
+//!   (`lock.rs`) tells a lock-free reader whether they changed while it read them.
+//!
+//! # The ring and the waiters (bounded channels)
+//! A send into room and a receive of a buffered value do not lock: they move the ring's
+//! `tail` or `head` with a CAS. Waiters still queue under the lock, and a lock-free
+//! operation must never leave one asleep while the ring could serve it. That is a Dekker
+//! handshake on two pairs of SeqCst operations:
+//!
+//! ```text
+//!  waiter (under the lock)                    lock-free peer
+//!  -----------------------                    --------------
+//!  push its entry; `receivers_waiting` := 1   CAS `tail` (the push)
+//!  re-read `head`/`tail`: a value now? then   read `receivers_waiting`: set? then lock,
+//!  take its entry back and retry              claim the first receiver, pop a value for it
+//! ```
+//!
+//! In the single total order of SeqCst operations either the waiter's re-read comes after
+//! the peer's CAS (it sees the value and does not sleep), or the waiter's flag store comes
+//! before the peer's flag load (the peer sees it and serves it). Senders waiting on a full
+//! ring and a lock-free pop are the mirror image. The peer serves a waiter the way Go does:
+//! a sender that saw waiting receivers pops the oldest value into the first receiver's
+//! packet; a receiver that saw waiting senders pushes the first sender's value into the
+//! room it made, so a sender that waited keeps its place in the FIFO. If the ring moved
+//! again before the peer got the lock (another lock-free operation took the value or the
+//! room), the claimed waiter is released (`Waited::Retry`) and starts its operation again.
+//! A future registering as a waiter (`future.rs`) does the same handshake.
+//!
+//! `close` MARKs the ring's tail (no lock-free send succeeds after it) and releases the
+//! receivers to retry, so that they drain what lock-free senders pushed before the close.
+//! A select that must see every channel at one instant (`select.rs`, `locked_pass`) locks
+//! them and freezes their rings (`ring.rs`, FROZEN), so that lock-free operations wait too.
 //!
 //! The lock is never held while parking, running user code, or unparking (park.rs rule 3):
 //! `Wakes` collects the waiters to unpark until after the unlock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
 use super::lock::{SpinGuard, SpinLock};
+use super::ring::{Pop, Push, Ring};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
 use crate::park::{Unparker, WaitReason};
 
 /// The state guarded by the channel lock.
 #[repr(C)]
 pub(crate) struct Inner<T> {
-    /// Buffered values, oldest first.
+    /// Buffered values of an unbounded (or huge bounded) channel, oldest first (always
+    /// empty for the other kinds: unbuffered channels have no buffer, bounded ones a ring).
     pub(crate) buf: VecDeque<T>,
     /// Closed by `close()` or by the last Sender's drop.
     pub(crate) closed: bool,
@@ -56,14 +98,16 @@ pub(crate) struct Inner<T> {
 
 /// A channel.
 ///
-/// Layout: what every send and receive touches (the counts and flags, the lock word, the
-/// buffer's header: 64 bytes) comes first and together, so an operation under contention
-/// moves those one or two lines and the buffer slot's, and the wait queues' lines only when
-/// the flags say someone waits. (Aligning the channel to a line cost ~100 bytes more per
-/// channel, which 100,000 `after` timers felt more than the 4 -> 4 benchmark gained.)
+/// Layout: what every operation reads (the ring's address and geometry, the flags, the lock
+/// word) comes first and together; a bounded channel's lock-free operations write only the
+/// ring's own lines (`ring.rs`), so this line stays shared among the cores until a waiter
+/// comes or goes. (Aligning the channel to a line cost ~100 bytes more per channel, which
+/// 100,000 `after` timers felt more than the 4 -> 4 benchmark gained.)
 #[repr(C)]
 pub(crate) struct Chan<T> {
-    /// Number of buffered values (written under the lock).
+    /// The ring of a bounded channel (`0 < cap <= RING_MAX_CAP`); None otherwise.
+    ring: Option<Ring<T>>,
+    /// Number of values in `buf` (channels without a ring; written under the lock).
     len: AtomicUsize,
     /// Capacity: 0 unbuffered, `usize::MAX` unbounded.
     pub(crate) cap: usize,
@@ -76,7 +120,7 @@ pub(crate) struct Chan<T> {
     senders_waiting: AtomicBool,
     /// `recvq` is not empty (the same rules).
     receivers_waiting: AtomicBool,
-    /// The buffer and wait queues, under the channel lock.
+    /// The wait queues (and an unbounded channel's buffer), under the channel lock.
     inner: SpinLock<Inner<T>>,
     /// Live `Sender` handles.
     pub(crate) senders: AtomicUsize,
@@ -85,8 +129,9 @@ pub(crate) struct Chan<T> {
     /// The last Sender's drop does not close the channel (timer channels: Go's never close).
     pub(crate) keep_open: bool,
     /// Told once when every Receiver is gone, outside the lock (a timer channel stops its
-    /// timer: nobody can receive its value any more). A `Weak`: no allocation, no cycle.
-    pub(crate) on_rx_gone: OnceLock<Weak<dyn RxGone>>,
+    /// timer: nobody can receive its value any more). Also what keeps a ring in an external
+    /// block (`Chan::in_block`) alive: declared after `ring`, so dropped after it.
+    pub(crate) on_rx_gone: Option<Arc<dyn RxGone>>,
 }
 
 /// See `Chan::on_rx_gone`.
@@ -94,6 +139,32 @@ pub(crate) trait RxGone: Send + Sync {
     /// Every Receiver of the channel is gone.
     fn rx_gone(&self);
 }
+
+/// What a lock-free reader saw of a channel (`Chan::version`): if two versions read at two
+/// moments are equal and stable, nothing that decides whether a send or receive is ready
+/// changed in between.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    /// The lock's sequence number, or-ed with 1 while the ring is frozen.
+    seq: u32,
+    /// The ring's head and tail words (0 without a ring).
+    head: usize,
+    tail: usize,
+}
+
+impl Version {
+    /// Neither locked nor frozen when read.
+    #[inline]
+    pub(crate) fn stable(&self) -> bool {
+        self.seq % 2 == 0
+    }
+}
+
+/// Bounded channels up to this capacity get a ring (whose slots and stamps are allocated
+/// up front, even for a zero-sized `T`); larger ones a deque under the lock, like unbounded
+/// channels (a channel that large is a queue, not a rendezvous point under contention).
+const RING_MAX_CAP: usize = 1 << 20;
 
 /// An unbounded channel's buffer gives memory back once it has drained to a quarter of a
 /// large capacity (a burst of a million values does not pin their memory for ever).
@@ -131,8 +202,7 @@ pub(crate) fn take_from_sender<T>(
     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`) is alive and
     // ours to use until we `complete` it.
     let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
-    e.cx.complete();
-    wakes.push(e.cx);
+    e.complete(wakes);
     TryRecv::Got(val.expect("a waiting sender holds its value"))
 }
 
@@ -146,8 +216,7 @@ fn take_deferred<T>(e: Entry, wakes: &mut Wakes, waker: Option<&Waker>) -> TryRe
     let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
     // SAFETY: claimed, not yet completed.
     unsafe { d.set_receiver(me) };
-    e.cx.complete();
-    wakes.push(e.cx);
+    e.complete(wakes);
     TryRecv::Deferred(d)
 }
 
@@ -160,9 +229,11 @@ pub(crate) enum TrySend<T> {
 
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize) -> Chan<T> {
-        let buf = if cap == usize::MAX || cap == 0 {
-            VecDeque::new()
-        } else {
+        let ring = (cap > 0 && cap <= RING_MAX_CAP).then(|| Ring::new(cap));
+        let mut buf = VecDeque::new();
+        if ring.is_none() && cap > 0 && cap < usize::MAX {
+            // A huge bounded channel: a deque under the lock, reserved up front (so that an
+            // impossible capacity fails here, not at some later send).
             let bytes = cap.checked_mul(std::mem::size_of::<T>());
             if bytes.map_or(true, |b| b > isize::MAX as usize) {
                 panic!(
@@ -170,13 +241,12 @@ impl<T> Chan<T> {
                     std::mem::size_of::<T>()
                 );
             }
-            let mut buf = VecDeque::new();
             if let Err(e) = buf.try_reserve_exact(cap) {
                 panic!("gort::chan: capacity {cap} is too large to allocate: {e}");
             }
-            buf
-        };
+        }
         Chan {
+            ring,
             inner: SpinLock::new(Inner {
                 buf,
                 closed: false,
@@ -193,8 +263,21 @@ impl<T> Chan<T> {
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
             keep_open: false,
-            on_rx_gone: OnceLock::new(),
+            on_rx_gone: None,
         }
+    }
+
+    /// A one-slot channel whose ring lives in `block`.
+    ///
+    /// # Safety
+    /// As `Ring::in_block`; in particular the owner of `block` must set `on_rx_gone` to
+    /// itself before the channel can be dropped (that reference keeps `block` alive).
+    pub(crate) unsafe fn in_block(block: &super::ring::OneSlot<T>) -> Chan<T> {
+        let mut c = Chan::new(0);
+        c.cap = 1;
+        // SAFETY: forwarded contract.
+        c.ring = Some(unsafe { Ring::in_block(block) });
+        c
     }
 
     #[inline]
@@ -202,16 +285,23 @@ impl<T> Chan<T> {
         self.inner.lock()
     }
 
-    /// Locks the channel without a guard (select's all-locks pass). See `SpinLock::lock_raw`.
+    /// Locks the channel without a guard and freezes its ring (select's all-locks pass:
+    /// nothing about the channel may change until `unlock_raw`). See `SpinLock::lock_raw`.
     #[inline]
     pub(crate) fn lock_raw(&self) {
         self.inner.lock_raw();
+        if let Some(r) = &self.ring {
+            r.freeze();
+        }
     }
 
     /// # Safety
     /// As `SpinLock::unlock_raw`: the caller took the lock with `lock_raw`.
     #[inline]
     pub(crate) unsafe fn unlock_raw(&self) {
+        if let Some(r) = &self.ring {
+            r.thaw();
+        }
         // SAFETY: forwarded contract.
         unsafe { self.inner.unlock_raw() }
     }
@@ -229,7 +319,10 @@ impl<T> Chan<T> {
     /// Number of buffered values.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        match &self.ring {
+            Some(r) => r.len() + self.len.load(Ordering::Acquire),
+            None => self.len.load(Ordering::Acquire),
+        }
     }
 
     /// Closed by `close()` or the last Sender.
@@ -246,11 +339,15 @@ impl<T> Chan<T> {
 
     /// A cheap lock-free check that a receive cannot complete now (Go's `empty(c)` fast
     /// path of non-blocking receives): nothing buffered, no sender waiting, not closed.
-    /// May say "not empty" wrongly (then the caller locks); never the reverse at the moment
+    /// May say "not empty" wrongly (then the caller tries); never the reverse at the moment
     /// it read the flags.
     #[inline]
     pub(crate) fn surely_empty(&self) -> bool {
-        self.len.load(Ordering::Acquire) == 0
+        let empty = match &self.ring {
+            Some(r) => r.is_empty() && self.nothing_put_back(),
+            None => self.len.load(Ordering::Acquire) == 0,
+        };
+        empty
             && !self.senders_waiting.load(Ordering::Acquire)
             && !self.closed_flag.load(Ordering::Acquire)
     }
@@ -260,17 +357,201 @@ impl<T> Chan<T> {
     /// read the flags.
     #[inline]
     pub(crate) fn surely_full(&self) -> bool {
+        let full = match &self.ring {
+            Some(r) => r.is_full(),
+            None => self.len.load(Ordering::Acquire) >= self.cap,
+        };
         !self.closed_flag.load(Ordering::Acquire)
             && !self.rx_gone_flag.load(Ordering::Acquire)
-            && self.len.load(Ordering::Acquire) >= self.cap
+            && full
             && !self.receivers_waiting.load(Ordering::Acquire)
     }
 
-    /// The channel lock's sequence number (`lock.rs`): equal and even before and after a
-    /// `surely_empty`/`surely_full` look means that look held over the whole interval.
+    /// What decides readiness, as a version (see [`Version`]): read it before and after
+    /// `surely_empty`/`surely_full` looks (with an Acquire fence before the second read);
+    /// equal stable versions mean the look held over the whole interval.
     #[inline]
-    pub(crate) fn seq(&self) -> u32 {
-        self.inner.seq()
+    pub(crate) fn version(&self) -> Version {
+        let seq = self.inner.seq();
+        match &self.ring {
+            Some(r) => {
+                let ht = r.head_tail();
+                Version {
+                    seq: seq | r.any_frozen(ht) as u32,
+                    head: ht.0,
+                    tail: ht.1,
+                }
+            }
+            None => Version {
+                seq,
+                head: 0,
+                tail: 0,
+            },
+        }
+    }
+
+    /// Is a value buffered? (Under the lock.)
+    #[inline]
+    pub(crate) fn buffered(&self, inner: &Inner<T>) -> bool {
+        match &self.ring {
+            Some(r) => !r.is_empty() || !inner.buf.is_empty(),
+            None => !inner.buf.is_empty(),
+        }
+    }
+
+    /// Is there room in the buffer? (Under the lock.)
+    #[inline]
+    pub(crate) fn has_room(&self, inner: &Inner<T>) -> bool {
+        match &self.ring {
+            Some(r) => !r.is_full(),
+            None => inner.buf.len() < self.cap,
+        }
+    }
+
+    /// A receive that does not wait: lock-free on a ring (the lock only to serve a waiting
+    /// sender), under the lock otherwise. After a `Deferred`, wait on it.
+    #[inline]
+    pub(crate) fn try_recv(&self) -> TryRecv<T> {
+        if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
+            loop {
+                match r.pop(false) {
+                    Pop::Got(v) => {
+                        self.after_pop();
+                        return TryRecv::Got(v);
+                    }
+                    Pop::Empty => return TryRecv::Empty,
+                    Pop::Closed => return TryRecv::Closed,
+                    Pop::Frozen => drop(self.lock()),
+                }
+            }
+        }
+        if self.surely_empty() {
+            return TryRecv::Empty;
+        }
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let r = self.try_recv_locked(&mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+        r
+    }
+
+    /// A send that does not wait: lock-free on a ring (the lock only to serve a waiting
+    /// receiver), under the lock otherwise.
+    #[inline]
+    pub(crate) fn try_send(&self, mut v: T) -> TrySend<T> {
+        if let Some(r) = &self.ring {
+            loop {
+                match r.push(v, false) {
+                    Push::Done => {
+                        self.after_push();
+                        return TrySend::Sent;
+                    }
+                    Push::Full(w) => return TrySend::Full(w),
+                    Push::Closed(w) => return TrySend::Closed(w),
+                    Push::Frozen(w) => {
+                        v = w;
+                        drop(self.lock());
+                    }
+                }
+            }
+        }
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let r = self.try_send_locked(&mut inner, v, &mut wakes);
+        drop(inner);
+        wakes.run();
+        r
+    }
+
+    /// After a lock-free pop: the Dekker check for senders waiting on the full ring.
+    #[inline]
+    fn after_pop(&self) {
+        if self.senders_waiting.load(Ordering::SeqCst) {
+            self.serve_senders();
+        }
+    }
+
+    /// After a lock-free push: the Dekker check for receivers waiting on the empty ring.
+    #[inline]
+    fn after_push(&self) {
+        if self.receivers_waiting.load(Ordering::SeqCst) {
+            self.serve_receivers();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn serve_senders(&self) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        self.refill_locked(&mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn serve_receivers(&self) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        self.notify_locked(&mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+    }
+
+    /// A value left the ring and senders may wait: move the first one's value into the
+    /// room (FIFO). If the ring filled up again meanwhile (a lock-free send took the room),
+    /// the first sender keeps waiting where it is when nobody else can have seen it claimed
+    /// (a solo waiter, a future: `Entry::unclaim`), else it starts over (`Waited::Retry`).
+    /// Observers met on the way are notified. (Under the lock; bounded channels.)
+    fn refill_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        let r = self.ring.as_ref().expect("a bounded channel");
+        if let Some(e) = inner.sendq.claim_first(wakes) {
+            debug_assert!(
+                !e.deferred,
+                "deferred senders wait only on unbuffered channels"
+            );
+            match r.reserve_push(true) {
+                Ok(slot) => {
+                    // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`)
+                    // is alive and ours to use until we `complete` it.
+                    let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+                    // SAFETY: just reserved, written once.
+                    unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
+                    e.complete(wakes);
+                }
+                Err(_) => match e.unclaim() {
+                    Ok(e) => inner.sendq.push_front(e),
+                    Err(e) => e.release(wakes),
+                },
+            }
+        }
+        self.update_senders_waiting(inner);
+    }
+
+    /// A value entered the ring and receivers may wait: pop the oldest value into the first
+    /// one's packet. If the ring emptied again meanwhile (a lock-free receive took the
+    /// value), that receiver keeps waiting where it is when nobody else can have seen it
+    /// claimed (`Entry::unclaim`), else it starts over (`Waited::Retry`). Observers met on
+    /// the way are notified. (Under the lock; bounded channels.)
+    fn notify_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        let r = self.ring.as_ref().expect("a bounded channel");
+        if let Some(e) = inner.recvq.claim_first(wakes) {
+            match r.pop(true) {
+                Pop::Got(v) => {
+                    // SAFETY: we claimed `e`, so its packet (a waiting receiver's
+                    // `Option<T>`, None) is alive and ours to fill until we `complete` it.
+                    unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                    e.complete(wakes);
+                }
+                Pop::Empty | Pop::Closed | Pop::Frozen => match e.unclaim() {
+                    Ok(e) => inner.recvq.push_front(e),
+                    Err(e) => e.release(wakes),
+                },
+            }
+        }
+        self.update_receivers_waiting(inner);
     }
 
     /// Receives under the lock if possible. Waiting senders' observers are notified.
@@ -288,7 +569,26 @@ impl<T> Chan<T> {
         wakes: &mut Wakes,
         waker: Option<&Waker>,
     ) -> TryRecv<T> {
-        if let Some(v) = inner.buf.pop_front() {
+        if let Some(r) = &self.ring {
+            // Values given back by dropped receive futures come first (`put_back_locked`).
+            if !inner.buf.is_empty() {
+                return self.take_put_back(inner);
+            }
+            return match r.pop(true) {
+                Pop::Got(v) => {
+                    if self.senders_waiting.load(Ordering::SeqCst) {
+                        self.refill_locked(inner, wakes);
+                    }
+                    TryRecv::Got(v)
+                }
+                Pop::Empty | Pop::Frozen => TryRecv::Empty,
+                Pop::Closed => TryRecv::Closed,
+            };
+        }
+        if let Some(v) = (!inner.buf.is_empty())
+            .then(|| inner.buf.pop_front())
+            .flatten()
+        {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
             // value put back, `put_back_locked`, takes no sender's until it has room.)
@@ -305,8 +605,7 @@ impl<T> Chan<T> {
                 inner
                     .buf
                     .push_back(val.expect("a waiting sender holds its value"));
-                e.cx.complete();
-                wakes.push(e.cx);
+                e.complete(wakes);
             } else {
                 self.len.store(inner.buf.len(), Ordering::Release);
                 if self.cap == usize::MAX {
@@ -343,12 +642,23 @@ impl<T> Chan<T> {
             debug_assert!(inner.closed || inner.rx_gone);
             return TrySend::Closed(v);
         }
+        if let Some(r) = &self.ring {
+            return match r.push(v, true) {
+                Push::Done => {
+                    if self.receivers_waiting.load(Ordering::SeqCst) {
+                        self.notify_locked(inner, wakes);
+                    }
+                    TrySend::Sent
+                }
+                Push::Full(v) | Push::Frozen(v) => TrySend::Full(v),
+                Push::Closed(v) => TrySend::Closed(v),
+            };
+        }
         if let Some(e) = self.claim_receiver(inner, wakes) {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
             unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-            e.cx.complete();
-            wakes.push(e.cx);
+            e.complete(wakes);
             return TrySend::Sent;
         }
         if inner.buf.len() < self.cap {
@@ -380,12 +690,27 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Publishes that receivers may be waiting (after pushing onto `recvq`).
+    /// Publishes that receivers may be waiting, after pushing an entry onto `recvq` (under
+    /// the lock). Returns true if the ring got a value meanwhile (the Dekker handshake in
+    /// the module doc): the caller must not sleep, but take its entry back (or abort) and
+    /// try again.
     #[inline]
-    pub(crate) fn mark_receivers_waiting(&self) {
-        self.receivers_waiting.store(true, Ordering::Release);
+    #[must_use]
+    pub(crate) fn mark_receivers_waiting(&self) -> bool {
+        match &self.ring {
+            Some(r) => {
+                self.receivers_waiting.store(true, Ordering::SeqCst);
+                !r.is_empty()
+            }
+            None => {
+                self.receivers_waiting.store(true, Ordering::Release);
+                false
+            }
+        }
     }
 
+    /// Recomputes `senders_waiting` (under the lock).
+    #[inline]
     pub(crate) fn update_senders_waiting(&self, inner: &Inner<T>) {
         let w = !inner.sendq.is_empty();
         if self.senders_waiting.load(Ordering::Relaxed) != w {
@@ -393,9 +718,50 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Publishes that senders may be waiting, after pushing an entry onto `sendq` (under the
+    /// lock). Returns true if the ring got room meanwhile (see `mark_receivers_waiting`).
+    #[inline]
+    #[must_use]
+    pub(crate) fn mark_senders_waiting(&self) -> bool {
+        match &self.ring {
+            Some(r) => {
+                self.senders_waiting.store(true, Ordering::SeqCst);
+                !r.is_full()
+            }
+            None => {
+                self.senders_waiting.store(true, Ordering::Release);
+                false
+            }
+        }
+    }
+
     /// Blocking (or timed) receive.
+    #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
+        // A buffered value: no lock, and nothing else to set up.
+        if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
+            if let Pop::Got(v) = r.pop(false) {
+                self.after_pop();
+                return Ok(v);
+            }
+        }
+        self.recv_slow(deadline)
+    }
+
+    /// `recv` when no value was at hand: under the lock, waiting if need be.
+    #[inline(never)]
+    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, Option<()>> {
         loop {
+            if let Some(r) = self.ring.as_ref().filter(|_| self.nothing_put_back()) {
+                match r.pop(false) {
+                    Pop::Got(v) => {
+                        self.after_pop();
+                        return Ok(v);
+                    }
+                    Pop::Closed => return Err(None),
+                    Pop::Empty | Pop::Frozen => {}
+                }
+            }
             let mut wakes = Wakes::default();
             let mut inner = self.lock();
             match self.try_recv_locked(&mut inner, &mut wakes) {
@@ -424,22 +790,50 @@ impl<T> Chan<T> {
                 wakes.run();
                 return Err(Some(()));
             }
-            let cx = Context::new();
             let mut packet: Option<T> = None;
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: 0,
-                packet: std::ptr::addr_of_mut!(packet).cast(),
-                deferred: false,
-            });
-            self.mark_receivers_waiting();
+            let p = std::ptr::addr_of_mut!(packet).cast();
+            // Without a deadline the context lives here (waiter.rs, Solo contexts).
+            let solo;
+            let mut shared = None;
+            let cx: &Context = match deadline {
+                None => {
+                    solo = Context::solo();
+                    // SAFETY: `solo` stays here, unmoved, until the wait below ends (or the
+                    // entry is taken back under this lock hold); no deadline.
+                    inner.recvq.push(unsafe { Entry::solo(&solo, p) });
+                    &solo
+                }
+                Some(_) => {
+                    let cx = shared.insert(Context::new());
+                    inner.recvq.push(Entry::shared(cx, 0, p, false));
+                    cx
+                }
+            };
+            if self.mark_receivers_waiting() {
+                // A value came in meanwhile: take the entry back (ours, last, unclaimed:
+                // claimers need the lock we hold) and try again.
+                drop(inner.recvq.pop_back());
+                self.update_receivers_waiting(&inner);
+                drop(inner);
+                wakes.run();
+                if let Some(cx) = shared {
+                    Context::recycle(cx);
+                }
+                continue;
+            }
             drop(inner);
             wakes.run();
             let r = cx.wait(WaitReason::ChanReceive, deadline);
-            Context::recycle(cx);
+            if let Some(cx) = shared {
+                Context::recycle(cx);
+            }
             return match r {
-                // Filled by a sender, or left None by close.
-                Waited::Case(_) => packet.ok_or(None),
+                Waited::Case(_) => match packet {
+                    Some(v) => Ok(v),
+                    // Left None by close (a ring's receivers are released to drain it).
+                    None if self.ring.is_some() => continue,
+                    None => Err(None),
+                },
                 Waited::Timeout => Err(Some(())),
                 Waited::Retry => continue,
             };
@@ -447,8 +841,37 @@ impl<T> Chan<T> {
     }
 
     /// Blocking (or timed) send. `Err((v, timed_out))` hands the value back.
-    pub(crate) fn send(&self, mut v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+    #[inline(always)]
+    pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
+        // Room in the ring: no lock, and nothing else to set up.
+        let v = match &self.ring {
+            Some(r) => match r.push(v, false) {
+                Push::Done => {
+                    self.after_push();
+                    return Ok(());
+                }
+                Push::Closed(v) => return Err((v, false)),
+                Push::Full(v) | Push::Frozen(v) => v,
+            },
+            None => v,
+        };
+        self.send_slow(v, deadline)
+    }
+
+    /// `send` when there was no room at hand: under the lock, waiting if need be.
+    #[inline(never)]
+    fn send_slow(&self, mut v: T, deadline: Option<Instant>) -> Result<(), (T, bool)> {
         loop {
+            if let Some(r) = &self.ring {
+                v = match r.push(v, false) {
+                    Push::Done => {
+                        self.after_push();
+                        return Ok(());
+                    }
+                    Push::Closed(v) => return Err((v, false)),
+                    Push::Full(v) | Push::Frozen(v) => v,
+                };
+            }
             let mut wakes = Wakes::default();
             let mut inner = self.lock();
             v = match self.try_send_locked(&mut inner, v, &mut wakes) {
@@ -469,19 +892,41 @@ impl<T> Chan<T> {
                 wakes.run();
                 return Err((v, true));
             }
-            let cx = Context::new();
             let mut packet: Option<T> = Some(v);
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: 0,
-                packet: std::ptr::addr_of_mut!(packet).cast(),
-                deferred: false,
-            });
-            self.senders_waiting.store(true, Ordering::Release);
+            let p = std::ptr::addr_of_mut!(packet).cast();
+            let solo;
+            let mut shared = None;
+            let cx: &Context = match deadline {
+                None => {
+                    solo = Context::solo();
+                    // SAFETY: as in `recv`.
+                    inner.sendq.push(unsafe { Entry::solo(&solo, p) });
+                    &solo
+                }
+                Some(_) => {
+                    let cx = shared.insert(Context::new());
+                    inner.sendq.push(Entry::shared(cx, 0, p, false));
+                    cx
+                }
+            };
+            if self.mark_senders_waiting() {
+                // Room came meanwhile: take the entry back and try again.
+                drop(inner.sendq.pop_back());
+                self.update_senders_waiting(&inner);
+                drop(inner);
+                wakes.run();
+                if let Some(cx) = shared {
+                    Context::recycle(cx);
+                }
+                v = packet.expect("an unclaimed send keeps its value");
+                continue;
+            }
             drop(inner);
             wakes.run();
             let r = cx.wait(WaitReason::ChanSend, deadline);
-            Context::recycle(cx);
+            if let Some(cx) = shared {
+                Context::recycle(cx);
+            }
             return match r {
                 // Taken by a receiver, or left in place by close / every Receiver gone.
                 Waited::Case(_) => match packet {
@@ -515,13 +960,30 @@ impl<T> Chan<T> {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
             unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-            e.cx.complete();
-            wakes.push(e.cx);
+            e.complete(wakes);
         } else {
+            // (A bounded channel's too: its ring cannot take a value at the front; `len`
+            // then sends lock-free receivers to the lock, which serves `buf` first.)
             inner.buf.push_front(v);
             self.len.store(inner.buf.len(), Ordering::Release);
         }
         None
+    }
+
+    /// Takes the first value given back to a bounded channel (`put_back_locked`).
+    #[cold]
+    #[inline(never)]
+    fn take_put_back(&self, inner: &mut Inner<T>) -> TryRecv<T> {
+        let v = inner.buf.pop_front().expect("a value was put back");
+        self.len.store(inner.buf.len(), Ordering::Release);
+        TryRecv::Got(v)
+    }
+
+    /// A bounded channel holds no value put back by a dropped receive future (lock-free
+    /// receivers may use the ring).
+    #[inline]
+    fn nothing_put_back(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
     }
 
     /// Closes the channel: wakes every waiter. Returns false if it was already closed.
@@ -533,7 +995,31 @@ impl<T> Chan<T> {
         }
         inner.closed = true;
         self.closed_flag.store(true, Ordering::Release);
-        inner.recvq.release_all(&mut wakes);
+        match &self.ring {
+            Some(r) => {
+                // No lock-free send succeeds from here. Waiting receivers get, in order,
+                // what lock-free sends pushed before (they may not have served them yet,
+                // their `serve_receivers` waits for this lock), then the close.
+                r.close();
+                while let Some(e) = inner.recvq.claim_first(&mut wakes) {
+                    let v = match inner.buf.pop_front() {
+                        Some(v) => Some(v),
+                        None => match r.pop(true) {
+                            Pop::Got(v) => Some(v),
+                            _ => None,
+                        },
+                    };
+                    if let Some(v) = v {
+                        // SAFETY: we claimed `e`: its packet (`Option<T>`, None) is ours to
+                        // fill until we `complete` it.
+                        unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                    }
+                    e.complete(&mut wakes);
+                }
+                self.len.store(inner.buf.len(), Ordering::Release);
+            }
+            None => inner.recvq.release_all(&mut wakes),
+        }
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
         self.update_receivers_waiting(&inner);
@@ -550,14 +1036,22 @@ impl<T> Chan<T> {
         let mut inner = self.lock();
         inner.rx_gone = true;
         self.rx_gone_flag.store(true, Ordering::Release);
+        if let Some(r) = &self.ring {
+            r.close();
+        }
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
         let unreceived = std::mem::take(&mut inner.buf);
+        let unreceived_ring = match &self.ring {
+            Some(r) if !r.is_empty() => Some(r.drain()),
+            _ => None,
+        };
         self.len.store(0, Ordering::Release);
         drop(inner);
         wakes.run();
         drop(unreceived);
-        if let Some(hook) = self.on_rx_gone.get().and_then(Weak::upgrade) {
+        drop(unreceived_ring);
+        if let Some(hook) = &self.on_rx_gone {
             hook.rx_gone();
         }
     }
@@ -572,7 +1066,7 @@ impl<T> Chan<T> {
         wakes: &mut Wakes,
     ) -> bool {
         let ready =
-            !inner.buf.is_empty() || inner.closed || inner.sendq.has_partner(me, notify, wakes);
+            self.buffered(inner) || inner.closed || inner.sendq.has_partner(me, notify, wakes);
         self.update_senders_waiting(inner);
         ready
     }
@@ -587,15 +1081,9 @@ impl<T> Chan<T> {
     ) -> bool {
         let r = inner.closed
             || inner.rx_gone
-            || inner.buf.len() < self.cap
+            || self.has_room(inner)
             || inner.recvq.has_partner(me, notify, wakes);
         self.update_receivers_waiting(inner);
         r
-    }
-
-    /// Publishes that senders may be waiting (after pushing onto `sendq`).
-    #[inline]
-    pub(crate) fn mark_senders_waiting(&self) {
-        self.senders_waiting.store(true, Ordering::Release);
     }
 }

@@ -32,18 +32,19 @@
 //!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
 //!  future.rs  recv_async / send_async: futures waiting in the same queues (a waker as
 //!             the waiter's Unparker; cancellation withdraws, a received value goes back)
+//!  ring.rs    the lock-free ring of a bounded channel (head, tail, stamped slots)
 //!  lock.rs    the channel lock (a spin lock that yields)
 //!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
 //! ```
 //!
 //! Why one structure rather than crossbeam's flavors: Go's semantics (close waking both
 //! sides, values handed back on close, FIFO hand-off between waiting senders and receivers,
-//! `select` over any mix, a linearizable `default`) are the same for every capacity. One
-//! lock per channel, whose line also carries the length, the flags and the buffer header
-//! (`hchan.rs`), with lock-free empty/full checks, is ahead of Go on the 1 -> 1 and 4 -> 4
-//! buffered benchmarks (`benches/chan.rs`, `peers/`); a lock-free ring for buffered
-//! channels (crossbeam's array flavour) would have to keep `default` linearizable across
-//! channels without the lock (a sequence check over the ring's indices) and is not done.
+//! `select` over any mix, a linearizable `default`) are the same for every capacity, and
+//! one set of wait queues under one lock keeps them in one place. Only the buffer differs:
+//! a bounded channel's is a lock-free ring (`ring.rs`, crossbeam's array flavour), so that
+//! sends into room and receives of buffered values never take the lock; the wait queues
+//! stay behind it (the handshake between the two is in `hchan.rs`), and `select!`'s
+//! `default` stays linearizable with the ring's indices as part of each channel's version.
 //!
 //! # Closing (Go's table, mapped to Rust)
 //!
@@ -83,6 +84,7 @@ mod future;
 mod handoff;
 mod hchan;
 mod lock;
+mod ring;
 pub(crate) mod select;
 mod waiter;
 
@@ -105,13 +107,14 @@ pub use select::__private;
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;
 use hchan::{Chan, TryRecv, TrySend};
-use waiter::Wakes;
+pub(crate) use ring::OneSlot;
 
 /// Creates a channel of capacity `cap` (0: unbuffered, a rendezvous), Go's `make(chan T, cap)`.
 ///
 /// Both ends are `Clone + Send + Sync`: any number of goroutines or threads may send and
 /// receive. Panics if a buffer of `cap` values cannot be allocated.
 pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
     let c = Arc::new(Chan::new(cap));
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }
@@ -121,6 +124,25 @@ pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 pub(crate) fn chan_keep_open<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let mut c = Chan::new(cap);
     c.keep_open = true;
+    let c = Arc::new(c);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
+/// A one-slot channel that the last Sender's drop does not close, whose ring lives in
+/// `block`, inside `owner` (a timer: one allocation less per `after`). The channel keeps
+/// `owner` and tells it when every Receiver is gone (`RxGone`).
+///
+/// # Safety
+/// `block` is fresh (`OneSlot::new`) and inside `owner`'s allocation (so it does not move
+/// and lives as long as `owner`), and nothing else uses it.
+pub(crate) unsafe fn chan_in_block<T>(
+    block: &OneSlot<T>,
+    owner: Arc<dyn RxGone>,
+) -> (Sender<T>, Receiver<T>) {
+    // SAFETY: forwarded contract; the channel holds `owner` (below) before anyone can drop it.
+    let mut c = unsafe { Chan::in_block(block) };
+    c.keep_open = true;
+    c.on_rx_gone = Some(owner);
     let c = Arc::new(c);
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }
@@ -150,12 +172,7 @@ impl<T> Sender<T> {
 
     /// Sends `v` if that can be done without waiting.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
-        let mut wakes = Wakes::default();
-        let mut inner = self.chan.lock();
-        let r = self.chan.try_send_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        match r {
+        match self.chan.try_send(v) {
             TrySend::Sent => Ok(()),
             TrySend::Full(v) => Err(TrySendError::Full(v)),
             TrySend::Closed(v) => Err(TrySendError::Closed(v)),
@@ -225,15 +242,7 @@ impl<T> Receiver<T> {
     /// Receives a value if one is ready.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         loop {
-            if self.chan.surely_empty() {
-                return Err(TryRecvError::Empty);
-            }
-            let mut wakes = Wakes::default();
-            let mut inner = self.chan.lock();
-            let r = self.chan.try_recv_locked(&mut inner, &mut wakes);
-            drop(inner);
-            wakes.run();
-            return match r {
+            return match self.chan.try_recv() {
                 TryRecv::Got(v) => Ok(v),
                 TryRecv::Empty => Err(TryRecvError::Empty),
                 TryRecv::Closed => Err(TryRecvError::Closed),

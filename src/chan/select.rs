@@ -6,10 +6,12 @@
 //!
 //! 1. **Try**: visit the enabled cases in a random order and complete the first that can
 //!    complete without waiting. A random permutation makes the choice among ready cases
-//!    uniform. If none is ready and there is a `default` (or the deadline has passed), look
-//!    once more with every channel of the select locked at once, in address order
-//!    (`locked_pass`, Go's `selectgo` lock order): only then is "no case is ready" true at
-//!    one instant, so `default` is linearizable. The lock-free first look is enough for a
+//!    uniform. If none is ready and there is a `default` (or the deadline has passed),
+//!    "no case is ready" must have been true at one instant (so that `default` is
+//!    linearizable): either every channel's version (`Chan::version`: its lock's sequence
+//!    number and its ring's indices) stood still across the look, or the select looks once
+//!    more with every channel locked, and every ring frozen, at once, in address order
+//!    (`locked_pass`, Go's `selectgo` lock order). The lock-free first look is enough for a
 //!    single case.
 //! 2. **Register**: create one context and, in a random order, leave an entry on each case's
 //!    wait queue. If a case turns out to be ready while registering, abort the context (its
@@ -26,24 +28,30 @@
 //! dropped its operation: the wait ends in `Waited::Retry` and the select starts again.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::handoff::{Deferred, Handed};
-use super::hchan::{TryRecv, TrySend};
+use super::hchan::{TryRecv, TrySend, Version};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::{self, WaitReason};
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new({
-        let x = 0u8;
-        let seed = (&x as *const u8 as u64)
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64));
-        seed | 1
-    });
+    /// The generator's state; 0 until first used (then seeded).
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A seed from the clock and a stack address (never 0).
+#[cold]
+fn seed() -> u64 {
+    let x = 0u8;
+    let seed = (&x as *const u8 as u64)
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64));
+    seed | 1
 }
 
 /// A fast thread-local pseudo-random number (xorshift64*); fairness, not cryptography.
@@ -51,6 +59,9 @@ thread_local! {
 fn rand_u64() -> u64 {
     RNG.with(|c| {
         let mut x = c.get();
+        if x == 0 {
+            x = seed();
+        }
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
@@ -71,6 +82,13 @@ fn rand_below(n: usize) -> usize {
 pub(super) fn shuffle(order: &mut [usize]) {
     let n = order.len();
     if n < 2 {
+        return;
+    }
+    if n == 2 {
+        // The common two-case select: one random bit.
+        if rand_u64() >> 63 != 0 {
+            order.swap(0, 1);
+        }
         return;
     }
     if n <= 20 {
@@ -146,8 +164,12 @@ pub trait SelectCase {
     fn is_on(&self) -> bool;
     /// A lock-free pre-check: false only if the operation surely cannot complete now.
     fn maybe_ready(&self) -> bool;
-    /// The channel lock's sequence number (`Chan::seq`), for `default`'s double look.
-    fn seq(&self) -> u32;
+    /// True if the case is off, or its channel's version (`Chan::version`) is `v` and
+    /// stable: the second half of `default`'s double look.
+    fn unchanged(&self, v: &Version) -> bool;
+    /// The version, whether the case is on, and whether it may be ready (`maybe_ready`),
+    /// read in that order: the first half of `default`'s double look.
+    fn look(&self) -> Look;
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
@@ -175,6 +197,14 @@ pub trait SelectCase {
     fn finish(&mut self) -> bool {
         true
     }
+}
+
+/// What `SelectCase::look` saw.
+#[doc(hidden)]
+pub struct Look {
+    version: Version,
+    on: bool,
+    maybe_ready: bool,
 }
 
 /// A `recv(..)` case.
@@ -215,22 +245,31 @@ impl<T> SelectCase for RecvCase<'_, T> {
     }
 
     #[inline]
-    fn seq(&self) -> u32 {
-        self.rx.map_or(0, |rx| rx.chan.seq())
+    fn unchanged(&self, v: &Version) -> bool {
+        self.rx
+            .map_or(true, |rx| v.stable() && rx.chan.version() == *v)
+    }
+
+    #[inline]
+    fn look(&self) -> Look {
+        match self.rx {
+            Some(rx) => Look {
+                version: rx.chan.version(),
+                on: true,
+                maybe_ready: !rx.chan.surely_empty(),
+            },
+            None => Look {
+                version: Version::default(),
+                on: false,
+                maybe_ready: false,
+            },
+        }
     }
 
     #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.rx.expect("case is on").chan;
-        if chan.surely_empty() {
-            return false;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.try_recv_locked(&mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        self.result = match r {
+        self.result = match chan.try_recv() {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
@@ -246,15 +285,17 @@ impl<T> SelectCase for RecvCase<'_, T> {
         let chan = &self.rx.expect("case is on").chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.recv_ready_locked(&mut inner, Some(cx), true, &mut wakes);
+        let mut ready = chan.recv_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
-            inner.recvq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                deferred: false,
-            });
-            chan.mark_receivers_waiting();
+            inner.recvq.push(Entry::shared(
+                cx,
+                index,
+                std::ptr::addr_of_mut!(self.packet).cast(),
+                false,
+            ));
+            // A value that came meanwhile makes the case ready: the caller aborts (the
+            // entry goes stale).
+            ready = chan.mark_receivers_waiting();
         }
         drop(inner);
         wakes.run();
@@ -343,20 +384,32 @@ impl<T> SelectCase for SendCase<'_, T> {
     }
 
     #[inline]
-    fn seq(&self) -> u32 {
-        self.tx.map_or(0, |tx| tx.chan.seq())
+    fn unchanged(&self, v: &Version) -> bool {
+        self.tx
+            .map_or(true, |tx| v.stable() && tx.chan.version() == *v)
+    }
+
+    #[inline]
+    fn look(&self) -> Look {
+        match self.tx {
+            Some(tx) => Look {
+                version: tx.chan.version(),
+                on: true,
+                maybe_ready: !tx.chan.surely_full(),
+            },
+            None => Look {
+                version: Version::default(),
+                on: false,
+                maybe_ready: false,
+            },
+        }
     }
 
     #[inline]
     fn try_complete(&mut self) -> bool {
         let chan = &self.tx.expect("case is on").chan;
         let v = self.packet.take().expect("a send case holds its value");
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = chan.try_send_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        self.result = match r {
+        self.result = match chan.try_send(v) {
             TrySend::Sent => Some(Ok(())),
             TrySend::Closed(v) => Some(Err(SendError(v))),
             TrySend::Full(v) => {
@@ -371,15 +424,15 @@ impl<T> SelectCase for SendCase<'_, T> {
         let chan = &self.tx.expect("case is on").chan;
         let mut wakes = Wakes::default();
         let mut inner = chan.lock();
-        let ready = chan.send_ready_locked(&mut inner, Some(cx), true, &mut wakes);
+        let mut ready = chan.send_ready_locked(&mut inner, Some(cx), true, &mut wakes);
         if !ready {
-            inner.sendq.push(Entry {
-                cx: cx.clone(),
-                case: index,
-                packet: std::ptr::addr_of_mut!(self.packet).cast(),
-                deferred: false,
-            });
-            chan.mark_senders_waiting();
+            inner.sendq.push(Entry::shared(
+                cx,
+                index,
+                std::ptr::addr_of_mut!(self.packet).cast(),
+                false,
+            ));
+            ready = chan.mark_senders_waiting();
         }
         drop(inner);
         wakes.run();
@@ -428,8 +481,9 @@ impl<T> SelectCase for SendCase<'_, T> {
 /// address order (so that two such passes never deadlock), then the cases are tried in
 /// `order` and the first that can complete does. Checking the cases one lock at a time
 /// could see every channel empty although at each instant one held a value (a peer moving
-/// a value from one case's channel to another's); holding every lock makes "none is ready"
-/// true at one instant.
+/// a value from one case's channel to another's); holding every lock, with every ring
+/// frozen (`Chan::lock_raw`: its lock-free operations wait too), makes "none is ready" true
+/// at one instant.
 fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usize> {
     let mut by_addr = Order::new(order.iter().copied());
     let by_addr = by_addr.as_mut();
@@ -464,23 +518,55 @@ fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usi
     got
 }
 
-/// Runs a select over `cases`. Returns the completed case, or None if `default` was taken
-/// (`has_default`) or `deadline` passed.
-pub(crate) fn select(
-    cases: &mut [&mut dyn SelectCase],
-    has_default: bool,
-    deadline: Option<Instant>,
-) -> Option<usize> {
-    // With `default` and up to 8 cases: note every channel's lock sequence first, so that
-    // a look that finds nothing ready can be confirmed without locks (below).
-    let mut seqs = [0u32; 8];
-    let snap = has_default && cases.len() <= seqs.len();
-    if snap {
-        for (i, c) in cases.iter().enumerate() {
-            seqs[i] = c.seq();
+/// Lock-free looks before `select_default` falls back to `locked_pass`.
+const DEFAULT_LOOKS: usize = 4;
+
+/// A select with `default`: complete a ready case, or return None if at one instant none
+/// was ready.
+///
+/// Each look reads every case's version and readiness (`SelectCase::look`), tries the cases
+/// that may be ready in random order, and if none looked ready reads every version again:
+/// if none moved (nor was unstable), each case was unready over an interval from its first
+/// read to its second, and all the first reads precede all the second ones, so the
+/// intervals share an instant at which no case was ready. One case needs no second read.
+/// A channel that keeps moving sends the select to `locked_pass` after a few looks.
+fn select_default(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
+    if cases.len() <= 8 {
+        let mut versions = [MaybeUninit::<Version>::uninit(); 8];
+        for _ in 0..DEFAULT_LOOKS {
+            let mut maybe = 0u32;
+            let mut on = 0;
+            for (i, c) in cases.iter().enumerate() {
+                let look = c.look();
+                versions[i].write(look.version);
+                on += look.on as usize;
+                maybe |= (look.maybe_ready as u32) << i;
+            }
+            if maybe != 0 {
+                let mut ready = Order::new((0..cases.len()).filter(|&i| maybe & (1 << i) != 0));
+                let ready = ready.as_mut();
+                shuffle(ready);
+                for &i in ready.iter() {
+                    if cases[i].try_complete() {
+                        return Some(i);
+                    }
+                }
+                continue;
+            }
+            if on < 2 {
+                return None;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if cases
+                .iter()
+                .zip(&versions)
+                // SAFETY: the loop above wrote the version of every case.
+                .all(|(c, v)| c.unchanged(unsafe { v.assume_init_ref() }))
+            {
+                return None;
+            }
         }
     }
-    // Fast pass: only the cases that may be ready, found without locks.
     let mut maybe = Order::new((0..cases.len()).filter(|&i| cases[i].maybe_ready()));
     let maybe = maybe.as_mut();
     shuffle(maybe);
@@ -491,39 +577,40 @@ pub(crate) fn select(
     }
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
-    if has_default {
-        // One case: the lock-free look was one instant's truth. Several: "no case is ready"
-        // must hold at one instant for all of them. If nothing looked ready and no channel's
-        // lock sequence moved (nor was odd, held) across the look, it did: each channel was
-        // unchanged over an interval that contains the end of the look. Otherwise decide
-        // with every channel locked at once (`locked_pass`).
-        if order.len() < 2 {
-            return None;
-        }
-        if snap && maybe.is_empty() {
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            let unchanged = order
-                .iter()
-                .all(|&i| seqs[i] % 2 == 0 && cases[i].seq() == seqs[i]);
-            if unchanged {
-                return None;
-            }
-        }
-        loop {
-            shuffle(order);
-            match locked_pass(cases, order) {
-                Some(i) if !cases[i].finish() => continue,
-                r => return r,
-            }
-        }
+    if order.len() < 2 {
+        // One case (or none): a lock-free look is one instant's truth.
+        return None;
     }
     loop {
         shuffle(order);
-        for &i in order.iter() {
-            if cases[i].try_complete() {
-                return Some(i);
-            }
+        match locked_pass(cases, order) {
+            Some(i) if !cases[i].finish() => continue,
+            r => return r,
         }
+    }
+}
+
+/// Runs a select over `cases`. Returns the completed case, or None if `default` was taken
+/// (`has_default`) or `deadline` passed.
+pub(crate) fn select(
+    cases: &mut [&mut dyn SelectCase],
+    has_default: bool,
+    deadline: Option<Instant>,
+) -> Option<usize> {
+    if has_default {
+        return select_default(cases);
+    }
+    let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
+    let order = order.as_mut();
+    shuffle(order);
+    // Fast pass, in random order: complete the first case that can, skipping without a lock
+    // those that surely cannot.
+    for &i in order.iter() {
+        if cases[i].maybe_ready() && cases[i].try_complete() {
+            return Some(i);
+        }
+    }
+    loop {
         if order.is_empty() {
             match deadline {
                 None => block_forever(),
@@ -535,10 +622,15 @@ pub(crate) fn select(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             match locked_pass(cases, order) {
-                Some(i) if !cases[i].finish() => continue,
+                Some(i) if !cases[i].finish() => {
+                    shuffle(order);
+                    continue;
+                }
                 r => return r,
             }
         }
+        // Register in the (random) order of the pass; each registration looks once more,
+        // under the channel's lock.
         let cx = Context::new();
         let mut ready = false;
         for &i in order.iter() {
@@ -547,22 +639,32 @@ pub(crate) fn select(
                 break;
             }
         }
-        if ready && cx.try_abort() {
-            continue; // a case became ready: try again (our entries are stale now)
-        }
-        // Registered on every case: from here any peer that makes a case ready claims us,
-        // so a timeout (abort) happens at an instant when none was ready.
-        let r = cx.wait(WaitReason::Select, deadline);
+        let r = if ready && cx.try_abort() {
+            // A case became ready: our entries are stale now.
+            Waited::Retry
+        } else {
+            // Registered on every case: from here any peer that makes a case ready claims
+            // us, so a timeout (abort) happens at an instant when none was ready.
+            cx.wait(WaitReason::Select, deadline)
+        };
         Context::recycle(cx);
-        return match r {
+        match r {
             Waited::Case(i) => {
                 cases[i].selected();
-                Some(i)
+                return Some(i);
             }
-            Waited::Timeout => None,
-            // A dynamic select reserved one of our cases, then dropped its operation.
-            Waited::Retry => continue,
-        };
+            Waited::Timeout => return None,
+            // A case became ready while registering, or a dynamic select reserved one of
+            // our cases and then dropped its operation: look again.
+            Waited::Retry => {
+                shuffle(order);
+                for &i in order.iter() {
+                    if cases[i].try_complete() {
+                        return Some(i);
+                    }
+                }
+            }
+        }
     }
 }
 

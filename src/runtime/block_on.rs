@@ -9,7 +9,7 @@
 //!
 //! # The waker
 //! A goroutine's waker is the goroutine itself: its data pointer is the goroutine's
-//! `Arc<Goroutine>` (`GRef`) as a raw pointer, and the vtable's clone / drop are the Arc's
+//! `GRef` as a raw pointer (gref.rs), and the vtable's clone / drop are the GRef's
 //! reference count. `block_on` lends the future a waker that borrows the running goroutine
 //! without touching the count (the goroutine outlives the call), so a poll allocates nothing
 //! and a `block_on` whose future is ready at once costs no atomic operation at all; only a
@@ -61,9 +61,9 @@
 //! goroutine's.
 //!
 //! # Safety
-//! The goroutine waker's data pointer is always a pointer obtained from `Arc::<Goroutine>::
-//! into_raw` (or borrowed from the running goroutine, which its worker keeps alive for the
-//! whole `resume`): clone increments and drop decrements that Arc's count, wake consumes one
+//! The goroutine waker's data pointer is always a pointer obtained from `GRef::into_raw`
+//! (or borrowed from the running goroutine, which its worker keeps alive for the whole
+//! `resume`): clone increments and drop decrements that GRef's count, wake consumes one
 //! reference, wake_by_ref none. The borrowed waker is in a `ManuallyDrop`, so its
 //! (uncounted) reference is never released.
 
@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
-use super::goroutine::{self, Goroutine};
+use super::goroutine::{self, GRef, Goroutine};
 use super::thread_arc::ThreadArc;
 use crate::park::{self, Unparker, WaitReason};
 
@@ -131,7 +131,7 @@ pub fn block_on<F: IntoFuture>(fut: F) -> F::Output {
 
 fn block_on_goroutine<F: Future>(g: &Goroutine, mut fut: std::pin::Pin<&mut F>) -> F::Output {
     // SAFETY: a waker borrowing the running goroutine's reference (module safety notes): the
-    // data pointer is the Arc's, and ManuallyDrop keeps us from releasing a count we never
+    // data pointer is the GRef's, and ManuallyDrop keeps us from releasing a count we never
     // took; clones the future makes take their own.
     let waker = ManuallyDrop::new(unsafe {
         Waker::from_raw(RawWaker::new(
@@ -172,7 +172,7 @@ impl Drop for Nested<'_> {
 }
 
 /// Wakes the goroutine: set its waker token, unpark it unless a wake-up is already pending.
-fn wake_goroutine(g: &Arc<Goroutine>) {
+fn wake_goroutine(g: &GRef) {
     if !g.waker_token.swap(true, Ordering::AcqRel) {
         goroutine::unpark(g);
     }
@@ -182,10 +182,10 @@ static GOROUTINE_WAKER: RawWakerVTable =
     RawWakerVTable::new(g_clone, g_wake, g_wake_by_ref, g_drop);
 
 /// # Safety
-/// `p` comes from `Arc::<Goroutine>::into_raw` or is the running goroutine (module notes).
+/// `p` comes from `GRef::into_raw` or is the running goroutine (module notes).
 unsafe fn g_clone(p: *const ()) -> RawWaker {
-    // SAFETY: `p` points into a live Arc<Goroutine> (function contract).
-    unsafe { Arc::increment_strong_count(p.cast::<Goroutine>()) };
+    // SAFETY: `p` points to a live goroutine (function contract).
+    unsafe { GRef::increment_strong_count(p.cast::<Goroutine>()) };
     RawWaker::new(p, &GOROUTINE_WAKER)
 }
 
@@ -193,15 +193,15 @@ unsafe fn g_clone(p: *const ()) -> RawWaker {
 /// `p` is a counted reference (a clone), consumed here.
 unsafe fn g_wake(p: *const ()) {
     // SAFETY: a clone owns one count (function contract); we take it over and drop it.
-    let g = unsafe { Arc::from_raw(p.cast::<Goroutine>()) };
+    let g = unsafe { GRef::from_raw(p.cast::<Goroutine>()) };
     wake_goroutine(&g);
 }
 
 /// # Safety
 /// As `g_clone`.
 unsafe fn g_wake_by_ref(p: *const ()) {
-    // SAFETY: `p` points into a live Arc<Goroutine>; ManuallyDrop leaves its count alone.
-    let g = ManuallyDrop::new(unsafe { Arc::from_raw(p.cast::<Goroutine>()) });
+    // SAFETY: `p` points to a live goroutine; ManuallyDrop leaves its count alone.
+    let g = ManuallyDrop::new(unsafe { GRef::from_raw(p.cast::<Goroutine>()) });
     wake_goroutine(&g);
 }
 
@@ -209,7 +209,7 @@ unsafe fn g_wake_by_ref(p: *const ()) {
 /// `p` is a counted reference (a clone), released here.
 unsafe fn g_drop(p: *const ()) {
     // SAFETY: a clone owns one count (function contract).
-    drop(unsafe { Arc::from_raw(p.cast::<Goroutine>()) });
+    drop(unsafe { GRef::from_raw(p.cast::<Goroutine>()) });
 }
 
 /// A plain thread's waker: the waker token and the thread's unparker.

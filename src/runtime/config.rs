@@ -76,8 +76,10 @@ impl Config {
     }
 
     /// Limit on OS threads the runtime creates (default 10,000, or `GORT_MAX_THREADS`):
-    /// goroutines blocked in system calls each hold one. Exceeding it is fatal, as in Go
-    /// (`fatal error: thread exhaustion`).
+    /// goroutines blocked in system calls, locked with `lock_os_thread`, or blocked while
+    /// unwinding a panic (std's panic state is per thread) each hold one. Exceeding it is
+    /// fatal, as in Go (`fatal error: thread exhaustion`, with a line naming the threads held
+    /// by unwinding goroutines when there are any).
     pub fn max_threads(mut self, n: usize) -> Config {
         self.max_threads = Some(n);
         self

@@ -1,10 +1,7 @@
 //! Goroutine dumps: `gort::dump()`, SIGQUIT (when `GORT_SIGQUIT_DUMP=1`), deadlock reports.
 //!
-//! A registry of weak references to every goroutine, in 16 mutex-guarded shards (chosen by
-//! id batch, so the Ms spawning at once mostly use different shards). A goroutine takes a
-//! slot when spawned and gives it back when its last reference is dropped
-//! (`Goroutine::drop`): no scan ever touches the memory of other goroutines, and the cost per
-//! goroutine is one push and one slot release under an uncontended lock.
+//! Every live goroutine is found by walking the goroutine blocks (gref.rs): spawning
+//! registers nothing, and a dump takes a reference to each live goroutine while it looks.
 //!
 //! ```text
 //! goroutine 1 [chan receive]:
@@ -17,94 +14,22 @@
 //! # Safety
 //! The SIGQUIT handler only stores to an atomic (async-signal-safe); the dump itself is
 //! made later by sysmon, on an ordinary thread, and written through its output (output.rs:
-//! no stderr lock, no blocking write). A slot holds a weak reference made by
-//! `Weak::into_raw` and is turned back into a `Weak` only under its shard's lock: by `all`
-//! (which upgrades it without dropping it) or by `unregister` (which drops it), exactly once.
+//! no stderr lock, no blocking write).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
 use super::goroutine::{GRef, Goroutine};
 use crate::time::timers;
 
-const SHARDS: usize = 16;
-
-struct Shard {
-    /// `Weak::into_raw` of registered goroutines; null where free.
-    slots: Vec<*const Goroutine>,
-    /// Indices of free slots.
-    free: Vec<u32>,
-}
-
-// SAFETY: the raw pointers are weak references owned by the shard, used only under its lock
-// (module safety notes).
-unsafe impl Send for Shard {}
-
-static REGISTRY: [Mutex<Shard>; SHARDS] = [const {
-    Mutex::new(Shard {
-        slots: Vec::new(),
-        free: Vec::new(),
-    })
-}; SHARDS];
-
-fn shard(id: u64) -> std::sync::MutexGuard<'static, Shard> {
-    REGISTRY[(id / 64) as usize % SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// Records a new goroutine (before anything else can see it).
-pub(crate) fn register(g: &GRef) {
-    let weak = Weak::into_raw(Arc::downgrade(g));
-    let mut s = shard(g.id);
-    let slot = match s.free.pop() {
-        Some(i) => {
-            s.slots[i as usize] = weak;
-            i
-        }
-        None => {
-            s.slots.push(weak);
-            (s.slots.len() - 1) as u32
-        }
-    };
-    drop(s);
-    g.registry_slot.store(slot, Ordering::Relaxed);
-}
-
-/// Forgets a goroutine whose last reference is being dropped (from `Goroutine::drop`).
-pub(crate) fn unregister(g: &Goroutine) {
-    let slot = g.registry_slot.load(Ordering::Relaxed);
-    if slot == u32::MAX {
-        return; // never registered
-    }
-    let weak = {
-        let mut s = shard(g.id);
-        let p = std::mem::replace(&mut s.slots[slot as usize], std::ptr::null());
-        s.free.push(slot);
-        p
-    };
-    // SAFETY: the slot held this weak reference (made by `register`), now taken out under the
-    // lock, so it is dropped exactly once. Strong references are gone and the allocation
-    // lives on until Arc's own weak reference goes, after this drop returns.
-    drop(unsafe { Weak::from_raw(weak) });
-}
-
 /// Every goroutine that has not finished, by id.
 pub(crate) fn all() -> Vec<GRef> {
     let mut v: Vec<GRef> = Vec::new();
-    for s in &REGISTRY {
-        let s = s.lock().unwrap_or_else(|e| e.into_inner());
-        for &p in s.slots.iter().filter(|p| !p.is_null()) {
-            // SAFETY: a registered weak reference, valid while the slot holds it (we hold the
-            // lock); ManuallyDrop: it stays the slot's.
-            let weak = std::mem::ManuallyDrop::new(unsafe { Weak::from_raw(p) });
-            v.extend(weak.upgrade());
+    super::gref::for_each_live(|g| {
+        if !g.is_finished() {
+            v.push(g);
         }
-    }
-    // Outside the locks: dropping a reference here may be the last one, whose drop
-    // unregisters the goroutine.
-    v.retain(|g| !g.is_finished());
+    });
     v.sort_by_key(|g| g.id);
     v
 }
@@ -154,7 +79,7 @@ pub(crate) fn records() -> Vec<Record> {
                 .then(|| now.saturating_sub(g.wait_since.load(Ordering::Relaxed)));
             Record {
                 id: g.id,
-                name: g.name.clone(),
+                name: g.name.as_deref().map(|n| n.as_str().into()),
                 state,
                 waited_ns,
                 spawned_at: g.spawned_at,

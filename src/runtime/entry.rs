@@ -10,11 +10,18 @@ use super::spawn::{spawn_with, Options};
 /// The body's return value is turned into an exit code inside the goroutine (as std does
 /// with `main`'s `Termination`), so `main` may return a non-`Send` error type. When the main
 /// goroutine panics, the panic continues on the main thread (exit code 101).
+///
+/// Deadlock reports are on while the main goroutine runs: they end when it returns or
+/// panics (deadlock.rs), so a test that calls a `#[gort::main]` function in-process leaves
+/// no detector behind for the tests that run beside it or after it.
 #[track_caller]
 pub fn run_main<T: Termination + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ExitCode {
-    crate::runtime::deadlock::enable();
+    let reports = crate::runtime::deadlock::enable();
     let h = spawn_with(
-        move || f().report(),
+        move || {
+            let _reports = reports;
+            f().report()
+        },
         Options {
             name: Some("main".into()),
             ..Options::default()

@@ -7,7 +7,7 @@
 //!  running           executing on a worker              that worker (inside `resume`)
 //!  runnable          a run queue / runnext slot         the worker that pops it
 //!  parked            only in waiters' Unparkers         nobody (until unparked)
-//!  finished          dropped when the last Arc goes     nobody (stack already pooled)
+//!  finished          freed when the last GRef goes      nobody (stack already pooled)
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
@@ -28,10 +28,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
@@ -41,8 +38,8 @@ use super::spawn::TaskSlot;
 use super::stack::Stack;
 use crate::park::WaitReason;
 
-/// A shared reference to a goroutine: what run queues and Unparkers hold.
-pub(crate) type GRef = Arc<Goroutine>;
+/// A shared reference to a goroutine: what run queues and Unparkers hold (gref.rs).
+pub(crate) use super::gref::GRef;
 
 /// Why a goroutine gave control back to its worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +72,50 @@ pub(crate) struct SendCoroutine(pub(crate) Co);
 // are the documented thread-identity caveat (crate docs), as in Go.
 unsafe impl Send for SendCoroutine {}
 
-/// What the owning worker keeps about a goroutine.
-#[derive(Default)]
-pub(crate) struct Run {
-    /// The coroutine, from the first run until it finishes.
-    pub(crate) coroutine: Option<SendCoroutine>,
-    /// A stack allocated at spawn (Builder spawns, or when stacks are short).
-    pub(crate) stack: Option<Stack>,
+/// What the owning worker keeps about a goroutine: one of the two, never both (an enum,
+/// so that every goroutine's block is 24 bytes smaller).
+pub(crate) enum Run {
+    /// Not started yet, with the stack allocated at spawn if any (Builder spawns, or when
+    /// stacks are short).
+    New(Option<Stack>),
+    /// The coroutine (which owns the stack), from the first run until it finishes.
+    Started(SendCoroutine),
+    /// Finished: the stack went back to a cache.
+    Done,
+}
+
+impl Run {
+    /// True once the goroutine has a coroutine (started, not finished).
+    pub(crate) fn is_started(&self) -> bool {
+        matches!(self, Run::Started(_))
+    }
+
+    /// The stack allocated at spawn, if any (only before the start).
+    pub(crate) fn take_stack(&mut self) -> Option<Stack> {
+        match self {
+            Run::New(s) => s.take(),
+            _ => None,
+        }
+    }
+
+    /// The coroutine of a started goroutine.
+    pub(crate) fn coroutine(&mut self) -> Option<&mut SendCoroutine> {
+        match self {
+            Run::Started(co) => Some(co),
+            _ => None,
+        }
+    }
+
+    /// Takes the coroutine out (when it finished, or to drop it); `Done` after.
+    pub(crate) fn take_coroutine(&mut self) -> Option<SendCoroutine> {
+        match std::mem::replace(self, Run::Done) {
+            Run::Started(co) => Some(co),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 // Reasons for a lock to an M (`Goroutine::lock_why`).
@@ -97,8 +131,10 @@ const PARKED: u8 = 2;
 pub(crate) struct Goroutine {
     /// Unique id, from 1 (the first goroutine: `main` under `#[gort::main]`).
     pub(crate) id: u64,
-    /// Name given by `thread::Builder::name`.
-    pub(crate) name: Option<Box<str>>,
+    /// Name given by `thread::Builder::name` (boxed twice: one word in every goroutine, and
+    /// names are rare).
+    #[allow(clippy::box_collection)]
+    pub(crate) name: Option<Box<String>>,
     /// Usable stack size in bytes.
     pub(crate) stack_size: usize,
     /// IDLE, NOTIFIED or PARKED (park.rs).
@@ -111,19 +147,21 @@ pub(crate) struct Goroutine {
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.
     pub(crate) user_token: AtomicBool,
-    /// The stack's guard region `[lo, hi)`, set when the stack is assigned (signal.rs reads
-    /// it to recognise an overflow).
-    pub(crate) guard: [AtomicUsize; 2],
+    /// The lowest address of the stack's guard region (`GUARD_SIZE` bytes), set when the
+    /// stack is assigned (signal.rs reads it to recognise an overflow); 0 before.
+    pub(crate) guard: AtomicUsize,
+    /// About where its stack pointer was when it last suspended: a waker prefetches the
+    /// stack lines there, and the goroutine's own, while it goes on with its own work
+    /// (`unpark`). A hint only; written by the goroutine itself.
+    park_sp: AtomicUsize,
     /// The M this goroutine is locked to, or null: non-null exactly while `lock_why` is not
     /// empty. Written only by the goroutine itself (and cleared by its M when it ends).
     locked: AtomicPtr<Machine>,
     /// Why it is locked: `LOCK_USER` (`lock_os_thread`) and/or `LOCK_UNWINDING` (it
     /// suspended while unwinding a panic). Written only by the goroutine itself.
     lock_why: AtomicU8,
-    /// Set when the goroutine has finished (for the dump registry).
+    /// Set when the goroutine has finished (dumps skip it).
     finished: AtomicBool,
-    /// Its slot in the dump registry (dump.rs), `u32::MAX` until registered.
-    pub(crate) registry_slot: AtomicU32,
     /// Owned by the worker that owns the goroutine (module safety notes).
     pub(crate) run: UnsafeCell<Run>,
     /// Its body and result packet (spawn.rs).
@@ -151,9 +189,10 @@ unsafe impl Send for Goroutine {}
 unsafe impl Sync for Goroutine {}
 
 impl Goroutine {
+    #[allow(clippy::box_collection)]
     pub(crate) fn new(
         id: u64,
-        name: Option<Box<str>>,
+        name: Option<Box<String>>,
         stack_size: usize,
         task: TaskSlot,
         stack: Option<Stack>,
@@ -167,15 +206,12 @@ impl Goroutine {
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             wait_since: AtomicU64::new(0),
             user_token: AtomicBool::new(false),
-            guard: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            guard: AtomicUsize::new(0),
+            park_sp: AtomicUsize::new(0),
             locked: AtomicPtr::new(std::ptr::null_mut()),
             lock_why: AtomicU8::new(0),
             finished: AtomicBool::new(false),
-            registry_slot: AtomicU32::new(u32::MAX),
-            run: UnsafeCell::new(Run {
-                coroutine: None,
-                stack,
-            }),
+            run: UnsafeCell::new(Run::New(stack)),
             task,
             yielder: Cell::new(std::ptr::null()),
             spawned_at,
@@ -239,6 +275,9 @@ impl Goroutine {
         self.locked
             .store(m as *const Machine as *mut Machine, Ordering::Release);
         m.runs_locked.store(true, Ordering::Release);
+        if why & LOCK_UNWINDING != 0 {
+            m.holds_unwinding.store(true, Ordering::Release);
+        }
     }
 
     /// Drops the lock reason `why`; unlocks when no reason is left. Called by the goroutine.
@@ -247,15 +286,23 @@ impl Goroutine {
         self.lock_why.store(left, Ordering::Relaxed);
         if left == 0 {
             self.release_machine();
+        } else if why & LOCK_UNWINDING != 0 {
+            let m = self.locked.load(Ordering::Relaxed);
+            // SAFETY: Machines are never freed (machine.rs); `m` is non-null while locked.
+            unsafe { &*m }
+                .holds_unwinding
+                .store(false, Ordering::Release);
         }
     }
 
-    /// Clears the lock to an M, and that M's `runs_locked`.
+    /// Clears the lock to an M, and that M's `runs_locked` and `holds_unwinding`.
     fn release_machine(&self) {
         let m = self.locked.swap(std::ptr::null_mut(), Ordering::AcqRel);
         if !m.is_null() {
             // SAFETY: Machines are never freed (machine.rs).
-            unsafe { &*m }.runs_locked.store(false, Ordering::Release);
+            let m = unsafe { &*m };
+            m.holds_unwinding.store(false, Ordering::Release);
+            m.runs_locked.store(false, Ordering::Release);
         }
     }
 
@@ -298,6 +345,9 @@ impl Goroutine {
         if self.lock_why.load(Ordering::Relaxed) & LOCK_UNWINDING != 0 || std::thread::panicking() {
             self.keep_thread_while_unwinding();
         }
+        let here = 0u8;
+        self.park_sp
+            .store(std::ptr::addr_of!(here) as usize, Ordering::Relaxed);
         let y = self.yielder.get();
         debug_assert!(!y.is_null());
         // SAFETY: the yielder was set when this goroutine started and lives as long as its
@@ -316,6 +366,13 @@ impl Goroutine {
     /// another M (as in a system call) and waits for this goroutine alone (worker.rs). The
     /// lock is dropped at the first suspend after the unwinding ended; until then the
     /// goroutine runs on its M without a P, like one back from a system call.
+    ///
+    /// The cost: one OS thread per goroutine blocked while unwinding (they count against
+    /// the thread limit, and the thread exhaustion message counts them:
+    /// `Machine::holds_unwinding`). And nothing marks the end of an unwinding that a
+    /// `catch_unwind` inside the goroutine stops: the goroutine then runs user code without a
+    /// P (not bounded by `GORT_MAXPROCS`, as a locked goroutine) until it next parks or
+    /// yields, where the lock is dropped and it rejoins the run queues.
     #[cold]
     #[inline(never)]
     fn keep_thread_while_unwinding(&self) {
@@ -334,15 +391,14 @@ impl Goroutine {
 
 impl Drop for Goroutine {
     fn drop(&mut self) {
-        super::dump::unregister(self);
         let finished = self.is_finished();
         let run = self.run.get_mut();
-        if run.coroutine.is_none() && !finished {
+        if matches!(run, Run::New(_)) && !finished {
             // Never started, and nothing can run it any more: its function is dropped unrun.
             // (A finished goroutine's task has already been let go of by the goroutine.)
             self.task.abandon();
         }
-        if let Some(co) = run.coroutine.take() {
+        if let Some(co) = run.take_coroutine() {
             if co.0.started() && !co.0.done() {
                 // A goroutine parked forever that nothing can wake any more. Unwinding its
                 // stack would run its destructors on whatever thread dropped the last
@@ -385,10 +441,10 @@ pub(crate) fn current() -> Option<GRef> {
         return None;
     }
     // SAFETY: the running goroutine is kept alive by its worker (which holds a GRef for the
-    // whole `resume`), so p points into a live Arc allocation.
+    // whole `resume`), so p points to a live goroutine (gref.rs).
     unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+        GRef::increment_strong_count(p);
+        Some(GRef::from_raw(p))
     }
 }
 
@@ -453,7 +509,45 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
 /// runs with the state NOTIFIED and consumes it when it resumes (`park_current`).
 pub(crate) fn unpark(g: &GRef) {
     if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        prefetch_for_resume(g);
         super::scheduler::ready(g.clone(), false);
+    }
+}
+
+/// Starts loading what resuming a parked goroutine touches first — its own fields and the
+/// top frames of its stack, cold after a long park (a daisy chain's every hop) — so that the
+/// waker's remaining work overlaps those cache and TLB misses.
+#[inline]
+fn prefetch_for_resume(g: &Goroutine) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let at = |a: usize| {
+            // SAFETY: a prefetch is a hint: it never faults and changes no memory.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(a as *const i8) }
+        };
+        let base = g as *const Goroutine as usize;
+        for off in (0..std::mem::size_of::<Goroutine>()).step_by(64) {
+            at(base + off);
+        }
+        let sp = g.park_sp.load(Ordering::Relaxed);
+        if sp != 0 {
+            // The switch's saved registers lie just below; the callers' frames above.
+            for off in (0..1536).step_by(64) {
+                at((sp & !63) - 256 + off);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = g;
+}
+
+/// `unpark` with a reference of our own: it becomes the run queue's if this wakes `g`.
+#[inline]
+pub(crate) fn unpark_owned(g: GRef) {
+    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        prefetch_for_resume(&g);
+        super::scheduler::ready(g, false);
     }
 }
 

@@ -85,6 +85,10 @@ pub(crate) struct Machine {
     /// this M when the goroutine ends. Observers (metrics, dumps) read this instead of the
     /// goroutine, which they must never dereference (this M may free it at any moment).
     pub(crate) runs_locked: AtomicBool,
+    /// True while that lock is (also) for unwinding: the goroutine blocked while unwinding a
+    /// panic and keeps this thread until the unwinding ends. Set and cleared like
+    /// `runs_locked`; read to explain a thread exhaustion.
+    pub(crate) holds_unwinding: AtomicBool,
     /// A goroutine locked to this M (`lock_os_thread`) that became runnable, as
     /// `Arc::into_raw`, or null. Written by `ready`, taken by the M.
     pub(crate) locked_ready: AtomicPtr<Goroutine>,
@@ -107,6 +111,7 @@ impl Machine {
             handoff: AtomicPtr::new(ptr::null_mut()),
             current: AtomicPtr::new(ptr::null_mut()),
             runs_locked: AtomicBool::new(false),
+            holds_unwinding: AtomicBool::new(false),
             locked_ready: AtomicPtr::new(ptr::null_mut()),
             tick: AtomicU32::new(0),
             tid: std::sync::atomic::AtomicI32::new(0),
@@ -137,6 +142,7 @@ impl Machine {
         self.woken_spinning.store(false, Ordering::Relaxed);
         self.current.store(ptr::null_mut(), Ordering::Relaxed);
         self.runs_locked.store(false, Ordering::Relaxed);
+        self.holds_unwinding.store(false, Ordering::Relaxed);
         self.tick.store(0, Ordering::Relaxed);
         self.exited.store(false, Ordering::Release);
     }
@@ -153,11 +159,11 @@ impl Machine {
     pub(crate) fn ready_locked(&self, g: GRef) {
         let old = self
             .locked_ready
-            .swap(Arc::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
+            .swap(GRef::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
         debug_assert!(old.is_null(), "a locked goroutine was readied twice");
         if !old.is_null() {
             // SAFETY: we swapped it out, so we own that reference.
-            drop(unsafe { Arc::from_raw(old) });
+            drop(unsafe { GRef::from_raw(old) });
         }
         scheduler::get().wakes.fetch_add(1, Ordering::Relaxed);
         self.parker.unpark();
@@ -176,7 +182,7 @@ impl Machine {
         let p = self.locked_ready.swap(ptr::null_mut(), Ordering::AcqRel);
         debug_assert_eq!(p, g);
         // SAFETY: a non-null pointer swapped out is a reference we now own.
-        Some(unsafe { Arc::from_raw(p) })
+        Some(unsafe { GRef::from_raw(p) })
     }
 }
 
@@ -253,8 +259,9 @@ impl Machines {
             // Without std's stderr lock (sysmon may be the caller: output.rs).
             super::output::fatal(
                 &format!(
-                    "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion\n{}\n",
+                    "runtime: program exceeds {}-thread limit\n{}fatal error: thread exhaustion\n{}\n",
                     self.max,
+                    self.unwinding_note(),
                     super::dump::dump_string()
                 ),
                 super::deadlock::FATAL_PATIENCE,
@@ -284,11 +291,36 @@ impl Machines {
             .spawn(move || run_thread(m));
         if let Err(e) = r {
             super::output::fatal(
-                &format!("runtime: failed to create new OS thread ({e})\nfatal error: newosproc\n"),
+                &format!(
+                    "runtime: failed to create new OS thread ({e})\n{}fatal error: newosproc\n",
+                    self.unwinding_note()
+                ),
                 super::deadlock::FATAL_PATIENCE,
             );
             std::process::exit(2);
         }
+    }
+
+    /// Threads held by goroutines blocked while unwinding a panic: a line that names the
+    /// cause of a thread exhaustion when they are part of it (empty when there are none).
+    /// Each such goroutine keeps its OS thread until its unwinding ends (goroutine.rs,
+    /// `keep_thread_while_unwinding`), so many of them blocked at once, in a `Drop` that
+    /// sends, receives, sleeps or locks, need as many threads.
+    fn unwinding_note(&self) -> String {
+        let held = self
+            .all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|m| m.is_live() && m.holds_unwinding.load(Ordering::Acquire))
+            .count();
+        if held == 0 {
+            return String::new();
+        }
+        format!(
+            "runtime: {held} of the threads are held by goroutines blocked while unwinding a \
+             panic (each keeps its OS thread until its unwinding ends; see GORT_MAX_THREADS)\n"
+        )
     }
 
     /// Spare Ms (without a P) waiting to be handed one.

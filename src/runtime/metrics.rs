@@ -56,6 +56,9 @@ pub(crate) struct ProcStats {
     pub(crate) finished: AtomicU64,
     /// Successful steals by this processor's M (each takes half of a victim's queue).
     pub(crate) steals: AtomicU64,
+    /// Batches taken from the global queue by this processor's M (sysmon watches them, with
+    /// `steals`, to see whether queued work is moving).
+    pub(crate) global_takes: AtomicU64,
     /// Transitions to runnable made on this processor (drives the latency sampling; unused
     /// in `OFF_PROC`, whose wakers count per thread).
     ready_tick: AtomicU32,
@@ -68,6 +71,7 @@ pub(crate) static OFF_PROC: ProcStats = ProcStats {
     created: AtomicU64::new(0),
     finished: AtomicU64::new(0),
     steals: AtomicU64::new(0),
+    global_takes: AtomicU64::new(0),
     ready_tick: AtomicU32::new(0),
     latency: [const { AtomicU64::new(0) }; BUCKETS],
 };
@@ -406,6 +410,12 @@ fn histogram<'a>(blocks: impl Iterator<Item = &'a ProcStats>) -> Histogram {
 }
 
 /// Sum of a counter over every processor and the off-processor block.
+/// Steals and takes from the global queue by every processor so far (sysmon watches them
+/// for activity).
+pub(crate) fn total_takes(sched: &Sched) -> u64 {
+    sum(sched, |s| &s.steals).wrapping_add(sum(sched, |s| &s.global_takes))
+}
+
 fn sum(sched: &Sched, f: impl Fn(&ProcStats) -> &AtomicU64) -> u64 {
     sched
         .procs

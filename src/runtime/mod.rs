@@ -31,7 +31,11 @@
 //! operation, lock, sleep, yield). Thread-locals and values tied to the OS thread (std's
 //! `MutexGuard`, thread ids) must not be held across a blocking point. The exception the
 //! runtime makes itself: a goroutine that blocks while unwinding a panic keeps its thread
-//! (std's panic count is per thread; `goroutine::Goroutine::suspend`).
+//! (std's panic count is per thread; `goroutine::Goroutine::suspend`). That costs one OS
+//! thread per goroutine blocked while unwinding, counted against the thread limit (the
+//! thread exhaustion message names them: machine.rs), and such a goroutine runs without a
+//! processor from its wake-up until its next suspend, also after a `catch_unwind` ends the
+//! unwinding.
 
 pub(crate) mod block_on;
 pub(crate) mod cgroup;
@@ -41,6 +45,7 @@ pub(crate) mod dump;
 pub(crate) mod dump_json;
 pub(crate) mod entry;
 pub(crate) mod goroutine;
+pub(crate) mod gref;
 pub(crate) mod machine;
 pub(crate) mod metrics;
 pub(crate) mod output;

@@ -18,7 +18,6 @@
 use std::cell::UnsafeCell;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use rand::rngs::SmallRng;
@@ -98,26 +97,20 @@ impl Processor {
     pub(crate) fn push_next(&self, g: GRef) -> bool {
         let old = self
             .runnext
-            .swap(Arc::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
+            .swap(GRef::into_raw(g) as *mut Goroutine, Ordering::AcqRel);
         if old.is_null() {
             return false;
         }
         // SAFETY: we swapped `old` out of the slot, so we own its reference.
-        self.push_tail(unsafe { Arc::from_raw(old) });
+        self.push_tail(unsafe { GRef::from_raw(old) });
         true
     }
 
     /// Appends `g` to the queue; on overflow moves half of the queue to the global queue.
     pub(crate) fn push_tail(&self, g: GRef) {
         if let Err(g) = self.queue.push(g) {
-            let sched = super::scheduler::get();
-            for _ in 0..LOCAL_QUEUE / 2 {
-                match self.queue.pop() {
-                    Some(x) => sched.push_global(x),
-                    None => break,
-                }
-            }
-            sched.push_global(g);
+            let half = (0..LOCAL_QUEUE / 2).map_while(|_| self.queue.pop());
+            super::scheduler::get().push_global_batch(half.chain(std::iter::once(g)));
         }
     }
 
@@ -128,7 +121,7 @@ impl Processor {
         }
         let p = self.runnext.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: a non-null pointer swapped out of the slot is a reference we now own.
-        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+        (!p.is_null()).then(|| unsafe { GRef::from_raw(p) })
     }
 
     /// True if runnext holds a goroutine.
@@ -151,7 +144,7 @@ impl Processor {
             )
             .ok()
             // SAFETY: we swapped the pointer out of the slot, so we own its reference.
-            .map(|p| unsafe { Arc::from_raw(p) })
+            .map(|p| unsafe { GRef::from_raw(p) })
     }
 
     /// The raw runnext pointer, for `steal_next`.

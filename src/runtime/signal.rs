@@ -45,8 +45,14 @@ static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 
 /// Records the guard region of `g`'s stack (called when the stack is assigned).
 pub(crate) fn set_guard(g: &Goroutine, (lo, hi): (usize, usize)) {
-    g.guard[0].store(lo, Ordering::Relaxed);
-    g.guard[1].store(hi, Ordering::Relaxed);
+    debug_assert_eq!(hi - lo, super::stack::GUARD_SIZE);
+    g.guard.store(lo, Ordering::Relaxed);
+}
+
+/// The guard region `[lo, hi)` of `g`'s stack, `lo == 0` before it has one.
+fn guard_of(g: &Goroutine) -> (usize, usize) {
+    let lo = g.guard.load(Ordering::Relaxed);
+    (lo, lo + super::stack::GUARD_SIZE)
 }
 
 /// Installs the process-wide handler (once, when the runtime starts).
@@ -141,8 +147,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     if !g.is_null() {
         // SAFETY: the running goroutine is alive while its worker runs it.
         let g = unsafe { &*g };
-        let lo = g.guard[0].load(Ordering::Relaxed);
-        let hi = g.guard[1].load(Ordering::Relaxed);
+        let (lo, hi) = guard_of(g);
         if lo != 0 && addr >= lo && addr < hi {
             report_overflow(g, addr);
         }
@@ -190,8 +195,7 @@ fn report_overflow(g: &Goroutine, addr: usize) -> ! {
     buf.push(b" [running]: ");
     buf.push_num((g.stack_size / 1024) as u64);
     buf.push(b" KiB stack exhausted\n");
-    let lo = g.guard[0].load(Ordering::Relaxed);
-    let hi = g.guard[1].load(Ordering::Relaxed);
+    let (lo, hi) = guard_of(g);
     buf.push(b"stack=[");
     buf.push_hex(hi);
     buf.push(b", ");

@@ -1,8 +1,8 @@
 //! Spawning goroutines and joining them.
 //!
-//! A spawn makes one allocation: the goroutine, which carries its task — the user's function
-//! and the `Packet` its result goes to — inline (`TaskSlot`; boxed only when the task is
-//! bigger than `TASK_INLINE` bytes). No stack yet: it takes one when it first runs. The task
+//! A spawn takes one G block (gref.rs: from the thread's free list, no lock, no malloc): the
+//! goroutine, which carries its task — the user's function and the `Packet` its result goes
+//! to — inline (`TaskSlot`; boxed only when the task is bigger than `TASK_INLINE` bytes). No stack yet: it takes one when it first runs. The task
 //! catches a panic and delivers the result to the packet; the goroutine is made runnable
 //! (runnext of the spawner's processor, like Go's `newproc`).
 //!
@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::goroutine::{Goroutine, Start};
+use super::goroutine::{GRef, Goroutine, Start};
 use super::scheduler;
 use super::stack;
 use crate::park::{self, Unparker, WaitReason};
@@ -361,7 +361,7 @@ impl<F, T> Drop for Task<F, T> {
 
 /// Bytes of task a goroutine holds inline (the packet, 48 bytes when the result is `()`, and
 /// the function's captures: a few handles); a bigger task, or one aligned to more than 8, is
-/// boxed. Sized so that a goroutine is one 288-byte allocation.
+/// boxed. Sized so that a goroutine's block is 232 bytes (gref.rs).
 const TASK_INLINE: usize = 72;
 
 /// The inline room for a task.
@@ -564,19 +564,14 @@ where
     // The goroutine's task may borrow for 'a: nothing reaches it after the goroutine and its
     // handle are gone, which the caller's contract puts before the borrows end.
     let task = TaskSlot::new(f, scope);
-    let g = Arc::new(Goroutine::new(
-        id,
-        opts.name.map(String::into_boxed_str),
-        size,
-        task,
-        stack,
-        std::panic::Location::caller(),
-    ));
+    let name = opts.name.map(Box::new);
+    let at = std::panic::Location::caller();
+    let (g, handle_ref) = GRef::new_pair(move || Goroutine::new(id, name, size, task, stack, at));
     // SAFETY: the slot was made for `F` and `T` just above.
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
-    super::dump::register(&g);
-    let thread = Thread::for_goroutine(g.clone());
+    let thread = Thread::for_goroutine(handle_ref);
+    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }

@@ -7,12 +7,16 @@
 //!   not moved) while goroutines wait, and hands it to another M:
 //!   - inside `blocking`, after ~20 µs;
 //!   - in a raw system call (std::fs, `std::thread::sleep`, a blocking C call — its thread
-//!     is asleep in the kernel, state S or D in `/proc/self/task/TID/stat`), after ~20 µs,
-//!     with Go's syscall rule (keep the P while its own queue is empty, other Ms can take new
-//!     work, and the call has lasted under 10 ms);
+//!     is seen in the same system call, `/proc/self/task/TID/syscall`, at two checks in a
+//!     row), after ~20 µs, with Go's syscall rule (keep the P while its own queue is empty,
+//!     other Ms can take new work, and the call has lasted under 10 ms). A thread asleep in
+//!     a page fault (waiting for the memory map's lock, or for I/O) is not in a system call:
+//!     it is running its goroutine's code, and the P stays;
 //!   - running (a CPU or spawn loop: safe Rust cannot be preempted, so the goroutine keeps
 //!     its thread and everyone else moves on), after ~10 ms: first idle or searching Ms are
-//!     woken to steal the queue; the P moves only if no other M can (GORT_MAXPROCS=1);
+//!     woken to steal the queue; if every M is busy but some took queued work (a steal, or
+//!     from the global queue) in the last 10 ms, the queue is moving and the P stays;
+//!     otherwise (GORT_MAXPROCS=1, or every other M is stuck too) the P moves;
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
 //!   dumps: `timers::COARSE_NOW`);
@@ -60,7 +64,14 @@ fn run() {
     super::deadlock::runtime_thread_started();
     super::machine::precise_timer_slack();
     let sched = scheduler::get();
-    let mut snaps: Vec<(u32, u64)> = vec![(0, 0); sched.nprocs];
+    let mut snaps = vec![
+        Snap {
+            tick: 0,
+            since: 0,
+            syscall: None,
+        };
+        sched.nprocs
+    ];
     let mut delay_us: u64 = 20;
     let mut idle_rounds = 0u32;
     let mut deadlock = super::deadlock::Detector::default();
@@ -70,6 +81,7 @@ fn run() {
     let mut next_scavenge = 0;
     let mut trace = super::schedtrace::SchedTrace::from_env(&mut out);
     out.flush(); // a malformed GORT_SCHEDTRACE is reported at once
+    let mut steals = StealWatch::default();
     loop {
         let mut sleep_us = trace.cap_delay_us(delay_us);
         if out.is_pending() {
@@ -78,7 +90,8 @@ fn run() {
         std::thread::sleep(Duration::from_micros(sleep_us));
         let now = timers::now_nanos();
         trace.tick(&mut out);
-        let retook = retake(sched, &mut snaps, now);
+        steals.update(sched, now);
+        let retook = retake(sched, &mut snaps, now, &steals);
         if timers::next_deadline().is_some_and(|d| d + 1_000_000 < now) {
             timers::run_due();
         }
@@ -101,33 +114,104 @@ fn run() {
     }
 }
 
-/// True if the OS thread `tid` of this process is asleep in the kernel (state S or D in
-/// /proc): blocked in a system call rather than running.
-fn thread_sleeping(tid: i32) -> bool {
+/// What the OS thread of a stalled P is doing, as the kernel tells it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ThreadState {
+    /// On a CPU or runnable (a CPU loop), or asleep outside any system call: a page fault
+    /// waiting for the memory map's lock, for I/O or for a `userfaultfd` handler. A fault
+    /// is part of running the goroutine's code, not a call into the kernel that could last:
+    /// handing the P off for it only adds a thread and pushes spawns to the global queue.
+    Running,
+    /// Inside system call number `n`.
+    Syscall(i64),
+}
+
+/// Where the thread `tid` of this process is: `/proc/self/task/TID/syscall` says `running`,
+/// `-1 SP PC` (blocked, but not in a system call) or the number of the system call it is in.
+/// Where that file cannot be read, a thread asleep in the kernel (state S or D in `stat`)
+/// counts as in a system call (number -2), which is all older kernels let us tell.
+pub(crate) fn thread_state(tid: i32) -> ThreadState {
     if tid <= 0 {
-        return false;
+        return ThreadState::Running;
+    }
+    let mut buf = [0u8; 32];
+    if let Some(n) = read_proc(&format!("/proc/self/task/{tid}/syscall"), &mut buf) {
+        let text = &buf[..n];
+        if text.starts_with(b"running") || text.starts_with(b"-1") {
+            return ThreadState::Running;
+        }
+        let num = text
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0i64, |acc, &b| acc * 10 + i64::from(b - b'0'));
+        return ThreadState::Syscall(num);
     }
     let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
-        return false;
+        return ThreadState::Running;
     };
     let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return false;
+        return ThreadState::Running;
     };
-    matches!(stat.get(close + 2), Some(b'S' | b'D'))
+    match stat.get(close + 2) {
+        Some(b'S' | b'D') => ThreadState::Syscall(-2),
+        _ => ThreadState::Running,
+    }
+}
+
+/// Reads up to `buf.len()` bytes of a /proc file; None if it cannot be read or is empty.
+fn read_proc(path: &str, buf: &mut [u8]) -> Option<usize> {
+    use std::io::Read;
+    let n = std::fs::File::open(path).ok()?.read(buf).ok()?;
+    (n > 0).then_some(n)
+}
+
+/// What sysmon remembers about one P between its checks.
+#[derive(Clone, Copy)]
+struct Snap {
+    /// The P's `schedtick` when last seen.
+    tick: u32,
+    /// When `tick` was first seen (timer-epoch ns): the stall began then.
+    since: u64,
+    /// The system call its thread was seen in at the previous check of this stall, if any.
+    syscall: Option<i64>,
+}
+
+/// When some M last stole work or took from the global queue: a sign that queued goroutines
+/// are being taken.
+#[derive(Default)]
+struct StealWatch {
+    /// Steals and global-queue takes by all processors when last looked at.
+    total: u64,
+    /// When `total` was last seen to change (timer-epoch ns).
+    last_change: u64,
+}
+
+impl StealWatch {
+    fn update(&mut self, sched: &Sched, now: u64) {
+        let total = super::metrics::total_takes(sched);
+        if total != self.total {
+            self.total = total;
+            self.last_change = now;
+        }
+    }
 }
 
 /// Hands off every P stuck in one goroutine for too long while work waits.
-fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
+fn retake(sched: &'static Sched, snaps: &mut [Snap], now: u64, steals: &StealWatch) -> bool {
     let mut retook = false;
     for (p, snap) in sched.procs.iter().zip(snaps.iter_mut()) {
         let state = p.state.load(Ordering::Acquire);
         let phase = state & 0xff;
         let tick = p.schedtick.load(Ordering::Relaxed);
-        if (phase != RUNNING && phase != BLOCKING) || tick != snap.0 {
-            *snap = (tick, now);
+        if (phase != RUNNING && phase != BLOCKING) || tick != snap.tick {
+            *snap = Snap {
+                tick,
+                since: now,
+                syscall: None,
+            };
             continue;
         }
-        let stalled = now.saturating_sub(snap.1);
+        let stalled = now.saturating_sub(snap.since);
         if stalled < BLOCKING_RETAKE_NS {
             continue;
         }
@@ -137,11 +221,24 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
             continue;
         }
         if phase == RUNNING {
-            // Not inside `blocking`: is its thread asleep in the kernel (a raw system call:
-            // std::fs, std::thread::sleep, a blocking C call), or running (a CPU loop)?
+            // Not inside `blocking`: is its thread in a raw system call (std::fs,
+            // std::thread::sleep, a blocking C call), or running (a CPU loop, or a page
+            // fault)? In a system call only if it was seen in the same one at the previous
+            // check too, as Go retakes a P only from a system call that outlasted a sysmon
+            // tick: a short call (the allocator's mprotect) caught by one look is no reason.
             let owner = p.owner.load(Ordering::Acquire);
-            // SAFETY: Machines are never freed (machine.rs), so the pointer is valid.
-            let in_syscall = !owner.is_null() && thread_sleeping(unsafe { &*owner }.tid());
+            let seen = if owner.is_null() {
+                ThreadState::Running
+            } else {
+                // SAFETY: Machines are never freed (machine.rs), so the pointer is valid.
+                thread_state(unsafe { &*owner }.tid())
+            };
+            let now_in = match seen {
+                ThreadState::Syscall(n) => Some(n),
+                ThreadState::Running => None,
+            };
+            let in_syscall = now_in.is_some() && snap.syscall == now_in;
+            snap.syscall = now_in;
             if in_syscall {
                 // Go's rule for a P in a syscall: keep it only while its own queue is empty,
                 // other Ms can pick up new work, and the call has lasted under 10 ms.
@@ -157,6 +254,12 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
                     // or searching: they can steal its queue, which is cheaper than moving
                     // its P and keeps it on a P. The P moves only when nobody can help.
                     sched.wake_idle();
+                    continue;
+                }
+                if now.saturating_sub(steals.last_change) < RUNNING_RETAKE_NS {
+                    // Every other M is busy, but they came back for queued work lately (a
+                    // spawn loop feeding the others): its queue is moving. Another thread would
+                    // only compete with them for the CPUs.
                     continue;
                 }
             }
@@ -180,7 +283,11 @@ fn retake(sched: &'static Sched, snaps: &mut [(u32, u64)], now: u64) -> bool {
             }
             super::metrics::SYSMON_HANDOFFS.fetch_add(1, Ordering::Relaxed);
             sched.machines.start(p);
-            *snap = (tick, now);
+            *snap = Snap {
+                tick,
+                since: now,
+                syscall: None,
+            };
             retook = true;
         }
     }

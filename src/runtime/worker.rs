@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult};
 
-use super::goroutine::{self, GRef, SendCoroutine, Start, Suspend};
+use super::goroutine::{self, GRef, Run, SendCoroutine, Start, Suspend};
 use super::machine::{pack, Machine, BLOCKING, FREE, RUNNING, SCHED};
 use super::processor::Processor;
 use super::scheduler::Sched;
@@ -207,10 +207,10 @@ fn steal(sched: &Sched, p: &Processor) -> Option<GRef> {
 fn prepare(m: &Machine, g: &GRef) -> bool {
     // SAFETY: this M owns `g` (popped from a queue, or its locked M).
     let run = unsafe { &mut *g.run.get() };
-    if run.coroutine.is_some() {
+    if run.is_started() {
         return true;
     }
-    let stack = match run.stack.take() {
+    let stack = match run.take_stack() {
         Some(s) => Ok(s),
         None => match m.processor() {
             // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
@@ -227,7 +227,7 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
         }
     };
     signal::set_guard(g, stack.guard());
-    let gp = Arc::as_ptr(g);
+    let gp = GRef::as_ptr(g);
     let co = Coroutine::with_stack(stack, move |y, ()| {
         // SAFETY: the M running this goroutine holds a GRef for the whole resume, so `gp`
         // is live whenever this code runs.
@@ -235,7 +235,7 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
         g.set_yielder(y);
         g.task.run(g, Start::Run);
     });
-    run.coroutine = Some(SendCoroutine(co));
+    *run = Run::Started(SendCoroutine(co));
     true
 }
 
@@ -255,14 +255,13 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
             );
         }
         m.current
-            .store(Arc::as_ptr(&g) as *mut _, Ordering::Release);
+            .store(GRef::as_ptr(&g) as *mut _, Ordering::Release);
         // SAFETY: this M owns `g`; nobody else touches `run` while it runs here.
         let co = &mut unsafe { &mut *g.run.get() }
-            .coroutine
-            .as_mut()
+            .coroutine()
             .expect("coroutine exists")
             .0;
-        goroutine::set_current(Arc::as_ptr(&g));
+        goroutine::set_current(GRef::as_ptr(&g));
         let r = co.resume(());
         goroutine::set_current(std::ptr::null());
         // `m.current` stays set until the goroutine is parked, queued or finished (the
@@ -338,8 +337,7 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
             CoroutineResult::Return(()) => {
                 // SAFETY: this M owns `g`; the coroutine has finished.
                 let co = unsafe { &mut *g.run.get() }
-                    .coroutine
-                    .take()
+                    .take_coroutine()
                     .expect("coroutine exists");
                 let s = co.0.into_stack();
                 match m.processor() {

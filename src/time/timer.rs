@@ -13,41 +13,51 @@
 //! received. `stop`/`reset` return true if they prevented a delivery (the timer was armed,
 //! or its value was still unreceived and is discarded), as Go 1.23's do.
 //!
-//! # One allocation per timer, and leaving nothing behind
-//! `Shared` is at once the timer's state, its place in the timer heap (`timers::Fire`) and
-//! its callback, beside its channel: `after(d)` allocates the channel (with its one-slot
-//! buffer) and `Shared`, nothing else. The heap holds a strong reference while the timer is
-//! armed, so `after` and `tick` need no other owner; dropping a `Timer` or `Ticker` handle
-//! stops it (removing it from the heap at once), and when every Receiver of an `after` or
-//! `tick` channel is gone the channel's `on_rx_gone` hook (a `Weak`, no allocation) stops
-//! it too: nothing is left in the heap for a value nobody can receive.
+//! # Two allocations per timer, and leaving nothing behind
+//! `Shared` is at once the timer's state, its place in the timer heap (`timers::Fire`), its
+//! callback and its channel's one-slot ring (`chan::OneSlot`): `after(d)` allocates the
+//! channel and `Shared`, nothing else. The channel holds `Shared` (its `on_rx_gone` hook,
+//! which keeps the ring's memory alive) and `Shared` holds the channel's Sender until every
+//! Receiver is gone, when the hook stops the timer and lets the Sender go (so the two do
+//! not keep each other alive). The heap holds a strong reference while the timer is armed,
+//! so `after` and `tick` need no other owner; dropping a `Timer` or `Ticker` handle stops it
+//! (removing it from the heap at once), and when every Receiver of an `after` or `tick`
+//! channel is gone the hook stops it too: nothing is left in the heap for a value nobody
+//! can receive. (`after_func` runs whether or not its handle is kept, as Go's does.)
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::timers::{self, Fire, HeapIndex};
-use crate::chan::{self, Receiver, RxGone, Sender, TrySendError};
+use crate::chan::{self, OneSlot, Receiver, RxGone, Sender, TrySendError};
 
 struct State {
     /// The armed deadline (timer-epoch ns), None when stopped or fired (one-shot).
     when: Option<u64>,
     /// The period of a ticker.
     period: Option<Duration>,
+    /// The channel's Sender; let go when every Receiver is gone (the channel holds this
+    /// `Shared`, so this would otherwise be a cycle).
+    tx: Option<Sender<Instant>>,
 }
 
 /// What to run instead of sending (`after_func`), in a new goroutine.
 type Func = Arc<dyn Fn() + Send + Sync>;
 
+#[repr(C)]
 struct Shared {
-    tx: Sender<Instant>,
+    /// Its place in the timer heap (first: `timers::Fire`'s contract).
+    index: HeapIndex,
     /// `after_func`'s function: fired in a new goroutine instead of sending.
     func: Option<Func>,
     state: Mutex<State>,
-    /// Its place in the timer heap.
-    index: HeapIndex,
+    /// The channel's one-slot ring, kept here rather than in an allocation of its own; the
+    /// channel holds this `Shared` (`on_rx_gone`) for as long as it lives.
+    slot: OneSlot<Instant>,
 }
 
-impl Fire for Shared {
+// SAFETY: `repr(C)` with `index` first (the trait's contract).
+unsafe impl Fire for Shared {
     fn index(&self) -> &HeapIndex {
         &self.index
     }
@@ -58,12 +68,17 @@ impl Fire for Shared {
 }
 
 impl RxGone for Shared {
-    /// Every Receiver is gone: nobody can receive a value any more; stop.
+    /// Every Receiver is gone: nobody can receive a value any more; stop (`after_func`
+    /// runs regardless, as Go's does), and let the Sender go.
     fn rx_gone(&self) {
         let mut st = lock(&self.state);
-        st.when = None;
-        timers::stop(self);
+        // Not armed once `when` is None (fired or stopped): no heap lock to take.
+        if self.func.is_none() && st.when.take().is_some() {
+            timers::stop(self);
+        }
+        let tx = st.tx.take();
         drop(st);
+        drop(tx);
     }
 }
 
@@ -73,13 +88,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
-        let (tx, rx) = chan::chan_keep_open(1);
         let shared = Arc::new(Shared {
-            tx,
-            func,
-            state: Mutex::new(State { when: None, period }),
             index: HeapIndex::new(),
+            func,
+            state: Mutex::new(State {
+                when: None,
+                period,
+                tx: None,
+            }),
+            slot: OneSlot::new(),
         });
+        // SAFETY: `slot` is fresh, inside `shared` (which does not move), and the channel
+        // holds `shared` from the start, so the slot outlives the channel's ring.
+        let (tx, rx) = unsafe { chan::chan_in_block(&shared.slot, shared.clone()) };
+        lock(&shared.state).tx = Some(tx);
         (shared, rx)
     }
 
@@ -96,7 +118,10 @@ impl Shared {
                 drop(crate::runtime::spawn(move || f()));
                 Ok(())
             }
-            None => self.tx.try_send(now),
+            None => match &st.tx {
+                Some(tx) => tx.try_send(now),
+                None => Err(TrySendError::Closed(now)),
+            },
         };
         match st.period {
             None => st.when = None,
@@ -130,7 +155,9 @@ impl Shared {
             let fired = Instant::now();
             if fired >= when {
                 st.when = None;
-                let _ = self.tx.try_send(fired);
+                if let Some(tx) = &st.tx {
+                    let _ = tx.try_send(fired);
+                }
                 return;
             }
         }
@@ -175,13 +202,6 @@ impl Shared {
         }
         self.arm(&mut st, d);
         pending || drained
-    }
-
-    /// No handle (`after`, `tick`): when every Receiver of the channel is gone, stop (the
-    /// heap's reference is then the last one).
-    fn detach(self: &Arc<Self>) {
-        let weak: Weak<dyn RxGone> = Arc::downgrade(self) as Weak<dyn RxGone>;
-        let _ = self.tx.chan.on_rx_gone.set(weak);
     }
 }
 
@@ -328,7 +348,6 @@ pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
 pub fn after(d: Duration) -> Receiver<Instant> {
     let (shared, rx) = Shared::new(None, None);
     shared.arm(&mut lock(&shared.state), d);
-    shared.detach();
     rx
 }
 
@@ -342,6 +361,5 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
     }
     let (shared, rx) = Shared::new(Some(d), None);
     shared.arm(&mut lock(&shared.state), d);
-    shared.detach();
     rx
 }

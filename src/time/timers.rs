@@ -120,7 +120,13 @@ struct Entry {
 }
 
 /// A timer as the heap sees it.
-pub(crate) trait Fire: Send + Sync + 'static {
+///
+/// # Safety
+/// An implementing type is `#[repr(C)]` with its [`HeapIndex`] as its first field, and
+/// `index` returns that field: the heap reaches the index of every entry it moves through
+/// the entry's data pointer, without a call through the vtable (a sift moves ~9 entries at
+/// 100,000 timers).
+pub(crate) unsafe trait Fire: Send + Sync + 'static {
     /// Its position in the heap.
     fn index(&self) -> &HeapIndex;
     /// Runs on a worker when the timer fires for `deadline`, outside the heap lock, with
@@ -166,12 +172,14 @@ pub(crate) fn stop(t: &dyn Fire) -> bool {
 }
 
 /// A closure timer (the runtime's timed parks, contexts).
+#[repr(C)]
 struct Slot<F> {
     index: HeapIndex,
     callback: F,
 }
 
-impl<F: Fn(Instant) + Send + Sync + 'static> Fire for Slot<F> {
+// SAFETY: `repr(C)` with `index` first (the trait's contract).
+unsafe impl<F: Fn(Instant) + Send + Sync + 'static> Fire for Slot<F> {
     fn index(&self) -> &HeapIndex {
         &self.index
     }
@@ -276,6 +284,16 @@ fn set_index(t: &dyn Fire, i: usize) {
     unsafe { *t.index().0.get() = i };
 }
 
+/// `set_index` for an entry being moved, without the virtual call: the index is the first
+/// field of every `Fire` type (the trait's contract).
+#[inline]
+fn set_entry_index(e: &Entry, i: usize) {
+    let index = Arc::as_ptr(&e.target) as *const () as *const HeapIndex;
+    // SAFETY: `index` is the target's first field (`Fire`'s contract), alive while the
+    // entry holds the target; only touched with the heap lock held (we are sifting).
+    unsafe { *(*index).0.get() = i };
+}
+
 fn push(heap: &mut MutexGuard<'_, Vec<Entry>>, target: Arc<dyn Fire>, when: u64) {
     heap.push(Entry { when, target });
     let i = heap.len() - 1;
@@ -333,10 +351,10 @@ fn sift_up(heap: &mut [Entry], mut i: usize) {
             break;
         }
         heap.swap(i, parent);
-        set_index(&*heap[i].target, i);
+        set_entry_index(&heap[i], i);
         i = parent;
     }
-    set_index(&*heap[i].target, i);
+    set_entry_index(&heap[i], i);
 }
 
 /// Moves the entry at `i` down to its place; records the final index of every entry it moves.
@@ -357,10 +375,10 @@ fn sift_down(heap: &mut [Entry], mut i: usize) {
             break;
         }
         heap.swap(i, c);
-        set_index(&*heap[i].target, i);
+        set_entry_index(&heap[i], i);
         i = c;
     }
-    set_index(&*heap[i].target, i);
+    set_entry_index(&heap[i], i);
 }
 
 /// Number of armed timers (for tests: stopped timers must leave nothing behind).

@@ -206,3 +206,41 @@ pub fn assert_panics<R>(expected: &str, f: impl FnOnce() -> R) {
         }
     }
 }
+
+/// Runs `cmd` (stdout and stderr captured) for at most `secs` seconds; a child still running
+/// then is killed, and its output so far returned (its status says it was killed), so that a
+/// child that hangs fails its test with what it printed instead of hanging the run.
+pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start child process");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            break child.wait().expect("wait for killed child");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
