@@ -613,7 +613,7 @@ fn open_fds() -> usize {
 
 /// Runs in a child process (alone, so that no other test opens descriptors meanwhile):
 /// every path that creates a socket — accept, connect, refused connect, timed-out connect,
-/// reset, UDP, clones, conversions — gives back every descriptor.
+/// reset, UDP, Unix sockets, clones, conversions — gives back every descriptor.
 #[test]
 fn no_fd_leaks() {
     if !common::is_child("no_fd_leaks") {
@@ -670,6 +670,10 @@ fn no_fd_leaks() {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let std_c: std::net::TcpStream = c.into();
         drop(std_c);
+        let (s, _) = l.accept().unwrap();
+        let fd: std::os::fd::OwnedFd = s.try_clone().unwrap().into(); // a dup: `s` lives
+        drop((TcpStream::from(fd), s));
+        unix_sockets_for_fd_leaks();
     })
     .join()
     .unwrap();
@@ -679,6 +683,33 @@ fn no_fd_leaks() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(open_fds(), before, "descriptors leaked");
+}
+
+/// The Unix-domain part of `no_fd_leaks`: accepts, clones, conversions, timed-out receives.
+fn unix_sockets_for_fd_leaks() {
+    use gort::net::unix::{UnixDatagram, UnixListener, UnixStream};
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("gort-net-leaks-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    let l = UnixListener::bind_addr(&addr).unwrap();
+    for _ in 0..20 {
+        let c = UnixStream::connect_addr(&addr).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let c2 = c.try_clone().unwrap();
+        (&c2).write_all(b"x").unwrap();
+        (&s).read_exact(&mut [0u8; 1]).unwrap();
+        drop(UnixStream::from(OwnedFd::from(s)));
+        drop(c.into_std().unwrap()); // a duplicate: c2 still shares the socket
+    }
+    for _ in 0..20 {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        assert!(b.recv(&mut [0u8; 1]).is_err());
+        let raw = a.into_raw_fd();
+        // SAFETY: `raw` was just given up by `into_raw_fd`: open, and owned by nobody.
+        drop(unsafe { UnixDatagram::from_raw_fd(raw) });
+    }
 }
 
 /// An echo server whose acceptor exits when the flag is set (so its listener closes).

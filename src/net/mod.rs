@@ -48,24 +48,50 @@
 //! - `TcpListener::bind` listens with the system's maximum backlog (`net.core.somaxconn`),
 //!   like Go, where std uses 128.
 //!
-//! Layout: `poller.rs` (epoll, readiness, the poller thread and its design notes), `fd.rs`
-//! (the retry-or-park loop shared by every socket type, timeouts), `sys.rs` (the few libc
-//! calls std does not offer: non-blocking connect, a listener with a large backlog),
-//! `tcp.rs`, `udp.rs`, `unix.rs`.
+//! # Layers
+//!
+//! ```text
+//!  std-shaped types    tcp.rs   TcpListener, TcpStream      thin: constructors, connect,
+//!                      udp.rs   UdpSocket                   addressing, options of their
+//!                      unix.rs  UnixListener, UnixStream,   own; the rest is expanded
+//!                               UnixDatagram                from surface.rs
+//!                      surface.rs   the methods and traits std gives several types
+//!                                   (timeouts, peek, shutdown, accept, Read/Write,
+//!                                   conversions), written once as macros
+//!  ----------------------------------------------------------------------------------------
+//!  socket core         socket.rs    Socket<T>: one registered non-blocking socket; the
+//!                                   "try, on WouldBlock park, with a deadline" loop,
+//!                                   timeouts, non-blocking mode, accept, connect with a
+//!                                   deadline, shutdown, peek, SO_ERROR, back to std
+//!  ----------------------------------------------------------------------------------------
+//!  readiness           poller.rs    registration (one per socket) and readiness edges:
+//!                                   epoll, the netpoll thread, parking and waking waiters
+//!  system calls        sys.rs       what std's socket types do not offer
+//! ```
+//!
+//! Each layer uses only the ones below it. The std-shaped types know the core (`Socket`
+//! and `Dir`), never the poller; the core knows the poller only through `Registration`
+//! (`new`, `seq`, `wait`) and `Dir`.
 //!
 //! Address resolution (`ToSocketAddrs` with a host name) may query DNS; it runs inside
 //! [`crate::blocking`], so it does not hold up the other goroutines. Addresses that are
 //! already IP addresses (`SocketAddr`, `(IpAddr, u16)`) are used as they are.
 
-mod fd;
 mod poller;
+mod socket;
+mod surface;
 mod sys;
 mod tcp;
 mod udp;
 pub mod unix;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+
+/// std's address and option types, so that a port from `std::net` changes only the path.
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+    ToSocketAddrs,
+};
 
 #[allow(unused_imports)]
 pub(crate) use poller::{io_waiters, poll_from_worker, worker_idle};

@@ -1,8 +1,10 @@
-//! Thin libc wrappers the std socket API does not offer: non-blocking socket creation,
-//! a non-blocking `connect`, a listener with a large backlog, and socket-address conversion.
+//! Thin libc wrappers the std socket API does not offer, or offers on each type separately:
+//! non-blocking socket creation, a non-blocking `connect`, a listener with a large backlog,
+//! socket-address conversion, and the calls the socket core (`socket.rs`) makes the same way
+//! for every family (`shutdown`, `peek`, `SO_ERROR`, `SO_LINGER`).
 //!
-//! Everything else (accept, read, write, send_to, options) goes through std's own socket
-//! types, which already do the right thing on a non-blocking descriptor.
+//! Everything else (accept, read, write, send_to, most options) goes through std's own
+//! socket types, which already do the right thing on a non-blocking descriptor.
 //!
 //! # Safety
 //!
@@ -10,9 +12,11 @@
 //! rest on these invariants:
 //!
 //! 1. **Pointers are to live locals of the right size.** Each pointer handed to the kernel
-//!    points at a local of the calling function (a `sockaddr_storage`, a `c_int`, a
-//!    `socklen_t`) that outlives the call, and the length passed with it is at most that
-//!    object's size. The kernel only accesses them during the call.
+//!    points at a local of the calling function (a `sockaddr_storage`, an option value, a
+//!    `socklen_t`) or a caller's buffer, that outlives the call, and the length passed with
+//!    it is at most that object's size. The kernel only accesses them during the call.
+//!    Option values are [`OptVal`] types: plain C data for which every bit pattern,
+//!    all zeroes included, is valid, so whatever the kernel writes into one is a valid value.
 //! 2. **Socket addresses are plain data in a big enough, aligned buffer.**
 //!    `sockaddr_storage` is at least as large as `sockaddr_in` and `sockaddr_in6` and aligned
 //!    for both; all three are integers and integer arrays, for which every bit pattern
@@ -24,13 +28,14 @@
 //!    when that owner drops, and never leaks on an early `?` return.
 //! 4. **Borrowed descriptors.** Functions taking a `RawFd` only pass it to system calls; a
 //!    wrong descriptor gives an error (`EBADF`, `ENOTSOCK`), never memory unsafety. Callers
-//!    (`fd.rs`, `tcp.rs`) pass a descriptor that they own and keep open for the duration of
+//!    (`socket.rs`, `tcp.rs`) pass a descriptor that they own and keep open for the duration of
 //!    the call (I/O safety: a closed and reused number would act on another file).
 
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// Returns `Err(last_os_error)` when a libc call returned -1.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -129,20 +134,7 @@ pub(crate) fn start_connect(fd: RawFd, addr: &SocketAddr) -> io::Result<bool> {
 /// After a non-blocking connect became writable: `Ok(true)` connected, `Ok(false)` still in
 /// progress (a spurious wake-up), or the connect's error (Go's `netFD.connect` logic).
 pub(crate) fn connect_result(fd: RawFd) -> io::Result<bool> {
-    let mut err: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: (1) `err` and `len` are live locals; `len` says `err` is a c_int, so the kernel
-    // writes at most that many bytes into it. (4) `fd` is the caller's open socket.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            &mut err as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    })?;
-    match err {
+    match getsockopt::<libc::c_int>(fd, libc::SOL_SOCKET, libc::SO_ERROR)? {
         libc::EINPROGRESS | libc::EALREADY | libc::EINTR => Ok(false),
         libc::EISCONN => Ok(true),
         0 => {
@@ -179,18 +171,7 @@ pub(crate) fn connect_result(fd: RawFd) -> io::Result<bool> {
 /// the kernel caps ours at `net.core.somaxconn`, as Go's listeners are).
 pub(crate) fn tcp_listen(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let fd = socket(family(addr), libc::SOCK_STREAM)?;
-    let one: libc::c_int = 1;
-    // SAFETY: (1) `one` is a live c_int and the length passed is its size; setsockopt(2)
-    // only reads it. `fd` is the OwnedFd created above, open until this function returns.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const libc::c_int as *const libc::c_void,
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
+    setsockopt::<libc::c_int>(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     let (storage, len) = sockaddr(addr);
     // SAFETY: (1) `storage` is a live local holding a socket address of `len` bytes, which
     // bind(2) only reads during the call; `fd` is the OwnedFd created above.
@@ -213,4 +194,99 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: (1) FIONBIO reads an int through its pointer argument, and `v` is a live c_int
     // local. (4) `fd` is the caller's open descriptor.
     cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) }).map(drop)
+}
+
+/// Takes the pending error of socket `fd` (`SO_ERROR`, which reading clears).
+pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let e = getsockopt::<libc::c_int>(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
+    Ok((e != 0).then(|| io::Error::from_raw_os_error(e)))
+}
+
+/// `shutdown(2)`.
+pub(crate) fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => libc::SHUT_RD,
+        Shutdown::Write => libc::SHUT_WR,
+        Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown(2) takes only integers; (4) `fd` is the caller's open socket.
+    cvt(unsafe { libc::shutdown(fd, how) }).map(drop)
+}
+
+/// `recv(2)` with `MSG_PEEK`: the next bytes (or datagram) without taking them.
+pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: (1) `buf` is the caller's live, exclusively borrowed slice and the length
+    // passed is its length, so recv(2) writes within it. (4) `fd` is the caller's socket.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_PEEK,
+        )
+    };
+    if n == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sets `SO_LINGER` (std's unstable `set_linger`: `None` turns it off; whole seconds).
+pub(crate) fn set_linger(fd: RawFd, linger: Option<Duration>) -> io::Result<()> {
+    let v = libc::linger {
+        l_onoff: linger.is_some() as libc::c_int,
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, v)
+}
+
+/// Reads `SO_LINGER`.
+pub(crate) fn linger(fd: RawFd) -> io::Result<Option<Duration>> {
+    let v = getsockopt::<libc::linger>(fd, libc::SOL_SOCKET, libc::SO_LINGER)?;
+    Ok((v.l_onoff != 0).then(|| Duration::from_secs(v.l_linger as u64)))
+}
+
+/// An option value passed to or from the kernel: plain C data, valid for every bit pattern
+/// (module Safety 1).
+trait OptVal: Copy {}
+impl OptVal for libc::c_int {}
+impl OptVal for libc::linger {}
+
+/// `setsockopt(2)` with a value of type `T`.
+fn setsockopt<T: OptVal>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: T) -> io::Result<()> {
+    // SAFETY: (1) `v` is a live local and the length passed is its size; setsockopt(2) only
+    // reads it. (4) `fd` is the caller's open socket.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const T as *const libc::c_void,
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// `getsockopt(2)` for a value of type `T`.
+fn getsockopt<T: OptVal>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    // SAFETY: (1) `T` is an `OptVal`: all-zero is a valid value.
+    let mut v: T = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: (1) `v` and `len` are live locals; `len` is the size of `v`, so the kernel
+    // writes at most that many bytes, and any bytes it writes make a valid `T` (`OptVal`).
+    // (4) `fd` is the caller's open socket.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut v as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(v)
 }

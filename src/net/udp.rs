@@ -1,16 +1,13 @@
 //! UDP: [`UdpSocket`], std-shaped, parking the goroutine (or thread) while the socket is
-//! not ready.
+//! not ready. What it shares with the other socket types comes from `surface.rs`; this file
+//! holds what is UDP's own (addressing by `ToSocketAddrs`, broadcast and multicast options).
 
-use std::fmt;
 use std::io;
-use std::net::{self, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
+use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::fd::Socket;
-use super::poller::Dir;
-use super::tcp::std_conversions;
+use super::socket::Socket;
+use super::surface::{data_socket, datagram_io, socket_common};
 use super::{each_addr, first_addr};
 
 /// A UDP socket: std's `UdpSocket`, whose receives (and, rarely, sends) park the calling
@@ -36,13 +33,18 @@ pub struct UdpSocket {
     sock: Arc<Socket<net::UdpSocket>>,
 }
 
+socket_common!(UdpSocket, net::UdpSocket, SocketAddr);
+data_socket!(UdpSocket, SocketAddr);
+datagram_io!(UdpSocket);
+
 impl UdpSocket {
     /// Creates a socket bound to `addr` (the first of its addresses that binds).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(addr, |a| UdpSocket::from_std(net::UdpSocket::bind(a)?))
     }
 
-    /// Receives one datagram, parking until one arrives; returns its size and sender.
+    /// Receives one datagram, parking until one arrives; returns its size and its sender's
+    /// address. A datagram longer than `buf` is cut to fit.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.sock.read(|s| s.recv_from(buf))
     }
@@ -65,58 +67,6 @@ impl UdpSocket {
         each_addr(addr, |a| self.sock.get().connect(a))
     }
 
-    /// Sends to the connected peer.
-    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.write(|s| s.send(buf))
-    }
-
-    /// Receives one datagram from the connected peer, parking until one arrives.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(|s| s.recv(buf))
-    }
-
-    /// Like `recv`, without removing the datagram from the queue.
-    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(|s| s.peek(buf))
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().peer_addr()
-    }
-
-    /// Another handle to the same socket (shared timeouts and mode, as with std's).
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            sock: self.sock.clone(),
-        })
-    }
-
-    /// Each receive gives up after `dur` with std's error (`ErrorKind::WouldBlock`).
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Dir::Read, dur)
-    }
-
-    /// Each send gives up after `dur` with std's error (`ErrorKind::WouldBlock`).
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Dir::Write, dur)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.sock.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.sock.timeout(Dir::Write))
-    }
-
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.sock.get().set_broadcast(on)
@@ -137,32 +87,55 @@ impl UdpSocket {
         self.sock.get().ttl()
     }
 
-    /// Takes the pending `SO_ERROR`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+    /// Sets `IP_MULTICAST_LOOP`: whether multicast sent here loops back to local sockets.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.sock.get().set_multicast_loop_v4(on)
     }
 
-    /// With `true`, sends and receives return `WouldBlock` instead of parking.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking);
-        Ok(())
+    /// Reads `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.sock.get().multicast_loop_v4()
     }
 
-    /// Adopts a std socket (made non-blocking and registered with the poller).
-    pub fn from_std(s: net::UdpSocket) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            sock: Arc::new(Socket::new(s)?),
-        })
+    /// Sets `IP_MULTICAST_TTL`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.sock.get().set_multicast_ttl_v4(ttl)
     }
 
-    /// The std socket, deregistered and in blocking mode (if other `try_clone` handles are
-    /// alive, a duplicate that shares their non-blocking file status).
-    pub fn into_std(self) -> io::Result<net::UdpSocket> {
-        match Arc::try_unwrap(self.sock) {
-            Ok(s) => Ok(s.into_inner()),
-            Err(shared) => shared.get().try_clone(),
-        }
+    /// Reads `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.sock.get().multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.sock.get().set_multicast_loop_v6(on)
+    }
+
+    /// Reads `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.sock.get().multicast_loop_v6()
+    }
+
+    /// Joins the IPv4 multicast group `multiaddr` on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED`: the system chooses).
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.get().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on the interface with index `interface`
+    /// (0: the system chooses).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.get().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves an IPv4 multicast group (see [`join_multicast_v4`](Self::join_multicast_v4)).
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.get().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves an IPv6 multicast group (see [`join_multicast_v6`](Self::join_multicast_v6)).
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.get().leave_multicast_v6(multiaddr, interface)
     }
 }
-
-std_conversions!(UdpSocket, net::UdpSocket);
