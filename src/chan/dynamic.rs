@@ -380,24 +380,26 @@ impl SelectedOperation<'_> {
         self.index
     }
 
-    /// Completes a selected receive.
+    /// Completes a selected receive. It never waits, unless the select was met by another
+    /// dynamic select's send (whose value comes when that select's caller gives it; if it
+    /// drops its operation instead, this one receives as a plain `recv`).
     ///
     /// # Panics
-    /// If `r` is not the receiver of the selected operation.
+    /// If `r` is not the receiver of the selected operation, or the selected operation is a
+    /// send. (Nothing is lost: what the select held goes back, as if the operation had been
+    /// dropped.)
     pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
         assert!(
             self.addr == Arc::as_ptr(&r.chan).cast(),
             "SelectedOperation::recv: the receiver is not the selected operation's"
         );
-        let commit = std::mem::replace(&mut self.commit, Commit::Later);
-        if !matches!(commit, Commit::Later) {
-            assert!(
-                !self.is_send,
-                "SelectedOperation::recv: the selected operation is a send"
-            );
-        }
-        match commit {
-            Commit::Reserved(e) => {
+        assert!(
+            !self.is_send,
+            "SelectedOperation::recv: the selected operation is a send"
+        );
+        match std::mem::replace(&mut self.commit, Commit::Later) {
+            Commit::Reserved(res) => {
+                let e = res.take();
                 // SAFETY: `e` is a plain sender we reserved on this very channel (checked
                 // above: its packet is an `Option<T>`); it waits for `done`.
                 let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
@@ -405,8 +407,9 @@ impl SelectedOperation<'_> {
                 Ok(v.expect("a waiting sender holds its value"))
             }
             Commit::Held(h) => {
-                // SAFETY: a receive case of this channel holds a `RecvHeld<T>`.
-                let held = unsafe { h.take::<RecvHeld<T>>() }.0.take();
+                // SAFETY: a receive case of this channel holds a `RecvHeld<T>` (the case
+                // and the channel were checked above).
+                let held = unsafe { h.take::<RecvHeld<T>>() }.held.take();
                 match held.expect("held once") {
                     Held::Value(v) => v,
                     Held::Deferred(d) => match d.wait() {
@@ -415,32 +418,29 @@ impl SelectedOperation<'_> {
                     },
                 }
             }
-            Commit::Later => match r.try_recv() {
-                Ok(v) => Ok(v),
-                Err(super::TryRecvError::Closed) => Err(RecvError),
-                Err(super::TryRecvError::Empty) => r.recv(),
-            },
+            // (A receive always holds what it chose; kept for completeness.)
+            Commit::Later => r.recv(),
         }
     }
 
-    /// Completes a selected send.
+    /// Completes a selected send. It never waits (the select holds a waiting receiver or
+    /// reserved room for the value), except in the cases the type's doc names.
     ///
     /// # Panics
-    /// If `s` is not the sender of the selected operation.
+    /// If `s` is not the sender of the selected operation, or the selected operation is a
+    /// receive (the reservation is let go, as if the operation had been dropped).
     pub fn send<T>(mut self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
         assert!(
             self.addr == Arc::as_ptr(&s.chan).cast(),
             "SelectedOperation::send: the sender is not the selected operation's"
         );
-        let commit = std::mem::replace(&mut self.commit, Commit::Later);
-        if !matches!(commit, Commit::Later) {
-            assert!(
-                self.is_send,
-                "SelectedOperation::send: the selected operation is a receive"
-            );
-        }
-        let v = match commit {
-            Commit::Reserved(e) => {
+        assert!(
+            self.is_send,
+            "SelectedOperation::send: the selected operation is a receive"
+        );
+        let v = match std::mem::replace(&mut self.commit, Commit::Later) {
+            Commit::Reserved(res) => {
+                let e = res.take();
                 // SAFETY: `e` is a receiver we reserved on this very channel (checked above:
                 // its packet is an `Option<T>`, None); it waits for `done`.
                 unsafe { *(e.packet as *mut Option<T>) = Some(v) };
@@ -449,10 +449,15 @@ impl SelectedOperation<'_> {
             }
             Commit::Held(h) => {
                 // SAFETY: a send case of this channel holds a `SendHeld<T>`.
-                let d = unsafe { h.take::<SendHeld<T>>() }.0.take();
-                match d.expect("held once").fill(v) {
-                    Ok(()) => return Ok(()),
-                    Err(v) => v, // the receiver gave up: send the ordinary way
+                match unsafe { h.take::<SendHeld<T>>() }.0.take() {
+                    Some(SendHold::Deferred(d)) => match d.fill(v) {
+                        Ok(()) => return Ok(()),
+                        Err(v) => v, // the receiver gave up: send the ordinary way
+                    },
+                    Some(SendHold::Room(chan)) => {
+                        return chan.send_reserved(v).map_err(SendError);
+                    }
+                    None => unreachable!("held once"),
                 }
             }
             Commit::Later => v,
@@ -465,65 +470,91 @@ impl SelectedOperation<'_> {
     }
 }
 
-impl Drop for SelectedOperation<'_> {
-    /// An operation dropped without being completed lets its reserved peer go (it starts
-    /// again) and cancels a deferred send (the receiver waiting on it starts again). A
-    /// received value cannot be given back: dropping it panics (outside a panic).
-    fn drop(&mut self) {
-        match std::mem::replace(&mut self.commit, Commit::Later) {
-            Commit::Reserved(e) => {
-                e.release_now();
-            }
-            Commit::Held(h) => drop(h), // its typed drop (below) does the rest
-            Commit::Later => {}
-        }
-    }
-}
+// An operation dropped without being completed (or whose `recv`/`send` panicked on a wrong
+// handle) drops its `Commit`: a reserved peer is let go (it starts again), reserved room
+// is given back, a deferred send is cancelled (the receiver waiting on it starts again), a
+// received value goes back into the channel (`RecvHeld`'s drop).
 
 /// What a dynamic select holds for its chosen operation.
 enum Commit {
-    /// Nothing: a buffered value, free room or a closed channel, left for the operation.
+    /// Nothing: a closed channel (a send fails at once), a send on an unbounded channel
+    /// (never full), or a send whose partner is a waiting future (futures are never
+    /// reserved: waiter.rs, "Futures"), left for the operation.
     Later,
     /// A waiting plain peer (a sender's `Option<T>` holding its value, or a receiver's
     /// empty slot) claimed for us.
-    Reserved(Entry),
+    Reserved(Reservation),
     /// Typed state: a receive case holds a `RecvHeld<T>`; a send case a `SendHeld<T>`.
     Held(Erased),
 }
 
+/// A reserved peer: dropped without being taken (the operation was dropped, or its
+/// `recv`/`send` panicked on a misuse), it lets the peer go (`Waited::Retry`).
+struct Reservation(Option<Entry>);
+
+impl Reservation {
+    fn take(mut self) -> Entry {
+        self.0.take().expect("a reservation is taken once")
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(e) = self.0.take() {
+            e.release_now();
+        }
+    }
+}
+
 /// What a receive case holds.
 enum Held<T> {
-    /// The result, received while parked (None in the slot: the channel closed).
+    /// The result: received while parked (None in the slot: the channel closed), or taken
+    /// at commit (a buffered value, a waiting future's value, the close).
     Value(Result<T, RecvError>),
     /// A deferred send (another dynamic select) we claimed: its value comes later.
     Deferred(Arc<Deferred<T>>),
 }
 
-/// A receive case's `Held`, until `SelectedOperation::recv` takes it; dropped with it,
-/// it gives a deferred sender its value back (or loses a received value, loudly).
-struct RecvHeld<T>(Option<Held<T>>);
+/// A receive case's `Held`, until `SelectedOperation::recv` takes it. Dropped with it, it
+/// gives a received value back to the channel (to the next receiver, ahead of later
+/// values: `Chan::put_back_locked`) and a deferred sender its value (`abandon`).
+struct RecvHeld<T> {
+    held: Option<Held<T>>,
+    chan: Arc<Chan<T>>,
+}
 
-impl<T> Drop for RecvHeld<T> {
-    fn drop(&mut self) {
-        match self.0.take() {
-            Some(Held::Deferred(d)) => {
-                // Give the sender its value back, or else it is here already.
-                if !d.abandon() {
-                    if let Handed::Value(_) = d.wait() {
-                        lost_value();
-                    }
-                }
-            }
-            Some(Held::Value(Ok(_))) => lost_value(),
-            Some(Held::Value(Err(_))) | None => {}
-        }
+impl<T> RecvHeld<T> {
+    /// The commit of a receive case holding `held`.
+    fn commit(held: Held<T>, chan: &Arc<Chan<T>>) -> Commit {
+        Commit::Held(Erased::new(RecvHeld {
+            held: Some(held),
+            chan: chan.clone(),
+        }))
     }
 }
 
-/// A `SelectedOperation` that received a value was dropped without `recv`.
-fn lost_value() {
-    if !std::thread::panicking() {
-        panic!("dropped a SelectedOperation without completing its receive (the value is lost)");
+impl<T> Drop for RecvHeld<T> {
+    fn drop(&mut self) {
+        let v = match self.held.take() {
+            Some(Held::Deferred(d)) => {
+                // Give the sender its value back, or else it is here already.
+                if d.abandon() {
+                    return;
+                }
+                match d.wait() {
+                    Handed::Value(v) => v,
+                    Handed::Cancelled => return,
+                }
+            }
+            Some(Held::Value(Ok(v))) => v,
+            Some(Held::Value(Err(_))) | None => return,
+        };
+        let mut wakes = Wakes::default();
+        let mut inner = self.chan.lock();
+        let unreceivable = self.chan.put_back_locked(&mut inner, v, &mut wakes);
+        drop(inner);
+        wakes.run();
+        drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
     }
 }
 
@@ -615,32 +646,40 @@ struct SendHandle<'a, T> {
     pending: UnsafeCell<Option<Arc<Deferred<T>>>>,
 }
 
-/// A receive can complete now: a buffered value or a closed channel (left for the
-/// operation), or a waiting sender, reserved (a plain one) or claimed (a deferred one).
-fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if chan.buffered(inner) || inner.closed {
-        return Some(Commit::Later);
-    }
-    // A waiting future is not reserved (waiter.rs, "Futures"): left for the operation.
-    let Ok(e) = inner.sendq.claim_first_reservable(wakes) else {
-        return Some(Commit::Later);
-    };
-    let e = e?;
-    let r = if e.deferred {
-        match take_from_sender::<T>(e, wakes, None) {
-            TryRecv::Deferred(d) => Commit::Held(Erased::new(RecvHeld(Some(Held::Deferred(d))))),
-            _ => unreachable!("a deferred sender gives a deferred hand-off"),
+/// A receive can complete now: a waiting sender is reserved (a plain one) or claimed (a
+/// deferred one); a buffered value, a waiting future's value (futures are completed under
+/// the lock, never reserved: waiter.rs, "Futures") or the close is taken now, so that the
+/// operation holds it and cannot find it gone.
+fn recv_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+    if !chan.buffered(inner) && !inner.closed {
+        // Err: a waiting future at the front: taken below, as a value.
+        if let Ok(e) = inner.sendq.claim_first_reservable(wakes) {
+            let r = e.map(|e| {
+                if e.deferred {
+                    match take_from_sender::<T>(e, wakes, None) {
+                        TryRecv::Deferred(d) => RecvHeld::commit(Held::Deferred(d), chan),
+                        _ => unreachable!("a deferred sender gives a deferred hand-off"),
+                    }
+                } else {
+                    Commit::Reserved(Reservation(Some(e)))
+                }
+            });
+            chan.update_senders_waiting(inner);
+            return r;
         }
-    } else {
-        Commit::Reserved(e)
+    }
+    let held = match chan.try_recv_locked(inner, wakes) {
+        TryRecv::Got(v) => Held::Value(Ok(v)),
+        TryRecv::Closed => Held::Value(Err(RecvError)),
+        TryRecv::Deferred(d) => Held::Deferred(d),
+        TryRecv::Empty => return None,
     };
-    chan.update_senders_waiting(inner);
-    Some(r)
+    Some(RecvHeld::commit(held, chan))
 }
 
-/// A send can complete now: a closed channel or room (left for the operation), or a
-/// waiting receiver, reserved.
-fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+/// A send can complete now: a waiting receiver is reserved, or room for the value
+/// (`Chan::reserve_room`); a closed channel is left for the operation (it fails at once).
+fn send_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
     if inner.closed || inner.rx_gone {
         return Some(Commit::Later);
     }
@@ -649,10 +688,14 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     chan.update_receivers_waiting(inner);
     match e {
         Err(_) => return Some(Commit::Later),
-        Ok(Some(e)) => return Some(Commit::Reserved(e)),
+        Ok(Some(e)) => return Some(Commit::Reserved(Reservation(Some(e)))),
         Ok(None) => {}
     }
-    chan.has_room(inner).then_some(Commit::Later)
+    if chan.cap == usize::MAX {
+        return Some(Commit::Later); // never full
+    }
+    chan.reserve_room(inner)
+        .then(|| Commit::Held(Erased::new(SendHeld(Some(SendHold::Room(chan.clone()))))))
 }
 
 impl<T> DynCase for RecvHandle<'_, T> {
@@ -721,9 +764,10 @@ impl<T> DynCase for RecvHandle<'_, T> {
         // SAFETY: our context was completed for this case (Acquire on `done`): the peer
         // that claimed it wrote the slot (or close left it None) and is done with it.
         let v = unsafe { (*self.slot.get()).take() };
-        Some(Commit::Held(Erased::new(RecvHeld(Some(Held::Value(
-            v.ok_or(RecvError),
-        ))))))
+        Some(RecvHeld::commit(
+            Held::Value(v.ok_or(RecvError)),
+            &self.rx.chan,
+        ))
     }
 
     fn addr(&self) -> *const () {
@@ -795,7 +839,7 @@ impl<T> DynCase for SendHandle<'_, T> {
                 std::ptr::null_mut()
             };
             inner.sendq.push(Entry::shared(cx, index, packet, real));
-            ready = chan.mark_senders_waiting();
+            ready = chan.mark_senders_waiting(&inner);
         }
         drop(inner);
         wakes.run();
@@ -808,7 +852,7 @@ impl<T> DynCase for SendHandle<'_, T> {
         // Claimed by a receiver (it waits for our value), or else woken by close: look
         // again (the send then reports the closed channel).
         d.claimed()
-            .then(|| Commit::Held(Erased::new(SendHeld(Some(d)))))
+            .then(|| Commit::Held(Erased::new(SendHeld(Some(SendHold::Deferred(d))))))
     }
 
     fn addr(&self) -> *const () {
@@ -829,15 +873,25 @@ impl<T> DynCase for SendHandle<'_, T> {
     }
 }
 
-/// What a send case holds: a deferred hand-off a receiver waits on, until
-/// `SelectedOperation::send` takes it. Dropped unfilled, it cancels (the receiver starts
-/// again).
-struct SendHeld<T>(Option<Arc<Deferred<T>>>);
+/// What a send case holds, until `SelectedOperation::send` takes it.
+enum SendHold<T> {
+    /// A deferred hand-off a receiver waits on. Dropped unfilled, it cancels (the receiver
+    /// starts again).
+    Deferred(Arc<Deferred<T>>),
+    /// Room reserved in a buffered channel (`Chan::reserve_room`). Dropped unused, it is
+    /// given back (`Chan::release_room`).
+    Room(Arc<Chan<T>>),
+}
+
+/// A send case's `SendHold` (None once taken).
+struct SendHeld<T>(Option<SendHold<T>>);
 
 impl<T> Drop for SendHeld<T> {
     fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            d.cancel();
+        match self.0.take() {
+            Some(SendHold::Deferred(d)) => d.cancel(),
+            Some(SendHold::Room(chan)) => chan.release_room(),
+            None => {}
         }
     }
 }
