@@ -1206,7 +1206,7 @@ fn issue_review_1_selected_send_reserves_room() {
 /// and wait for ever in a plain `recv` on the jobs channel.
 #[gort::test]
 fn issue_review_1_workers_selecting_over_jobs_and_quit_all_exit() {
-    for round in 0..common::stress(300) {
+    for round in 0..common::stress(1000) {
         let (jtx, jrx) = chan::<u32>(4);
         let (qtx, qrx) = chan::<()>(0);
         let (dtx, drx) = chan::<u32>(64);

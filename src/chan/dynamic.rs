@@ -22,15 +22,34 @@
 //! ```
 //!
 //! # Committing
-//! When a case can complete at once, `commit` makes it certain without performing it:
-//! a waiting peer on the other end is *reserved* (claimed for us; it waits until the
-//! `SelectedOperation` completes it through its packet, or releases it, `Waited::Retry`, if
-//! the operation is dropped); a buffered value, free room or a closed channel is left for
-//! the operation to take (a competitor may take it first: the operation then waits as a
-//! plain `recv`/`send`). So is a waiting future (`recv_async`/`send_async`): futures are
-//! never reserved (waiter.rs, "Futures"); the operation completes with it under the lock,
-//! unless it was dropped meanwhile. A case completed while parked holds its result (a
-//! received value, or a receiver waiting on our deferred send).
+//! When a case can complete at once, `commit` makes it certain, under the channel lock, so
+//! that the `SelectedOperation` never finds it gone (a competitor cannot take it between
+//! `select()` and the operation):
+//!
+//! ```text
+//!  case | what is ready              | the select holds                | dropped unperformed
+//!  -----+----------------------------+---------------------------------+----------------------
+//!  recv | a waiting plain sender     | it, reserved (claimed; it waits | released: it starts
+//!       |                            | until completed, or released)   | again (Retry)
+//!  recv | a buffered value, a        | the value (or the close), taken | the value goes back
+//!       | waiting future, the close  | now                             | to the channel front
+//!  recv | a deferred send (another   | its hand-off (the value comes   | abandoned: that
+//!       | dynamic select)            | when its caller gives it)       | select sends plainly
+//!  send | a waiting plain receiver   | it, reserved                    | released
+//!  send | room in the buffer         | the room (`Chan::reserve_room`) | given back (to a
+//!       |                            |                                 | blocked sender)
+//!  send | the close; an unbounded    | nothing: the send fails / goes  | -
+//!       | channel                    | in at once                      |
+//!  send | a waiting future           | nothing (below)                 | -
+//! ```
+//!
+//! A case completed while parked holds its result likewise (a received value, or a
+//! receiver waiting on our deferred send). What is not held: futures are never reserved
+//! (waiter.rs, "Futures"), so a send whose partner is a waiting `recv_async` is left for
+//! the operation, which completes with it under the lock unless the future was dropped
+//! meanwhile (then it sends as a plain `send` would, and may wait); and a receive that
+//! met another dynamic select's send waits for that select's caller (if it drops its
+//! operation, the receive starts again as a plain `recv`).
 //!
 //! # Safety
 //! Entries point into the boxed cases (`RecvHandle::slot`) or to a `Deferred` the case
@@ -49,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use super::handoff::{Deferred, Handed};
 use super::hchan::{take_from_sender, Chan, Inner, TryRecv};
-use super::select::{block_forever, shuffle, Order};
+use super::select::{block_forever, shuffle, OnDrop, Order};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::park::WaitReason;
@@ -73,13 +92,15 @@ use crate::park::WaitReason;
 /// ```
 ///
 /// `select` waits until one operation can complete and commits to it; the returned
-/// [`SelectedOperation`] performs it with `recv` or `send`, which must be called (dropping
-/// it lets a reserved peer go; dropping one that already holds a received value panics, as
-/// crossbeam's does, since the value would be lost). A blocked `select` is a waiting
-/// receiver or sender that any peer can meet: two dynamic selects on opposite ends of one
-/// unbuffered channel pair up, as do a dynamic select and a `select!`, a `try_send` or a
-/// `try_recv`. A buffered value or free room is not reserved: if a competitor takes it first,
-/// the operation waits as a plain `recv`/`send` would.
+/// [`SelectedOperation`] performs it with `recv` or `send`, which should be called (a
+/// dropped operation gives back what it held: a reserved peer goes, reserved room is freed,
+/// a received value goes back to the channel, ahead of later values). A blocked `select` is
+/// a waiting receiver or sender that any peer can meet: two dynamic selects on opposite ends
+/// of one unbuffered channel pair up, as do a dynamic select and a `select!`, a `try_send`
+/// or a `try_recv`. The select holds what it chose (a buffered value, reserved room in the
+/// buffer, a reserved waiting peer), so the operation completes without waiting, however
+/// long the caller takes and whatever competitors do meanwhile; the exceptions are a peer
+/// that is an async future or another dynamic select (module doc, "Committing").
 ///
 /// `ready` and its variants only observe: they return the index of an operation that was
 /// ready and reserve nothing.
@@ -280,28 +301,33 @@ impl<'a> Select<'a> {
         }
         let mut wakes = Wakes::default();
         let mut got = None;
-        for &i in order {
-            // SAFETY: every channel of the cases in `order` is locked (above).
-            let r = unsafe {
-                if commit {
-                    self.case(i).commit_locked(&mut wakes)
-                } else {
-                    self.case(i)
-                        .ready_locked(&mut wakes)
-                        .then_some(Commit::Later)
+        {
+            // Unlocks even if a case panics under the locks (as `select.rs`'s `locked_pass`).
+            let _unlock = OnDrop(|| {
+                let mut prev = std::ptr::null();
+                for &i in by_addr.iter() {
+                    if self.case(i).addr() != prev {
+                        // SAFETY: locked above, once per distinct channel.
+                        unsafe { self.case(i).unlock() };
+                        prev = self.case(i).addr();
+                    }
                 }
-            };
-            if let Some(c) = r {
-                got = Some((i, c));
-                break;
-            }
-        }
-        prev = std::ptr::null();
-        for &i in by_addr.iter() {
-            if self.case(i).addr() != prev {
-                // SAFETY: locked above, once per distinct channel.
-                unsafe { self.case(i).unlock() };
-                prev = self.case(i).addr();
+            });
+            for &i in order {
+                // SAFETY: every channel of the cases in `order` is locked (above).
+                let r = unsafe {
+                    if commit {
+                        self.case(i).commit_locked(&mut wakes)
+                    } else {
+                        self.case(i)
+                            .ready_locked(&mut wakes)
+                            .then_some(Commit::Later)
+                    }
+                };
+                if let Some(c) = r {
+                    got = Some((i, c));
+                    break;
+                }
             }
         }
         wakes.run();

@@ -24,7 +24,12 @@
 //! ```
 //!
 //! Only unbuffered channels use it: with a buffer, readiness is room, and a select's send
-//! case waits as an observer and then sends the ordinary way.
+//! case waits as an observer, then reserves the room (`Chan::reserve_room`).
+//!
+//! A receiver that claimed the select waits for the value as long as its operation may
+//! wait (`Deferred::wait_with`): a blocking one until it comes, a timed one to its
+//! deadline, a `try_recv` or a `select!` with `default` not at all; then it abandons the
+//! hand-off (ABANDONED) and the select's operation sends the ordinary way.
 //!
 //! The receiver may be a future (`recv_async`): it waits by polling [`Deferred::try_take`],
 //! woken through its task's waker, and a re-poll with another waker replaces `receiver`

@@ -29,6 +29,10 @@
 //!   senders wait until it is below `cap` again. (A bounded channel's ring cannot take a
 //!   value at its front: such a value waits in `buf`, ahead of the ring, and `len` counts
 //!   it so that lock-free receivers see it and take the lock.)
+//! - Room reserved by dynamic selects (`reserved`, `reserve_room`) counts as taken: the
+//!   buffered values plus `reserved` never exceed `cap` (values put back aside), every room
+//!   check under the lock counts it, and while it is not 0 a ring's `tail` is FROZEN, so
+//!   that no lock-free push can take reserved room (pops go on: they only make room).
 //! - `closed_flag` and `rx_gone_flag` mirror `closed` and `rx_gone`, and `len` mirrors the
 //!   deque's length, for lock-free readers; `senders_waiting` / `receivers_waiting` are
 //!   true whenever `sendq` / `recvq` is not empty (they may be stale-true, never

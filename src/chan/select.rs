@@ -500,24 +500,46 @@ fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usi
     }
     let mut wakes = Wakes::default();
     let mut got = None;
-    for &i in order {
-        // SAFETY: every channel of the cases in `order` is locked (above).
-        if unsafe { cases[i].try_complete_locked(&mut wakes) } {
-            got = Some(i);
-            break;
-        }
-    }
-    prev = 0;
-    for &i in by_addr.iter() {
-        let a = cases[i].chan_addr();
-        if a != prev {
-            // SAFETY: locked above, once per distinct channel.
-            unsafe { cases[i].unlock() };
-            prev = a;
+    {
+        // Unlocks even if a case panics under the locks (`park::current` during a thread's
+        // teardown, say): a panic must not leave channels locked and rings frozen.
+        // Both the unlock and the pass reach the cases through this one pointer.
+        let cases_ptr: *mut [&mut dyn SelectCase] = cases;
+        let _unlock = OnDrop(move || {
+            // SAFETY: runs when this block ends (normally or by unwinding), after the pass's
+            // last use of `cases_ptr`; `cases` outlives the block.
+            let cases = unsafe { &*cases_ptr };
+            let mut prev = 0;
+            for &i in by_addr.iter() {
+                let a = cases[i].chan_addr();
+                if a != prev {
+                    // SAFETY: locked above, once per distinct channel.
+                    unsafe { cases[i].unlock() };
+                    prev = a;
+                }
+            }
+        });
+        for &i in order {
+            // SAFETY: every channel of the cases in `order` is locked (above); `cases_ptr`
+            // is `cases`, borrowed for this block, and no other reference to it lives
+            // while this one does.
+            if unsafe { (&mut (*cases_ptr))[i].try_complete_locked(&mut wakes) } {
+                got = Some(i);
+                break;
+            }
         }
     }
     wakes.run();
     got
+}
+
+/// Runs a closure when dropped (also while unwinding): the all-locks passes' unlock.
+pub(super) struct OnDrop<F: FnMut()>(pub(super) F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 /// Lock-free looks before `select_default` falls back to `locked_pass`.
