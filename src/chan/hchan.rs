@@ -425,7 +425,8 @@ impl<T> Chan<T> {
             // Lock-free pops only make more room meanwhile; pushes all come to this lock
             // (`tail` is FROZEN while room is reserved).
             Some(r) => r.len() + inner.reserved < self.cap,
-            None => inner.buf.len().saturating_add(inner.reserved) < self.cap,
+            // (Unbuffered: false at the first comparison. `reserved <= cap`.)
+            None => inner.buf.len() < self.cap && inner.buf.len() + inner.reserved < self.cap,
         }
     }
 

@@ -742,8 +742,8 @@ impl WaitQueue {
         self.q.pop_back()
     }
 
-    /// Is a real operation of some other context waiting? Drops stale entries at the ends
-    /// (those in the middle are skipped, and swept when the queue grows: removing each
+    /// Is a real operation of some other context waiting? Drops stale entries at the front
+    /// (those behind a live one are skipped, and swept when the queue grows: removing each
     /// where it stands made a queue of many stale entries quadratic); if
     /// `notify_observers`, claims and notifies observers on the way (the caller is a real
     /// operation about to wait, which makes the observed operation ready).
@@ -753,11 +753,18 @@ impl WaitQueue {
         notify_observers: bool,
         wakes: &mut Wakes,
     ) -> bool {
-        self.trim();
         let mut i = 0;
         while i < self.q.len() {
             let e = &self.q[i];
-            if !e.is_waiting() || me.is_some_and(|me| e.is_of(me)) {
+            if !e.is_waiting() {
+                if i == 0 {
+                    self.q.pop_front();
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            if me.is_some_and(|me| e.is_of(me)) {
                 i += 1;
                 continue;
             }
