@@ -40,6 +40,7 @@
 pub(crate) mod block_on;
 pub(crate) mod cgroup;
 pub(crate) mod config;
+pub(crate) mod deadline;
 pub(crate) mod deadlock;
 pub(crate) mod dump;
 pub(crate) mod dump_json;

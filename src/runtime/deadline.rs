@@ -1,0 +1,25 @@
+//! Deadline arithmetic: every timeout in gort becomes an `Instant` through these.
+//!
+//! std's timeouts accept `Duration::MAX` and wait for ever, so gort's must not panic on it:
+//! a timeout too long to add to an `Instant` waits [`FOREVER`] instead. This sits in the
+//! runtime (the park primitive and the deadlock detector compute deadlines) and the layers
+//! above — `time`, `thread`, `net`, `chan`, `sync` — use it through `crate::time`, which
+//! re-exports it.
+
+use std::time::{Duration, Instant};
+
+/// A timeout too long to add to an `Instant` (such as `Duration::MAX`) waits this long
+/// instead: a century, which no program outlives, and short enough that every clock
+/// computation on the deadline stays in range.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, saturating: a `d` too long for `Instant` gives `t` plus a century. Every timeout
+/// in gort goes through this (or [`deadline_after`]).
+pub(crate) fn saturating_add(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(|| t + FOREVER)
+}
+
+/// The deadline of a timeout starting now: `Instant::now() + d`, saturating.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    saturating_add(Instant::now(), d)
+}
