@@ -47,8 +47,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::park::{self, Unparker, WaitReason};
 use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::park::{self, Unparker, WaitReason};
 use crate::runtime::spawn::{spawn_unchecked, spawn_with, Options};
 use crate::runtime::thread_arc::ThreadArc;
 

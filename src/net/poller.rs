@@ -118,7 +118,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::park::{self, ThreadParker, Unparker, WaitReason};
+use crate::runtime::park::{self, ThreadParker, Unparker, WaitReason};
 
 /// Which way a waiter waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -51,6 +51,7 @@ pub(crate) mod machine;
 pub(crate) mod metrics;
 pub(crate) mod output;
 pub(crate) mod panic;
+pub(crate) mod park;
 pub(crate) mod processor;
 pub(crate) mod schedtrace;
 pub(crate) mod scheduler;

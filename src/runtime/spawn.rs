@@ -45,9 +45,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::goroutine::{GRef, Goroutine, Start};
+use super::park::{self, Unparker, WaitReason};
 use super::scheduler;
 use super::stack;
-use crate::park::{self, Unparker, WaitReason};
 use crate::thread::{ScopeData, Thread};
 
 const RUNNING: u8 = 0;
@@ -571,7 +571,7 @@ where
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
     let thread = Thread::for_goroutine(handle_ref);
-    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
+    super::park::note_use(); // for the deadlock detector (deadlock.rs)
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }

@@ -15,7 +15,7 @@ pub use timers::armed_count;
 
 use std::time::{Duration, Instant};
 
-use crate::park::{self, WaitReason};
+use crate::runtime::park::{self, WaitReason};
 
 /// Deadline arithmetic lives in the runtime (`runtime/deadline.rs`), which computes
 /// deadlines itself; the layers above reach it here.
