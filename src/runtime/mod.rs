@@ -49,6 +49,7 @@ pub(crate) mod goroutine;
 pub(crate) mod gref;
 pub(crate) mod machine;
 pub(crate) mod metrics;
+pub(crate) mod netpoll;
 pub(crate) mod output;
 pub(crate) mod panic;
 pub(crate) mod park;
@@ -73,9 +74,7 @@ pub use spawn::{spawn, JoinHandle};
 pub use syscall::{blocking, lock_os_thread, unlock_os_thread};
 
 /// Goroutines and threads parked waiting for I/O (the deadlock detector's view of netpoll).
-pub(crate) fn io_waiters() -> usize {
-    crate::net::io_waiters()
-}
+pub(crate) use netpoll::io_waiters;
 
 /// Starts the runtime if it is not running yet.
 pub(crate) fn ensure_started() {
