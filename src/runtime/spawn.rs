@@ -45,10 +45,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::goroutine::{GRef, Goroutine, Start};
+use super::handle::Thread;
 use super::park::{self, Unparker, WaitReason};
 use super::scheduler;
+use super::scope::ScopeData;
 use super::stack;
-use crate::thread::{ScopeData, Thread};
 
 const RUNNING: u8 = 0;
 const WAITING: u8 = 1;
