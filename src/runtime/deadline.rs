@@ -3,8 +3,8 @@
 //! std's timeouts accept `Duration::MAX` and wait for ever, so gort's must not panic on it:
 //! a timeout too long to add to an `Instant` waits [`FOREVER`] instead. This sits in the
 //! runtime (the park primitive and the deadlock detector compute deadlines) and the layers
-//! above — `time`, `thread`, `net`, `chan`, `sync` — use it through `crate::time`, which
-//! re-exports it.
+//! above — `time`, `thread`, `net`, `chan`, `sync` — use it through the `time` module,
+//! which re-exports it.
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! [`ThreadId`], as `std::thread` has them.
 //!
 //! The runtime owns this type because a `JoinHandle` (`spawn.rs`) carries one; the
-//! `std::thread`-shaped façades (`crate::thread`, `crate::std::thread`) re-export it and
+//! `std::thread`-shaped façades (`gort::thread`, `gort::std::thread`) re-export it and
 //! build `park`, `park_timeout` and `scope` on it. A goroutine's handle is its `GRef`, with
 //! the user's token in `Goroutine::user_token`; a plain thread's is an `OsThread` made the
 //! first time the thread asks for itself. Either way the token is separate from the park
@@ -101,7 +101,7 @@ impl Thread {
         }
     }
 
-    /// Makes the token of [`park`](crate::thread::park) available (std's `Thread::unpark`).
+    /// Makes the token of `thread::park` available (std's `Thread::unpark`).
     pub fn unpark(&self) {
         match &self.inner {
             Inner::Goroutine(g) => {

@@ -4,7 +4,7 @@
 //! It is part of the runtime, as Go's `runtime/netpoll.go` is: the workers poll through it
 //! (`worker.rs`), the deadlock detector and metrics read its waiter count ([`io_waiters`]),
 //! and waiters park through the runtime's park primitive (`park.rs`). It knows descriptors,
-//! not sockets: `crate::net`'s socket core (`net/socket.rs`) sits above it and calls down
+//! not sockets: the net module's socket core (`net/socket.rs`) sits above it and calls down
 //! through [`Registration`] (`new`, `seq`, `wait`) and [`Dir`], and nothing here imports
 //! from `net`.
 //!

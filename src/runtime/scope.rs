@@ -1,7 +1,7 @@
 //! What a scope's goroutines share with the scope's owner: how many are still running, and
 //! whether one of them panicked unhandled.
 //!
-//! The runtime's half of `thread::scope` (the façade in `crate::thread` builds `Scope` on
+//! The runtime's half of `thread::scope` (the façade in `thread.rs` builds `Scope` on
 //! it): a scoped spawn counts itself in ([`ScopeData::increment`]), and its packet counts it
 //! out when the goroutine's result is dropped, joined or not (`spawn.rs`,
 //! [`ScopeData::decrement`]); the last one out wakes the owner parked in
