@@ -1,5 +1,6 @@
-//! The socket core: one non-blocking socket registered with the poller, and every operation
-//! that std's socket types share, written once (Go's `internal/poll.FD`).
+//! The socket core: one non-blocking socket registered with the runtime's poller
+//! (`runtime/netpoll.rs`), and every operation that std's socket types share, written once
+//! (Go's `internal/poll.FD`).
 //!
 //! [`Socket<T>`] wraps a std socket `T` (`std::net::TcpStream`, `UdpSocket`,
 //! `std::os::unix::net::UnixListener`, ...). The std type does the system calls that are its
