@@ -71,6 +71,7 @@ static OS_THREAD: ThreadArc<OsThread> = ThreadArc::new(|| {
 });
 
 impl Thread {
+    #[inline]
     pub(crate) fn for_goroutine(g: GRef) -> Thread {
         Thread {
             inner: Inner::Goroutine(g),
@@ -131,6 +132,7 @@ impl Thread {
     }
 
     /// Consumes the token `unpark` made available, if there is one (`thread::park`).
+    #[inline]
     pub(crate) fn take_token(&self) -> bool {
         match &self.inner {
             Inner::Goroutine(g) => g.user_token.swap(false, Ordering::Acquire),
@@ -149,6 +151,7 @@ impl fmt::Debug for Thread {
 }
 
 /// The current goroutine, or the current plain thread.
+#[inline]
 pub fn current() -> Thread {
     match goroutine::current() {
         Some(g) => Thread::for_goroutine(g),
