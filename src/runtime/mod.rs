@@ -58,7 +58,7 @@
 //! Inside the runtime the modules call each other freely (a goroutine parks through `park`,
 //! which unparks through `goroutine`); the one-way rule is between the layers. The check:
 //! `grep -rn "crate::\(chan\|sync\|time\|net\|context\|thread\)\b" src/runtime` finds
-//! nothing but comments (until the timer heap moves, its `crate::time::timers` uses). One
+//! nothing but comments (until the timer heap moves, its `time::timers` imports). One
 //! upward edge is left outside that list: a goroutine carries its goroutine-local slots
 //! (`crate::local::Slots`) and runs their destructors when it ends.
 //!
