@@ -3,7 +3,6 @@
 use std::process::{ExitCode, Termination};
 use std::time::Duration;
 
-use super::deadline::deadline_after;
 use super::spawn::{spawn_with, Options};
 
 /// Runs `f` as the main goroutine and waits for it on the calling (main) thread.
@@ -72,7 +71,7 @@ fn run_test_inner<R: Send + 'static>(
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    match h.join_deadline(deadline_after(Duration::from_secs(timeout))) {
+    match h.join_deadline(super::clock::deadline_after(Duration::from_secs(timeout))) {
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => {

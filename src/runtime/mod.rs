@@ -34,7 +34,7 @@
 //! other and live here. Everything else is a façade above it. **The runtime imports nothing
 //! above it**: no `chan`, `sync`, `time`, `net`, `context` or `thread` (those import the
 //! runtime; a runtime module that needs something of theirs gets its own version here, as
-//! `deadline.rs`, `handle.rs` and `scope.rs` are).
+//! `clock.rs`, `handle.rs` and `scope.rs` are).
 //!
 //! ```text
 //!  façades        chan/    select!, Select, channels        thread.rs, std/  std::thread shape
@@ -52,7 +52,7 @@
 //!                 timers                     the timer heap (today time/timers.rs, moving here)
 //!                 scheduler, worker, processor, machine, sysmon, syscall   G/P/M, hand-off
 //!                 goroutine, gref, stack/, signal                 G, its memory, its stack
-//!                 deadline, config, cgroup, output, panic, thread_arc     leaf helpers
+//!                 clock, config, cgroup, output, panic, thread_arc        leaf helpers
 //! ```
 //!
 //! Inside the runtime the modules call each other freely (a goroutine parks through `park`,
@@ -75,8 +75,8 @@
 
 pub(crate) mod block_on;
 pub(crate) mod cgroup;
+pub(crate) mod clock;
 pub(crate) mod config;
-pub(crate) mod deadline;
 pub(crate) mod deadlock;
 pub(crate) mod dump;
 pub(crate) mod dump_json;

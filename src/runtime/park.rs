@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
-use super::deadline::saturating_add;
+use super::clock::saturating_add;
 use super::deadlock::HORIZON;
 use super::goroutine::{self, GRef};
 use super::thread_arc::ThreadArc;

@@ -8,6 +8,7 @@ pub(crate) mod timers;
 
 pub use timer::{after, after_func, tick, Ticker, Timer};
 
+pub(crate) use crate::runtime::clock::{deadline_after, saturating_add};
 /// Number of armed timers in the shared timer structure (for tests: a stopped or dropped
 /// timer leaves nothing behind).
 #[doc(hidden)]
@@ -16,10 +17,6 @@ pub use timers::armed_count;
 use std::time::{Duration, Instant};
 
 use crate::runtime::park::{self, WaitReason};
-
-/// Deadline arithmetic lives in the runtime (`runtime/deadline.rs`), which computes
-/// deadlines itself; the layers above reach it here.
-pub(crate) use crate::runtime::deadline::{deadline_after, saturating_add};
 
 /// Puts the current goroutine to sleep for at least `dur` without holding its worker thread;
 /// on a plain thread, sleeps the thread (`std::thread::sleep`).

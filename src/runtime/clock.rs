@@ -1,10 +1,7 @@
-//! Deadline arithmetic: every timeout in gort becomes an `Instant` through these.
-//!
-//! std's timeouts accept `Duration::MAX` and wait for ever, so gort's must not panic on it:
-//! a timeout too long to add to an `Instant` waits [`FOREVER`] instead. This sits in the
-//! runtime (the park primitive and the deadlock detector compute deadlines) and the layers
-//! above — `time`, `thread`, `net`, `chan`, `sync` — use it through the `time` module,
-//! which re-exports it.
+//! The runtime's clock: saturating deadlines. Every timeout in gort becomes an `Instant`
+//! through these, in the runtime (the park primitive, the deadlock detector, the test
+//! entry) and above it (`time`, `thread`, `net`, `chan`, `sync` reach them through the
+//! `time` module, which re-exports them).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +11,8 @@ use std::time::{Duration, Instant};
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// `t + d`, saturating: a `d` too long for `Instant` gives `t` plus a century. Every timeout
-/// in gort goes through this (or [`deadline_after`]).
+/// in gort goes through this (or [`deadline_after`]): std's timeouts accept `Duration::MAX`
+/// and wait for ever, so gort's must not panic on it.
 pub(crate) fn saturating_add(t: Instant, d: Duration) -> Instant {
     t.checked_add(d).unwrap_or_else(|| t + FOREVER)
 }
