@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, Unparker, WaitReason};
 
 const EMPTY: u8 = 0;
 const FILLED: u8 = 1;
