@@ -78,7 +78,6 @@
 //! assert_eq!(g.join().unwrap(), "hi");
 //! ```
 
-mod dynamic;
 mod errors;
 mod future;
 mod handoff;
@@ -93,7 +92,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use dynamic::{
+pub use select::dynamic::{
     ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
 };
 pub use errors::{

@@ -66,11 +66,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::handoff::{Deferred, Handed};
-use super::hchan::{take_from_sender, Chan, Inner, TryRecv};
-use super::select::{block_forever, shuffle, OnDrop, Order};
-use super::waiter::{Context, Entry, Waited, Wakes};
-use super::{Receiver, RecvError, SendError, Sender};
+use super::{block_forever, shuffle, OnDrop, Order};
+use crate::chan::handoff::{Deferred, Handed};
+use crate::chan::hchan::{take_from_sender, Chan, Inner, TryRecv};
+use crate::chan::waiter::{Context, Entry, Waited, Wakes};
+use crate::chan::{Receiver, RecvError, SendError, Sender};
 use crate::runtime::park::WaitReason;
 
 /// A select over operations chosen at run time (a fan-in of N channels), shaped like
@@ -232,7 +232,7 @@ impl<'a> Select<'a> {
 
     /// Waits at most `timeout` for an operation to be ready.
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
-        self.ready_deadline(super::deadline_after(timeout))
+        self.ready_deadline(crate::time::deadline_after(timeout))
     }
 
     /// Waits at most until `deadline` for an operation to be ready.
@@ -257,7 +257,7 @@ impl<'a> Select<'a> {
         &mut self,
         timeout: Duration,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.select_deadline(super::deadline_after(timeout))
+        self.select_deadline(crate::time::deadline_after(timeout))
     }
 
     /// Waits at most until `deadline` for an operation.
@@ -490,8 +490,8 @@ impl SelectedOperation<'_> {
         };
         match s.try_send(v) {
             Ok(()) => Ok(()),
-            Err(super::TrySendError::Closed(v)) => Err(SendError(v)),
-            Err(super::TrySendError::Full(v)) => s.send(v),
+            Err(crate::chan::TrySendError::Closed(v)) => Err(SendError(v)),
+            Err(crate::chan::TrySendError::Full(v)) => s.send(v),
         }
     }
 }

@@ -32,11 +32,13 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::handoff::{Deferred, Handed, Patience};
-use super::hchan::{TryRecv, TrySend, Version};
-use super::waiter::{Context, Entry, Waited, Wakes};
-use super::{Receiver, RecvError, SendError, Sender};
+use crate::chan::handoff::{Deferred, Handed, Patience};
+use crate::chan::hchan::{TryRecv, TrySend, Version};
+use crate::chan::waiter::{Context, Entry, Waited, Wakes};
+use crate::chan::{Receiver, RecvError, SendError, Sender};
 use crate::runtime::park::{self, WaitReason};
+
+pub(super) mod dynamic;
 
 thread_local! {
     /// The generator's state; 0 until first used (then seeded).
