@@ -92,16 +92,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use select::dynamic::{
-    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
-};
 pub use errors::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use future::{RecvFuture, SendFuture};
+pub use select::dynamic::{
+    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
+};
 
 #[doc(hidden)]
-pub use select::__private;
+pub use select::expansion as __private;
 
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;

@@ -66,7 +66,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{block_forever, shuffle, OnDrop, Order};
+use super::locked::{locked_pass, LockedCases};
+use super::order::{shuffle, Order};
+use super::{no_cases, register_all};
 use crate::chan::handoff::{Deferred, Handed};
 use crate::chan::hchan::{take_from_sender, Chan, Inner, TryRecv};
 use crate::chan::waiter::{Context, Entry, Waited, Wakes};
@@ -285,53 +287,17 @@ impl<'a> Select<'a> {
         self.cases[i].as_deref().expect("enabled")
     }
 
-    /// Go's all-locks check (as `select.rs`'s `locked_pass`): the first case in `order`
-    /// that is ready (committed, if `commit`) with every channel locked at once, so that
-    /// "none is ready" holds at one instant.
+    /// Go's all-locks check (`select/locked.rs`): the first case in `order` that is ready
+    /// (committed, if `commit`) with every channel locked at once, so that "none is ready"
+    /// holds at one instant.
     fn locked_look(&self, order: &[usize], commit: bool) -> Option<(usize, Commit)> {
-        let mut by_addr = Order::new(order.iter().copied());
-        let by_addr = by_addr.as_mut();
-        by_addr.sort_unstable_by_key(|&i| self.case(i).addr() as usize);
-        let mut prev = std::ptr::null();
-        for &i in by_addr.iter() {
-            if self.case(i).addr() != prev {
-                self.case(i).lock();
-                prev = self.case(i).addr();
-            }
-        }
-        let mut wakes = Wakes::default();
-        let mut got = None;
-        {
-            // Unlocks even if a case panics under the locks (as `select.rs`'s `locked_pass`).
-            let _unlock = OnDrop(|| {
-                let mut prev = std::ptr::null();
-                for &i in by_addr.iter() {
-                    if self.case(i).addr() != prev {
-                        // SAFETY: locked above, once per distinct channel.
-                        unsafe { self.case(i).unlock() };
-                        prev = self.case(i).addr();
-                    }
-                }
-            });
-            for &i in order {
-                // SAFETY: every channel of the cases in `order` is locked (above).
-                let r = unsafe {
-                    if commit {
-                        self.case(i).commit_locked(&mut wakes)
-                    } else {
-                        self.case(i)
-                            .ready_locked(&mut wakes)
-                            .then_some(Commit::Later)
-                    }
-                };
-                if let Some(c) = r {
-                    got = Some((i, c));
-                    break;
-                }
-            }
-        }
-        wakes.run();
-        got
+        locked_pass(
+            &mut Looking {
+                select: self,
+                commit,
+            },
+            order,
+        )
     }
 
     /// The select. `wait`: None blocks, Some(None) does not wait, Some(Some(d)) waits
@@ -362,26 +328,14 @@ impl<'a> Select<'a> {
                 };
             }
             if order.is_empty() {
-                match deadline {
-                    None => block_forever(),
-                    Some(d) => {
-                        crate::time::sleep_until(d);
-                        return None;
-                    }
-                }
+                no_cases(deadline);
+                return None;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.locked_look(order, commit);
             }
             let cx = Context::new();
-            let mut ready = false;
-            for &i in order.iter() {
-                if self.case(i).register(&cx, i, commit) {
-                    ready = true;
-                    break;
-                }
-            }
-            if ready && cx.try_abort() {
+            if !register_all(&cx, order, |i| self.case(i).register(&cx, i, commit)) {
                 continue; // a case became ready while registering; our entries are stale
             }
             match cx.wait(WaitReason::Select, deadline) {
@@ -395,6 +349,42 @@ impl<'a> Select<'a> {
                 }
                 Waited::Retry => {} // a reserving peer let us go
                 Waited::Timeout => return None,
+            }
+        }
+    }
+}
+
+/// A dynamic select under the all-locks pass: commits to (`select*`) or observes
+/// (`ready*`) the first ready case.
+struct Looking<'s, 'a> {
+    select: &'s Select<'a>,
+    commit: bool,
+}
+
+impl LockedCases for Looking<'_, '_> {
+    type Got = Commit;
+
+    fn chan_addr(&self, i: usize) -> usize {
+        self.select.case(i).addr() as usize
+    }
+
+    fn lock(&self, i: usize) {
+        self.select.case(i).lock();
+    }
+
+    unsafe fn unlock(&self, i: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.select.case(i).unlock() }
+    }
+
+    unsafe fn try_locked(&mut self, i: usize, wakes: &mut Wakes) -> Option<Commit> {
+        let case = self.select.case(i);
+        // SAFETY: forwarded contract.
+        unsafe {
+            if self.commit {
+                case.commit_locked(wakes)
+            } else {
+                case.ready_locked(wakes).then_some(Commit::Later)
             }
         }
     }
