@@ -16,6 +16,24 @@
 //! The wait queues, `closed` and `rx_gone` live under the channel lock (`lock.rs`'s spin
 //! lock: critical sections are tiny and never block).
 //!
+//! ```text
+//!  mod.rs   the structure (`Chan`, its lock-held state `Inner`), its invariants, the
+//!           lock-free readers (`len`, `surely_empty`/`surely_full`, `version`), the waiting
+//!           flags, `close` and the last Receiver's `disconnect_receivers`
+//!  recv.rs  the receive side: `recv`, `try_recv`, `try_recv_locked`, `put_back_locked`;
+//!           `refill_locked` (a receive serves the senders waiting on a full ring)
+//!  send.rs  the send side: `send`, `try_send`, `try_send_locked`; `notify_locked` (a
+//!           send serves the receivers waiting on an empty ring)
+//!  side.rs  `Side`: the two sides as types, each difference said once; the plain blocking
+//!           wait (`wait_as`) and the serving of a waiter (`serve_first`) both sides share
+//!  room.rs  room reserved by a dynamic select's chosen send (`reserve_room`, ...)
+//! ```
+//!
+//! The hot paths (`send`/`recv`/`try_send`/`try_recv`: a ring's lock-free push or pop) are
+//! `#[inline]`; what takes the lock is out of line (`send_slow`, `recv_slow`) or `#[cold]`
+//! (serving the other side). The helpers generic over a `Side` are `#[inline]` (or
+//! `always`), so each side's instance compiles to what a hand-written copy would.
+//!
 //! # Invariants (under the lock)
 //! - At most one of `sendq` and `recvq` holds live real waiters: a receiver only waits when
 //!   the buffer is empty and no sender waits; a sender only waits when the buffer is full and
@@ -66,7 +84,7 @@
 //!
 //! `close` MARKs the ring's tail (no lock-free send succeeds after it) and releases the
 //! receivers to retry, so that they drain what lock-free senders pushed before the close.
-//! A select that must see every channel at one instant (`select.rs`, `locked_pass`) locks
+//! A select that must see every channel at one instant (`select/locked.rs`) locks
 //! them and freezes their rings (`ring.rs`, FROZEN), so that lock-free operations wait too.
 //!
 //! The lock is never held while parking, running user code, or unparking (park.rs rule 3):

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::{Chan, Inner, RecvSide};
+use super::{Chan, Inner, RecvSide, SendSide};
 use crate::chan::handoff::{Deferred, Handed, Patience};
 use crate::chan::ring::{NoSlot, Pop};
-use crate::chan::waiter::{Context, Entry, Waited, Wakes};
+use crate::chan::waiter::{Entry, Waited, Wakes};
 use crate::runtime::park::{self, Unparker};
 
 /// An unbounded channel's buffer gives memory back once it has drained to a quarter of a
@@ -126,13 +126,10 @@ impl<T> Chan<T> {
     }
 
     /// A value left the ring and senders may wait: move the first one's value into the
-    /// room (FIFO). If the ring filled up again meanwhile (a lock-free send took the room),
-    /// the first sender keeps waiting where it is when nobody else can have seen it claimed
-    /// (a solo waiter, a future: `Entry::unclaim`), else it starts over (`Waited::Retry`).
-    /// Observers met on the way are notified. (Under the lock; bounded channels.)
+    /// room (FIFO; `Chan::serve_first`). (Under the lock; bounded channels.)
     pub(super) fn refill_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
         let r = self.ring.as_ref().expect("a bounded channel");
-        if let Some(e) = inner.sendq.claim_first(wakes) {
+        self.serve_first::<SendSide>(inner, wakes, |inner, e| {
             debug_assert!(
                 !e.deferred,
                 "deferred senders wait only on unbuffered channels"
@@ -142,22 +139,14 @@ impl<T> Chan<T> {
             } else {
                 Err(NoSlot::Full) // the room is reserved
             };
-            match slot {
-                Ok(slot) => {
-                    // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`)
-                    // is alive and ours to use until we `complete` it.
-                    let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
-                    // SAFETY: just reserved, written once.
-                    unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
-                    e.complete(wakes);
-                }
-                Err(_) => match e.unclaim() {
-                    Ok(e) => inner.sendq.push_front(e),
-                    Err(e) => e.release(wakes),
-                },
-            }
-        }
-        self.update_senders_waiting(inner);
+            let Ok(slot) = slot else { return false };
+            // SAFETY: `e` is claimed, so its packet (a waiting sender's `Option<T>`) is alive
+            // and ours to use until it is completed.
+            let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+            // SAFETY: just reserved, written once.
+            unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
+            true
+        });
     }
 
     /// Receives under the lock if possible. Waiting senders' observers are notified.
@@ -351,20 +340,5 @@ impl<T> Chan<T> {
     #[inline]
     pub(super) fn nothing_put_back(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0
-    }
-
-    /// Can a receive complete now? (For select registration and `ready`.) Observers of
-    /// "send ready" are notified if `notify` (the caller is a receiver about to wait).
-    pub(crate) fn recv_ready_locked(
-        &self,
-        inner: &mut Inner<T>,
-        me: Option<&Arc<Context>>,
-        notify: bool,
-        wakes: &mut Wakes,
-    ) -> bool {
-        let ready =
-            self.buffered(inner) || inner.closed || inner.sendq.has_partner(me, notify, wakes);
-        self.update_senders_waiting(inner);
-        ready
     }
 }

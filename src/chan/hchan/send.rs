@@ -11,12 +11,11 @@
 //! `send` and `try_send` are `#[inline]` fast paths (a ring's lock-free push); what needs
 //! the lock is out of line (`send_slow`, `serve_receivers`).
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Chan, Inner, SendSide};
+use super::{Chan, Inner, RecvSide, SendSide};
 use crate::chan::ring::{Pop, Push};
-use crate::chan::waiter::{Context, Entry, Waited, Wakes};
+use crate::chan::waiter::{Entry, Waited, Wakes};
 
 /// What an attempt to send found; the value comes back unless sent.
 pub(crate) enum TrySend<T> {
@@ -70,27 +69,18 @@ impl<T> Chan<T> {
     }
 
     /// A value entered the ring and receivers may wait: pop the oldest value into the first
-    /// one's packet. If the ring emptied again meanwhile (a lock-free receive took the
-    /// value), that receiver keeps waiting where it is when nobody else can have seen it
-    /// claimed (`Entry::unclaim`), else it starts over (`Waited::Retry`). Observers met on
-    /// the way are notified. (Under the lock; bounded channels.)
+    /// one's packet (`Chan::serve_first`). (Under the lock; bounded channels.)
     fn notify_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
         let r = self.ring.as_ref().expect("a bounded channel");
-        if let Some(e) = inner.recvq.claim_first(wakes) {
-            match r.pop(true) {
-                Pop::Got(v) => {
-                    // SAFETY: we claimed `e`, so its packet (a waiting receiver's
-                    // `Option<T>`, None) is alive and ours to fill until we `complete` it.
-                    unsafe { *(e.packet as *mut Option<T>) = Some(v) };
-                    e.complete(wakes);
-                }
-                Pop::Empty | Pop::Closed | Pop::Frozen => match e.unclaim() {
-                    Ok(e) => inner.recvq.push_front(e),
-                    Err(e) => e.release(wakes),
-                },
+        self.serve_first::<RecvSide>(inner, wakes, |_, e| match r.pop(true) {
+            Pop::Got(v) => {
+                // SAFETY: `e` is claimed, so its packet (a waiting receiver's `Option<T>`,
+                // None) is alive and ours to fill until it is completed.
+                unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                true
             }
-        }
-        self.update_receivers_waiting(inner);
+            Pop::Empty | Pop::Closed | Pop::Frozen => false,
+        });
     }
 
     /// Sends under the lock if possible.
@@ -221,21 +211,5 @@ impl<T> Chan<T> {
                 }
             };
         }
-    }
-
-    /// Can a send complete now?
-    pub(crate) fn send_ready_locked(
-        &self,
-        inner: &mut Inner<T>,
-        me: Option<&Arc<Context>>,
-        notify: bool,
-        wakes: &mut Wakes,
-    ) -> bool {
-        let r = inner.closed
-            || inner.rx_gone
-            || self.has_room(inner)
-            || inner.recvq.has_partner(me, notify, wakes);
-        self.update_receivers_waiting(inner);
-        r
     }
 }

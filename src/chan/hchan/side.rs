@@ -50,64 +50,43 @@ pub(crate) enum Attempt<T> {
     Deferred(Arc<Deferred<T>>),
 }
 
-/// A side of a channel (module doc).
+/// A side of a channel (module doc). Each operation is written once, both sides next to
+/// each other: `Self::RECV` is a constant, so each instance keeps only its own side.
 pub(crate) trait Side {
+    /// True for the receivers' side.
+    const RECV: bool;
+
     /// What a goroutine dump says of a waiter of this side.
-    const WAIT_REASON: WaitReason;
+    const WAIT_REASON: WaitReason = if Self::RECV {
+        WaitReason::ChanReceive
+    } else {
+        WaitReason::ChanSend
+    };
 
     /// The queue where waiters of this side wait.
-    fn queue<T>(inner: &mut Inner<T>) -> &mut WaitQueue;
-
-    /// Lock-free: false only if an operation of this side surely cannot complete now
-    /// (`Chan::surely_empty` / `Chan::surely_full`).
-    fn maybe_ready<T>(chan: &Chan<T>) -> bool;
-
-    /// Under the lock: can an operation of this side complete now? Entries of `me` are no
-    /// partners (a select never pairs with itself); observers of the other side are
-    /// notified if `notify` (the caller is a waiter about to wait). Recomputes the other
-    /// side's waiting flag.
-    fn ready_locked<T>(
-        chan: &Chan<T>,
-        inner: &mut Inner<T>,
-        me: Option<&Arc<Context>>,
-        notify: bool,
-        wakes: &mut Wakes,
-    ) -> bool;
-
-    /// Publishes that waiters of this side may wait, after pushing an entry onto `queue`
-    /// (under the lock). True if the operation became possible meanwhile (the Dekker
-    /// handshake, module doc of `hchan`): the caller must not sleep.
-    fn mark_waiting<T>(chan: &Chan<T>, inner: &Inner<T>) -> bool;
-
-    /// Recomputes this side's waiting flag (under the lock).
-    fn update_waiting<T>(chan: &Chan<T>, inner: &Inner<T>);
-
-    /// Tries the operation on `packet` without waiting, lock-free where the channel allows
-    /// (`try_recv` / `try_send`). A receive's packet is None on entry.
-    fn try_packet<T>(chan: &Chan<T>, packet: &mut Option<T>) -> Attempt<T>;
-
-    /// `try_packet` under the lock (`try_recv_locked` / `try_send_locked`).
-    fn try_packet_locked<T>(
-        chan: &Chan<T>,
-        inner: &mut Inner<T>,
-        packet: &mut Option<T>,
-        wakes: &mut Wakes,
-    ) -> Attempt<T>;
-}
-
-impl Side for RecvSide {
-    const WAIT_REASON: WaitReason = WaitReason::ChanReceive;
-
     #[inline]
     fn queue<T>(inner: &mut Inner<T>) -> &mut WaitQueue {
-        &mut inner.recvq
+        if Self::RECV {
+            &mut inner.recvq
+        } else {
+            &mut inner.sendq
+        }
     }
 
+    /// Lock-free: false only if an operation of this side surely cannot complete now.
     #[inline]
     fn maybe_ready<T>(chan: &Chan<T>) -> bool {
-        !chan.surely_empty()
+        if Self::RECV {
+            !chan.surely_empty()
+        } else {
+            !chan.surely_full()
+        }
     }
 
+    /// Under the lock: can an operation of this side complete now? Entries of `me` are no
+    /// partners (a select never pairs with itself); observers met in the other side's
+    /// queue are notified if `notify` (the caller is a waiter about to wait), and that
+    /// side's waiting flag is recomputed (`has_partner` drops stale entries).
     #[inline]
     fn ready_locked<T>(
         chan: &Chan<T>,
@@ -116,24 +95,56 @@ impl Side for RecvSide {
         notify: bool,
         wakes: &mut Wakes,
     ) -> bool {
-        chan.recv_ready_locked(inner, me, notify, wakes)
+        if Self::RECV {
+            let ready =
+                chan.buffered(inner) || inner.closed || inner.sendq.has_partner(me, notify, wakes);
+            chan.update_senders_waiting(inner);
+            ready
+        } else {
+            let ready = inner.closed
+                || inner.rx_gone
+                || chan.has_room(inner)
+                || inner.recvq.has_partner(me, notify, wakes);
+            chan.update_receivers_waiting(inner);
+            ready
+        }
     }
 
+    /// Publishes that waiters of this side may wait, after pushing an entry onto `queue`
+    /// (under the lock). True if the operation became possible meanwhile (the Dekker
+    /// handshake, module doc of `hchan`): the caller must not sleep.
     #[inline]
-    fn mark_waiting<T>(chan: &Chan<T>, _inner: &Inner<T>) -> bool {
-        chan.mark_receivers_waiting()
+    fn mark_waiting<T>(chan: &Chan<T>, inner: &Inner<T>) -> bool {
+        if Self::RECV {
+            chan.mark_receivers_waiting()
+        } else {
+            chan.mark_senders_waiting(inner)
+        }
     }
 
+    /// Recomputes this side's waiting flag (under the lock).
     #[inline]
     fn update_waiting<T>(chan: &Chan<T>, inner: &Inner<T>) {
-        chan.update_receivers_waiting(inner)
+        if Self::RECV {
+            chan.update_receivers_waiting(inner)
+        } else {
+            chan.update_senders_waiting(inner)
+        }
     }
 
+    /// Tries the operation on `packet` without waiting, lock-free where the channel allows
+    /// (`try_recv` / `try_send`). A receive's packet is None on entry.
     #[inline]
     fn try_packet<T>(chan: &Chan<T>, packet: &mut Option<T>) -> Attempt<T> {
-        recv_attempt(chan.try_recv(), packet)
+        if Self::RECV {
+            recv_attempt(chan.try_recv(), packet)
+        } else {
+            let v = packet.take().expect("a send holds its value");
+            send_attempt(chan.try_send(v), packet)
+        }
     }
 
+    /// `try_packet` under the lock (`try_recv_locked` / `try_send_locked`).
     #[inline]
     fn try_packet_locked<T>(
         chan: &Chan<T>,
@@ -141,8 +152,21 @@ impl Side for RecvSide {
         packet: &mut Option<T>,
         wakes: &mut Wakes,
     ) -> Attempt<T> {
-        recv_attempt(chan.try_recv_locked(inner, wakes), packet)
+        if Self::RECV {
+            recv_attempt(chan.try_recv_locked(inner, wakes), packet)
+        } else {
+            let v = packet.take().expect("a send holds its value");
+            send_attempt(chan.try_send_locked(inner, v, wakes), packet)
+        }
     }
+}
+
+impl Side for RecvSide {
+    const RECV: bool = true;
+}
+
+impl Side for SendSide {
+    const RECV: bool = false;
 }
 
 /// A receive's result in the packet convention.
@@ -156,58 +180,6 @@ fn recv_attempt<T>(r: TryRecv<T>, packet: &mut Option<T>) -> Attempt<T> {
         TryRecv::Closed => Attempt::Done,
         TryRecv::Empty => Attempt::NotReady,
         TryRecv::Deferred(d) => Attempt::Deferred(d),
-    }
-}
-
-impl Side for SendSide {
-    const WAIT_REASON: WaitReason = WaitReason::ChanSend;
-
-    #[inline]
-    fn queue<T>(inner: &mut Inner<T>) -> &mut WaitQueue {
-        &mut inner.sendq
-    }
-
-    #[inline]
-    fn maybe_ready<T>(chan: &Chan<T>) -> bool {
-        !chan.surely_full()
-    }
-
-    #[inline]
-    fn ready_locked<T>(
-        chan: &Chan<T>,
-        inner: &mut Inner<T>,
-        me: Option<&Arc<Context>>,
-        notify: bool,
-        wakes: &mut Wakes,
-    ) -> bool {
-        chan.send_ready_locked(inner, me, notify, wakes)
-    }
-
-    #[inline]
-    fn mark_waiting<T>(chan: &Chan<T>, inner: &Inner<T>) -> bool {
-        chan.mark_senders_waiting(inner)
-    }
-
-    #[inline]
-    fn update_waiting<T>(chan: &Chan<T>, inner: &Inner<T>) {
-        chan.update_senders_waiting(inner)
-    }
-
-    #[inline]
-    fn try_packet<T>(chan: &Chan<T>, packet: &mut Option<T>) -> Attempt<T> {
-        let v = packet.take().expect("a send holds its value");
-        send_attempt(chan.try_send(v), packet)
-    }
-
-    #[inline]
-    fn try_packet_locked<T>(
-        chan: &Chan<T>,
-        inner: &mut Inner<T>,
-        packet: &mut Option<T>,
-        wakes: &mut Wakes,
-    ) -> Attempt<T> {
-        let v = packet.take().expect("a send holds its value");
-        send_attempt(chan.try_send_locked(inner, v, wakes), packet)
     }
 }
 
@@ -276,5 +248,32 @@ impl<T> Chan<T> {
             Context::recycle(cx);
         }
         waited
+    }
+
+    /// Serves the first waiter of side `S` after a lock-free operation of the other side
+    /// (hchan's "The ring and the waiters"): claims it (observers met on the way are
+    /// notified) and lets `serve` move its value through its packet (true: served, then
+    /// completed). If `serve` cannot (the ring moved again before we got the lock: a
+    /// lock-free peer took the value or the room), the waiter keeps waiting where it is
+    /// when nobody else can have seen it claimed (a solo waiter, a future:
+    /// `Entry::unclaim`), else it starts over (`Waited::Retry`). (Under the lock.)
+    #[inline(always)]
+    pub(super) fn serve_first<S: Side>(
+        &self,
+        inner: &mut Inner<T>,
+        wakes: &mut Wakes,
+        serve: impl FnOnce(&Inner<T>, &Entry) -> bool,
+    ) {
+        if let Some(e) = S::queue(inner).claim_first(wakes) {
+            if serve(inner, &e) {
+                e.complete(wakes);
+            } else {
+                match e.unclaim() {
+                    Ok(e) => S::queue(inner).push_front(e),
+                    Err(e) => e.release(wakes),
+                }
+            }
+        }
+        S::update_waiting(self, inner);
     }
 }
