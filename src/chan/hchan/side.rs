@@ -87,7 +87,6 @@ pub(crate) trait Side {
     /// partners (a select never pairs with itself); observers met in the other side's
     /// queue are notified if `notify` (the caller is a waiter about to wait), and that
     /// side's waiting flag is recomputed (`has_partner` drops stale entries).
-    #[inline]
     fn ready_locked<T>(
         chan: &Chan<T>,
         inner: &mut Inner<T>,
