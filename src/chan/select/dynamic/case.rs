@@ -21,7 +21,7 @@ use crate::chan::hchan::{take_from_sender, Chan, Inner, RecvSide, SendSide, Side
 use crate::chan::waiter::{Context, Entry, Wakes};
 use crate::chan::{Receiver, RecvError, Sender};
 
-/// One operation of a dynamic [`Select`], type-erased.
+/// One operation of a dynamic [`Select`](super::Select), type-erased.
 pub(super) trait DynCase {
     /// Is the operation ready now (without performing it)?
     fn ready(&self) -> bool;
