@@ -59,6 +59,7 @@ pub(crate) mod stack;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;
 pub(crate) mod thread_arc;
+pub(crate) mod timers;
 pub(crate) mod worker;
 
 pub use block_on::block_on;

@@ -41,7 +41,7 @@ use std::time::Duration;
 use super::machine::{pack, BLOCKING, FREE, RUNNING};
 use super::output::Output;
 use super::scheduler::{self, Sched};
-use crate::time::timers;
+use super::timers;
 
 /// A P stuck this long inside `blocking` is handed off (when work waits).
 const BLOCKING_RETAKE_NS: u64 = 20_000;

@@ -36,7 +36,7 @@ use super::machine::{pack, Machine, BLOCKING, FREE, RUNNING, SCHED};
 use super::processor::Processor;
 use super::scheduler::Sched;
 use super::{signal, stack};
-use crate::time::timers;
+use super::timers;
 
 /// Runs goroutines on `m` for as long as it holds a P.
 pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {

@@ -1,5 +1,5 @@
-//! Channel timers: `after`, `tick`, [`Timer`] and [`Ticker`], on the shared timer heap
-//! (`timers.rs`).
+//! Channel timers: `after`, `tick`, [`Timer`] and [`Ticker`], on the runtime's timer heaps
+//! (`runtime/timers.rs`).
 //!
 //! Each is a capacity-1 channel plus one heap timer whose callback (on a worker thread,
 //! never blocking) does a `try_send` of the current time. A ticker's callback re-arms itself
@@ -28,7 +28,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::timers::{self, Fire, HeapIndex};
+use crate::runtime::timers::{self, Fire, HeapIndex};
 use crate::chan::{self, OneSlot, Receiver, RxGone, Sender, TrySendError};
 
 struct State {
