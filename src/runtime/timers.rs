@@ -54,16 +54,18 @@
 //! manual `Send`/`Sync` impls sound.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::machine::{self, BLOCKING, RUNNING};
 use super::scheduler;
 
-const NOT_ARMED: usize = usize::MAX;
+const NOT_ARMED: u32 = u32::MAX;
 /// `HeapIndex::heap` of a timer in no heap.
-const NO_HEAP: usize = usize::MAX;
+const NO_HEAP: u32 = u32::MAX;
+/// The most timers one heap holds (positions are `u32`s).
+const MAX_ARMED: usize = NOT_ARMED as usize - 1;
 
 /// How late another M lets the timers of a P whose M is running a goroutine get before it
 /// runs them itself (module doc, "Who runs timers").
@@ -217,13 +219,14 @@ pub(crate) unsafe trait Fire: Send + Sync + 'static {
     fn fire(self: Arc<Self>, deadline: Instant);
 }
 
-/// A timer's heap and position in it (module doc, Invariants).
+/// A timer's heap and position in it (module doc, Invariants). Eight bytes: it is in every
+/// timer, and 100,000 pending timers are 100,000 of them.
 #[repr(C)]
 pub(crate) struct HeapIndex {
     /// Position in the heap; guarded by that heap's lock. First (`set_entry_index`).
-    index: UnsafeCell<usize>,
+    index: UnsafeCell<u32>,
     /// The heap holding the timer, or `NO_HEAP`.
-    heap: AtomicUsize,
+    heap: AtomicU32,
 }
 
 // SAFETY: `index` is only accessed with the lock of the heap named by `heap` held (module
@@ -236,7 +239,7 @@ impl HeapIndex {
     pub(crate) const fn new() -> HeapIndex {
         HeapIndex {
             index: UnsafeCell::new(NOT_ARMED),
-            heap: AtomicUsize::new(NO_HEAP),
+            heap: AtomicU32::new(NO_HEAP),
         }
     }
 }
@@ -267,12 +270,12 @@ pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
     super::ensure_started();
     let when = to_nanos(when);
     let heaps = heaps();
-    let home = machine::current_processor().map_or(heaps.len() - 1, |p| p.id);
+    let home = machine::current_processor().map_or(heaps.len() - 1, |p| p.id) as u32;
     let ix = t.index();
     let mut was_armed = false;
     loop {
         let h = ix.heap.load(Ordering::Acquire);
-        let heap = &heaps[if h == NO_HEAP { home } else { h }];
+        let heap = &heaps[if h == NO_HEAP { home } else { h } as usize];
         let mut entries = heap.lock();
         if ix.heap.load(Ordering::Acquire) != h {
             continue; // moved or disarmed meanwhile: look again
@@ -299,7 +302,7 @@ pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
         heap.publish(&entries);
         drop(entries);
         if first {
-            scheduler::timer_armed(run_at(home, when));
+            scheduler::timer_armed(run_at(home as usize, when));
         }
         return was_armed;
     }
@@ -314,7 +317,7 @@ pub(crate) fn stop(t: &dyn Fire) -> bool {
         if h == NO_HEAP {
             return false;
         }
-        let heap = &heaps()[h];
+        let heap = &heaps()[h as usize];
         let mut entries = heap.lock();
         if ix.heap.load(Ordering::Acquire) != h {
             continue;
@@ -456,7 +459,7 @@ fn run_heap(heap: &Heap, now: u64) -> usize {
     n
 }
 
-fn set_index(t: &dyn Fire, i: usize) {
+fn set_index(t: &dyn Fire, i: u32) {
     // SAFETY: only called with the lock of the timer's heap held (push/remove/pop_min).
     unsafe { *t.index().index.get() = i };
 }
@@ -465,13 +468,15 @@ fn set_index(t: &dyn Fire, i: usize) {
 /// field of every `Fire` type, and `HeapIndex::index` the first of that (`repr(C)`).
 #[inline]
 fn set_entry_index(e: &Entry, i: usize) {
-    let index = Arc::as_ptr(&e.target) as *const () as *const UnsafeCell<usize>;
+    let index = Arc::as_ptr(&e.target) as *const () as *const UnsafeCell<u32>;
     // SAFETY: `index` is the target's first field (`Fire`'s contract), alive while the
     // entry holds the target; only touched with its heap's lock held (we are sifting).
-    unsafe { *(*index).get() = i };
+    // `push` keeps every position below `NOT_ARMED`.
+    unsafe { *(*index).get() = i as u32 };
 }
 
 fn push(entries: &mut Vec<Entry>, target: Arc<dyn Fire>, when: u64) {
+    assert!(entries.len() < MAX_ARMED, "gort: too many timers armed on one processor");
     entries.push(Entry { when, target });
     let i = entries.len() - 1;
     sift_up(entries, i);
@@ -495,7 +500,7 @@ fn pop_min(entries: &mut Vec<Entry>) -> Arc<dyn Fire> {
 /// Removes `t`, which is armed in this heap, and marks it in no heap.
 fn remove(entries: &mut Vec<Entry>, t: &dyn Fire) {
     // SAFETY: the lock of `t`'s heap is held (the caller checked `heap` under it).
-    let i = unsafe { *t.index().index.get() };
+    let i = unsafe { *t.index().index.get() } as usize;
     debug_assert!(std::ptr::addr_eq(Arc::as_ptr(&entries[i].target), t));
     let last = entries.pop().expect("an armed timer is in its heap");
     if i < entries.len() {

@@ -52,6 +52,8 @@ pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {
 /// Finds a goroutine to run; parks the thread while there is none. None if `m` no longer
 /// holds a P.
 fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -> Option<GRef> {
+    // Woke from an idle park by itself (a timer deadline, or a nudge), not to take work.
+    let mut timer_wake = false;
     loop {
         let p = m.processor()?;
         let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
@@ -80,7 +82,10 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
                 return Some(g);
             }
         }
-        if !*spinning && sched.nprocs > 1 {
+        // An M that woke only to run timers, which readied nothing, goes back to sleep
+        // rather than spin: while a busy goroutine arms a stream of timers, the watcher
+        // wakes once per batch (timers.rs, STEAL_SLACK) and costs the machine no more.
+        if !*spinning && sched.nprocs > 1 && !std::mem::take(&mut timer_wake) {
             *spinning = sched.try_start_spinning();
         }
         if *spinning {
@@ -103,8 +108,10 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             // Time passed while it slept: the goroutines it runs next park with a fresh
             // coarse time (timers::COARSE_NOW).
             timers::refresh_coarse();
+            timer_wake = true;
         }
         *spinning = sched.leave_idle(m);
+        timer_wake &= !*spinning;
     }
 }
 
