@@ -324,7 +324,7 @@ impl Context {
             return (ctx, handle);
         }
         let weak: Weak<Node> = Arc::downgrade(&ctx.node);
-        let timer = Timer::new(move |_| {
+        let timer = Timer::new(move || {
             if let Some(node) = weak.upgrade() {
                 cancel(&node, ContextError::DeadlineExceeded, true);
             }

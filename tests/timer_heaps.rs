@@ -63,7 +63,10 @@ fn fires_while_its_processor_computes() {
     let mut spins = 0u64;
     // Spin (no blocking point) until the channel timer has delivered.
     while rx.try_recv().is_err() {
-        assert!(t.elapsed() < PATIENCE, "the timer did not fire while its P computed");
+        assert!(
+            t.elapsed() < PATIENCE,
+            "the timer did not fire while its P computed"
+        );
         spins = std::hint::black_box(spins + 1);
     }
     // The `after_func` goroutine needs a P: with one P it runs once this one switches.
@@ -86,7 +89,10 @@ fn fires_while_its_thread_blocks_in_a_raw_syscall() {
     let t0 = Instant::now();
     std::thread::sleep(ms(50));
     assert!(t0.elapsed() >= ms(50));
-    assert!(t.join().unwrap(), "the timer did not fire while its M slept");
+    assert!(
+        t.join().unwrap(),
+        "the timer did not fire while its M slept"
+    );
 }
 
 /// Timers armed from plain threads (the off-processor heap) fire, and can be stopped and
@@ -115,7 +121,10 @@ fn timers_armed_from_plain_threads() {
     // Armed by a goroutine, reset and received on a plain thread.
     let t = Timer::new(Duration::from_secs(3600));
     let got = std::thread::spawn(move || {
-        assert!(t.reset(ms(1)), "reset of an armed timer reports it was armed");
+        assert!(
+            t.reset(ms(1)),
+            "reset of an armed timer reports it was armed"
+        );
         t.receiver().recv_timeout(PATIENCE).is_ok()
     })
     .join()
@@ -239,12 +248,20 @@ fn many_timers_across_processors_fire_exactly_once() {
         p.join().unwrap();
     }
     let expected = armers * per - prevented.load(Ordering::SeqCst);
-    let total = || counts.iter().map(|c| c.load(Ordering::SeqCst)).sum::<usize>();
+    let total = || {
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
     eventually("every timer not stopped fires", || total() >= expected);
     // Let any duplicate show up.
     gort::time::sleep(ms(20));
     assert_eq!(total(), expected);
-    assert!(counts.iter().all(|c| c.load(Ordering::SeqCst) <= 1), "a timer fired twice");
+    assert!(
+        counts.iter().all(|c| c.load(Ordering::SeqCst) <= 1),
+        "a timer fired twice"
+    );
     eventually("nothing left armed", || armed_count() == base);
 }
 

@@ -481,7 +481,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         Some(d) if d <= Instant::now() => return true,
         Some(d) => {
             let me = current().expect("in a goroutine");
-            let t = super::timers::Timer::new(move |_| unpark(&me));
+            let t = super::timers::Timer::new(move || unpark(&me));
             t.start(d);
             Some(t)
         }

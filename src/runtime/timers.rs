@@ -54,7 +54,7 @@
 //! manual `Send`/`Sync` impls sound.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -143,7 +143,6 @@ pub(crate) fn now_nanos() -> u64 {
     n
 }
 
-
 /// A timeout too long to add to an `Instant` (such as `Duration::MAX`) waits this long
 /// instead: a century, which no program outlives, and short enough that every clock
 /// computation on the deadline stays in range.
@@ -175,14 +174,35 @@ impl Heap {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Publishes the earliest deadline (the lock is held: `entries` is its guard's).
     fn publish(&self, entries: &[Entry]) {
         let next = entries.first().map_or(u64::MAX, |e| e.when);
-        self.next.store(next, Ordering::Release);
+        let old = self.next.swap(next, Ordering::SeqCst);
+        if (old == u64::MAX) != (next == u64::MAX) {
+            if next == u64::MAX {
+                NONEMPTY.fetch_sub(1, Ordering::SeqCst);
+            } else {
+                NONEMPTY.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 }
 
 /// The heaps: one per processor, then the off-P heap. Made with the scheduler.
 static HEAPS: OnceLock<Box<[Heap]>> = OnceLock::new();
+
+/// How many heaps hold a timer: while none does (a program without timers, or between
+/// them), the scheduler's timer checks are this one load.
+static NONEMPTY: AtomicUsize = AtomicUsize::new(0);
+
+/// The heaps, if any holds a timer.
+#[inline]
+fn armed_heaps() -> Option<&'static [Heap]> {
+    if NONEMPTY.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    HEAPS.get().map(|h| &h[..])
+}
 
 fn heaps() -> &'static [Heap] {
     HEAPS.get_or_init(|| {
@@ -214,9 +234,10 @@ struct Entry {
 pub(crate) unsafe trait Fire: Send + Sync + 'static {
     /// Its position in the heaps.
     fn index(&self) -> &HeapIndex;
-    /// Runs on an M when the timer fires for `deadline`, outside the heap lock, with the
-    /// reference the heap held (to re-arm with). Must not block (park.rs rule 4).
-    fn fire(self: Arc<Self>, deadline: Instant);
+    /// Runs on an M when the timer fires for `deadline` (timer-epoch ns), outside the heap
+    /// lock, with the reference the heap held (to re-arm with). Must not block (park.rs
+    /// rule 4).
+    fn fire(self: Arc<Self>, deadline: u64);
 }
 
 /// A timer's heap and position in it (module doc, Invariants). Eight bytes: it is in every
@@ -267,8 +288,12 @@ fn run_at(i: usize, next: u64) -> u64 {
 /// Arms `t` for `when` on the caller's heap, moving it if it was already armed. Returns
 /// true if it was armed (so this moved a pending firing).
 pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
+    start_at(t.clone(), to_nanos(when))
+}
+
+/// [`start`] for a deadline in timer-epoch ns, with the reference the heap will hold.
+pub(crate) fn start_at(t: Arc<dyn Fire>, when: u64) -> bool {
     super::ensure_started();
-    let when = to_nanos(when);
     let heaps = heaps();
     let home = machine::current_processor().map_or(heaps.len() - 1, |p| p.id) as u32;
     let ix = t.index();
@@ -281,7 +306,7 @@ pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
             continue; // moved or disarmed meanwhile: look again
         }
         if h != NO_HEAP {
-            remove(&mut entries, &**t);
+            remove(&mut entries, &*t);
             was_armed = true;
             if h != home {
                 heap.publish(&entries);
@@ -297,7 +322,7 @@ pub(crate) fn start(t: &Arc<dyn Fire>, when: Instant) -> bool {
         {
             continue;
         }
-        push(&mut entries, t.clone(), when);
+        push(&mut entries, t, when);
         let first = entries[0].when == when;
         heap.publish(&entries);
         drop(entries);
@@ -336,12 +361,12 @@ struct Slot<F> {
 }
 
 // SAFETY: `repr(C)` with `index` first (the trait's contract).
-unsafe impl<F: Fn(Instant) + Send + Sync + 'static> Fire for Slot<F> {
+unsafe impl<F: Fn() + Send + Sync + 'static> Fire for Slot<F> {
     fn index(&self) -> &HeapIndex {
         &self.index
     }
-    fn fire(self: Arc<Self>, deadline: Instant) {
-        (self.callback)(deadline)
+    fn fire(self: Arc<Self>, _deadline: u64) {
+        (self.callback)()
     }
 }
 
@@ -351,9 +376,9 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    /// A disarmed timer that will run `callback(deadline)` each time it fires. The callback
-    /// runs on a worker thread and must not block.
-    pub(crate) fn new(callback: impl Fn(Instant) + Send + Sync + 'static) -> Timer {
+    /// A disarmed timer that will run `callback` each time it fires. The callback runs on
+    /// an M (a worker or sysmon) and must not block.
+    pub(crate) fn new(callback: impl Fn() + Send + Sync + 'static) -> Timer {
         Timer {
             slot: Arc::new(Slot {
                 index: HeapIndex::new(),
@@ -386,13 +411,16 @@ impl Drop for Timer {
 
 /// The earliest armed deadline across all heaps, if any (for the deadlock detector).
 pub(crate) fn next_deadline() -> Option<u64> {
-    let next = HEAPS.get()?.iter().map(|h| h.next.load(Ordering::Acquire)).min()?;
+    let next = armed_heaps()?
+        .iter()
+        .map(|h| h.next.load(Ordering::Acquire))
+        .min()?;
     (next != u64::MAX).then_some(next)
 }
 
 /// When an idle M must wake to run timers: the earliest of every heap's [`run_at`].
 pub(crate) fn wake_deadline() -> Option<u64> {
-    let heaps = HEAPS.get()?;
+    let heaps = armed_heaps()?;
     let mut earliest = u64::MAX;
     for (i, h) in heaps.iter().enumerate() {
         let next = h.next.load(Ordering::Acquire);
@@ -419,7 +447,7 @@ pub(crate) fn any_due() -> bool {
 /// runs a goroutine). Returns the number fired. Called by Ms in the scheduler and by
 /// sysmon; a few relaxed loads and no clock read when nothing is armed.
 pub(crate) fn run_due() -> usize {
-    let Some(heaps) = HEAPS.get() else { return 0 };
+    let Some(heaps) = armed_heaps() else { return 0 };
     let mut now = 0;
     let mut fired = 0;
     for (i, h) in heaps.iter().enumerate() {
@@ -454,7 +482,7 @@ fn run_heap(heap: &Heap, now: u64) -> usize {
     }
     let n = fired.len();
     for (when, target) in fired {
-        target.fire(from_nanos(when));
+        target.fire(when);
     }
     n
 }
@@ -476,7 +504,10 @@ fn set_entry_index(e: &Entry, i: usize) {
 }
 
 fn push(entries: &mut Vec<Entry>, target: Arc<dyn Fire>, when: u64) {
-    assert!(entries.len() < MAX_ARMED, "gort: too many timers armed on one processor");
+    assert!(
+        entries.len() < MAX_ARMED,
+        "gort: too many timers armed on one processor"
+    );
     entries.push(Entry { when, target });
     let i = entries.len() - 1;
     sift_up(entries, i);
@@ -489,7 +520,11 @@ fn pop_min(entries: &mut Vec<Entry>) -> Arc<dyn Fire> {
         last
     } else {
         let top = std::mem::replace(&mut entries[0], last);
-        sift_down(entries, 0);
+        // Floyd's: the former last entry (typically among the latest deadlines) would sink
+        // to the bottom anyway: move the hole down along the smaller children without
+        // comparing it, then sift it up the little way back.
+        let i = sink(entries, 0);
+        sift_up(entries, i);
         top
     };
     set_index(&*top.target, NOT_ARMED);
@@ -553,8 +588,31 @@ fn sift_down(heap: &mut [Entry], mut i: usize) {
     set_entry_index(&heap[i], i);
 }
 
+/// Moves the entry at `i` down to the bottom along the smaller children; returns where it
+/// ended (its index is not yet recorded: `sift_up` follows).
+fn sink(heap: &mut [Entry], mut i: usize) -> usize {
+    loop {
+        let first = ARITY * i + 1;
+        if first >= heap.len() {
+            return i;
+        }
+        let end = (first + ARITY).min(heap.len());
+        let mut c = first;
+        for k in first + 1..end {
+            if heap[k].when < heap[c].when {
+                c = k;
+            }
+        }
+        heap.swap(i, c);
+        set_entry_index(&heap[i], i);
+        i = c;
+    }
+}
+
 /// Number of armed timers (for tests: stopped timers must leave nothing behind).
 #[doc(hidden)]
 pub fn armed_count() -> usize {
-    HEAPS.get().map_or(0, |hs| hs.iter().map(|h| h.lock().len()).sum())
+    HEAPS
+        .get()
+        .map_or(0, |hs| hs.iter().map(|h| h.lock().len()).sum())
 }

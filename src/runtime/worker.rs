@@ -35,8 +35,8 @@ use super::goroutine::{self, GRef, Run, SendCoroutine, Start, Suspend};
 use super::machine::{pack, Machine, BLOCKING, FREE, RUNNING, SCHED};
 use super::processor::Processor;
 use super::scheduler::Sched;
-use super::{signal, stack};
 use super::timers;
+use super::{signal, stack};
 
 /// Runs goroutines on `m` for as long as it holds a P.
 pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {

@@ -28,8 +28,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::runtime::timers::{self, Fire, HeapIndex};
 use crate::chan::{self, OneSlot, Receiver, RxGone, Sender, TrySendError};
+use crate::runtime::timers::{self, Fire, HeapIndex};
 
 struct State {
     /// The armed deadline (timer-epoch ns), `NONE` when stopped or fired (one-shot). (Not an
@@ -83,7 +83,7 @@ unsafe impl Fire for Shared {
         &self.index
     }
 
-    fn fire(self: Arc<Self>, deadline: Instant) {
+    fn fire(self: Arc<Self>, deadline: u64) {
         Shared::fired(&self, deadline);
     }
 }
@@ -136,10 +136,11 @@ impl Shared {
         (shared, rx)
     }
 
-    /// The heap timer fired for `deadline` (runs on a worker; must not block).
-    fn fired(self: &Arc<Self>, deadline: Instant) {
+    /// The heap timer fired for `deadline` (timer-epoch ns; runs on a worker; must not
+    /// block).
+    fn fired(self: &Arc<Self>, deadline: u64) {
         let mut st = lock(&self.state);
-        if st.when != timers::to_nanos(deadline) {
+        if st.when != deadline {
             return; // stopped or reset since it was armed
         }
         let now = Instant::now();
@@ -161,6 +162,7 @@ impl Shared {
                 st.when = NONE;
             }
             Some(p) => {
+                let deadline = timers::from_nanos(deadline);
                 let mut next = super::saturating_add(deadline, p);
                 if next <= now {
                     // Fell behind (a stalled runtime): skip whole periods, keep the phase.
@@ -168,9 +170,10 @@ impl Shared {
                     let k = (behind / p.as_nanos().max(1) + 1).min(u32::MAX as u128) as u32;
                     next = super::saturating_add(deadline, p.saturating_mul(k));
                 }
-                st.when = timers::to_nanos(next);
+                let next = timers::to_nanos(next);
+                st.when = next;
                 let t: Arc<dyn Fire> = self.clone();
-                timers::start(&t, next);
+                timers::start_at(t, next);
             }
         }
     }
@@ -192,10 +195,11 @@ impl Shared {
                 return;
             }
         }
-        st.when = timers::to_nanos(when);
+        let when = timers::to_nanos(when);
+        st.when = when;
         // The heap owns it while armed (`after_func`: runs whether or not a handle is kept).
         let t: Arc<dyn Fire> = self.clone();
-        timers::start(&t, when);
+        timers::start_at(t, when);
     }
 
     /// Disarms and drains; true if a delivery was prevented.
