@@ -142,7 +142,7 @@ pub(crate) struct Goroutine {
     /// A `WaitReason` while parked, for dumps.
     wait_reason: AtomicU8,
     /// When the current wait began, in timer-epoch nanoseconds: the coarse time (for dumps;
-    /// see `timers::COARSE_NOW` for its accuracy).
+    /// see `clock::COARSE_NOW` for its accuracy).
     pub(crate) wait_since: AtomicU64,
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.

@@ -25,6 +25,9 @@
 //! Goroutine states are in `goroutine.rs`, the park protocol in `park.rs`, the idle and wake
 //! protocol in `scheduler.rs`, the search order in `worker.rs`, the hand-off of a P from a
 //! stuck M to another in `machine.rs`, and the monitor that decides it in `sysmon.rs`.
+//! Timers are part of this layer (Go's `runtime/time.go`): one heap per P in `timers.rs`,
+//! run by the Ms as they schedule, on the clock of `clock.rs`; `gort::time` is a façade
+//! over them.
 //!
 //! # Thread identity
 //! A goroutine may resume on a different OS thread after any blocking point (channel
@@ -39,6 +42,7 @@
 
 pub(crate) mod block_on;
 pub(crate) mod cgroup;
+pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod deadlock;
 pub(crate) mod dump;

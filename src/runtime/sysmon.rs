@@ -19,7 +19,7 @@
 //!     otherwise (GORT_MAXPROCS=1, or every other M is stuck too) the P moves;
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
-//!   dumps: `timers::COARSE_NOW`);
+//!   dumps: `clock::COARSE_NOW`);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
 //!   trims free stacks beyond each size class's budget (`stack/arena.rs`);

@@ -59,7 +59,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
         m.tick.store(tick, Ordering::Relaxed);
         if tick % 61 == 0 {
-            // Also the coarse clock's periodic refresh (timers::COARSE_NOW).
+            // Also the coarse clock's periodic refresh (clock::COARSE_NOW).
             timers::refresh_coarse();
             if let Some(g) = sched.pop_global() {
                 found(sched, spinning);
@@ -106,7 +106,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             crate::net::worker_idle();
             sched.park_idle(m);
             // Time passed while it slept: the goroutines it runs next park with a fresh
-            // coarse time (timers::COARSE_NOW).
+            // coarse time (clock::COARSE_NOW).
             timers::refresh_coarse();
             timer_wake = true;
         }

@@ -8,11 +8,11 @@ mod timer;
 
 pub use timer::{after, after_func, tick, Ticker, Timer};
 
+pub(crate) use crate::runtime::clock::{deadline_after, saturating_add};
 /// Number of armed timers in the runtime's timer heaps (for tests: a stopped or dropped
 /// timer leaves nothing behind).
 #[doc(hidden)]
 pub use crate::runtime::timers::armed_count;
-pub(crate) use crate::runtime::timers::{deadline_after, saturating_add};
 
 use std::time::{Duration, Instant};
 
