@@ -20,7 +20,7 @@
 //! - A canceller registers in its nearest canceller ancestor's `children` when created (or is
 //!   cancelled at once if that ancestor already is), and removes itself when it is cancelled
 //!   on its own, so a long-lived parent does not grow with short-lived children.
-//! - The deadline timer is one entry in the shared timer heap (`runtime::timers`), holding only
+//! - The deadline timer is one entry in the runtime's timer heaps (`runtime::timers`), holding only
 //!   a weak reference; an early cancel stops it (removes it from the heap).
 //! - Locks: a node's lock is never held while another node's is taken; children are
 //!   cancelled after the parent's lock is released.
