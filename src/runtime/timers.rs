@@ -4,9 +4,12 @@
 //! # Structure
 //! One 4-ary min-heap per processor (P), plus one for timers armed off the processors
 //! (plain threads: the *off-P heap*), each behind its own mutex, with an atomic copy of its
-//! earliest deadline (`Heap::next`) so that "is any timer due?" is a few relaxed loads and
-//! no clock read while nothing is armed. Entries carry their deadline inline, so sifts
-//! compare without touching the timers. A timer is armed on the heap of the P its caller
+//! earliest deadline (`Heap::next`), and a count of the heaps that hold a timer, so that
+//! "is any timer due?" is one load while nothing is armed and a few (and a clock read)
+//! while something is. Entries carry their deadline inline (timer-epoch ns, `clock.rs`),
+//! so sifts compare integers without touching the timers; removing the earliest entry
+//! sinks the hole to the bottom and sifts the last entry up from there (Floyd), as the
+//! last entry is usually among the latest. A timer is armed on the heap of the P its caller
 //! runs on: a goroutine arming and re-arming timers (a select timeout in a loop, `after`
 //! in a burst) takes a lock nobody else wants, and the Ms firing other Ps' timers touch
 //! that lock once per batch, not once per timer.
@@ -22,7 +25,9 @@
 //!   (their own M runs them on time at its next switch). So a busy arming goroutine and an
 //!   M firing its timers meet on the lock once per slack window, not per timer: that
 //!   batching is what makes 100,000 pending `after`s cheap. 50 µs is Linux's default
-//!   timer slack; Go's idle Ms wake for timers with millisecond granularity;
+//!   timer slack; Go's idle Ms sleep for timers in `epoll_wait`, whose timeout is whole
+//!   milliseconds. An M woken only to run timers that readied nothing parks again without
+//!   spinning (`worker.rs`), so that batch costs one wake-up;
 //! - an idle M, the *watcher* (`scheduler::Sched::park_idle`), sleeps until the earliest
 //!   deadline across all heaps ([`wake_deadline`], the slack above included); arming a
 //!   timer earlier than that wakes it (`scheduler::timer_armed`), and an M going idle with
