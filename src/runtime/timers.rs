@@ -100,7 +100,12 @@ impl Heap {
     /// Publishes the earliest deadline (the lock is held: `entries` is its guard's).
     fn publish(&self, entries: &[Entry]) {
         let next = entries.first().map_or(u64::MAX, |e| e.when);
-        let old = self.next.swap(next, Ordering::SeqCst);
+        // Only lock holders write `next`.
+        let old = self.next.load(Ordering::Relaxed);
+        if old == next {
+            return; // most arms: a later deadline than the earliest
+        }
+        self.next.store(next, Ordering::Release);
         if (old == u64::MAX) != (next == u64::MAX) {
             if next == u64::MAX {
                 NONEMPTY.fetch_sub(1, Ordering::SeqCst);
