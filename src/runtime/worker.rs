@@ -76,7 +76,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             return Some(g);
         }
         // Ready sockets' goroutines, onto this processor (Go's `netpoll(0)` in findrunnable).
-        if crate::net::poll_from_worker() {
+        if super::netpoll::poll_from_worker() {
             if let Some(g) = p.pop() {
                 found(sched, spinning);
                 return Some(g);
@@ -103,7 +103,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         sched.enter_idle(m);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
-            crate::net::worker_idle();
+            super::netpoll::worker_idle();
             sched.park_idle(m);
             // Time passed while it slept: the goroutines it runs next park with a fresh
             // coarse time (clock::COARSE_NOW).
@@ -133,8 +133,8 @@ fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
             }
         }
         if round % 8 == 7 {
-            // Sockets that became ready while spinning (see net/poller.rs, "Who polls").
-            if crate::net::poll_from_worker() {
+            // Sockets that became ready while spinning (see netpoll.rs, "Who polls").
+            if super::netpoll::poll_from_worker() {
                 if let Some(g) = p.pop() {
                     return Some(g);
                 }

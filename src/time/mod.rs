@@ -16,7 +16,7 @@ pub use crate::runtime::timers::armed_count;
 
 use std::time::{Duration, Instant};
 
-use crate::park::{self, WaitReason};
+use crate::runtime::park::{self, WaitReason};
 
 /// Puts the current goroutine to sleep for at least `dur` without holding its worker thread;
 /// on a plain thread, sleeps the thread (`std::thread::sleep`).
