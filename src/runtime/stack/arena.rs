@@ -18,8 +18,10 @@
 //!  cold         | Arena::cold                    | none           | yes   | out
 //! ```
 //!
-//! Taking prefers the lowest arena with a free slot, and within it warm, cold, then new
-//! slots, so that memory is reused before more is touched and high arenas drain. An arena
+//! Taking prefers slots that already have their guard (warm, then cold, lowest arena first),
+//! then new or unguarded ones (lowest arena first), so that memory is reused before more is
+//! touched, high arenas drain, and, with `mprotect` guards, stacks given back are reused
+//! once the budget of mappings is spent (a new slot's guard would fail). An arena
 //! whose slots are all back (`out == 0`) is wholly free; the scavenger (run by sysmon about
 //! once a second, off every goroutine's path) unmaps wholly free arenas but one per class,
 //! and trims warm slots beyond `WARM_KEEP_BYTES` per class to nothing (`MADV_DONTNEED`,
@@ -188,6 +190,8 @@ struct PoolState {
     low: usize,
     /// Warm slots in all arenas.
     warm: usize,
+    /// Cold slots in all arenas.
+    cold: usize,
 }
 
 impl PoolState {
@@ -196,11 +200,30 @@ impl PoolState {
         self.arenas.partition_point(|a| a.base < self.low)
     }
 
-    /// Moves up to `n` free slots of `class` into `out` (unguarded ones marked so).
+    /// Moves up to `n` free slots of `class` into `out` (unguarded ones marked so): slots
+    /// that have a guard first, from any arena (lowest first), then new or unguarded ones
+    /// (lowest arena first). Guarded slots first, because a new slot needs a guard, and with
+    /// `mprotect` guards the budget of mappings may be spent: then only slots given back
+    /// can be handed out again, wherever they are.
     fn take(&mut self, class: usize, n: usize, out: &mut Vec<Stack>) {
-        let mut need = n;
+        let need = self.take_from(class, n, out, true);
+        self.take_from(class, need, out, false);
+    }
+
+    /// One pass of `take`: guarded free slots only, or any. Returns how many are still
+    /// needed.
+    fn take_from(
+        &mut self,
+        class: usize,
+        mut need: usize,
+        out: &mut Vec<Stack>,
+        guarded_only: bool,
+    ) -> usize {
         let mut i = self.first();
         while need > 0 && i < self.arenas.len() {
+            if guarded_only && self.warm + self.cold == 0 {
+                break;
+            }
             let a: &mut Arena = &mut self.arenas[i];
             let ptr = NonNull::from(&mut *a);
             while need > 0 {
@@ -208,7 +231,10 @@ impl PoolState {
                     self.warm -= 1;
                     (s, true, true)
                 } else if let Some(s) = a.pop(cold) {
+                    self.cold -= 1;
                     (s, false, true)
+                } else if guarded_only {
+                    break;
                 } else if let Some(s) = a.pop(unguarded) {
                     (s, false, false)
                 } else if a.fresh < a.slots {
@@ -234,6 +260,7 @@ impl PoolState {
             }
             i += 1;
         }
+        need
     }
 
     /// Records that `s` is free again (the caller then forgets or has dropped it).
@@ -248,6 +275,7 @@ impl PoolState {
             self.warm += 1;
         } else {
             a.push(cold, s.slot);
+            self.cold += 1;
         }
         a.out -= 1;
         self.low = self.low.min(a.base);
@@ -268,6 +296,7 @@ static POOLS: [Pool; NCLASSES] = [const {
             arenas: Vec::new(),
             low: 0,
             warm: 0,
+            cold: 0,
         }),
         has_free: AtomicBool::new(false),
     }
@@ -448,6 +477,7 @@ pub(crate) fn scavenge() {
                 }
                 let a = st.arenas.remove(i);
                 st.warm -= a.warm.len as usize;
+                st.cold -= a.cold.len as usize;
                 unmap.push(a);
             }
             let keep = WARM_KEEP_BYTES / class_size(class);
@@ -485,6 +515,7 @@ pub(crate) fn scavenge() {
             // SAFETY: counted in `out` since we took it: the arena is alive; lock held.
             let a = unsafe { &mut *a.as_ptr() };
             a.push(cold, slot);
+            st.cold += 1;
             a.out -= 1;
             st.low = st.low.min(a.base);
         }

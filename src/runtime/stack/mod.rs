@@ -79,7 +79,7 @@ use corosensei::stack::StackPointer;
 
 pub(crate) use arena::scavenge;
 pub(crate) use cache::StackCache;
-pub(crate) use guard::{mode as guard_mode, GuardMode};
+pub(crate) use guard::{count_thread, mode as guard_mode, GuardMode};
 
 /// Default usable size of a goroutine stack (reserved address space, committed lazily).
 pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -273,16 +273,15 @@ fn set_exhausted(v: bool) {
 fn exhausted_error(err: io::Error, call: &str, len: usize) -> io::Error {
     set_exhausted(true);
     let msg = if guard_mode() == GuardMode::Mprotect {
+        let (limit, left) = guard::limit_and_left();
         format!(
             "gort: cannot allocate a goroutine stack ({call}: {err}). Each suspended goroutine \
              holds a stack of two kernel memory mappings (guard pages by mprotect: this kernel \
              lacks MADV_GUARD_INSTALL, Linux 6.13 or later, or GORT_STACK_GUARD=mprotect is \
-             set), and the kernel allows vm.max_map_count = {} mappings per process, of which \
-             gort leaves {} to the rest of the program: about {} suspended goroutines; raise \
-             it with `sysctl -w vm.max_map_count=1048576` (as root), or the system is out of \
-             memory",
-            guard::max_map_count(),
-            guard::MAPPINGS_RESERVED,
+             set), and the kernel allows vm.max_map_count = {limit} mappings per process, of \
+             which gort leaves {left} to the rest of the program and its threads: about {} \
+             suspended goroutines; raise it with `sysctl -w vm.max_map_count=1048576` (as \
+             root), or the system is out of memory",
             guard::mprotect_budget(),
         )
     } else if call == "mmap" {
