@@ -99,6 +99,9 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
             crate::net::worker_idle();
+            // An idle processor keeps only its cached stacks' hot pages (cache.rs).
+            // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
+            unsafe { p.local() }.stacks.trim_idle();
             sched.park_idle(m);
             // Time passed while it slept: the goroutines it runs next park with a fresh
             // coarse time (timers::COARSE_NOW).

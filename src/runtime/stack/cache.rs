@@ -4,7 +4,9 @@
 //! The most recently returned stack is reused first (its top pages are resident and in the
 //! CPU's caches). A list that runs empty takes a batch from the class pool; one that
 //! overflows gives its oldest batch back: the pool lock is taken once per batch, so spawn
-//! bursts on several processors do not serialise on it.
+//! bursts on several processors do not serialise on it. When its processor goes idle, the
+//! cache releases the deep pages of the stacks it holds (`trim_idle`); the pool's free
+//! stacks are trimmed by the scavenger (arena.rs).
 
 use std::io;
 
@@ -53,6 +55,17 @@ impl StackCache {
         self.reuses = self.reuses.wrapping_add(1);
         s.reuse_check(self.reuses % MINCORE_EVERY == 0);
         Ok(s)
+    }
+
+    /// The processor goes idle: its cached stacks that were used deep give their deep pages
+    /// back now rather than when next reused (the check is the one reuse would make, done
+    /// earlier, not twice), so that an idle processor holds only its stacks' hot pages.
+    pub(crate) fn trim_idle(&mut self) {
+        for list in &mut self.free {
+            for s in list.iter_mut() {
+                s.reuse_check(false);
+            }
+        }
     }
 
     /// Gives back a stack whose goroutine has ended.

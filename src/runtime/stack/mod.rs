@@ -77,7 +77,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use corosensei::stack::StackPointer;
 
-pub(crate) use arena::scavenge;
 pub(crate) use cache::StackCache;
 pub(crate) use guard::{count_thread, mode as guard_mode, GuardMode};
 
@@ -242,6 +241,44 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
     fn limit(&self) -> StackPointer {
         NonZeroUsize::new(self.low()).expect("stack limit is not null")
+    }
+}
+
+/// Most goroutines alive at once since the C heap was last trimmed (sysmon's alone).
+static LIVE_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// A peak of live goroutines this high, fallen to a quarter, trims the C heap.
+const TRIM_PEAK: usize = 10_000;
+
+/// Gives memory back after bursts; called by sysmon, with the number of live goroutines.
+/// Returns true if more is to be done soon (arena.rs, `scavenge`).
+///
+/// Besides stacks (`arena::scavenge`), once the number of live goroutines has fallen to a
+/// quarter of a peak of at least `TRIM_PEAK`, the C heap is trimmed (`malloc_trim`, glibc):
+/// what goroutines allocated with `malloc` while they lived (channel buffers, boxed tasks,
+/// their own data) and freed when they ended stays in glibc's heaps otherwise (13 MB after
+/// a million goroutines here).
+pub(crate) fn scavenge(aging: bool, live: usize) -> bool {
+    let more = arena::scavenge(aging);
+    let peak = LIVE_PEAK.load(Ordering::Relaxed).max(live);
+    if peak >= TRIM_PEAK && live <= peak / 4 {
+        trim_heap();
+        LIVE_PEAK.store(live, Ordering::Relaxed);
+    } else {
+        LIVE_PEAK.store(peak, Ordering::Relaxed);
+    }
+    more
+}
+
+/// Heap trims done (a regression test checks a burst's end causes one).
+static HEAP_TRIMS: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns the free memory of the C heap to the kernel, where the allocator can.
+fn trim_heap() {
+    HEAP_TRIMS.fetch_add(1, Ordering::Relaxed);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
