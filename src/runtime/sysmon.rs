@@ -111,7 +111,11 @@ fn run() {
                 next_period = now + SCAVENGE_NS;
             }
             let more = super::stack::scavenge(aging, sched.num_goroutines());
-            next_scavenge = if more { now + SCAVENGE_SLICE_GAP_NS } else { next_period };
+            next_scavenge = if more {
+                now + SCAVENGE_SLICE_GAP_NS
+            } else {
+                next_period
+            };
         }
         out.flush();
         if retook {

@@ -649,3 +649,65 @@ pub(crate) fn stats(class: usize) -> (usize, usize, usize) {
     let out = st.arenas.iter().map(|a| a.out as usize).sum();
     (st.arenas.len(), out, st.warm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scavenger trims the slots that stayed free longest: the tail of the warm list.
+    #[test]
+    fn the_oldest_warm_slots_are_taken_from_the_tail() {
+        let mut a2 = Arena::map(0).unwrap();
+        for slot in 0..6 {
+            a2.push(warm, slot); // 0 given back first: the oldest
+        }
+        let mut got = Vec::new();
+        a2.take_warm_tail(2, |s| got.push(s));
+        assert_eq!(got, [1, 0]);
+        assert_eq!(a2.warm.len, 4);
+        let mut rest = Vec::new();
+        a2.take_warm_tail(4, |s| rest.push(s));
+        assert_eq!(rest, [5, 4, 3, 2]);
+        assert_eq!((a2.warm.len, a2.warm.head), (0, NIL));
+        a2.take_warm_tail(0, |_| unreachable!());
+        // SAFETY: the test's own mapping, never handed out.
+        unsafe { libc::munmap(a2.base as *mut _, a2.len) };
+    }
+
+    /// Review item 6: a big arena is unmapped a piece at a time, so that one scavenge
+    /// round stays short; the rest waits for the next round.
+    #[test]
+    fn arenas_are_unmapped_a_piece_at_a_time() {
+        let a = Arena::map(6).unwrap(); // 1 MiB stacks, 256 MiB
+        let (base, len) = (a.base, a.len);
+        assert!(len > 2 * UNMAP_PIECE);
+        let mut probe = [0u8; 1];
+        let mapped = |addr: usize, v: &mut [u8; 1]| {
+            // SAFETY: mincore only reads page tables (ENOMEM when unmapped).
+            unsafe { libc::mincore(addr as *mut _, 1, v.as_mut_ptr()) == 0 }
+        };
+        // Another caller (sysmon, if the runtime runs in this test binary) may work on the
+        // list too; the pieces below are still unmapped one at a time.
+        let mut list = UNMAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        list.push(Unmapping {
+            at: base,
+            end: base + len,
+            guards: 0,
+        });
+        drop(list);
+        std::mem::forget(a);
+        // A deadline already past: one piece per call.
+        let past = Instant::now();
+        assert!(unmap_some(past), "more to unmap");
+        assert!(!mapped(base, &mut probe), "the first piece is gone");
+        assert!(
+            mapped(base + UNMAP_PIECE, &mut probe),
+            "the rest is still mapped"
+        );
+        while unmap_some(Instant::now() + Duration::from_secs(1)) {}
+        assert!(
+            !mapped(base + len - 4096, &mut probe),
+            "all of it in the end"
+        );
+    }
+}
