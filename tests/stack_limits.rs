@@ -82,9 +82,14 @@ fn use_up_mappings_but(left: usize) -> Option<()> {
 }
 
 /// Spawns goroutines that park until `release` is set, with `Builder::spawn`, until it
-/// fails; returns them and the error.
-fn park_until_spawn_fails(release: &Arc<AtomicBool>) -> (Vec<thread::JoinHandle<()>>, String) {
+/// fails (for `patience`: a stack is given back just after its goroutine's joiner hears of
+/// its end); returns them and the error.
+fn park_until_spawn_fails(
+    release: &Arc<AtomicBool>,
+    patience: Duration,
+) -> (Vec<thread::JoinHandle<()>>, String) {
     let mut hs = Vec::new();
+    let mut failing_since = None;
     loop {
         let r = release.clone();
         match thread::Builder::new().spawn(move || {
@@ -92,10 +97,35 @@ fn park_until_spawn_fails(release: &Arc<AtomicBool>) -> (Vec<thread::JoinHandle<
                 thread::park();
             }
         }) {
-            Ok(h) => hs.push(h),
-            Err(e) => return (hs, e.to_string()),
+            Ok(h) => {
+                hs.push(h);
+                failing_since = None;
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= patience {
+                    return (hs, e.to_string());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         assert!(hs.len() < 100_000, "the budget was never reached");
+    }
+}
+
+/// `Builder::spawn`, retried for up to 2 s while it fails: a goroutine gives its stack back
+/// just after its joiner hears of its end.
+fn spawn_soon<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + Clone + 'static,
+) -> std::io::Result<thread::JoinHandle<T>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match thread::Builder::new().spawn(f.clone()) {
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            r => return r,
+        }
     }
 }
 
@@ -122,9 +152,9 @@ fn stacks_given_back_are_reused_once_the_mprotect_budget_is_spent() {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (a, _) = park_until_spawn_fails(&first);
+        let (a, _) = park_until_spawn_fails(&first, Duration::ZERO);
         // Stacks of the lowest arena: those handed out first.
-        let (b, err) = park_until_spawn_fails(&rest);
+        let (b, err) = park_until_spawn_fails(&rest, Duration::ZERO);
         assert!(b.is_empty(), "the budget was spent: {} more", b.len());
         assert!(err.contains("vm.max_map_count"), "{err}");
         let n = a.len();
@@ -132,15 +162,14 @@ fn stacks_given_back_are_reused_once_the_mprotect_budget_is_spent() {
         let mut a = a.into_iter();
         release_all(&first, a.by_ref().take(200).collect());
         for i in 0..200 {
-            thread::Builder::new()
-                .spawn(|| 1)
+            spawn_soon(|| 1)
                 .unwrap_or_else(|e| panic!("spawn {i} after stacks were given back: {e}"))
                 .join()
                 .unwrap();
         }
         // And 200 at once, parked together: every stack given back is usable.
         let again = Arc::new(AtomicBool::new(false));
-        let (c, _) = park_until_spawn_fails(&again);
+        let (c, _) = park_until_spawn_fails(&again, Duration::from_millis(300));
         assert!(c.len() >= 200, "only {} of 200 stacks reused", c.len());
         release_all(&again, c);
         release_all(&rest, a.collect());
@@ -177,7 +206,7 @@ fn runtime_threads_keep_their_mappings_under_the_mprotect_budget() {
             let hs: Vec<_> = (0..n)
                 .map(|_| {
                     let (gate, started) = (gate.clone(), started.clone());
-                    gort::spawn(move || {
+                    spawn_soon(move || {
                         gort::blocking(|| {
                             started.fetch_add(1, Ordering::SeqCst);
                             let (m, cv) = &*gate;
@@ -187,6 +216,7 @@ fn runtime_threads_keep_their_mappings_under_the_mprotect_budget() {
                             }
                         })
                     })
+                    .expect("a stack for a blocked goroutine")
                 })
                 .collect();
             while started.load(Ordering::SeqCst) < n {
@@ -198,7 +228,7 @@ fn runtime_threads_keep_their_mappings_under_the_mprotect_budget() {
         let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
         assert!(threads > BLOCKED, "{threads} threads");
         let release = Arc::new(AtomicBool::new(false));
-        let (parked, err) = park_until_spawn_fails(&release);
+        let (parked, err) = park_until_spawn_fails(&release, Duration::ZERO);
         assert!(err.contains("vm.max_map_count"), "{err}");
         let free = limit.saturating_sub(mappings());
         assert!(

@@ -6,12 +6,14 @@
 //! overflows gives its oldest batch back: the pool lock is taken once per batch, so spawn
 //! bursts on several processors do not serialise on it. When its processor goes idle, the
 //! cache releases the deep pages of the stacks it holds (`trim_idle`); the pool's free
-//! stacks are trimmed by the scavenger (arena.rs).
+//! stacks are trimmed by the scavenger (arena.rs). While the `mprotect` guard budget is
+//! spent (guard.rs) no new stack can be made, so stacks given back skip the cache, and an
+//! idle processor empties its cache into the pools: any taker can then have them.
 
 use std::io;
 
 use super::arena::{self, NCLASSES};
-use super::{class_of, class_size, Stack, MINCORE_EVERY};
+use super::{class_of, class_size, guard, Stack, MINCORE_EVERY};
 
 /// Address space a processor keeps cached per class: 32 default stacks, 4 of 2 MiB.
 const CACHE_BYTES: usize = 8 << 20;
@@ -61,6 +63,15 @@ impl StackCache {
     /// back now rather than when next reused (the check is the one reuse would make, done
     /// earlier, not twice), so that an idle processor holds only its stacks' hot pages.
     pub(crate) fn trim_idle(&mut self) {
+        if guard::budget_spent() {
+            // Stacks are scarce: let every processor (and thread) have these.
+            for (class, list) in self.free.iter_mut().enumerate() {
+                if !list.is_empty() {
+                    arena::give_back(class, list.drain(..));
+                }
+            }
+            return;
+        }
         for list in &mut self.free {
             for s in list.iter_mut() {
                 s.reuse_check(false);
@@ -72,6 +83,11 @@ impl StackCache {
     pub(crate) fn put(&mut self, mut stack: Stack) {
         stack.needs_check = true;
         let class = stack.class as usize;
+        if guard::budget_spent() {
+            // No new stack can be made: this one goes where any taker finds it.
+            arena::give_back(class, [stack]);
+            return;
+        }
         let list = &mut self.free[class];
         if list.len() >= max_cached(class) {
             arena::give_back(class, list.drain(..batch(class)));

@@ -38,7 +38,7 @@
 //! ranges (slots of an arena it has taken out of the free lists, see arena.rs).
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// `madvise` advice that installs guard markers (Linux 6.13, not yet in every libc crate).
@@ -139,6 +139,7 @@ pub(crate) unsafe fn install(ranges: &[libc::iovec]) -> Result<(), (usize, io::E
             for (i, r) in ranges.iter().enumerate() {
                 if MPROTECT_GUARDS.fetch_add(1, Ordering::Relaxed) >= mprotect_budget() {
                     MPROTECT_GUARDS.fetch_sub(1, Ordering::Relaxed);
+                    BUDGET_SPENT.store(true, Ordering::Relaxed);
                     return Err((i, io::Error::from_raw_os_error(libc::ENOMEM)));
                 }
                 // SAFETY: as above.
@@ -166,6 +167,18 @@ pub(crate) const MAPPINGS_PER_THREAD: usize = 6;
 /// Guards made by `mprotect` that exist (each splits its arena's mapping: two more mappings).
 static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
+/// Set when a guard could not be made for want of budget; cleared when guards go away with
+/// their arena or a runtime thread ends (the budget grows). While it is set, processors
+/// give stacks back to the pools at once instead of caching them (cache.rs), so that a
+/// stack freed on one processor can be had anywhere.
+static BUDGET_SPENT: AtomicBool = AtomicBool::new(false);
+
+/// True while the `mprotect` guard budget is spent (`BUDGET_SPENT`).
+#[inline]
+pub(crate) fn budget_spent() -> bool {
+    BUDGET_SPENT.load(Ordering::Relaxed)
+}
+
 /// Runtime threads alive (counted by signal.rs when each installs its signal stack).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
@@ -176,6 +189,7 @@ pub(crate) fn count_thread(started: bool) {
         THREADS.fetch_add(1, Ordering::Relaxed);
     } else {
         THREADS.fetch_sub(1, Ordering::Relaxed);
+        BUDGET_SPENT.store(false, Ordering::Relaxed);
     }
 }
 
@@ -220,6 +234,7 @@ pub(crate) fn max_map_count() -> usize {
 pub(crate) fn forget(n: usize) {
     if mode() == GuardMode::Mprotect {
         MPROTECT_GUARDS.fetch_sub(n, Ordering::Relaxed);
+        BUDGET_SPENT.store(false, Ordering::Relaxed);
     }
 }
 
