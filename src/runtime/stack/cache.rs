@@ -34,6 +34,8 @@ pub(crate) struct StackCache {
     free: [Vec<Stack>; NCLASSES],
     /// Reuses so far (every `MINCORE_EVERY`th one runs the trim backstop).
     reuses: u32,
+    /// Classes given a stack since the last `trim_idle` (bit `class`): the lists it checks.
+    unchecked: u32,
 }
 
 impl Default for StackCache {
@@ -41,6 +43,7 @@ impl Default for StackCache {
         StackCache {
             free: std::array::from_fn(|_| Vec::new()),
             reuses: 0,
+            unchecked: 0,
         }
     }
 }
@@ -72,9 +75,12 @@ impl StackCache {
             }
             return;
         }
-        for list in &mut self.free {
-            for s in list.iter_mut() {
-                s.reuse_check(false);
+        while self.unchecked != 0 {
+            let class = self.unchecked.trailing_zeros() as usize;
+            self.unchecked &= self.unchecked - 1;
+            for s in self.free[class].iter_mut().filter(|s| s.needs_check) {
+                self.reuses = self.reuses.wrapping_add(1);
+                s.reuse_check(self.reuses % MINCORE_EVERY == 0);
             }
         }
     }
@@ -88,6 +94,7 @@ impl StackCache {
             arena::give_back(class, [stack]);
             return;
         }
+        self.unchecked |= 1 << class;
         let list = &mut self.free[class];
         if list.len() >= max_cached(class) {
             arena::give_back(class, list.drain(..batch(class)));
