@@ -9,7 +9,6 @@ pub mod chan;
 pub mod context;
 pub mod local;
 pub mod net;
-pub(crate) mod park;
 pub mod runtime;
 pub mod std;
 pub mod sync;

@@ -37,170 +37,22 @@
 //! # Safety
 //! Scoped goroutines borrow from the caller: `Scope::spawn` erases the closure's lifetime,
 //! which is sound because `scope` does not return until every goroutine spawned in it has
-//! finished and dropped its result (`ScopeData::running` reaches zero), as std's does.
+//! finished and dropped its result (`ScopeData::running` reaches zero: runtime/scope.rs), as std's does.
 
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::park::{self, Unparker, WaitReason};
-use crate::runtime::goroutine::{self, GRef};
+use crate::runtime::park::{self, WaitReason};
+use crate::runtime::scope::ScopeData;
 use crate::runtime::spawn::{spawn_unchecked, spawn_with, Options};
-use crate::runtime::thread_arc::ThreadArc;
 
+pub use crate::runtime::handle::{current, Thread, ThreadId};
 pub use crate::runtime::spawn::{spawn, JoinHandle};
 pub use crate::runtime::yield_now;
 pub use crate::time::sleep;
-
-/// A unique identifier of a goroutine or plain thread.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct ThreadId(Kind);
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Kind {
-    Goroutine(u64),
-    Thread(NonZeroU64),
-}
-
-impl ThreadId {
-    /// The goroutine id, if this identifies a goroutine.
-    pub fn goroutine_id(&self) -> Option<u64> {
-        match self.0 {
-            Kind::Goroutine(n) => Some(n),
-            Kind::Thread(_) => None,
-        }
-    }
-}
-
-/// A handle to a goroutine or plain thread: its id, name, and `unpark`.
-#[derive(Clone)]
-pub struct Thread {
-    inner: Inner,
-}
-
-#[derive(Clone)]
-enum Inner {
-    Goroutine(GRef),
-    Os(Arc<OsThread>),
-}
-
-struct OsThread {
-    id: NonZeroU64,
-    name: Option<String>,
-    token: AtomicBool,
-    unparker: Unparker,
-}
-
-/// A plain thread's handle: a `ThreadArc`, not a `thread_local!`, so that `current()`,
-/// `park` and `unpark` work in thread-local destructors too, as std's do.
-static OS_THREAD: ThreadArc<OsThread> = ThreadArc::new(|| {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let std_thread = std::thread::current();
-    Arc::new(OsThread {
-        id: NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("non-zero"),
-        name: std_thread.name().map(str::to_owned),
-        token: AtomicBool::new(false),
-        unparker: park::current(),
-    })
-});
-
-impl Thread {
-    pub(crate) fn for_goroutine(g: GRef) -> Thread {
-        Thread {
-            inner: Inner::Goroutine(g),
-        }
-    }
-
-    /// The goroutine of a handle made by `for_goroutine`.
-    pub(crate) fn goroutine(&self) -> &GRef {
-        match &self.inner {
-            Inner::Goroutine(g) => g,
-            Inner::Os(_) => unreachable!("a JoinHandle's thread is a goroutine"),
-        }
-    }
-
-    /// The id.
-    pub fn id(&self) -> ThreadId {
-        match &self.inner {
-            Inner::Goroutine(g) => ThreadId(Kind::Goroutine(g.id)),
-            Inner::Os(t) => ThreadId(Kind::Thread(t.id)),
-        }
-    }
-
-    /// The name given by `Builder::name` (for goroutines) or std's thread name.
-    pub fn name(&self) -> Option<&str> {
-        match &self.inner {
-            Inner::Goroutine(g) => g.name.as_deref().map(String::as_str),
-            Inner::Os(t) => t.name.as_deref(),
-        }
-    }
-
-    /// Makes the token of [`park`] available (std's `Thread::unpark`).
-    pub fn unpark(&self) {
-        match &self.inner {
-            Inner::Goroutine(g) => {
-                g.user_token.store(true, Ordering::Release);
-                goroutine::unpark(g);
-            }
-            Inner::Os(t) => {
-                t.token.store(true, Ordering::Release);
-                t.unparker.unpark();
-            }
-        }
-    }
-
-    /// Internal state for debugging (park state, tokens). Not part of the API.
-    #[doc(hidden)]
-    pub fn debug_state(&self) -> String {
-        match &self.inner {
-            Inner::Goroutine(g) => format!(
-                "goroutine {} park={} user_token={} reason={:?}",
-                g.id,
-                g.debug_park_state(),
-                g.user_token.load(Ordering::SeqCst),
-                g.wait_reason()
-            ),
-            Inner::Os(t) => format!("thread token={}", t.token.load(Ordering::SeqCst)),
-        }
-    }
-
-    fn take_token(&self) -> bool {
-        match &self.inner {
-            Inner::Goroutine(g) => g.user_token.swap(false, Ordering::Acquire),
-            Inner::Os(t) => t.token.swap(false, Ordering::Acquire),
-        }
-    }
-}
-
-impl fmt::Debug for Thread {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Thread")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .finish()
-    }
-}
-
-/// The current goroutine, or the current plain thread.
-pub fn current() -> Thread {
-    match goroutine::current() {
-        Some(g) => Thread::for_goroutine(g),
-        None => os_thread(),
-    }
-}
-
-/// The current plain thread's handle (out of line: the goroutine path stays small).
-#[cold]
-#[inline(never)]
-fn os_thread() -> Thread {
-    Thread {
-        inner: Inner::Os(OS_THREAD.with(Arc::clone)),
-    }
-}
 
 /// Blocks until the current goroutine's (or thread's) token is made available by
 /// [`Thread::unpark`]; like std's, it may also return spuriously.
@@ -298,25 +150,6 @@ pub(crate) fn check_name(name: Option<&str>) {
     }
 }
 
-/// What a scope's goroutines share with the scope's owner.
-pub(crate) struct ScopeData {
-    running: AtomicUsize,
-    a_goroutine_panicked: AtomicBool,
-    owner: Unparker,
-}
-
-impl ScopeData {
-    /// Called when a scoped goroutine's result is dropped (it finished and was joined or not).
-    pub(crate) fn decrement(&self, unhandled_panic: bool) {
-        if unhandled_panic {
-            self.a_goroutine_panicked.store(true, Ordering::Relaxed);
-        }
-        if self.running.fetch_sub(1, Ordering::Release) == 1 {
-            self.owner.unpark();
-        }
-    }
-}
-
 /// A scope to spawn goroutines that borrow from the caller (see [`scope`]).
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
@@ -353,22 +186,16 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
     let scope = Scope {
-        data: Arc::new(ScopeData {
-            running: AtomicUsize::new(0),
-            a_goroutine_panicked: AtomicBool::new(false),
-            owner: park::current(),
-        }),
+        data: Arc::new(ScopeData::new()),
         stack_size,
         scope: PhantomData,
         env: PhantomData,
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
-    while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park(WaitReason::Join);
-    }
+    scope.data.wait();
     match result {
         Err(e) => std::panic::resume_unwind(e),
-        Ok(_) if scope.data.a_goroutine_panicked.load(Ordering::Relaxed) => {
+        Ok(_) if scope.data.a_goroutine_panicked() => {
             panic!("a scoped thread panicked")
         }
         Ok(r) => r,
@@ -403,7 +230,7 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        self.data.running.fetch_add(1, Ordering::Relaxed);
+        self.data.increment();
         // SAFETY: `scope` does not return before every goroutine spawned here has finished
         // and dropped its packet (running reaches 0), so the borrows outlive the goroutine.
         let r = unsafe { spawn_unchecked(f, opts, Some(self.data.clone())) };
@@ -437,7 +264,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("running", &self.data.running.load(Ordering::Relaxed))
+            .field("running", &self.data.running())
             .finish_non_exhaustive()
     }
 }

@@ -52,7 +52,7 @@ use super::hchan::{take_from_sender, Chan, Inner, TryRecv};
 use super::select::{block_forever, shuffle, Order};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// A select over operations chosen at run time (a fan-in of N channels), shaped like
 /// crossbeam-channel's `Select`.

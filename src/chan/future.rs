@@ -66,7 +66,7 @@ use super::handoff::{Deferred, Handed};
 use super::hchan::{Chan, TryRecv, TrySend};
 use super::waiter::{Context, Entry, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::park::Unparker;
+use crate::runtime::park::Unparker;
 
 /// Where a channel future is (module doc, state table).
 enum State<T> {

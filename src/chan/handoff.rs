@@ -44,7 +44,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, Unparker, WaitReason};
 
 const EMPTY: u8 = 0;
 const FILLED: u8 = 1;

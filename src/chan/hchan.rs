@@ -78,7 +78,7 @@ use super::handoff::{Deferred, Handed};
 use super::lock::{SpinGuard, SpinLock};
 use super::ring::{Pop, Push, Ring};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
-use crate::park::{Unparker, WaitReason};
+use crate::runtime::park::{self, Unparker, WaitReason};
 
 /// The state guarded by the channel lock.
 #[repr(C)]
@@ -213,7 +213,7 @@ fn take_deferred<T>(e: Entry, wakes: &mut Wakes, waker: Option<&Waker>) -> TryRe
     // SAFETY: we claimed the select's context and have not completed it, so its own
     // reference keeps the `Deferred<T>` alive (its packet).
     let d = unsafe { Deferred::<T>::from_packet(e.packet) };
-    let me = waker.map_or_else(crate::park::current, |w| Unparker::from_waker(w.clone()));
+    let me = waker.map_or_else(park::current, |w| Unparker::from_waker(w.clone()));
     // SAFETY: claimed, not yet completed.
     unsafe { d.set_receiver(me) };
     e.complete(wakes);

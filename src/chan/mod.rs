@@ -114,7 +114,7 @@ pub(crate) use ring::OneSlot;
 /// Both ends are `Clone + Send + Sync`: any number of goroutines or threads may send and
 /// receive. Panics if a buffer of `cap` values cannot be allocated.
 pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
+    crate::runtime::park::note_use(); // for the deadlock detector (deadlock.rs)
     let c = Arc::new(Chan::new(cap));
     (Sender { chan: c.clone() }, Receiver { chan: c })
 }

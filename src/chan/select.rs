@@ -36,7 +36,7 @@ use super::handoff::{Deferred, Handed};
 use super::hchan::{TryRecv, TrySend, Version};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::park::{self, WaitReason};
+use crate::runtime::park::{self, WaitReason};
 
 thread_local! {
     /// The generator's state; 0 until first used (then seeded).

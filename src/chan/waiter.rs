@@ -87,7 +87,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, Unparker, WaitReason};
 
 // The status half of a context's state word (the other half is its generation).
 const WAITING: u32 = 0;

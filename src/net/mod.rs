@@ -5,7 +5,7 @@
 //! implementations and `io::Error` kinds (a refused connect is `ConnectionRefused`, a reset
 //! peer `ConnectionReset`, a read timeout `WouldBlock`, a connect timeout `TimedOut`). The
 //! difference is what waiting costs. Each socket is non-blocking underneath and registered
-//! with one edge-triggered epoll instance (`poller.rs`); an operation that would block parks
+//! with one edge-triggered epoll instance (the runtime's `netpoll.rs`); an operation that would block parks
 //! the calling goroutine — its worker thread goes on running other goroutines — until the
 //! poller sees the socket become ready. On a plain thread the same call parks the thread, so
 //! a socket can be used from goroutines and threads alike, and moved between them.
@@ -64,20 +64,23 @@
 //!                                   timeouts, non-blocking mode, accept, connect with a
 //!                                   deadline, shutdown, peek, SO_ERROR, back to std
 //!  ----------------------------------------------------------------------------------------
-//!  readiness           poller.rs    registration (one per socket) and readiness edges:
-//!                                   epoll, the netpoll thread, parking and waking waiters
 //!  system calls        sys.rs       what std's socket types do not offer
+//!  ========================================================================================
+//!  the runtime         runtime/netpoll.rs   registration (one per socket) and readiness
+//!                                   edges: epoll, the netpoll thread, the workers' polls,
+//!                                   parking and waking waiters (Go's runtime/netpoll.go)
 //! ```
 //!
 //! Each layer uses only the ones below it. The std-shaped types know the core (`Socket`
 //! and `Dir`), never the poller; the core knows the poller only through `Registration`
-//! (`new`, `seq`, `wait`) and `Dir`.
+//! (`new`, `seq`, `wait`) and `Dir`. The poller belongs to the runtime, which polls it
+//! from its workers and asks it for I/O waiters when it looks for a deadlock; it knows
+//! nothing of this module.
 //!
 //! Address resolution (`ToSocketAddrs` with a host name) may query DNS; it runs inside
 //! [`crate::blocking`], so it does not hold up the other goroutines. Addresses that are
 //! already IP addresses (`SocketAddr`, `(IpAddr, u16)`) are used as they are.
 
-mod poller;
 mod socket;
 mod surface;
 mod sys;
@@ -93,8 +96,6 @@ pub use std::net::{
     ToSocketAddrs,
 };
 
-#[allow(unused_imports)]
-pub(crate) use poller::{io_waiters, poll_from_worker, worker_idle};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
@@ -149,7 +150,32 @@ fn each_addr<A: ToSocketAddrs, T>(
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use super::unix::UnixStream;
+    use crate::runtime::io_waiters;
+
+    /// A reader parked on a socket counts for the runtime's poller (the deadlock detector's
+    /// view of I/O), and stops counting once woken.
+    #[test]
+    fn io_waiters_counts_a_parked_reader() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 1];
+            (&b).read_exact(&mut buf).unwrap();
+            buf[0]
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while io_waiters() == 0 {
+            assert!(Instant::now() < deadline, "the reader never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (&a).write_all(&[42]).unwrap();
+        assert_eq!(reader.join().unwrap(), 42);
+        assert_eq!(io_waiters(), 0);
+    }
 
     #[test]
     fn only_string_addresses_may_query_dns() {

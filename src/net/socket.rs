@@ -1,5 +1,6 @@
-//! The socket core: one non-blocking socket registered with the poller, and every operation
-//! that std's socket types share, written once (Go's `internal/poll.FD`).
+//! The socket core: one non-blocking socket registered with the runtime's poller
+//! (`runtime/netpoll.rs`), and every operation that std's socket types share, written once
+//! (Go's `internal/poll.FD`).
 //!
 //! [`Socket<T>`] wraps a std socket `T` (`std::net::TcpStream`, `UdpSocket`,
 //! `std::os::unix::net::UnixListener`, ...). The std type does the system calls that are its
@@ -38,7 +39,7 @@
 //!    [`Socket::new`] or by `SOCK_NONBLOCK` at creation). The user's non-blocking mode is the
 //!    `nonblocking` flag, never the file flag; only [`Socket::into_inner`] clears the flag.
 //! 2. **The registration goes before the descriptor** (field order, and explicitly in
-//!    `into_inner`): `EPOLL_CTL_DEL` always names this socket (`poller.rs`, Safety 3).
+//!    `into_inner`): `EPOLL_CTL_DEL` always names this socket (`runtime/netpoll.rs`, Safety 3).
 //! 3. **One `Socket` per socket.** `try_clone` handles share the `Arc`, so timeouts and mode
 //!    are per socket (as std's duplicated descriptors share the file's status and options);
 //!    the socket closes when the last handle drops.
@@ -50,9 +51,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) use super::poller::Dir;
-use super::poller::Registration;
 use super::sys;
+pub(crate) use crate::runtime::netpoll::Dir;
+use crate::runtime::netpoll::Registration;
 
 /// A registered non-blocking socket of std type `T`.
 pub(crate) struct Socket<T: AsRawFd> {

@@ -75,8 +75,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 use super::goroutine::{self, GRef, Goroutine};
+use super::park::{self, Unparker, WaitReason};
 use super::thread_arc::ThreadArc;
-use crate::park::{self, Unparker, WaitReason};
 
 /// Runs a future to completion and returns its output.
 ///

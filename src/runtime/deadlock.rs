@@ -98,7 +98,7 @@ pub(crate) fn runtime_threads() -> usize {
 /// (start time, tid) orders them, tids breaking ties within a clock tick (they grow, and
 /// would have to wrap around within one tick to mislead).
 pub(crate) fn enable() -> Reports {
-    crate::park::note_use();
+    super::park::note_use();
     let me = gettid();
     let mine = start_time(me).map(|start| (start, me));
     {
@@ -181,7 +181,7 @@ fn all_threads_accounted(sched: &Sched) -> bool {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let plain = crate::park::plain_threads();
+    let plain = super::park::plain_threads();
     tids.into_iter().all(|tid| {
         machines.contains(&tid)
             || runtime.contains(&tid)

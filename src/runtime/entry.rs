@@ -71,7 +71,7 @@ fn run_test_inner<R: Send + 'static>(
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    match h.join_deadline(crate::time::deadline_after(Duration::from_secs(timeout))) {
+    match h.join_deadline(super::clock::deadline_after(Duration::from_secs(timeout))) {
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => {

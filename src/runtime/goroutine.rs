@@ -34,9 +34,9 @@ use std::time::Instant;
 use corosensei::{Coroutine, Yielder};
 
 use super::machine::Machine;
+use super::park::WaitReason;
 use super::spawn::TaskSlot;
 use super::stack::Stack;
-use crate::park::WaitReason;
 
 /// A shared reference to a goroutine: what run queues and Unparkers hold (gref.rs).
 pub(crate) use super::gref::GRef;

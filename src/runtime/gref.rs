@@ -106,28 +106,33 @@ impl GRef {
         (GRef(b), GRef(b))
     }
 
+    #[inline]
     fn block(&self) -> &Block {
         // SAFETY: our count keeps the block's goroutine alive; the block itself never goes.
         unsafe { self.0.as_ref() }
     }
 
     /// The goroutine's address (stable for its life; its identity).
+    #[inline]
     pub(crate) fn as_ptr(this: &GRef) -> *const Goroutine {
         Self::g_of(this.0)
     }
 
+    #[inline]
     fn g_of(b: NonNull<Block>) -> *const Goroutine {
         // SAFETY: in bounds of the block.
         unsafe { b.as_ptr().cast::<u8>().add(G_OFFSET).cast() }
     }
 
     /// The block holding the goroutine at `p` (as `as_ptr` returned).
+    #[inline]
     fn block_of(p: *const Goroutine) -> NonNull<Block> {
         // SAFETY: `p` is a block's goroutine (callers' contracts), G_OFFSET bytes in.
         unsafe { NonNull::new_unchecked(p.cast::<u8>().sub(G_OFFSET) as *mut Block) }
     }
 
     /// Gives up the reference without dropping it; `from_raw` takes it back.
+    #[inline]
     pub(crate) fn into_raw(this: GRef) -> *const Goroutine {
         let p = Self::as_ptr(&this);
         std::mem::forget(this);
@@ -138,6 +143,7 @@ impl GRef {
     ///
     /// # Safety
     /// `p` came from `into_raw`, and that reference is taken back once.
+    #[inline]
     pub(crate) unsafe fn from_raw(p: *const Goroutine) -> GRef {
         GRef(Self::block_of(p))
     }
@@ -146,6 +152,7 @@ impl GRef {
     ///
     /// # Safety
     /// `p` is the address of a goroutine that some reference keeps alive during the call.
+    #[inline]
     pub(crate) unsafe fn increment_strong_count(p: *const Goroutine) {
         // SAFETY: the caller's contract: the block is live.
         let b = unsafe { Self::block_of(p).as_ref() };
@@ -184,6 +191,7 @@ impl GRef {
 }
 
 /// Adds one to a count that is not zero; aborts on overflow, as `Arc` does.
+#[inline]
 fn inc(refs: &AtomicUsize) {
     if refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
         std::process::abort();

@@ -40,9 +40,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::goroutine::{GRef, Goroutine};
+use super::park::ThreadParker;
 use super::processor::Processor;
 use super::scheduler;
-use crate::park::ThreadParker;
 
 /// A spare M without a P exits after this long.
 pub(crate) const SPARE_KEEP_ALIVE: Duration = Duration::from_secs(10);

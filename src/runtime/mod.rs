@@ -23,8 +23,44 @@
 //! ```
 //!
 //! Goroutine states are in `goroutine.rs`, the park protocol in `park.rs`, the idle and wake
-//! protocol in `scheduler.rs`, the search order in `worker.rs`, the hand-off of a P from a
-//! stuck M to another in `machine.rs`, and the monitor that decides it in `sysmon.rs`.
+//! protocol in `scheduler.rs`, the search order in `worker.rs` (which also polls the network,
+//! `netpoll.rs`), the hand-off of a P from a stuck M to another in `machine.rs`, and the
+//! monitor that decides it in `sysmon.rs`.
+//!
+//! # Layers
+//!
+//! The runtime is one layer, as Go's `runtime` package is: the scheduler, the goroutines and
+//! their stacks, the park primitive, the timer heap and the network poller depend on each
+//! other and live here. Everything else is a façade above it. **The runtime imports nothing
+//! above it**: no `chan`, `sync`, `time`, `net`, `context` or `thread` (those import the
+//! runtime; a runtime module that needs something of theirs gets its own version here, as
+//! `clock.rs`, `handle.rs` and `scope.rs` are).
+//!
+//! ```text
+//!  façades        chan/    select!, Select, channels        thread.rs, std/  std::thread shape
+//!  (public API)   sync/    Mutex, WaitGroup, Once, ...      time/   sleep, after, Timer, Ticker
+//!                 net/     sockets (socket core, surface)   context.rs      cancellation
+//!                 local.rs goroutine_local!
+//!                 block through runtime::park, poll through runtime::netpoll, spawn through
+//!                 runtime::spawn
+//!  ======================================================================================
+//!  runtime/       entry, block_on, metrics, dump, dump_json,   program entry, async bridge,
+//!                 schedtrace, deadlock                          what the runtime reports
+//!                 spawn, handle, scope       spawning and joining; Thread; scoped spawns
+//!                 park                       THE blocking primitive (goroutine or thread)
+//!                 netpoll                    epoll: registration, readiness, who polls
+//!                 timers                     the timer heap (today time/timers.rs, moving here)
+//!                 scheduler, worker, processor, machine, sysmon, syscall   G/P/M, hand-off
+//!                 goroutine, gref, stack/, signal                 G, its memory, its stack
+//!                 clock, config, cgroup, output, panic, thread_arc        leaf helpers
+//! ```
+//!
+//! Inside the runtime the modules call each other freely (a goroutine parks through `park`,
+//! which unparks through `goroutine`); the one-way rule is between the layers. The check:
+//! `grep -rn "crate::\(chan\|sync\|time\|net\|context\|thread\)\b" src/runtime` finds
+//! nothing but comments (until the timer heap moves, its `time::timers` imports). One
+//! upward edge is left outside that list: a goroutine carries its goroutine-local slots
+//! (`crate::local::Slots`) and runs their destructors when it ends.
 //!
 //! # Thread identity
 //! A goroutine may resume on a different OS thread after any blocking point (channel
@@ -39,6 +75,7 @@
 
 pub(crate) mod block_on;
 pub(crate) mod cgroup;
+pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod deadlock;
 pub(crate) mod dump;
@@ -46,13 +83,17 @@ pub(crate) mod dump_json;
 pub(crate) mod entry;
 pub(crate) mod goroutine;
 pub(crate) mod gref;
+pub(crate) mod handle;
 pub(crate) mod machine;
 pub(crate) mod metrics;
+pub(crate) mod netpoll;
 pub(crate) mod output;
 pub(crate) mod panic;
+pub(crate) mod park;
 pub(crate) mod processor;
 pub(crate) mod schedtrace;
 pub(crate) mod scheduler;
+pub(crate) mod scope;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 pub(crate) mod stack;
@@ -71,9 +112,7 @@ pub use spawn::{spawn, JoinHandle};
 pub use syscall::{blocking, lock_os_thread, unlock_os_thread};
 
 /// Goroutines and threads parked waiting for I/O (the deadlock detector's view of netpoll).
-pub(crate) fn io_waiters() -> usize {
-    crate::net::io_waiters()
-}
+pub(crate) use netpoll::io_waiters;
 
 /// Starts the runtime if it is not running yet.
 pub(crate) fn ensure_started() {

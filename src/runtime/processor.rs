@@ -93,7 +93,10 @@ impl Processor {
     }
 
     /// Puts `g` in the runnext slot. Returns true if that displaced a goroutine into the
-    /// queue (so there is now stealable work).
+    /// queue (so there is now stealable work). `#[inline]`: it is on every wake-up's path
+    /// (`scheduler::ready`), and without the hint whether it inlines depends on how the
+    /// crate happens to be split into codegen units.
+    #[inline]
     pub(crate) fn push_next(&self, g: GRef) -> bool {
         let old = self
             .runnext

@@ -45,10 +45,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::goroutine::{GRef, Goroutine, Start};
+use super::handle::Thread;
+use super::park::{self, Unparker, WaitReason};
 use super::scheduler;
+use super::scope::ScopeData;
 use super::stack;
-use crate::park::{self, Unparker, WaitReason};
-use crate::thread::{ScopeData, Thread};
 
 const RUNNING: u8 = 0;
 const WAITING: u8 = 1;
@@ -596,7 +597,7 @@ where
     let packet = unsafe { g.task.packet::<T>() };
     sched.count_live(1);
     let thread = Thread::for_goroutine(handle_ref);
-    crate::park::note_use(); // for the deadlock detector (deadlock.rs)
+    super::park::note_use(); // for the deadlock detector (deadlock.rs)
     scheduler::ready(g, true);
     Ok(JoinHandle { packet, thread })
 }

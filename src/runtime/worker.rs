@@ -74,7 +74,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             return Some(g);
         }
         // Ready sockets' goroutines, onto this processor (Go's `netpoll(0)` in findrunnable).
-        if crate::net::poll_from_worker() {
+        if super::netpoll::poll_from_worker() {
             if let Some(g) = p.pop() {
                 found(sched, spinning);
                 return Some(g);
@@ -98,7 +98,7 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         sched.enter_idle(m);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
-            crate::net::worker_idle();
+            super::netpoll::worker_idle();
             // An idle processor keeps only its cached stacks' hot pages (cache.rs).
             // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
             unsafe { p.local() }.stacks.trim_idle();
@@ -129,8 +129,8 @@ fn spin(sched: &Sched, p: &Processor) -> Option<GRef> {
             }
         }
         if round % 8 == 7 {
-            // Sockets that became ready while spinning (see net/poller.rs, "Who polls").
-            if crate::net::poll_from_worker() {
+            // Sockets that became ready while spinning (see netpoll.rs, "Who polls").
+            if super::netpoll::poll_from_worker() {
                 if let Some(g) = p.pop() {
                     return Some(g);
                 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use super::waiter::{Waiter, WOKEN};
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// A reusable barrier for a fixed number of goroutines (std-shaped).
 ///

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
 use super::waiter::{Waiter, WAITING, WOKEN};
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// A condition variable: goroutines wait on it, with a [`Mutex`](super::Mutex) held, until
 /// another notifies them. Wake-ups may be spurious; wait in a loop, or use

@@ -14,7 +14,7 @@
 //! | [`ErrGroup<E>`] | `x/sync/errgroup` | first error, context cancellation, limit |
 //!
 //! # Design
-//! Everything blocks through `park.rs` and nothing else. The shared pieces are a `Waiter`
+//! Everything blocks through `runtime/park.rs` and nothing else. The shared pieces are a `Waiter`
 //! (`waiter.rs`: one parked goroutine or thread in a queue, woken exactly once by whoever
 //! dequeues it) and a counting semaphore with a FIFO queue (`sema.rs`, Go's
 //! `runtime/sema.go`) under `Mutex`, `RwLock`, `WaitGroup` and `Once`. The queues' own locks

@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::sema::Sema;
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 const LOCKED: u32 = 1;
 const WOKEN: u32 = 2;

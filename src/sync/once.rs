@@ -41,7 +41,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::mutex::RawMutex;
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// Unlocks a RawMutex on drop (including unwinding).
 struct Unlock<'a>(&'a RawMutex);

@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::mutex::RawMutex;
 use super::sema::Sema;
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 const MAX_READERS: i32 = 1 << 30;
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdGuard};
 
 use super::waiter::{Waiter, HANDOFF, WOKEN};
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// A semaphore whose waiters park.
 pub(crate) struct Sema {
@@ -118,7 +118,7 @@ impl Sema {
         if let Some(w) = w {
             let handed = handoff && self.try_acquire();
             w.wake(if handed { HANDOFF } else { WOKEN });
-            if handed && crate::park::in_goroutine() {
+            if handed && crate::runtime::park::in_goroutine() {
                 crate::runtime::yield_now();
             }
         }

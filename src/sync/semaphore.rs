@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdGuard};
 use std::time::{Duration, Instant};
 
 use super::waiter::{Waiter, HANDOFF, WAITING};
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// A counting semaphore with a fixed number of permits; [`acquire`](Semaphore::acquire)
 /// parks until a permit is free and returns it as a guard that gives it back on drop.

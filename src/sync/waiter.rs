@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::runtime::park::{self, Unparker, WaitReason};
 
 /// Still waiting.
 pub(crate) const WAITING: u32 = 0;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::sema::Sema;
-use crate::park::WaitReason;
+use crate::runtime::park::WaitReason;
 
 /// Waits for a collection of goroutines to finish. Clones share one counter.
 ///

@@ -8,6 +8,7 @@ pub(crate) mod timers;
 
 pub use timer::{after, after_func, tick, Ticker, Timer};
 
+pub(crate) use crate::runtime::clock::{deadline_after, saturating_add};
 /// Number of armed timers in the shared timer structure (for tests: a stopped or dropped
 /// timer leaves nothing behind).
 #[doc(hidden)]
@@ -15,24 +16,7 @@ pub use timers::armed_count;
 
 use std::time::{Duration, Instant};
 
-use crate::park::{self, WaitReason};
-
-/// A timeout too long to add to an `Instant` (such as `Duration::MAX`) waits this long
-/// instead: a century, which no program outlives, and short enough that every clock
-/// computation on the deadline stays in range.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// `t + d`, saturating: a `d` too long for `Instant` gives `t` plus a century. Every timeout
-/// in gort goes through this (or [`deadline_after`]): std's timeouts accept `Duration::MAX`
-/// and wait for ever, so gort's must not panic on it.
-pub(crate) fn saturating_add(t: Instant, d: Duration) -> Instant {
-    t.checked_add(d).unwrap_or_else(|| t + FOREVER)
-}
-
-/// The deadline of a timeout starting now: `Instant::now() + d`, saturating.
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    saturating_add(Instant::now(), d)
-}
+use crate::runtime::park::{self, WaitReason};
 
 /// Puts the current goroutine to sleep for at least `dur` without holding its worker thread;
 /// on a plain thread, sleeps the thread (`std::thread::sleep`).

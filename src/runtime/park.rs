@@ -57,9 +57,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
-use crate::runtime::deadlock::HORIZON;
-use crate::runtime::goroutine::{self, GRef};
-use crate::runtime::thread_arc::ThreadArc;
+use super::clock::saturating_add;
+use super::deadlock::HORIZON;
+use super::goroutine::{self, GRef};
+use super::thread_arc::ThreadArc;
 
 /// Why a goroutine is parked, named as Go names it in dumps and deadlock reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -413,7 +414,7 @@ impl ThreadParker {
         // A deadline beyond the horizon (Duration::MAX saturates to a century) is "for ever"
         // to the deadlock detector.
         let parked = match deadline {
-            Some(d) if d < crate::time::saturating_add(Instant::now(), HORIZON) => PARKED_TIMED,
+            Some(d) if d < saturating_add(Instant::now(), HORIZON) => PARKED_TIMED,
             _ => PARKED,
         };
         // One acquiring read-modify-write: NOTIFIED -> EMPTY (the token is consumed: return),

@@ -1,6 +1,13 @@
 //! The network poller: one edge-triggered epoll instance that turns socket readiness into
 //! `Unparker::unpark` calls.
 //!
+//! It is part of the runtime, as Go's `runtime/netpoll.go` is: the workers poll through it
+//! (`worker.rs`), the deadlock detector and metrics read its waiter count ([`io_waiters`]),
+//! and waiters park through the runtime's park primitive (`park.rs`). It knows descriptors,
+//! not sockets: the net module's socket core (`net/socket.rs`) sits above it and calls down
+//! through [`Registration`] (`new`, `seq`, `wait`) and [`Dir`], and nothing here imports
+//! from `net`.
+//!
 //! # Design
 //!
 //! ```text
@@ -44,7 +51,7 @@
 //!
 //! Go's scheduler polls the network itself: `findrunnable` calls `netpoll(0)` when a P has
 //! nothing else to run, and the last idle M blocks in `epoll_wait`. gort splits that job
-//! between one dedicated thread, `gort-netpoll`, and the workers (`runtime/worker.rs`):
+//! between one dedicated thread, `gort-netpoll`, and the workers (`worker.rs`):
 //!
 //! ```text
 //!  netpoll thread state | when                          | who harvests events
@@ -104,7 +111,7 @@
 //!    of the `Poller`, which lives in a static and is never dropped, so they are open for every
 //!    system call made on them.
 //! 3. **A registration's descriptor outlives it.** `Registration::fd` is owned by the `Socket`
-//!    (`fd.rs`) that owns the registration and drops it first (field order, and explicitly in
+//!    (`net/socket.rs`) that owns the registration and drops it first (field order, and explicitly in
 //!    `Socket::into_inner`), so `EPOLL_CTL_DEL` runs while `fd` still names that socket, not
 //!    a number reused by another file. (A wrong descriptor would only make epoll_ctl fail or
 //!    act on another file's registration — lost wake-ups, not memory unsafety, by 1.)
@@ -118,7 +125,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::park::{self, ThreadParker, Unparker, WaitReason};
+use super::park::{self, ThreadParker, Unparker, WaitReason};
 
 /// Which way a waiter waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,12 +217,12 @@ static POLLER: OnceLock<Poller> = OnceLock::new();
 fn poller() -> &'static Poller {
     POLLER.get_or_init(|| {
         let p = Poller::new().unwrap_or_else(|e| panic!("gort: cannot create the netpoller: {e}"));
-        crate::runtime::deadlock::runtime_thread_spawned();
+        super::deadlock::runtime_thread_spawned();
         std::thread::Builder::new()
             .name("gort-netpoll".into())
             .spawn(|| {
                 // The deadlock detector accounts for every thread: this one is the runtime's.
-                crate::runtime::deadlock::runtime_thread_started();
+                super::deadlock::runtime_thread_started();
                 poll_loop()
             })
             .expect("gort: cannot start the netpoll thread");
@@ -303,7 +310,7 @@ fn poll_loop() {
 
 /// True when the runtime runs and no M holding a P is idle.
 fn all_workers_busy() -> bool {
-    crate::runtime::scheduler::try_get().is_some_and(|s| s.nidle.load(Ordering::SeqCst) == 0)
+    super::scheduler::try_get().is_some_and(|s| s.nidle.load(Ordering::SeqCst) == 0)
 }
 
 /// Called by a worker that found no goroutine in its queues or the global queue: harvests
@@ -487,32 +494,5 @@ impl Drop for Registration {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(self.pd);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
-
-    use super::io_waiters;
-    use crate::net::unix::UnixStream;
-
-    #[test]
-    fn io_waiters_counts_a_parked_reader() {
-        let (a, b) = UnixStream::pair().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 1];
-            (&b).read_exact(&mut buf).unwrap();
-            buf[0]
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while io_waiters() == 0 {
-            assert!(Instant::now() < deadline, "the reader never parked");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        (&a).write_all(&[42]).unwrap();
-        assert_eq!(reader.join().unwrap(), 42);
-        assert_eq!(io_waiters(), 0);
     }
 }
