@@ -1093,36 +1093,345 @@ fn blocked_dynamic_send_sees_close() {
     assert_eq!(rx.recv(), Err(RecvError));
 }
 
-/// Dropping a SelectedOperation whose receive already holds a value would lose it: it
-/// panics, as crossbeam's does.
-#[test]
-fn dropping_a_selected_receive_that_holds_a_value_panics() {
+/// Dropping a SelectedOperation whose receive already holds a value gives the value back
+/// to the channel (nothing is lost), whether a sender had written it into the parked
+/// select's slot or the select reserved a blocked sender (which then sends again).
+#[gort::test]
+fn dropping_a_selected_receive_gives_the_value_back() {
     let (tx, rx) = chan::<u32>(0);
     let s = gort::go!(move || {
-        gort::time::sleep(Duration::from_millis(50));
+        gort::time::sleep(Duration::from_millis(20));
         tx.send(1).unwrap();
         tx
     });
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    let op = sel.select();
+    drop(op);
+    assert_eq!(rx.recv(), Ok(1));
+    drop(s.join().unwrap());
+    // A buffered value taken at commit goes back ahead of later values.
+    let (tx, rx) = chan::<u32>(2);
+    tx.send(1).unwrap();
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    let op = sel.select();
+    tx.send(2).unwrap();
+    drop(op);
+    assert_eq!((rx.recv(), rx.recv()), (Ok(1), Ok(2)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Review findings (notes/reviews/chan.md): a selected operation holds what it chose.
+
+/// Item 1: a dynamic select that chose a buffered receive holds the value: a competitor
+/// cannot take it between `select()` and `op.recv()` (which would then wait for ever).
+#[gort::test]
+fn issue_review_1_selected_receive_holds_the_buffered_value() {
+    for cap in [1, 4, 1 << 21] {
+        let (tx, rx) = chan::<u32>(cap);
+        tx.send(7).unwrap();
         let mut sel = Select::new();
         sel.recv(&rx);
-        let op = sel.select(); // blocks; the sender writes its value into the case's slot
-        drop(op);
-    }));
-    if r.is_ok() {
-        // The machine was slow enough that the sender blocked first: the select reserved it
-        // and the drop let it go (it sends again). Take the value; nothing to check here.
-        assert_eq!(rx.recv(), Ok(1));
-        s.join().unwrap();
-        return;
+        let op = sel.select();
+        assert_eq!(rx.try_recv(), Err(chan::TryRecvError::Empty), "cap {cap}");
+        assert_eq!(op.recv(&rx), Ok(7));
     }
-    let tx = s.join().unwrap();
-    let msg = r.expect_err("the drop must panic");
-    let msg = msg
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| msg.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    assert!(msg.contains("without completing its receive"), "{msg}");
+    // The close is held too (it is final anyway).
+    let (tx, rx) = chan::<u32>(1);
     drop(tx);
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    assert_eq!(sel.select().recv(&rx), Err(RecvError));
+}
+
+/// Item 1: a dynamic select that chose a send on a buffered channel reserves the room:
+/// lock-free sends, `try_send` and blocking sends all see it as taken, `len` does not count
+/// it, the operation's send completes at once, and a dropped operation gives the room to a
+/// blocked sender.
+#[gort::test]
+fn issue_review_1_selected_send_reserves_room() {
+    for cap in [1usize, 4, 1 << 21] {
+        let (tx, rx) = chan::<usize>(cap);
+        let pre = if cap == 4 { 3 } else { 0 };
+        for i in 0..pre {
+            tx.send(i).unwrap();
+        }
+        let mut sel = Select::new();
+        sel.send(&tx);
+        let op = sel.select();
+        if cap == 1 << 21 {
+            // Too large to fill here (a deque, not a ring); the reservation is counted.
+            assert_eq!(tx.len(), 0);
+            op.send(&tx, 99).unwrap();
+            assert_eq!(rx.recv(), Ok(99));
+            continue;
+        }
+        assert!(tx.try_send(100).unwrap_err().is_full(), "cap {cap}");
+        assert_eq!(tx.len(), pre);
+        // A blocked sender waits behind the reservation...
+        let tx2 = tx.clone();
+        let blocked = gort::go!(move || tx2.send(200).unwrap());
+        gort::time::sleep(Duration::from_millis(10));
+        // ...and the operation completes without waiting.
+        op.send(&tx, 99).unwrap();
+        let mut got: Vec<usize> = (0..pre + 2).map(|_| rx.recv().unwrap()).collect();
+        blocked.join().unwrap();
+        got.sort();
+        let mut want: Vec<usize> = (0..pre).chain([99, 200]).collect();
+        want.sort();
+        assert_eq!(got, want, "cap {cap}");
+        // Dropping a reservation gives the room to a blocked sender.
+        for i in 0..cap {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.recv(), Ok(0)); // one free slot
+        let mut sel = Select::new();
+        sel.send(&tx);
+        let op = sel.select();
+        let tx2 = tx.clone();
+        let blocked = gort::go!(move || tx2.send(300).unwrap());
+        gort::time::sleep(Duration::from_millis(10));
+        drop(op);
+        blocked.join().unwrap();
+        let got: Vec<usize> = (0..cap).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(got.last(), Some(&300), "cap {cap}: {got:?}");
+        assert!(tx.try_send(1).is_ok(), "the reservation is gone");
+    }
+}
+
+/// Item 1, as the review found it (probe_later.rs): two workers select over a job channel
+/// (buffered) and a quit channel; every job is collected, then quit closes. With an
+/// operation that did not hold its value, a worker could lose the value to the other one
+/// and wait for ever in a plain `recv` on the jobs channel.
+#[gort::test]
+fn issue_review_1_workers_selecting_over_jobs_and_quit_all_exit() {
+    for round in 0..common::stress(1000) {
+        let (jtx, jrx) = chan::<u32>(4);
+        let (qtx, qrx) = chan::<()>(0);
+        let (dtx, drx) = chan::<u32>(64);
+        for _ in 0..2 {
+            let (jrx, qrx, dtx) = (jrx.clone(), qrx.clone(), dtx.clone());
+            gort::go!(move || loop {
+                let mut sel = Select::new();
+                let ij = sel.recv(&jrx);
+                sel.recv(&qrx);
+                let op = sel.select();
+                if op.index() == ij {
+                    let v = op.recv(&jrx).unwrap();
+                    dtx.send(v).unwrap();
+                } else {
+                    let _ = op.recv(&qrx);
+                    return;
+                }
+            });
+        }
+        drop(dtx);
+        for v in 0..3 {
+            jtx.send(v).unwrap();
+        }
+        for _ in 0..3 {
+            drx.recv().unwrap();
+        }
+        qtx.close();
+        assert_eq!(
+            drx.recv_timeout(Duration::from_secs(20)),
+            Err(chan::RecvTimeoutError::Closed),
+            "round {round}: a worker is stuck"
+        );
+    }
+}
+
+/// Item 1, sends: two workers each select a send on a full-then-drained buffered channel
+/// or a quit; the consumer takes exactly what was chosen; no worker waits in its send.
+#[gort::test]
+fn issue_review_1_selected_sends_complete_under_contention() {
+    for _ in 0..common::stress(200) {
+        let (tx, rx) = chan::<u32>(2);
+        let (qtx, qrx) = chan::<()>(0);
+        let (dtx, drx) = chan::<()>(0);
+        let mut hs = Vec::new();
+        for w in 0..3u32 {
+            let (tx, qrx, dtx) = (tx.clone(), qrx.clone(), dtx.clone());
+            hs.push(gort::go!(move || {
+                let mut sent = 0;
+                loop {
+                    let mut sel = Select::new();
+                    let is = sel.send(&tx);
+                    sel.recv(&qrx);
+                    let op = sel.select();
+                    if op.index() == is {
+                        op.send(&tx, w).unwrap();
+                        sent += 1;
+                        // A competitor's plain send may take room at any time.
+                        let _ = tx.try_send(w);
+                    } else {
+                        let _ = op.recv(&qrx);
+                        drop(dtx);
+                        return sent;
+                    }
+                }
+            }));
+        }
+        drop(dtx);
+        for _ in 0..20 {
+            rx.recv().unwrap();
+        }
+        qtx.close();
+        // Every worker leaves its loop (none waits in a send on the full channel).
+        let drained = gort::go!(move || rx.iter().count());
+        assert_eq!(
+            drx.recv_timeout(Duration::from_secs(20)),
+            Err(chan::RecvTimeoutError::Closed)
+        );
+        for h in hs {
+            h.join().unwrap();
+        }
+        drop(tx);
+        drained.join().unwrap();
+    }
+}
+
+fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| e.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Item 4: misusing a SelectedOperation (wrong direction, wrong channel) panics before it
+/// touches what the select holds, so a reserved peer is let go (not leaked for ever) and
+/// reserved room is given back.
+#[gort::test]
+fn issue_review_4_misused_selected_operation_lets_the_reserved_peer_go() {
+    // A receiver blocked on an unbuffered channel; the select reserves it.
+    let (tx, rx) = chan::<u32>(0);
+    let (otx, orx) = chan::<u32>(0);
+    let rx2 = rx.clone();
+    let g = gort::go!(move || rx2.recv());
+    let mut sel = Select::new();
+    sel.send(&tx);
+    while sel.try_ready().is_err() {
+        gort::yield_now(); // until the receiver waits
+    }
+    let op = sel.select();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.recv(&rx)))
+        .expect_err("a send recv'd must panic");
+    assert!(panic_message(e).contains("the selected operation is a send"));
+    // The receiver was let go: an ordinary send reaches it.
+    tx.send_timeout(5, Duration::from_secs(20)).unwrap();
+    assert_eq!(g.join().unwrap(), Ok(5));
+    // The same with the wrong channel.
+    let rx2 = rx.clone();
+    let g = gort::go!(move || rx2.recv());
+    let mut sel = Select::new();
+    sel.send(&tx);
+    while sel.try_ready().is_err() {
+        gort::yield_now();
+    }
+    let op = sel.select();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.send(&otx, 1)))
+        .expect_err("the wrong sender must panic");
+    assert!(panic_message(e).contains("not the selected operation's"));
+    tx.send_timeout(6, Duration::from_secs(20)).unwrap();
+    assert_eq!(g.join().unwrap(), Ok(6));
+    // A blocked sender reserved by a receive case, then sent to.
+    let tx2 = tx.clone();
+    let g = gort::go!(move || tx2.send(8));
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    while sel.try_ready().is_err() {
+        gort::yield_now();
+    }
+    let op = sel.select();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.send(&tx, 1)))
+        .expect_err("a receive sent to must panic");
+    assert!(panic_message(e).contains("the selected operation is a receive"));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(8));
+    g.join().unwrap().unwrap();
+    drop(orx);
+    // Reserved room is given back.
+    let (btx, brx) = chan::<u32>(1);
+    let mut sel = Select::new();
+    sel.send(&btx);
+    let op = sel.select();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.recv(&brx)))
+        .expect_err("a send recv'd must panic");
+    assert!(panic_message(e).contains("the selected operation is a send"));
+    btx.try_send(1).unwrap();
+    // A send chosen on a closed channel, recv'd: panics too (it used to receive silently).
+    drop(brx);
+    let (ctx, crx) = chan::<u32>(0);
+    ctx.close();
+    let mut sel = Select::new();
+    sel.send(&ctx);
+    let op = sel.select();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.recv(&crx)))
+        .expect_err("a send recv'd must panic");
+    assert!(panic_message(e).contains("the selected operation is a send"));
+}
+
+/// Item 6: a `try_recv`, a `select!` with `default` and a `recv_timeout` that meet a dynamic
+/// select blocked on the send side do not wait for its caller's `op.send` (which may come
+/// much later): they give the hand-off up (the select then sends the ordinary way).
+#[gort::test]
+fn issue_review_6_try_and_timed_receivers_do_not_wait_for_a_deferred_send() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for how in 0..3 {
+        let (tx, rx) = chan::<u32>(0);
+        let sent = Arc::new(AtomicBool::new(false));
+        let (tx2, sent2) = (tx.clone(), sent.clone());
+        let s = gort::go!(move || {
+            let mut sel = Select::new();
+            sel.send(&tx2);
+            let op = sel.select();
+            gort::time::sleep(Duration::from_millis(1500)); // a slow caller
+            sent2.store(true, Ordering::SeqCst);
+            op.send(&tx2, 9).unwrap();
+        });
+        gort::time::sleep(Duration::from_millis(30)); // let the select block
+        match how {
+            0 => assert!(rx.try_recv().is_err()),
+            1 => select! {
+                recv(rx) -> v => panic!("got {v:?} before it was sent"),
+                default => {}
+            },
+            _ => assert_eq!(
+                rx.recv_timeout(Duration::from_millis(100)),
+                Err(chan::RecvTimeoutError::Timeout)
+            ),
+        }
+        assert!(
+            !sent.load(Ordering::SeqCst),
+            "case {how} waited for the select's caller"
+        );
+        assert_eq!(rx.recv(), Ok(9)); // the select's send, the ordinary way
+        s.join().unwrap();
+    }
+}
+
+/// Item 3: `select! { send(tx, v), default }` with one case never takes `default` while a
+/// receiver waits or the channel is closed, even when the close lands during its look.
+#[gort::test]
+fn issue_review_3_one_case_send_default_with_a_waiting_receiver_and_a_close() {
+    for _ in 0..common::stress(300) {
+        let (tx, rx) = chan::<u32>(0);
+        let r = gort::go!(move || rx.recv());
+        let mut sel = Select::new();
+        sel.send(&tx);
+        sel.ready(); // a receiver waits now, until a send or the close
+        let tx2 = tx.clone();
+        let closer = gort::go!(move || tx2.close());
+        let took_default = select! {
+            send(tx, 1) -> _ => false,
+            default => true,
+        };
+        assert!(
+            !took_default,
+            "default with a receiver waiting or the channel closed"
+        );
+        closer.join().unwrap();
+        let _ = r.join().unwrap();
+    }
 }

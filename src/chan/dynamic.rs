@@ -22,15 +22,34 @@
 //! ```
 //!
 //! # Committing
-//! When a case can complete at once, `commit` makes it certain without performing it:
-//! a waiting peer on the other end is *reserved* (claimed for us; it waits until the
-//! `SelectedOperation` completes it through its packet, or releases it, `Waited::Retry`, if
-//! the operation is dropped); a buffered value, free room or a closed channel is left for
-//! the operation to take (a competitor may take it first: the operation then waits as a
-//! plain `recv`/`send`). So is a waiting future (`recv_async`/`send_async`): futures are
-//! never reserved (waiter.rs, "Futures"); the operation completes with it under the lock,
-//! unless it was dropped meanwhile. A case completed while parked holds its result (a
-//! received value, or a receiver waiting on our deferred send).
+//! When a case can complete at once, `commit` makes it certain, under the channel lock, so
+//! that the `SelectedOperation` never finds it gone (a competitor cannot take it between
+//! `select()` and the operation):
+//!
+//! ```text
+//!  case | what is ready              | the select holds                | dropped unperformed
+//!  -----+----------------------------+---------------------------------+----------------------
+//!  recv | a waiting plain sender     | it, reserved (claimed; it waits | released: it starts
+//!       |                            | until completed, or released)   | again (Retry)
+//!  recv | a buffered value, a        | the value (or the close), taken | the value goes back
+//!       | waiting future, the close  | now                             | to the channel front
+//!  recv | a deferred send (another   | its hand-off (the value comes   | abandoned: that
+//!       | dynamic select)            | when its caller gives it)       | select sends plainly
+//!  send | a waiting plain receiver   | it, reserved                    | released
+//!  send | room in the buffer         | the room (`Chan::reserve_room`) | given back (to a
+//!       |                            |                                 | blocked sender)
+//!  send | the close; an unbounded    | nothing: the send fails / goes  | -
+//!       | channel                    | in at once                      |
+//!  send | a waiting future           | nothing (below)                 | -
+//! ```
+//!
+//! A case completed while parked holds its result likewise (a received value, or a
+//! receiver waiting on our deferred send). What is not held: futures are never reserved
+//! (waiter.rs, "Futures"), so a send whose partner is a waiting `recv_async` is left for
+//! the operation, which completes with it under the lock unless the future was dropped
+//! meanwhile (then it sends as a plain `send` would, and may wait); and a receive that
+//! met another dynamic select's send waits for that select's caller (if it drops its
+//! operation, the receive starts again as a plain `recv`).
 //!
 //! # Safety
 //! Entries point into the boxed cases (`RecvHandle::slot`) or to a `Deferred` the case
@@ -49,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use super::handoff::{Deferred, Handed};
 use super::hchan::{take_from_sender, Chan, Inner, TryRecv};
-use super::select::{block_forever, shuffle, Order};
+use super::select::{block_forever, shuffle, OnDrop, Order};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
 use crate::runtime::park::WaitReason;
@@ -73,13 +92,15 @@ use crate::runtime::park::WaitReason;
 /// ```
 ///
 /// `select` waits until one operation can complete and commits to it; the returned
-/// [`SelectedOperation`] performs it with `recv` or `send`, which must be called (dropping
-/// it lets a reserved peer go; dropping one that already holds a received value panics, as
-/// crossbeam's does, since the value would be lost). A blocked `select` is a waiting
-/// receiver or sender that any peer can meet: two dynamic selects on opposite ends of one
-/// unbuffered channel pair up, as do a dynamic select and a `select!`, a `try_send` or a
-/// `try_recv`. A buffered value or free room is not reserved: if a competitor takes it first,
-/// the operation waits as a plain `recv`/`send` would.
+/// [`SelectedOperation`] performs it with `recv` or `send`, which should be called (a
+/// dropped operation gives back what it held: a reserved peer goes, reserved room is freed,
+/// a received value goes back to the channel, ahead of later values). A blocked `select` is
+/// a waiting receiver or sender that any peer can meet: two dynamic selects on opposite ends
+/// of one unbuffered channel pair up, as do a dynamic select and a `select!`, a `try_send`
+/// or a `try_recv`. The select holds what it chose (a buffered value, reserved room in the
+/// buffer, a reserved waiting peer), so the operation completes without waiting, however
+/// long the caller takes and whatever competitors do meanwhile; the exceptions are a peer
+/// that is an async future or another dynamic select (module doc, "Committing").
 ///
 /// `ready` and its variants only observe: they return the index of an operation that was
 /// ready and reserve nothing.
@@ -280,28 +301,33 @@ impl<'a> Select<'a> {
         }
         let mut wakes = Wakes::default();
         let mut got = None;
-        for &i in order {
-            // SAFETY: every channel of the cases in `order` is locked (above).
-            let r = unsafe {
-                if commit {
-                    self.case(i).commit_locked(&mut wakes)
-                } else {
-                    self.case(i)
-                        .ready_locked(&mut wakes)
-                        .then_some(Commit::Later)
+        {
+            // Unlocks even if a case panics under the locks (as `select.rs`'s `locked_pass`).
+            let _unlock = OnDrop(|| {
+                let mut prev = std::ptr::null();
+                for &i in by_addr.iter() {
+                    if self.case(i).addr() != prev {
+                        // SAFETY: locked above, once per distinct channel.
+                        unsafe { self.case(i).unlock() };
+                        prev = self.case(i).addr();
+                    }
                 }
-            };
-            if let Some(c) = r {
-                got = Some((i, c));
-                break;
-            }
-        }
-        prev = std::ptr::null();
-        for &i in by_addr.iter() {
-            if self.case(i).addr() != prev {
-                // SAFETY: locked above, once per distinct channel.
-                unsafe { self.case(i).unlock() };
-                prev = self.case(i).addr();
+            });
+            for &i in order {
+                // SAFETY: every channel of the cases in `order` is locked (above).
+                let r = unsafe {
+                    if commit {
+                        self.case(i).commit_locked(&mut wakes)
+                    } else {
+                        self.case(i)
+                            .ready_locked(&mut wakes)
+                            .then_some(Commit::Later)
+                    }
+                };
+                if let Some(c) = r {
+                    got = Some((i, c));
+                    break;
+                }
             }
         }
         wakes.run();
@@ -380,24 +406,26 @@ impl SelectedOperation<'_> {
         self.index
     }
 
-    /// Completes a selected receive.
+    /// Completes a selected receive. It never waits, unless the select was met by another
+    /// dynamic select's send (whose value comes when that select's caller gives it; if it
+    /// drops its operation instead, this one receives as a plain `recv`).
     ///
     /// # Panics
-    /// If `r` is not the receiver of the selected operation.
+    /// If `r` is not the receiver of the selected operation, or the selected operation is a
+    /// send. (Nothing is lost: what the select held goes back, as if the operation had been
+    /// dropped.)
     pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
         assert!(
             self.addr == Arc::as_ptr(&r.chan).cast(),
             "SelectedOperation::recv: the receiver is not the selected operation's"
         );
-        let commit = std::mem::replace(&mut self.commit, Commit::Later);
-        if !matches!(commit, Commit::Later) {
-            assert!(
-                !self.is_send,
-                "SelectedOperation::recv: the selected operation is a send"
-            );
-        }
-        match commit {
-            Commit::Reserved(e) => {
+        assert!(
+            !self.is_send,
+            "SelectedOperation::recv: the selected operation is a send"
+        );
+        match std::mem::replace(&mut self.commit, Commit::Later) {
+            Commit::Reserved(res) => {
+                let e = res.take();
                 // SAFETY: `e` is a plain sender we reserved on this very channel (checked
                 // above: its packet is an `Option<T>`); it waits for `done`.
                 let v = unsafe { (*(e.packet as *mut Option<T>)).take() };
@@ -405,8 +433,9 @@ impl SelectedOperation<'_> {
                 Ok(v.expect("a waiting sender holds its value"))
             }
             Commit::Held(h) => {
-                // SAFETY: a receive case of this channel holds a `RecvHeld<T>`.
-                let held = unsafe { h.take::<RecvHeld<T>>() }.0.take();
+                // SAFETY: a receive case of this channel holds a `RecvHeld<T>` (the case
+                // and the channel were checked above).
+                let held = unsafe { h.take::<RecvHeld<T>>() }.held.take();
                 match held.expect("held once") {
                     Held::Value(v) => v,
                     Held::Deferred(d) => match d.wait() {
@@ -415,32 +444,29 @@ impl SelectedOperation<'_> {
                     },
                 }
             }
-            Commit::Later => match r.try_recv() {
-                Ok(v) => Ok(v),
-                Err(super::TryRecvError::Closed) => Err(RecvError),
-                Err(super::TryRecvError::Empty) => r.recv(),
-            },
+            // (A receive always holds what it chose; kept for completeness.)
+            Commit::Later => r.recv(),
         }
     }
 
-    /// Completes a selected send.
+    /// Completes a selected send. It never waits (the select holds a waiting receiver or
+    /// reserved room for the value), except in the cases the type's doc names.
     ///
     /// # Panics
-    /// If `s` is not the sender of the selected operation.
+    /// If `s` is not the sender of the selected operation, or the selected operation is a
+    /// receive (the reservation is let go, as if the operation had been dropped).
     pub fn send<T>(mut self, s: &Sender<T>, v: T) -> Result<(), SendError<T>> {
         assert!(
             self.addr == Arc::as_ptr(&s.chan).cast(),
             "SelectedOperation::send: the sender is not the selected operation's"
         );
-        let commit = std::mem::replace(&mut self.commit, Commit::Later);
-        if !matches!(commit, Commit::Later) {
-            assert!(
-                self.is_send,
-                "SelectedOperation::send: the selected operation is a receive"
-            );
-        }
-        let v = match commit {
-            Commit::Reserved(e) => {
+        assert!(
+            self.is_send,
+            "SelectedOperation::send: the selected operation is a receive"
+        );
+        let v = match std::mem::replace(&mut self.commit, Commit::Later) {
+            Commit::Reserved(res) => {
+                let e = res.take();
                 // SAFETY: `e` is a receiver we reserved on this very channel (checked above:
                 // its packet is an `Option<T>`, None); it waits for `done`.
                 unsafe { *(e.packet as *mut Option<T>) = Some(v) };
@@ -449,10 +475,15 @@ impl SelectedOperation<'_> {
             }
             Commit::Held(h) => {
                 // SAFETY: a send case of this channel holds a `SendHeld<T>`.
-                let d = unsafe { h.take::<SendHeld<T>>() }.0.take();
-                match d.expect("held once").fill(v) {
-                    Ok(()) => return Ok(()),
-                    Err(v) => v, // the receiver gave up: send the ordinary way
+                match unsafe { h.take::<SendHeld<T>>() }.0.take() {
+                    Some(SendHold::Deferred(d)) => match d.fill(v) {
+                        Ok(()) => return Ok(()),
+                        Err(v) => v, // the receiver gave up: send the ordinary way
+                    },
+                    Some(SendHold::Room(chan)) => {
+                        return chan.send_reserved(v).map_err(SendError);
+                    }
+                    None => unreachable!("held once"),
                 }
             }
             Commit::Later => v,
@@ -465,65 +496,91 @@ impl SelectedOperation<'_> {
     }
 }
 
-impl Drop for SelectedOperation<'_> {
-    /// An operation dropped without being completed lets its reserved peer go (it starts
-    /// again) and cancels a deferred send (the receiver waiting on it starts again). A
-    /// received value cannot be given back: dropping it panics (outside a panic).
-    fn drop(&mut self) {
-        match std::mem::replace(&mut self.commit, Commit::Later) {
-            Commit::Reserved(e) => {
-                e.release_now();
-            }
-            Commit::Held(h) => drop(h), // its typed drop (below) does the rest
-            Commit::Later => {}
-        }
-    }
-}
+// An operation dropped without being completed (or whose `recv`/`send` panicked on a wrong
+// handle) drops its `Commit`: a reserved peer is let go (it starts again), reserved room
+// is given back, a deferred send is cancelled (the receiver waiting on it starts again), a
+// received value goes back into the channel (`RecvHeld`'s drop).
 
 /// What a dynamic select holds for its chosen operation.
 enum Commit {
-    /// Nothing: a buffered value, free room or a closed channel, left for the operation.
+    /// Nothing: a closed channel (a send fails at once), a send on an unbounded channel
+    /// (never full), or a send whose partner is a waiting future (futures are never
+    /// reserved: waiter.rs, "Futures"), left for the operation.
     Later,
     /// A waiting plain peer (a sender's `Option<T>` holding its value, or a receiver's
     /// empty slot) claimed for us.
-    Reserved(Entry),
+    Reserved(Reservation),
     /// Typed state: a receive case holds a `RecvHeld<T>`; a send case a `SendHeld<T>`.
     Held(Erased),
 }
 
+/// A reserved peer: dropped without being taken (the operation was dropped, or its
+/// `recv`/`send` panicked on a misuse), it lets the peer go (`Waited::Retry`).
+struct Reservation(Option<Entry>);
+
+impl Reservation {
+    fn take(mut self) -> Entry {
+        self.0.take().expect("a reservation is taken once")
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(e) = self.0.take() {
+            e.release_now();
+        }
+    }
+}
+
 /// What a receive case holds.
 enum Held<T> {
-    /// The result, received while parked (None in the slot: the channel closed).
+    /// The result: received while parked (None in the slot: the channel closed), or taken
+    /// at commit (a buffered value, a waiting future's value, the close).
     Value(Result<T, RecvError>),
     /// A deferred send (another dynamic select) we claimed: its value comes later.
     Deferred(Arc<Deferred<T>>),
 }
 
-/// A receive case's `Held`, until `SelectedOperation::recv` takes it; dropped with it,
-/// it gives a deferred sender its value back (or loses a received value, loudly).
-struct RecvHeld<T>(Option<Held<T>>);
+/// A receive case's `Held`, until `SelectedOperation::recv` takes it. Dropped with it, it
+/// gives a received value back to the channel (to the next receiver, ahead of later
+/// values: `Chan::put_back_locked`) and a deferred sender its value (`abandon`).
+struct RecvHeld<T> {
+    held: Option<Held<T>>,
+    chan: Arc<Chan<T>>,
+}
 
-impl<T> Drop for RecvHeld<T> {
-    fn drop(&mut self) {
-        match self.0.take() {
-            Some(Held::Deferred(d)) => {
-                // Give the sender its value back, or else it is here already.
-                if !d.abandon() {
-                    if let Handed::Value(_) = d.wait() {
-                        lost_value();
-                    }
-                }
-            }
-            Some(Held::Value(Ok(_))) => lost_value(),
-            Some(Held::Value(Err(_))) | None => {}
-        }
+impl<T> RecvHeld<T> {
+    /// The commit of a receive case holding `held`.
+    fn commit(held: Held<T>, chan: &Arc<Chan<T>>) -> Commit {
+        Commit::Held(Erased::new(RecvHeld {
+            held: Some(held),
+            chan: chan.clone(),
+        }))
     }
 }
 
-/// A `SelectedOperation` that received a value was dropped without `recv`.
-fn lost_value() {
-    if !std::thread::panicking() {
-        panic!("dropped a SelectedOperation without completing its receive (the value is lost)");
+impl<T> Drop for RecvHeld<T> {
+    fn drop(&mut self) {
+        let v = match self.held.take() {
+            Some(Held::Deferred(d)) => {
+                // Give the sender its value back, or else it is here already.
+                if d.abandon() {
+                    return;
+                }
+                match d.wait() {
+                    Handed::Value(v) => v,
+                    Handed::Cancelled => return,
+                }
+            }
+            Some(Held::Value(Ok(v))) => v,
+            Some(Held::Value(Err(_))) | None => return,
+        };
+        let mut wakes = Wakes::default();
+        let mut inner = self.chan.lock();
+        let unreceivable = self.chan.put_back_locked(&mut inner, v, &mut wakes);
+        drop(inner);
+        wakes.run();
+        drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
     }
 }
 
@@ -615,32 +672,40 @@ struct SendHandle<'a, T> {
     pending: UnsafeCell<Option<Arc<Deferred<T>>>>,
 }
 
-/// A receive can complete now: a buffered value or a closed channel (left for the
-/// operation), or a waiting sender, reserved (a plain one) or claimed (a deferred one).
-fn recv_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
-    if chan.buffered(inner) || inner.closed {
-        return Some(Commit::Later);
-    }
-    // A waiting future is not reserved (waiter.rs, "Futures"): left for the operation.
-    let Ok(e) = inner.sendq.claim_first_reservable(wakes) else {
-        return Some(Commit::Later);
-    };
-    let e = e?;
-    let r = if e.deferred {
-        match take_from_sender::<T>(e, wakes, None) {
-            TryRecv::Deferred(d) => Commit::Held(Erased::new(RecvHeld(Some(Held::Deferred(d))))),
-            _ => unreachable!("a deferred sender gives a deferred hand-off"),
+/// A receive can complete now: a waiting sender is reserved (a plain one) or claimed (a
+/// deferred one); a buffered value, a waiting future's value (futures are completed under
+/// the lock, never reserved: waiter.rs, "Futures") or the close is taken now, so that the
+/// operation holds it and cannot find it gone.
+fn recv_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+    if !chan.buffered(inner) && !inner.closed {
+        // Err: a waiting future at the front: taken below, as a value.
+        if let Ok(e) = inner.sendq.claim_first_reservable(wakes) {
+            let r = e.map(|e| {
+                if e.deferred {
+                    match take_from_sender::<T>(e, wakes, None) {
+                        TryRecv::Deferred(d) => RecvHeld::commit(Held::Deferred(d), chan),
+                        _ => unreachable!("a deferred sender gives a deferred hand-off"),
+                    }
+                } else {
+                    Commit::Reserved(Reservation(Some(e)))
+                }
+            });
+            chan.update_senders_waiting(inner);
+            return r;
         }
-    } else {
-        Commit::Reserved(e)
+    }
+    let held = match chan.try_recv_locked(inner, wakes) {
+        TryRecv::Got(v) => Held::Value(Ok(v)),
+        TryRecv::Closed => Held::Value(Err(RecvError)),
+        TryRecv::Deferred(d) => Held::Deferred(d),
+        TryRecv::Empty => return None,
     };
-    chan.update_senders_waiting(inner);
-    Some(r)
+    Some(RecvHeld::commit(held, chan))
 }
 
-/// A send can complete now: a closed channel or room (left for the operation), or a
-/// waiting receiver, reserved.
-fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
+/// A send can complete now: a waiting receiver is reserved, or room for the value
+/// (`Chan::reserve_room`); a closed channel is left for the operation (it fails at once).
+fn send_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Option<Commit> {
     if inner.closed || inner.rx_gone {
         return Some(Commit::Later);
     }
@@ -649,10 +714,14 @@ fn send_commit<T>(chan: &Chan<T>, inner: &mut Inner<T>, wakes: &mut Wakes) -> Op
     chan.update_receivers_waiting(inner);
     match e {
         Err(_) => return Some(Commit::Later),
-        Ok(Some(e)) => return Some(Commit::Reserved(e)),
+        Ok(Some(e)) => return Some(Commit::Reserved(Reservation(Some(e)))),
         Ok(None) => {}
     }
-    chan.has_room(inner).then_some(Commit::Later)
+    if chan.cap == usize::MAX {
+        return Some(Commit::Later); // never full
+    }
+    chan.reserve_room(inner)
+        .then(|| Commit::Held(Erased::new(SendHeld(Some(SendHold::Room(chan.clone()))))))
 }
 
 impl<T> DynCase for RecvHandle<'_, T> {
@@ -721,9 +790,10 @@ impl<T> DynCase for RecvHandle<'_, T> {
         // SAFETY: our context was completed for this case (Acquire on `done`): the peer
         // that claimed it wrote the slot (or close left it None) and is done with it.
         let v = unsafe { (*self.slot.get()).take() };
-        Some(Commit::Held(Erased::new(RecvHeld(Some(Held::Value(
-            v.ok_or(RecvError),
-        ))))))
+        Some(RecvHeld::commit(
+            Held::Value(v.ok_or(RecvError)),
+            &self.rx.chan,
+        ))
     }
 
     fn addr(&self) -> *const () {
@@ -795,7 +865,7 @@ impl<T> DynCase for SendHandle<'_, T> {
                 std::ptr::null_mut()
             };
             inner.sendq.push(Entry::shared(cx, index, packet, real));
-            ready = chan.mark_senders_waiting();
+            ready = chan.mark_senders_waiting(&inner);
         }
         drop(inner);
         wakes.run();
@@ -808,7 +878,7 @@ impl<T> DynCase for SendHandle<'_, T> {
         // Claimed by a receiver (it waits for our value), or else woken by close: look
         // again (the send then reports the closed channel).
         d.claimed()
-            .then(|| Commit::Held(Erased::new(SendHeld(Some(d)))))
+            .then(|| Commit::Held(Erased::new(SendHeld(Some(SendHold::Deferred(d))))))
     }
 
     fn addr(&self) -> *const () {
@@ -829,15 +899,25 @@ impl<T> DynCase for SendHandle<'_, T> {
     }
 }
 
-/// What a send case holds: a deferred hand-off a receiver waits on, until
-/// `SelectedOperation::send` takes it. Dropped unfilled, it cancels (the receiver starts
-/// again).
-struct SendHeld<T>(Option<Arc<Deferred<T>>>);
+/// What a send case holds, until `SelectedOperation::send` takes it.
+enum SendHold<T> {
+    /// A deferred hand-off a receiver waits on. Dropped unfilled, it cancels (the receiver
+    /// starts again).
+    Deferred(Arc<Deferred<T>>),
+    /// Room reserved in a buffered channel (`Chan::reserve_room`). Dropped unused, it is
+    /// given back (`Chan::release_room`).
+    Room(Arc<Chan<T>>),
+}
+
+/// A send case's `SendHold` (None once taken).
+struct SendHeld<T>(Option<SendHold<T>>);
 
 impl<T> Drop for SendHeld<T> {
     fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            d.cancel();
+        match self.0.take() {
+            Some(SendHold::Deferred(d)) => d.cancel(),
+            Some(SendHold::Room(chan)) => chan.release_room(),
+            None => {}
         }
     }
 }

@@ -435,7 +435,7 @@ impl<T> Future for SendFuture<'_, T> {
                             inner
                                 .sendq
                                 .push(Entry::shared(&cx, 0, this.slot.get().cast(), false));
-                            if chan.mark_senders_waiting() {
+                            if chan.mark_senders_waiting(&inner) {
                                 // A lock-free receive made room meanwhile (as in `start`
                                 // of `RecvFuture`): take the entry back and try again.
                                 drop(inner.sendq.pop_back());

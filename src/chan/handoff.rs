@@ -24,7 +24,12 @@
 //! ```
 //!
 //! Only unbuffered channels use it: with a buffer, readiness is room, and a select's send
-//! case waits as an observer and then sends the ordinary way.
+//! case waits as an observer, then reserves the room (`Chan::reserve_room`).
+//!
+//! A receiver that claimed the select waits for the value as long as its operation may
+//! wait (`Deferred::wait_with`): a blocking one until it comes, a timed one to its
+//! deadline, a `try_recv` or a `select!` with `default` not at all; then it abandons the
+//! hand-off (ABANDONED) and the select's operation sends the ordinary way.
 //!
 //! The receiver may be a future (`recv_async`): it waits by polling [`Deferred::try_take`],
 //! woken through its task's waker, and a re-poll with another waker replaces `receiver`
@@ -43,6 +48,7 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::runtime::park::{self, Unparker, WaitReason};
 
@@ -71,6 +77,25 @@ pub(crate) struct Deferred<T> {
 unsafe impl<T: Send> Send for Deferred<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Deferred<T> {}
+
+/// How long a receiver that claimed a deferred send may wait for its value.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Patience {
+    /// A blocking operation: as long as it takes.
+    Forever,
+    /// A timed operation: until its deadline.
+    Until(Instant),
+    /// A `try_` operation or `select!` with `default`: not at all.
+    None,
+}
+
+impl Patience {
+    /// The patience of an operation with this optional deadline (None: blocking).
+    pub(crate) fn until(deadline: Option<Instant>) -> Patience {
+        deadline.map_or(Patience::Forever, Patience::Until)
+    }
+}
 
 /// What a receiver's wait on a [`Deferred`] gave.
 pub(crate) enum Handed<T> {
@@ -207,6 +232,33 @@ impl<T> Deferred<T> {
             match self.try_take() {
                 Some(h) => return h,
                 None => park::park(WaitReason::ChanReceive),
+            }
+        }
+    }
+
+    /// `wait`, for a receiver with a limit: a `try_` operation or `select!` with `default`
+    /// (`Patience::None`) does not wait at all, a timed one waits at most to its deadline;
+    /// then it abandons the hand-off (the select sends its value the ordinary way) and gets
+    /// None. A select's caller may take as long as it likes between `select()` and
+    /// `SelectedOperation::send`: only an operation that may wait for ever waits that long.
+    pub(crate) fn wait_with(&self, patience: Patience) -> Option<Handed<T>> {
+        let deadline = match patience {
+            Patience::Forever => return Some(self.wait()),
+            Patience::None => None,
+            Patience::Until(d) => Some(d),
+        };
+        loop {
+            if let Some(h) = self.try_take() {
+                return Some(h);
+            }
+            match deadline {
+                Some(d) if Instant::now() < d => park::park_until(WaitReason::ChanReceive, d),
+                _ => {
+                    if self.abandon() {
+                        return None;
+                    }
+                    // Filled or cancelled meanwhile: `try_take` has it.
+                }
             }
         }
     }

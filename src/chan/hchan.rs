@@ -29,6 +29,10 @@
 //!   senders wait until it is below `cap` again. (A bounded channel's ring cannot take a
 //!   value at its front: such a value waits in `buf`, ahead of the ring, and `len` counts
 //!   it so that lock-free receivers see it and take the lock.)
+//! - Room reserved by dynamic selects (`reserved`, `reserve_room`) counts as taken: the
+//!   buffered values plus `reserved` never exceed `cap` (values put back aside), every room
+//!   check under the lock counts it, and while it is not 0 a ring's `tail` is FROZEN, so
+//!   that no lock-free push can take reserved room (pops go on: they only make room).
 //! - `closed_flag` and `rx_gone_flag` mirror `closed` and `rx_gone`, and `len` mirrors the
 //!   deque's length, for lock-free readers; `senders_waiting` / `receivers_waiting` are
 //!   true whenever `sendq` / `recvq` is not empty (they may be stale-true, never
@@ -74,7 +78,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::handoff::{Deferred, Handed};
+use super::handoff::{Deferred, Handed, Patience};
 use super::lock::{SpinGuard, SpinLock};
 use super::ring::{Pop, Push, Ring};
 use super::waiter::{Context, Entry, WaitQueue, Waited, Wakes};
@@ -94,6 +98,11 @@ pub(crate) struct Inner<T> {
     pub(crate) sendq: WaitQueue,
     /// Waiting receivers (packets hold `None` until filled), and observers of "recv is ready".
     pub(crate) recvq: WaitQueue,
+    /// Room reserved by dynamic selects that chose a send on this (buffered) channel and
+    /// have not completed or dropped the operation yet (`reserve_room`): every room check
+    /// under the lock counts it, and while it is not 0 a ring's `tail` stays FROZEN so that
+    /// lock-free pushes come to the lock too.
+    pub(crate) reserved: usize,
 }
 
 /// A channel.
@@ -253,6 +262,7 @@ impl<T> Chan<T> {
                 rx_gone: false,
                 sendq: WaitQueue::new(),
                 recvq: WaitQueue::new(),
+                reserved: 0,
             }),
             cap,
             len: AtomicUsize::new(0),
@@ -300,7 +310,9 @@ impl<T> Chan<T> {
     #[inline]
     pub(crate) unsafe fn unlock_raw(&self) {
         if let Some(r) = &self.ring {
-            r.thaw();
+            // SAFETY: we hold the lock (contract) and no other reference to the state lives.
+            let reserved = unsafe { self.inner.get_locked() }.reserved;
+            r.thaw(reserved != 0);
         }
         // SAFETY: forwarded contract.
         unsafe { self.inner.unlock_raw() }
@@ -353,18 +365,24 @@ impl<T> Chan<T> {
     }
 
     /// A cheap lock-free check that a send cannot complete now: open, no room, no receiver
-    /// waiting. May say "not full" wrongly (stale flags); never the reverse at the moment it
-    /// read the flags.
+    /// waiting. May say "not full" wrongly (stale flags, reserved room); never the reverse
+    /// at an instant while it read.
+    ///
+    /// The one-way flags (`closed`, `rx_gone`: never cleared) are read last, as `surely_empty`
+    /// reads `closed` last: open then means open since the first read, so one such look is
+    /// one instant's truth (a ring: full and open when `is_full` read; unbuffered: no
+    /// receiver and open when `receivers_waiting` read). Read first, a close between the
+    /// reads (which releases the waiting receivers) made "open, no receiver" out of two
+    /// instants neither of which had it.
     #[inline]
     pub(crate) fn surely_full(&self) -> bool {
         let full = match &self.ring {
             Some(r) => r.is_full(),
             None => self.len.load(Ordering::Acquire) >= self.cap,
         };
-        !self.closed_flag.load(Ordering::Acquire)
+        full && !self.receivers_waiting.load(Ordering::Acquire)
+            && !self.closed_flag.load(Ordering::Acquire)
             && !self.rx_gone_flag.load(Ordering::Acquire)
-            && full
-            && !self.receivers_waiting.load(Ordering::Acquire)
     }
 
     /// What decides readiness, as a version (see [`Version`]): read it before and after
@@ -399,13 +417,109 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Is there room in the buffer? (Under the lock.)
+    /// Is there room in the buffer that nobody reserved? (Under the lock.)
     #[inline]
     pub(crate) fn has_room(&self, inner: &Inner<T>) -> bool {
         match &self.ring {
-            Some(r) => !r.is_full(),
-            None => inner.buf.len() < self.cap,
+            Some(r) if inner.reserved == 0 => !r.is_full(),
+            // Lock-free pops only make more room meanwhile; pushes all come to this lock
+            // (`tail` is FROZEN while room is reserved).
+            Some(r) => r.len() + inner.reserved < self.cap,
+            // (Unbuffered: false at the first comparison. `reserved <= cap`.)
+            None => inner.buf.len() < self.cap && inner.buf.len() + inner.reserved < self.cap,
         }
+    }
+
+    /// A dynamic select chose a send on this channel: reserve room for its value, if there
+    /// is any (under the lock). The operation then either `send_reserved`s or
+    /// `release_room`s. An unbounded channel needs no reservation (always room): false.
+    pub(crate) fn reserve_room(&self, inner: &mut Inner<T>) -> bool {
+        if self.cap == usize::MAX {
+            return false;
+        }
+        match &self.ring {
+            Some(r) => {
+                // Stop lock-free pushes first, then count: a push that loaded `tail` before
+                // the bit fails its CAS, so the count below sees every push that won.
+                if inner.reserved == 0 {
+                    r.freeze_tail();
+                }
+                if r.len() + inner.reserved < self.cap {
+                    inner.reserved += 1;
+                    true
+                } else {
+                    if inner.reserved == 0 {
+                        r.thaw_tail();
+                    }
+                    false
+                }
+            }
+            None => {
+                let room = self.has_room(inner);
+                inner.reserved += room as usize;
+                room
+            }
+        }
+    }
+
+    /// Gives up one reservation (under the lock); thaws a ring's `tail` after the last.
+    fn unreserve_locked(&self, inner: &mut Inner<T>) {
+        debug_assert!(inner.reserved > 0, "unreserve without a reservation");
+        inner.reserved -= 1;
+        if inner.reserved == 0 {
+            if let Some(r) = &self.ring {
+                r.thaw_tail();
+            }
+        }
+    }
+
+    /// Sends `v` into room reserved by `reserve_room` (never waits). `Err(v)` if the
+    /// channel was closed (or every Receiver went) meanwhile.
+    pub(crate) fn send_reserved(&self, v: T) -> Result<(), T> {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        // Counted out first, so that the room check lets this one in; `tail` stays FROZEN
+        // (lock-free pushes stay out) until the value is in.
+        inner.reserved -= 1;
+        let r = self.try_send_locked(&mut inner, v, &mut wakes);
+        inner.reserved += 1;
+        self.unreserve_locked(&mut inner);
+        drop(inner);
+        wakes.run();
+        match r {
+            TrySend::Sent => Ok(()),
+            TrySend::Closed(v) => Err(v),
+            TrySend::Full(_) => unreachable!("gort::chan: reserved room was taken"),
+        }
+    }
+
+    /// A reservation's operation was dropped: the room goes to the first waiting sender, if
+    /// any (FIFO), and observers of "send is ready" are told.
+    pub(crate) fn release_room(&self) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        self.unreserve_locked(&mut inner);
+        if self.senders_waiting.load(Ordering::Relaxed) && self.has_room(&inner) {
+            match &self.ring {
+                Some(_) => self.refill_locked(&mut inner, &mut wakes),
+                None => {
+                    if let Some(e) = inner.sendq.claim_first(&mut wakes) {
+                        debug_assert!(!e.deferred);
+                        // SAFETY: we claimed `e`, so its packet (a waiting sender's
+                        // `Option<T>`) is alive and ours to use until we `complete` it.
+                        let val = unsafe { (*(e.packet as *mut Option<T>)).take() };
+                        inner
+                            .buf
+                            .push_back(val.expect("a waiting sender holds its value"));
+                        self.len.store(inner.buf.len(), Ordering::Release);
+                        e.complete(&mut wakes);
+                    }
+                    self.update_senders_waiting(&inner);
+                }
+            }
+        }
+        drop(inner);
+        wakes.run();
     }
 
     /// A receive that does not wait: lock-free on a ring (the lock only to serve a waiting
@@ -439,23 +553,20 @@ impl<T> Chan<T> {
     /// A send that does not wait: lock-free on a ring (the lock only to serve a waiting
     /// receiver), under the lock otherwise.
     #[inline]
-    pub(crate) fn try_send(&self, mut v: T) -> TrySend<T> {
-        if let Some(r) = &self.ring {
-            loop {
-                match r.push(v, false) {
-                    Push::Done => {
-                        self.after_push();
-                        return TrySend::Sent;
-                    }
-                    Push::Full(w) => return TrySend::Full(w),
-                    Push::Closed(w) => return TrySend::Closed(w),
-                    Push::Frozen(w) => {
-                        v = w;
-                        drop(self.lock());
-                    }
+    pub(crate) fn try_send(&self, v: T) -> TrySend<T> {
+        let v = match &self.ring {
+            Some(r) => match r.push(v, false) {
+                Push::Done => {
+                    self.after_push();
+                    return TrySend::Sent;
                 }
-            }
-        }
+                Push::Full(w) => return TrySend::Full(w),
+                Push::Closed(w) => return TrySend::Closed(w),
+                // Frozen by an all-locks pass, or room reserved: ask under the lock.
+                Push::Frozen(w) => w,
+            },
+            None => v,
+        };
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
         let r = self.try_send_locked(&mut inner, v, &mut wakes);
@@ -512,7 +623,12 @@ impl<T> Chan<T> {
                 !e.deferred,
                 "deferred senders wait only on unbuffered channels"
             );
-            match r.reserve_push(true) {
+            let slot = if inner.reserved == 0 || self.has_room(inner) {
+                r.reserve_push(true)
+            } else {
+                Err(super::ring::NoSlot::Full) // the room is reserved
+            };
+            match slot {
                 Ok(slot) => {
                     // SAFETY: we claimed `e`, so its packet (a waiting sender's `Option<T>`)
                     // is alive and ours to use until we `complete` it.
@@ -592,7 +708,7 @@ impl<T> Chan<T> {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
             // value put back, `put_back_locked`, takes no sender's until it has room.)
-            let refill = if inner.sendq.is_empty() || inner.buf.len() >= self.cap {
+            let refill = if inner.sendq.is_empty() || !self.has_room(inner) {
                 None
             } else {
                 inner.sendq.claim_first(wakes)
@@ -643,6 +759,9 @@ impl<T> Chan<T> {
             return TrySend::Closed(v);
         }
         if let Some(r) = &self.ring {
+            if inner.reserved != 0 && !self.has_room(inner) {
+                return TrySend::Full(v);
+            }
             return match r.push(v, true) {
                 Push::Done => {
                     if self.receivers_waiting.load(Ordering::SeqCst) {
@@ -661,7 +780,7 @@ impl<T> Chan<T> {
             e.complete(wakes);
             return TrySend::Sent;
         }
-        if inner.buf.len() < self.cap {
+        if self.has_room(inner) {
             inner.buf.push_back(v);
             self.len.store(inner.buf.len(), Ordering::Release);
             return TrySend::Sent;
@@ -722,11 +841,11 @@ impl<T> Chan<T> {
     /// lock). Returns true if the ring got room meanwhile (see `mark_receivers_waiting`).
     #[inline]
     #[must_use]
-    pub(crate) fn mark_senders_waiting(&self) -> bool {
+    pub(crate) fn mark_senders_waiting(&self, inner: &Inner<T>) -> bool {
         match &self.ring {
-            Some(r) => {
+            Some(_) => {
                 self.senders_waiting.store(true, Ordering::SeqCst);
-                !r.is_full()
+                self.has_room(inner)
             }
             None => {
                 self.senders_waiting.store(true, Ordering::Release);
@@ -778,9 +897,11 @@ impl<T> Chan<T> {
                 TryRecv::Deferred(d) => {
                     drop(inner);
                     wakes.run();
-                    match d.wait() {
-                        Handed::Value(v) => return Ok(v),
-                        Handed::Cancelled => continue,
+                    // A timed receive waits for the select's caller at most to its deadline.
+                    match d.wait_with(Patience::until(deadline)) {
+                        Some(Handed::Value(v)) => return Ok(v),
+                        Some(Handed::Cancelled) => continue,
+                        None => return Err(Some(())),
                     }
                 }
                 TryRecv::Empty => {}
@@ -909,7 +1030,7 @@ impl<T> Chan<T> {
                     cx
                 }
             };
-            if self.mark_senders_waiting() {
+            if self.mark_senders_waiting(&inner) {
                 // Room came meanwhile: take the entry back and try again.
                 drop(inner.sendq.pop_back());
                 self.update_senders_waiting(&inner);

@@ -247,10 +247,13 @@ impl<T> Receiver<T> {
                 TryRecv::Empty => Err(TryRecvError::Empty),
                 TryRecv::Closed => Err(TryRecvError::Closed),
                 // A dynamic select blocked on the send side: it is a waiting sender (as in
-                // Go), whose value comes as soon as its caller gives it.
-                TryRecv::Deferred(d) => match d.wait() {
-                    handoff::Handed::Value(v) => Ok(v),
-                    handoff::Handed::Cancelled => continue,
+                // Go), but its value comes only when its caller gives it, and a `try_recv`
+                // does not wait for that: it gives the hand-off up (the select then sends
+                // the ordinary way), unless the value is there already.
+                TryRecv::Deferred(d) => match d.wait_with(handoff::Patience::None) {
+                    Some(handoff::Handed::Value(v)) => Ok(v),
+                    Some(handoff::Handed::Cancelled) => continue,
+                    None => Err(TryRecvError::Empty),
                 },
             };
         }

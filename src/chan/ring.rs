@@ -36,6 +36,9 @@
 //!          |            | gone); receivers drain, then see Closed    | lock; never cleared
 //!  FROZEN  | head, tail | the ring may not move: lock-free pushes    | `freeze` / `thaw`, by the
 //!          |            | and pops go to the channel lock and wait   | holder of the channel lock
+//!  FROZEN  | tail alone | room is reserved (a dynamic select chose   | `freeze_tail` / `thaw_tail`
+//!          |            | a send): lock-free pushes go to the lock,  | under the channel lock, while
+//!          |            | which counts the reservations; pops go on  | `Inner::reserved > 0`
 //! ```
 //!
 //! A pusher or popper that loaded the word before a bit was set fails its CAS (the word
@@ -43,7 +46,8 @@
 //! ring sees `head` and `tail` stand still until it thaws them: that is how a select's
 //! all-locks pass (`select.rs`) makes "no case is ready" true at one instant over rings too.
 //! Operations done under the channel lock (`locked`) accept and keep the FROZEN bit: under
-//! the lock it can only have been set by the caller itself.
+//! the lock it can only have been set by the caller itself, or stand for reserved room,
+//! which the channel (`hchan.rs`) checks before it pushes under the lock.
 //!
 //! # Safety
 //! - A slot's value is written only by the sender whose CAS on `tail` reserved it, and read
@@ -595,9 +599,23 @@ impl<T> Ring<T> {
         self.head().fetch_or(self.frozen(), Ordering::SeqCst);
     }
 
-    /// Clears FROZEN (the channel lock is still held).
-    pub(crate) fn thaw(&self) {
+    /// Clears FROZEN (the channel lock is still held); on `tail` only unless `keep_tail`
+    /// (room is reserved: see `freeze_tail`).
+    pub(crate) fn thaw(&self, keep_tail: bool) {
         self.head().fetch_and(!self.frozen(), Ordering::SeqCst);
+        if !keep_tail {
+            self.tail().fetch_and(!self.frozen(), Ordering::SeqCst);
+        }
+    }
+
+    /// Sets FROZEN on `tail` alone: lock-free pushes go to the channel lock (which counts
+    /// the room reserved by dynamic selects), pops go on. Call under the channel lock.
+    pub(crate) fn freeze_tail(&self) {
+        self.tail().fetch_or(self.frozen(), Ordering::SeqCst);
+    }
+
+    /// Clears what `freeze_tail` set. Call under the channel lock.
+    pub(crate) fn thaw_tail(&self) {
         self.tail().fetch_and(!self.frozen(), Ordering::SeqCst);
     }
 
@@ -722,7 +740,7 @@ mod tests {
         assert!(matches!(r.push(2, true), Push::Done));
         assert!(r.any_frozen(r.head_tail()));
         assert_eq!(got(r.pop(true)), Some(1));
-        r.thaw();
+        r.thaw(false);
         assert!(!r.any_frozen(r.head_tail()));
         assert_ne!(r.head_tail(), before);
         assert_eq!(got(r.pop(false)), Some(2));

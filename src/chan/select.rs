@@ -32,7 +32,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::handoff::{Deferred, Handed};
+use super::handoff::{Deferred, Handed, Patience};
 use super::hchan::{TryRecv, TrySend, Version};
 use super::waiter::{Context, Entry, Waited, Wakes};
 use super::{Receiver, RecvError, SendError, Sender};
@@ -170,8 +170,9 @@ pub trait SelectCase {
     /// The version, whether the case is on, and whether it may be ready (`maybe_ready`),
     /// read in that order: the first half of `default`'s double look.
     fn look(&self) -> Look;
-    /// Completes the operation if it can without waiting.
-    fn try_complete(&mut self) -> bool;
+    /// Completes the operation if it can without waiting (but for a dynamic select's
+    /// deferred value, which it waits for as `patience` allows).
+    fn try_complete(&mut self, patience: Patience) -> bool;
     /// Leaves an entry for `cx` as case `index`; returns true (and leaves nothing) if the
     /// operation is ready now.
     fn register(&mut self, cx: &Arc<Context>, index: usize) -> bool;
@@ -193,8 +194,9 @@ pub trait SelectCase {
     /// The caller holds the lock of this case's channel.
     unsafe fn try_complete_locked(&mut self, wakes: &mut Wakes) -> bool;
     /// After the locks are released: finishes what `try_complete_locked` started (waits for
-    /// a dynamic select's deferred value). False if that select dropped its operation.
-    fn finish(&mut self) -> bool {
+    /// a dynamic select's deferred value, as `patience` allows). False if that select
+    /// dropped its operation or we gave up waiting.
+    fn finish(&mut self, _patience: Patience) -> bool {
         true
     }
 }
@@ -267,15 +269,15 @@ impl<T> SelectCase for RecvCase<'_, T> {
     }
 
     #[inline]
-    fn try_complete(&mut self) -> bool {
+    fn try_complete(&mut self, patience: Patience) -> bool {
         let chan = &self.rx.expect("case is on").chan;
         self.result = match chan.try_recv() {
             TryRecv::Got(v) => Some(Ok(v)),
             TryRecv::Closed => Some(Err(RecvError)),
             TryRecv::Empty => return false,
-            TryRecv::Deferred(d) => match d.wait() {
-                Handed::Value(v) => Some(Ok(v)),
-                Handed::Cancelled => return false,
+            TryRecv::Deferred(d) => match d.wait_with(patience) {
+                Some(Handed::Value(v)) => Some(Ok(v)),
+                Some(Handed::Cancelled) | None => return false,
             },
         };
         true
@@ -335,15 +337,15 @@ impl<T> SelectCase for RecvCase<'_, T> {
         true
     }
 
-    fn finish(&mut self) -> bool {
+    fn finish(&mut self, patience: Patience) -> bool {
         match self.deferred.take() {
             None => true,
-            Some(d) => match d.wait() {
-                Handed::Value(v) => {
+            Some(d) => match d.wait_with(patience) {
+                Some(Handed::Value(v)) => {
                     self.result = Some(Ok(v));
                     true
                 }
-                Handed::Cancelled => false,
+                Some(Handed::Cancelled) | None => false,
             },
         }
     }
@@ -406,7 +408,7 @@ impl<T> SelectCase for SendCase<'_, T> {
     }
 
     #[inline]
-    fn try_complete(&mut self) -> bool {
+    fn try_complete(&mut self, _patience: Patience) -> bool {
         let chan = &self.tx.expect("case is on").chan;
         let v = self.packet.take().expect("a send case holds its value");
         self.result = match chan.try_send(v) {
@@ -432,7 +434,7 @@ impl<T> SelectCase for SendCase<'_, T> {
                 std::ptr::addr_of_mut!(self.packet).cast(),
                 false,
             ));
-            ready = chan.mark_senders_waiting();
+            ready = chan.mark_senders_waiting(&inner);
         }
         drop(inner);
         wakes.run();
@@ -498,24 +500,46 @@ fn locked_pass(cases: &mut [&mut dyn SelectCase], order: &[usize]) -> Option<usi
     }
     let mut wakes = Wakes::default();
     let mut got = None;
-    for &i in order {
-        // SAFETY: every channel of the cases in `order` is locked (above).
-        if unsafe { cases[i].try_complete_locked(&mut wakes) } {
-            got = Some(i);
-            break;
-        }
-    }
-    prev = 0;
-    for &i in by_addr.iter() {
-        let a = cases[i].chan_addr();
-        if a != prev {
-            // SAFETY: locked above, once per distinct channel.
-            unsafe { cases[i].unlock() };
-            prev = a;
+    {
+        // Unlocks even if a case panics under the locks (`park::current` during a thread's
+        // teardown, say): a panic must not leave channels locked and rings frozen.
+        // Both the unlock and the pass reach the cases through this one pointer.
+        let cases_ptr: *mut [&mut dyn SelectCase] = cases;
+        let _unlock = OnDrop(move || {
+            // SAFETY: runs when this block ends (normally or by unwinding), after the pass's
+            // last use of `cases_ptr`; `cases` outlives the block.
+            let cases = unsafe { &*cases_ptr };
+            let mut prev = 0;
+            for &i in by_addr.iter() {
+                let a = cases[i].chan_addr();
+                if a != prev {
+                    // SAFETY: locked above, once per distinct channel.
+                    unsafe { cases[i].unlock() };
+                    prev = a;
+                }
+            }
+        });
+        for &i in order {
+            // SAFETY: every channel of the cases in `order` is locked (above); `cases_ptr`
+            // is `cases`, borrowed for this block, and no other reference to it lives
+            // while this one does.
+            if unsafe { (&mut (*cases_ptr))[i].try_complete_locked(&mut wakes) } {
+                got = Some(i);
+                break;
+            }
         }
     }
     wakes.run();
     got
+}
+
+/// Runs a closure when dropped (also while unwinding): the all-locks passes' unlock.
+pub(super) struct OnDrop<F: FnMut()>(pub(super) F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 /// Lock-free looks before `select_default` falls back to `locked_pass`.
@@ -547,7 +571,7 @@ fn select_default(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
                 let ready = ready.as_mut();
                 shuffle(ready);
                 for &i in ready.iter() {
-                    if cases[i].try_complete() {
+                    if cases[i].try_complete(Patience::None) {
                         return Some(i);
                     }
                 }
@@ -571,7 +595,7 @@ fn select_default(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
     let maybe = maybe.as_mut();
     shuffle(maybe);
     for &i in maybe.iter() {
-        if cases[i].try_complete() {
+        if cases[i].try_complete(Patience::None) {
             return Some(i);
         }
     }
@@ -584,7 +608,7 @@ fn select_default(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
     loop {
         shuffle(order);
         match locked_pass(cases, order) {
-            Some(i) if !cases[i].finish() => continue,
+            Some(i) if !cases[i].finish(Patience::None) => continue,
             r => return r,
         }
     }
@@ -600,13 +624,14 @@ pub(crate) fn select(
     if has_default {
         return select_default(cases);
     }
+    let patience = Patience::until(deadline);
     let mut order = Order::new((0..cases.len()).filter(|&i| cases[i].is_on()));
     let order = order.as_mut();
     shuffle(order);
     // Fast pass, in random order: complete the first case that can, skipping without a lock
     // those that surely cannot.
     for &i in order.iter() {
-        if cases[i].maybe_ready() && cases[i].try_complete() {
+        if cases[i].maybe_ready() && cases[i].try_complete(patience) {
             return Some(i);
         }
     }
@@ -622,7 +647,7 @@ pub(crate) fn select(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             match locked_pass(cases, order) {
-                Some(i) if !cases[i].finish() => {
+                Some(i) if !cases[i].finish(patience) => {
                     shuffle(order);
                     continue;
                 }
@@ -659,7 +684,7 @@ pub(crate) fn select(
             Waited::Retry => {
                 shuffle(order);
                 for &i in order.iter() {
-                    if cases[i].try_complete() {
+                    if cases[i].try_complete(patience) {
                         return Some(i);
                     }
                 }

@@ -55,8 +55,9 @@
 //! case): an `Option<T>` that holds the value a sender offers (a receiver takes it) or the
 //! slot a receiver waits on (a sender fills it). With `deferred`, it points to a
 //! `handoff::Deferred<T>` instead: a dynamic select's send whose value comes later. A null
-//! packet marks an *observer*: a dynamic `Select::ready` (or a select's send on a buffered
-//! channel) waiting for readiness only; a peer that meets one notifies it and goes on
+//! packet marks an *observer*: a dynamic `Select::ready` (or a dynamic select's send on a
+//! buffered channel; `select!`'s cases always leave real entries) waiting for readiness
+//! only; a peer that meets one notifies it and goes on
 //! looking for a real partner.
 //!
 //! # Futures (`recv_async`, `send_async`; `future.rs`)
@@ -741,7 +742,9 @@ impl WaitQueue {
         self.q.pop_back()
     }
 
-    /// Is a real operation of some other context waiting? Drops stale entries; if
+    /// Is a real operation of some other context waiting? Drops stale entries at the front
+    /// (those behind a live one are skipped, and swept when the queue grows: removing each
+    /// where it stands made a queue of many stale entries quadratic); if
     /// `notify_observers`, claims and notifies observers on the way (the caller is a real
     /// operation about to wait, which makes the observed operation ready).
     pub(crate) fn has_partner(
@@ -754,7 +757,11 @@ impl WaitQueue {
         while i < self.q.len() {
             let e = &self.q[i];
             if !e.is_waiting() {
-                self.q.remove(i);
+                if i == 0 {
+                    self.q.pop_front();
+                } else {
+                    i += 1;
+                }
                 continue;
             }
             if me.is_some_and(|me| e.is_of(me)) {
