@@ -459,6 +459,25 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Goroutine) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
+/// Runs `f` on the stack of the worker running the current goroutine (corosensei's
+/// `on_parent_stack`), or right here when not called from a goroutine: for stack-hungry
+/// runtime work done on a goroutine's behalf (resolving a panic's backtrace), which must not
+/// overflow a small goroutine stack.
+pub(crate) fn on_worker_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let p = current_ptr();
+    if p.is_null() {
+        return f();
+    }
+    // SAFETY: as in `current`: the running goroutine outlives this call.
+    let y = unsafe { &*p }.yielder.get();
+    if y.is_null() {
+        return f();
+    }
+    // SAFETY: the yielder was set when this goroutine started and lives as long as its
+    // coroutine, on which we are running (`current` is set only around its resume).
+    unsafe { (*y).on_parent_stack(f) }
+}
+
 /// Parks the current goroutine (park.rs). Returns false if not called from a goroutine.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> bool {
     let p = current_ptr();

@@ -104,6 +104,9 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
             super::netpoll::worker_idle();
+            // An idle processor keeps only its cached stacks' hot pages (cache.rs).
+            // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
+            unsafe { p.local() }.stacks.trim_idle();
             sched.park_idle(m);
             // Time passed while it slept: the goroutines it runs next park with a fresh
             // coarse time (clock::COARSE_NOW).
@@ -228,7 +231,11 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
     let stack = match stack {
         Ok(s) => s,
         Err(e) => {
-            g.task.run(g, Start::Fail(e));
+            // In the scheduler: a panic dropping the function or its result must not unwind
+            // into it (spawn.rs aborts with std's words first).
+            super::panic::abort_on_unwind("a goroutine that could not start panicked", || {
+                g.task.run(g, Start::Fail(e))
+            });
             g.mark_finished();
             return false;
         }
@@ -240,7 +247,13 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
         // is live whenever this code runs.
         let g = unsafe { &*gp };
         g.set_yielder(y);
-        g.task.run(g, Start::Run);
+        // Nothing may unwind out of a coroutine's `resume`: it would kill this worker
+        // thread with the goroutine half finished. The task catches the function's panic
+        // and aborts on a panicking result drop (spawn.rs); anything else that still
+        // unwinds this far (a waker's panic when the result is delivered) aborts here.
+        super::panic::abort_on_unwind("a panic unwound out of a goroutine", || {
+            g.task.run(g, Start::Run)
+        });
     });
     *run = Run::Started(SendCoroutine(co));
     true
