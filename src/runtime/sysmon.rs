@@ -19,7 +19,7 @@
 //!     otherwise (GORT_MAXPROCS=1, or every other M is stuck too) the P moves;
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
-//!   dumps: `timers::COARSE_NOW`);
+//!   dumps: `clock::COARSE_NOW`);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
 //!   trims free stacks idle for a period or beyond each size class's budget, and trims the
@@ -43,7 +43,7 @@ use std::time::Duration;
 use super::machine::{pack, BLOCKING, FREE, RUNNING};
 use super::output::Output;
 use super::scheduler::{self, Sched};
-use crate::time::timers;
+use super::timers;
 
 /// A P stuck this long inside `blocking` is handed off (when work waits).
 const BLOCKING_RETAKE_NS: u64 = 20_000;
