@@ -20,7 +20,7 @@
 //! - A canceller registers in its nearest canceller ancestor's `children` when created (or is
 //!   cancelled at once if that ancestor already is), and removes itself when it is cancelled
 //!   on its own, so a long-lived parent does not grow with short-lived children.
-//! - The deadline timer is one entry in the shared timer heap (`time::timers`), holding only
+//! - The deadline timer is one entry in the runtime's timer heaps (`runtime::timers`), holding only
 //!   a weak reference; an early cancel stops it (removes it from the heap).
 //! - Locks: a node's lock is never held while another node's is taken; children are
 //!   cancelled after the parent's lock is released.
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::chan;
 use crate::chan::{Receiver, Sender};
-use crate::time::timers::Timer;
+use crate::runtime::timers::Timer;
 
 /// Why a context was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -324,7 +324,7 @@ impl Context {
             return (ctx, handle);
         }
         let weak: Weak<Node> = Arc::downgrade(&ctx.node);
-        let timer = Timer::new(move |_| {
+        let timer = Timer::new(move || {
             if let Some(node) = weak.upgrade() {
                 cancel(&node, ContextError::DeadlineExceeded, true);
             }

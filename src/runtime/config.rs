@@ -195,9 +195,12 @@ pub(crate) fn env_stack_size() -> Option<Result<usize, String>> {
         _ => return Some(Err(bad())),
     };
     Some(match n.checked_mul(1 << shift) {
-        Some(bytes) => stack::round_size(bytes)
-            .map(|_| bytes)
-            .map_err(|e| format!("gort: GORT_STACK_SIZE={}: {e}", s)),
+        Some(bytes) => stack::round_size(bytes).map(|_| bytes).map_err(|e| {
+            // The error already says "gort: ": name the setting after that prefix.
+            let e = e.to_string();
+            let why = e.strip_prefix("gort: ").unwrap_or(&e);
+            format!("gort: GORT_STACK_SIZE={s}: {why}")
+        }),
         None => Err(format!(
             "gort: GORT_STACK_SIZE={s}: {}",
             stack::round_size(usize::MAX).unwrap_err()

@@ -259,8 +259,8 @@ fn asleep(sched: &Sched) -> Option<(u64, u64)> {
 
 /// True if a timer is armed to fire within [`HORIZON`].
 fn timer_within_horizon() -> bool {
-    use crate::time::timers;
-    let horizon = timers::to_nanos(crate::time::deadline_after(HORIZON));
+    use super::timers;
+    let horizon = timers::to_nanos(timers::deadline_after(HORIZON));
     timers::next_deadline().is_some_and(|when| when < horizon)
 }
 

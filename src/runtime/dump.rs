@@ -20,7 +20,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::goroutine::{GRef, Goroutine};
-use crate::time::timers;
+use super::timers;
 
 /// Every goroutine that has not finished, by id.
 pub(crate) fn all() -> Vec<GRef> {

@@ -142,7 +142,7 @@ pub(crate) struct Goroutine {
     /// A `WaitReason` while parked, for dumps.
     wait_reason: AtomicU8,
     /// When the current wait began, in timer-epoch nanoseconds: the coarse time (for dumps;
-    /// see `timers::COARSE_NOW` for its accuracy).
+    /// see `clock::COARSE_NOW` for its accuracy).
     pub(crate) wait_since: AtomicU64,
     /// The token of `gort::thread::park`, separate from the runtime's so that runtime waits
     /// never swallow a user's unpark.
@@ -459,6 +459,25 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Goroutine) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
+/// Runs `f` on the stack of the worker running the current goroutine (corosensei's
+/// `on_parent_stack`), or right here when not called from a goroutine: for stack-hungry
+/// runtime work done on a goroutine's behalf (resolving a panic's backtrace), which must not
+/// overflow a small goroutine stack.
+pub(crate) fn on_worker_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let p = current_ptr();
+    if p.is_null() {
+        return f();
+    }
+    // SAFETY: as in `current`: the running goroutine outlives this call.
+    let y = unsafe { &*p }.yielder.get();
+    if y.is_null() {
+        return f();
+    }
+    // SAFETY: the yielder was set when this goroutine started and lives as long as its
+    // coroutine, on which we are running (`current` is set only around its resume).
+    unsafe { (*y).on_parent_stack(f) }
+}
+
 /// Parks the current goroutine (park.rs). Returns false if not called from a goroutine.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> bool {
     let p = current_ptr();
@@ -481,7 +500,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         Some(d) if d <= Instant::now() => return true,
         Some(d) => {
             let me = current().expect("in a goroutine");
-            let t = crate::time::timers::Timer::new(move |_| unpark(&me));
+            let t = super::timers::Timer::new(move || unpark(&me));
             t.start(d);
             Some(t)
         }
@@ -489,7 +508,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
     };
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.wait_since
-        .store(crate::time::timers::coarse_now(), Ordering::Relaxed);
+        .store(super::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
     // Consume the token that woke us. An RMW with Acquire: it reads the last unpark's swap,

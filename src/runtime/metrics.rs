@@ -542,7 +542,7 @@ fn snapshot(sched: &'static Sched) -> Metrics {
         local_queues,
         sysmon_handoffs: SYSMON_HANDOFFS.load(Ordering::Relaxed),
         blocking_handoffs: BLOCKING_HANDOFFS.load(Ordering::Relaxed),
-        timers_pending: crate::time::timers::armed_count(),
+        timers_pending: super::timers::armed_count(),
         sockets_waiting: crate::runtime::io_waiters(),
         latencies: histogram(
             sched

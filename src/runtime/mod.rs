@@ -25,7 +25,8 @@
 //! Goroutine states are in `goroutine.rs`, the park protocol in `park.rs`, the idle and wake
 //! protocol in `scheduler.rs`, the search order in `worker.rs` (which also polls the network,
 //! `netpoll.rs`), the hand-off of a P from a stuck M to another in `machine.rs`, and the
-//! monitor that decides it in `sysmon.rs`.
+//! monitor that decides it in `sysmon.rs`. Timers: one heap per P in `timers.rs`, run by
+//! the Ms as they schedule, on the clock of `clock.rs`.
 //!
 //! # Layers
 //!
@@ -49,7 +50,7 @@
 //!                 spawn, handle, scope       spawning and joining; Thread; scoped spawns
 //!                 park                       THE blocking primitive (goroutine or thread)
 //!                 netpoll                    epoll: registration, readiness, who polls
-//!                 timers                     the timer heap (today time/timers.rs, moving here)
+//!                 timers                     the timer heaps, one per P (Go's time.go)
 //!                 scheduler, worker, processor, machine, sysmon, syscall   G/P/M, hand-off
 //!                 goroutine, gref, stack/, signal                 G, its memory, its stack
 //!                 clock, config, cgroup, output, panic, thread_arc        leaf helpers
@@ -58,7 +59,7 @@
 //! Inside the runtime the modules call each other freely (a goroutine parks through `park`,
 //! which unparks through `goroutine`); the one-way rule is between the layers. The check:
 //! `grep -rn "crate::\(chan\|sync\|time\|net\|context\|thread\)\b" src/runtime` finds
-//! nothing but comments (until the timer heap moves, its `time::timers` imports). One
+//! nothing but comments. One
 //! upward edge is left outside that list: a goroutine carries its goroutine-local slots
 //! (`crate::local::Slots`) and runs their destructors when it ends.
 //!
@@ -100,6 +101,7 @@ pub(crate) mod stack;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;
 pub(crate) mod thread_arc;
+pub(crate) mod timers;
 pub(crate) mod worker;
 
 pub use block_on::block_on;

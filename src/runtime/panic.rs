@@ -101,15 +101,48 @@ fn report(name: &str, info: &PanicHookInfo<'_>) {
         .unwrap_or_default();
     let mut out = format!("\nthread '{name}' panicked at {location}:\n{msg}\n");
     let bt = std::env::var("RUST_BACKTRACE").unwrap_or_default();
-    if !bt.is_empty() && bt != "0" {
-        out.push_str(&format!(
-            "stack backtrace:\n{}\n",
-            Backtrace::force_capture()
-        ));
-    } else if FIRST.swap(false, Ordering::Relaxed) {
+    // The frames are walked here, on the goroutine's stack (they are its frames); resolving
+    // them to names (debug info parsing, tens of KiB of stack) and writing happen on the
+    // worker's own stack, so that a goroutine on the smallest stack can report its panic.
+    let backtrace = (!bt.is_empty() && bt != "0").then(Backtrace::force_capture);
+    if backtrace.is_none() && FIRST.swap(false, Ordering::Relaxed) {
         out.push_str(
             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
         );
     }
-    let _ = std::io::stderr().lock().write_all(&out.as_bytes()[1..]);
+    goroutine::on_worker_stack(move || {
+        if let Some(bt) = backtrace {
+            out.push_str(&format!("stack backtrace:\n{bt}\n"));
+        }
+        let _ = std::io::stderr().lock().write_all(&out.as_bytes()[1..]);
+    });
+}
+
+/// Runs `f`; if a panic unwinds out of it, prints `fatal runtime error: {what}, aborting`
+/// (std's words for the same failures on threads) and aborts the process. For runtime code
+/// that runs user destructors where no unwinding may go on: the top of a goroutine's
+/// stack (nothing above it can catch, and unwinding out of a coroutine's `resume` would
+/// kill the worker thread), and a worker's scheduler.
+pub(crate) fn abort_on_unwind<R>(what: &'static str, f: impl FnOnce() -> R) -> R {
+    /// Aborts when dropped: only while unwinding (the normal path forgets it).
+    struct Bomb(&'static str);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            rtabort(self.0);
+        }
+    }
+    let bomb = Bomb(what);
+    let r = f();
+    std::mem::forget(bomb);
+    r
+}
+
+/// Prints `fatal runtime error: {what}, aborting` as std's `rtabort!` does, and aborts.
+/// Writes with one `write(2)`, without std's stderr lock (whoever holds it may be the
+/// goroutine that cannot go on).
+pub(crate) fn rtabort(what: &str) -> ! {
+    let msg = format!("fatal runtime error: {what}, aborting\n");
+    // SAFETY: writing a valid buffer to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    std::process::abort()
 }

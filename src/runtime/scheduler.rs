@@ -16,9 +16,10 @@
 //! Either the submitter sees the idle worker (and wakes it) or the worker's re-check sees the
 //! work.
 //!
-//! Timers (`time/timers.rs`): one idle worker at a time is the *watcher*: it parks no longer
-//! than the earliest timer deadline. Arming an earlier timer wakes it; if every worker is
-//! busy, workers fire due timers each time they schedule.
+//! Timers (`timers.rs`): one idle worker at a time is the *watcher*: it parks no longer
+//! than the earliest deadline across the timer heaps (`timers::wake_deadline`). Arming an
+//! earlier timer wakes it, and so does a worker going idle with its own P's timers armed
+//! earlier; workers fire due timers (their own P's and others') each time they schedule.
 //!
 //! # Safety
 //! The timer watcher is a raw pointer to an idle M's `Machine`, set by that M and cleared by
@@ -34,7 +35,7 @@ use crossbeam_queue::SegQueue;
 use super::goroutine::GRef;
 use super::machine::{Machine, Machines};
 use super::processor::{Processor, LOCAL_QUEUE};
-use crate::time::timers;
+use super::timers;
 
 /// The scheduler.
 pub(crate) struct Sched {
@@ -271,8 +272,7 @@ impl Sched {
     pub(crate) fn any_work(&self) -> bool {
         self.global_len.load(Ordering::SeqCst) > 0
             || self.procs.iter().any(|p| !p.is_empty())
-            || timers::next_deadline()
-                .is_some_and(|d| d <= timers::to_nanos(std::time::Instant::now()))
+            || timers::any_due()
     }
 
     /// Wakes one idle M if there is no spinning M to pick up new work.
@@ -376,11 +376,17 @@ impl Sched {
         let deadline = if watching {
             self.watcher_deadline.store(u64::MAX, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let d = timers::next_deadline();
+            let d = timers::wake_deadline();
             self.watcher_deadline
                 .store(d.unwrap_or(u64::MAX), Ordering::SeqCst);
             d.map(timers::from_nanos)
         } else {
+            // Another M watches, perhaps until this P's timers are a slack late (they were
+            // armed while it ran a goroutine): now that nobody runs them here, have it
+            // wake on time for them.
+            if let Some(next) = m.processor().and_then(|p| timers::own_next(p.id)) {
+                timer_armed(next);
+            }
             None
         };
         m.parker.park(deadline);

@@ -1,7 +1,8 @@
 //! Stack overflow detection: a SIGSEGV/SIGBUS handler that recognises a goroutine's guard.
 //!
 //! Every worker thread gets an alternate signal stack (a fault on an exhausted goroutine stack
-//! cannot run a handler on that same stack), unmapped again when the thread exits
+//! cannot run a handler on that same stack): its own if it has one big enough, else ours,
+//! unmapped again when the thread exits, with the thread's previous one put back
 //! (`AltStack`). The process-wide handler looks at the faulting address, not at the memory's
 //! protection (a guard is a page-table marker or a `PROT_NONE` range, see stack/guard.rs):
 //! if it lies in the guard region of the goroutine running on this thread, it prints
@@ -78,63 +79,99 @@ pub(crate) fn install() {
 }
 
 /// A worker thread's alternate signal stack; dropping it (when the thread function returns)
-/// disables and unmaps it.
+/// puts back the one the thread had before and unmaps ours.
 pub(crate) struct AltStack {
-    /// The mapping, or null if none could be made.
+    /// Our mapping, or null if the thread's own stack was kept (or none could be made).
     mem: *mut libc::c_void,
+    /// The alternate stack the thread had before ours (restored on drop).
+    prev: libc::stack_t,
+}
+
+/// Room our handler, and the handler it chains to (std's), need on the alternate stack
+/// beyond what the kernel needs to deliver the signal (`AT_MINSIGSTKSZ`).
+const HANDLER_ROOM: usize = 16 * 1024;
+
+/// Bytes of alternate stack a thread needs: the kernel's signal frame (`AT_MINSIGSTKSZ`;
+/// about 12 KiB on CPUs with large vector state) and the handlers' room.
+fn alt_stack_needed() -> usize {
+    // SAFETY: getauxval has no preconditions; 0 means unknown.
+    let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    min.max(libc::MINSIGSTKSZ) + HANDLER_ROOM
 }
 
 /// Gives the calling worker thread an alternate signal stack, for as long as the returned
 /// value lives: keep it until the thread ends.
+///
+/// A thread that already has one big enough keeps it (no mapping added). std gives every
+/// thread it spawns one of just `AT_MINSIGSTKSZ` bytes (or `SIGSTKSZ`), enough for the
+/// kernel's frame but not for our handler and std's after it, so a worker usually gets
+/// ours (64 KiB, one mapping, pages committed only if a signal uses them); std's is put
+/// back when ours is dropped, and std unmaps it when the thread ends, as it would have.
+/// The thread also counts towards the mappings kept out of the `mprotect` guards' budget
+/// while this lives (stack/guard.rs).
 #[must_use = "the alternate signal stack is removed when this is dropped"]
 pub(crate) fn install_thread() -> AltStack {
+    super::stack::count_thread(true);
+    // SAFETY: a zeroed stack_t is valid; sigaltstack(NULL, &old) only reads the current one.
+    let mut prev: libc::stack_t = unsafe { MaybeUninit::zeroed().assume_init() };
+    // SAFETY: querying this thread's alternate stack.
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut prev) } != 0 {
+        prev.ss_flags = libc::SS_DISABLE;
+    }
+    let none = |prev| AltStack {
+        mem: std::ptr::null_mut(),
+        prev,
+    };
+    let size = ALT_STACK_SIZE.max(alt_stack_needed());
+    if prev.ss_flags & libc::SS_DISABLE == 0 && prev.ss_size >= alt_stack_needed() {
+        return none(prev);
+    }
     // SAFETY: a fresh private mapping used only as this thread's signal stack.
     unsafe {
         let mem = libc::mmap(
             std::ptr::null_mut(),
-            ALT_STACK_SIZE,
+            size,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         );
         if mem == libc::MAP_FAILED {
-            // No alt stack: overflows then show as plain SIGSEGV.
-            return AltStack {
-                mem: std::ptr::null_mut(),
-            };
+            // No alt stack of ours: overflows then show as plain SIGSEGV (or on std's).
+            return none(prev);
         }
         let ss = libc::stack_t {
             ss_sp: mem,
             ss_flags: 0,
-            ss_size: ALT_STACK_SIZE,
+            ss_size: size,
         };
         if libc::sigaltstack(&ss, std::ptr::null_mut()) != 0 {
-            libc::munmap(mem, ALT_STACK_SIZE);
-            return AltStack {
-                mem: std::ptr::null_mut(),
-            };
+            libc::munmap(mem, size);
+            return none(prev);
         }
-        AltStack { mem }
+        AltStack { mem, prev }
     }
 }
 
 impl Drop for AltStack {
     fn drop(&mut self) {
+        super::stack::count_thread(false);
         if self.mem.is_null() {
             return;
         }
-        let off = libc::stack_t {
-            ss_sp: std::ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
+        let prev = libc::stack_t {
+            ss_sp: self.prev.ss_sp,
+            ss_flags: self.prev.ss_flags & libc::SS_DISABLE,
+            ss_size: self.prev.ss_size,
         };
+        let size = ALT_STACK_SIZE.max(alt_stack_needed());
         // SAFETY: this thread installed `mem` as its alternate stack and is not running a
-        // handler on it (module safety notes); once disabled, no signal can use it, so it can
-        // be unmapped.
+        // handler on it (module safety notes); once the previous one is back (or none), no
+        // signal can use ours, so it can be unmapped. The previous one is still mapped: its
+        // owner (std) unmaps it only after this, when the thread ends.
         unsafe {
-            if libc::sigaltstack(&off, std::ptr::null_mut()) == 0 {
-                libc::munmap(self.mem, ALT_STACK_SIZE);
+            if libc::sigaltstack(&prev, std::ptr::null_mut()) == 0 {
+                libc::munmap(self.mem, size);
             }
         }
     }
@@ -284,19 +321,58 @@ mod tests {
     }
 
     /// Issue 12, item 4: a worker thread that exits (a spare M after its keep-alive) must not
-    /// leave its alternate signal stack mapped. The thread below lives as `run_thread` does:
+    /// leave its alternate signal stack mapped, and must give the thread back the one it
+    /// had (std's, which std unmaps itself). The thread below lives as `run_thread` does:
     /// it installs the stack first and holds the guard until its function returns (the
     /// explicit drop stands for that return; checking right after it, on the thread, leaves
     /// no time for another thread to map something at the freed address).
     #[test]
     fn issue_12_alt_stack_is_unmapped_when_its_thread_exits() {
         std::thread::spawn(|| {
+            let before = current_alt_stack();
             let alt = install_thread();
             let addr = current_alt_stack().expect("an alternate stack is installed");
             assert!(mapped(addr));
+            if addr == before.unwrap_or(0) {
+                return; // the thread's own was big enough: nothing of ours to unmap
+            }
             drop(alt);
-            assert_eq!(current_alt_stack(), None, "the alternate stack is disabled");
+            assert_eq!(current_alt_stack(), before, "the previous one is back");
             assert!(!mapped(addr), "the alternate signal stack is still mapped");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Stack review item 3: a thread that already has a big enough alternate stack keeps it
+    /// (no mapping added per worker), and one too small for the handlers is replaced, then
+    /// restored.
+    #[test]
+    fn an_alt_stack_big_enough_is_kept_and_a_small_one_restored() {
+        std::thread::spawn(|| {
+            for (size, kept) in [(alt_stack_needed() + 4096, true), (8192, false)] {
+                let mut mem = vec![0u8; size];
+                let ss = libc::stack_t {
+                    ss_sp: mem.as_mut_ptr().cast(),
+                    ss_flags: 0,
+                    ss_size: size,
+                };
+                // SAFETY: `mem` outlives its use as this thread's alternate stack (it is
+                // replaced below, before `mem` is dropped).
+                assert_eq!(unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) }, 0);
+                let ours = mem.as_ptr() as usize;
+                let alt = install_thread();
+                assert_eq!(current_alt_stack() == Some(ours), kept, "size {size}");
+                drop(alt);
+                assert_eq!(current_alt_stack(), Some(ours), "size {size}: restored");
+                let off = libc::stack_t {
+                    ss_sp: std::ptr::null_mut(),
+                    ss_flags: libc::SS_DISABLE,
+                    ss_size: 0,
+                };
+                // SAFETY: no handler runs on this thread now.
+                unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+            }
         })
         .join()
         .unwrap();

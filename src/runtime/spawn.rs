@@ -185,12 +185,26 @@ impl<T> Packet<T> {
 
 impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
+        let unhandled_panic = matches!(self.result.get_mut(), Some(Err(_)));
+        // Drop the result (nobody joined: a value, or a panic's payload) before the scope is
+        // told: it may borrow from the scope. Its drop may run on a goroutine that has
+        // finished its function (outside every `catch_unwind`), or on a worker: a panic
+        // there has nowhere to go, so the process aborts, as std's does for a thread's
+        // result.
+        drop_result(self.result.get_mut().take());
         if let Some(scope) = &self.scope {
-            let unhandled_panic = matches!(self.result.get_mut(), Some(Err(_)));
-            // Drop the result before the scope is told: it may borrow from the scope.
-            *self.result.get_mut() = None;
             scope.decrement(unhandled_panic);
         }
+    }
+}
+
+/// Drops a goroutine's result where no panic may unwind: aborts with std's message
+/// ("thread result panicked on drop") if its `Drop` panics.
+fn drop_result<R>(r: R) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(r))) {
+        // Its own drop might panic too: never run it.
+        std::mem::forget(payload);
+        super::panic::rtabort("thread result panicked on drop");
     }
 }
 
@@ -447,12 +461,23 @@ impl<F: FnOnce() -> T + Send, T: Send> Ops<F, T> {
                 // Goroutine-locals die with the goroutine, on its stack, before the joiner
                 // hears of the end (as a thread's locals die before its join returns).
                 match (r, crate::local::run_destructors()) {
-                    (Ok(_), Err(p)) => Err(p),
-                    (r, _) => r,
+                    (Ok(v), Err(p)) => {
+                        drop_result(v);
+                        Err(p)
+                    }
+                    (r, Err(p)) => {
+                        drop_result(p);
+                        r
+                    }
+                    (r, Ok(())) => r,
                 }
             }
             Start::Fail(e) => {
-                drop(f);
+                // On the worker's stack, in its scheduler: nothing may unwind from here.
+                super::panic::abort_on_unwind(
+                    "a goroutine that could not start panicked dropping its function",
+                    move || drop(f),
+                );
                 let msg = format!("goroutine {} could not start: {e}", g.id);
                 eprintln!("{msg}");
                 Err(Box::new(msg) as Box<dyn Any + Send>)

@@ -19,10 +19,12 @@
 //!     otherwise (GORT_MAXPROCS=1, or every other M is stuck too) the P moves;
 //! - fires **timers** that are overdue because every M is busy;
 //! - refreshes the **coarse clock** (goroutines stamp their parks with it, for wait times in
-//!   dumps: `timers::COARSE_NOW`);
+//!   dumps: `clock::COARSE_NOW`);
 //! - looks for a **deadlock** (`deadlock.rs`) and serves SIGQUIT **dumps** (`dump.rs`);
 //! - about once a second, **scavenges** goroutine stacks: unmaps wholly free arenas and
-//!   trims free stacks beyond each size class's budget (`stack/arena.rs`);
+//!   trims free stacks idle for a period or beyond each size class's budget, and trims the
+//!   C heap after a burst (`stack/mod.rs`, `stack/arena.rs`); work left over after a slice
+//!   of a few milliseconds goes on at the next rounds;
 //! - prints the `GORT_SCHEDTRACE` line when its period is up (`schedtrace.rs`).
 //!
 //! Whatever it prints goes through `output.rs`: never std's stderr lock, never a write that
@@ -41,7 +43,7 @@ use std::time::Duration;
 use super::machine::{pack, BLOCKING, FREE, RUNNING};
 use super::output::Output;
 use super::scheduler::{self, Sched};
-use crate::time::timers;
+use super::timers;
 
 /// A P stuck this long inside `blocking` is handed off (when work waits).
 const BLOCKING_RETAKE_NS: u64 = 20_000;
@@ -51,6 +53,8 @@ const RUNNING_RETAKE_NS: u64 = 10_000_000;
 const PENDING_OUTPUT_US: u64 = 5_000;
 /// Period of the stack scavenger.
 const SCAVENGE_NS: u64 = 1_000_000_000;
+/// Pause between two slices of scavenging work left over (each about 2 ms at most).
+const SCAVENGE_SLICE_GAP_NS: u64 = 2_000_000;
 
 pub(crate) fn start() {
     super::deadlock::runtime_thread_spawned();
@@ -79,6 +83,7 @@ fn run() {
     // blocking write (output.rs).
     let mut out = Output::new();
     let mut next_scavenge = 0;
+    let mut next_period = 0;
     let mut trace = super::schedtrace::SchedTrace::from_env(&mut out);
     out.flush(); // a malformed GORT_SCHEDTRACE is reported at once
     let mut steals = StealWatch::default();
@@ -98,8 +103,19 @@ fn run() {
         super::dump::serve_sigquit(&mut out);
         deadlock.check(sched, &mut out);
         if now >= next_scavenge {
-            super::stack::scavenge();
-            next_scavenge = now + SCAVENGE_NS;
+            // A period is up: free stacks idle since the last one are trimmed. Leftover
+            // work (a big burst's arenas to unmap) goes on at the next rounds, a slice at a
+            // time, so that this loop keeps its cadence.
+            let aging = now >= next_period;
+            if aging {
+                next_period = now + SCAVENGE_NS;
+            }
+            let more = super::stack::scavenge(aging, sched.num_goroutines());
+            next_scavenge = if more {
+                now + SCAVENGE_SLICE_GAP_NS
+            } else {
+                next_period
+            };
         }
         out.flush();
         if retook {

@@ -35,8 +35,8 @@ use super::goroutine::{self, GRef, Run, SendCoroutine, Start, Suspend};
 use super::machine::{pack, Machine, BLOCKING, FREE, RUNNING, SCHED};
 use super::processor::Processor;
 use super::scheduler::Sched;
+use super::timers;
 use super::{signal, stack};
-use crate::time::timers;
 
 /// Runs goroutines on `m` for as long as it holds a P.
 pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {
@@ -52,12 +52,14 @@ pub(crate) fn schedule(sched: &'static Sched, m: &Arc<Machine>) {
 /// Finds a goroutine to run; parks the thread while there is none. None if `m` no longer
 /// holds a P.
 fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -> Option<GRef> {
+    // Woke from an idle park by itself (a timer deadline, or a nudge), not to take work.
+    let mut timer_wake = false;
     loop {
         let p = m.processor()?;
         let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
         m.tick.store(tick, Ordering::Relaxed);
         if tick % 61 == 0 {
-            // Also the coarse clock's periodic refresh (timers::COARSE_NOW).
+            // Also the coarse clock's periodic refresh (clock::COARSE_NOW).
             timers::refresh_coarse();
             if let Some(g) = sched.pop_global() {
                 found(sched, spinning);
@@ -80,7 +82,10 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
                 return Some(g);
             }
         }
-        if !*spinning && sched.nprocs > 1 {
+        // An M that woke only to run timers, which readied nothing, goes back to sleep
+        // rather than spin: while a busy goroutine arms a stream of timers, the watcher
+        // wakes once per batch (timers.rs, STEAL_SLACK) and costs the machine no more.
+        if !*spinning && sched.nprocs > 1 && !std::mem::take(&mut timer_wake) {
             *spinning = sched.try_start_spinning();
         }
         if *spinning {
@@ -99,12 +104,17 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
         std::sync::atomic::fence(Ordering::SeqCst);
         if !sched.any_work() {
             super::netpoll::worker_idle();
+            // An idle processor keeps only its cached stacks' hot pages (cache.rs).
+            // SAFETY: our M holds `p` in SCHED (we are in the scheduler).
+            unsafe { p.local() }.stacks.trim_idle();
             sched.park_idle(m);
             // Time passed while it slept: the goroutines it runs next park with a fresh
-            // coarse time (timers::COARSE_NOW).
+            // coarse time (clock::COARSE_NOW).
             timers::refresh_coarse();
+            timer_wake = true;
         }
         *spinning = sched.leave_idle(m);
+        timer_wake &= !*spinning;
     }
 }
 
@@ -221,7 +231,11 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
     let stack = match stack {
         Ok(s) => s,
         Err(e) => {
-            g.task.run(g, Start::Fail(e));
+            // In the scheduler: a panic dropping the function or its result must not unwind
+            // into it (spawn.rs aborts with std's words first).
+            super::panic::abort_on_unwind("a goroutine that could not start panicked", || {
+                g.task.run(g, Start::Fail(e))
+            });
             g.mark_finished();
             return false;
         }
@@ -233,7 +247,13 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
         // is live whenever this code runs.
         let g = unsafe { &*gp };
         g.set_yielder(y);
-        g.task.run(g, Start::Run);
+        // Nothing may unwind out of a coroutine's `resume`: it would kill this worker
+        // thread with the goroutine half finished. The task catches the function's panic
+        // and aborts on a panicking result drop (spawn.rs); anything else that still
+        // unwinds this far (a waker's panic when the result is delivered) aborts here.
+        super::panic::abort_on_unwind("a panic unwound out of a goroutine", || {
+            g.task.run(g, Start::Run)
+        });
     });
     *run = Run::Started(SendCoroutine(co));
     true

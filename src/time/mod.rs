@@ -1,18 +1,18 @@
 //! Time: sleeping, and (with channels) `after`, `tick`, `Timer` and `Ticker`.
 //!
-//! All of them share one timer structure (`timers.rs`): no thread per timer, and an expired
-//! goroutine is made runnable on a worker, never run on a timer thread.
+//! A façade over the runtime's timer heaps (`runtime/timers.rs`, as Go's `time` package is
+//! over `runtime/time.go`): no thread per timer, and an expired goroutine is made runnable
+//! on a worker, never run on a timer thread.
 
 mod timer;
-pub(crate) mod timers;
 
 pub use timer::{after, after_func, tick, Ticker, Timer};
 
 pub(crate) use crate::runtime::clock::{deadline_after, saturating_add};
-/// Number of armed timers in the shared timer structure (for tests: a stopped or dropped
+/// Number of armed timers in the runtime's timer heaps (for tests: a stopped or dropped
 /// timer leaves nothing behind).
 #[doc(hidden)]
-pub use timers::armed_count;
+pub use crate::runtime::timers::armed_count;
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
-//! Channel timers: `after`, `tick`, [`Timer`] and [`Ticker`], on the shared timer heap
-//! (`timers.rs`).
+//! Channel timers: `after`, `tick`, [`Timer`] and [`Ticker`], on the runtime's timer heaps
+//! (`runtime/timers.rs`).
 //!
 //! Each is a capacity-1 channel plus one heap timer whose callback (on a worker thread,
 //! never blocking) does a `try_send` of the current time. A ticker's callback re-arms itself
@@ -28,14 +28,15 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::timers::{self, Fire, HeapIndex};
 use crate::chan::{self, OneSlot, Receiver, RxGone, Sender, TrySendError};
+use crate::runtime::timers::{self, Fire, HeapIndex};
 
 struct State {
-    /// The armed deadline (timer-epoch ns), None when stopped or fired (one-shot).
-    when: Option<u64>,
-    /// The period of a ticker.
-    period: Option<Duration>,
+    /// The armed deadline (timer-epoch ns), `NONE` when stopped or fired (one-shot). (Not an
+    /// `Option`: with `period` so, the whole timer fits one 112-byte allocation.)
+    when: u64,
+    /// The period of a ticker in nanoseconds (saturating), 0 for a one-shot timer.
+    period: u64,
     /// The channel's Sender; let go when every Receiver is gone (the channel holds this
     /// `Shared`, so this would otherwise be a cycle).
     tx: Option<Sender<Instant>>,
@@ -44,12 +45,32 @@ struct State {
 /// What to run instead of sending (`after_func`), in a new goroutine.
 type Func = Arc<dyn Fn() + Send + Sync>;
 
+/// `State::when` of a timer that is not armed (no deadline is this late: `to_nanos`).
+const NONE: u64 = u64::MAX;
+
+impl State {
+    /// Disarms (as far as the callback is concerned); true if it was armed.
+    fn take_armed(&mut self) -> bool {
+        std::mem::replace(&mut self.when, NONE) != NONE
+    }
+
+    fn period(&self) -> Option<Duration> {
+        (self.period != 0).then(|| Duration::from_nanos(self.period))
+    }
+}
+
+/// A period as `State::period`.
+fn period_nanos(d: Duration) -> u64 {
+    d.as_nanos().clamp(1, u64::MAX as u128) as u64
+}
+
 #[repr(C)]
 struct Shared {
     /// Its place in the timer heap (first: `timers::Fire`'s contract).
     index: HeapIndex,
-    /// `after_func`'s function: fired in a new goroutine instead of sending.
-    func: Option<Func>,
+    /// `after_func`'s function: fired in a new goroutine instead of sending (boxed: a thin
+    /// pointer, for the size of every other timer).
+    func: Option<Box<Func>>,
     state: Mutex<State>,
     /// The channel's one-slot ring, kept here rather than in an allocation of its own; the
     /// channel holds this `Shared` (`on_rx_gone`) for as long as it lives.
@@ -62,7 +83,7 @@ unsafe impl Fire for Shared {
         &self.index
     }
 
-    fn fire(self: Arc<Self>, deadline: Instant) {
+    fn fire(self: Arc<Self>, deadline: u64) {
         Shared::fired(&self, deadline);
     }
 }
@@ -73,7 +94,7 @@ impl RxGone for Shared {
     fn rx_gone(&self) {
         let mut st = lock(&self.state);
         // Not armed once `when` is None (fired or stopped): no heap lock to take.
-        if self.func.is_none() && st.when.take().is_some() {
+        if self.func.is_none() && st.take_armed() {
             timers::stop(self);
         }
         let tx = st.tx.take();
@@ -87,12 +108,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(period: Option<Duration>, func: Option<Func>) -> (Arc<Shared>, Receiver<Instant>) {
+    /// A timer armed for `d` from now.
+    fn new(
+        period: Option<Duration>,
+        func: Option<Func>,
+        d: Duration,
+    ) -> (Arc<Shared>, Receiver<Instant>) {
+        let func = func.map(Box::new);
+        let period = period.map_or(0, period_nanos);
         let shared = Arc::new(Shared {
             index: HeapIndex::new(),
             func,
             state: Mutex::new(State {
-                when: None,
+                when: NONE,
                 period,
                 tx: None,
             }),
@@ -101,20 +129,24 @@ impl Shared {
         // SAFETY: `slot` is fresh, inside `shared` (which does not move), and the channel
         // holds `shared` from the start, so the slot outlives the channel's ring.
         let (tx, rx) = unsafe { chan::chan_in_block(&shared.slot, shared.clone()) };
-        lock(&shared.state).tx = Some(tx);
+        let mut st = lock(&shared.state);
+        st.tx = Some(tx);
+        shared.arm(&mut st, d);
+        drop(st);
         (shared, rx)
     }
 
-    /// The heap timer fired for `deadline` (runs on a worker; must not block).
-    fn fired(self: &Arc<Self>, deadline: Instant) {
+    /// The heap timer fired for `deadline` (timer-epoch ns; runs on a worker; must not
+    /// block).
+    fn fired(self: &Arc<Self>, deadline: u64) {
         let mut st = lock(&self.state);
-        if st.when != Some(timers::to_nanos(deadline)) {
+        if st.when != deadline {
             return; // stopped or reset since it was armed
         }
         let now = Instant::now();
         let sent = match &self.func {
             Some(f) => {
-                let f = f.clone();
+                let f = Func::clone(f);
                 drop(crate::runtime::spawn(move || f()));
                 Ok(())
             }
@@ -123,13 +155,14 @@ impl Shared {
                 None => Err(TrySendError::Closed(now)),
             },
         };
-        match st.period {
-            None => st.when = None,
+        match st.period() {
+            None => st.when = NONE,
             Some(_) if matches!(sent, Err(TrySendError::Closed(_))) => {
                 // Every Receiver is gone: nobody can tick any more.
-                st.when = None;
+                st.when = NONE;
             }
             Some(p) => {
+                let deadline = timers::from_nanos(deadline);
                 let mut next = super::saturating_add(deadline, p);
                 if next <= now {
                     // Fell behind (a stalled runtime): skip whole periods, keep the phase.
@@ -137,9 +170,10 @@ impl Shared {
                     let k = (behind / p.as_nanos().max(1) + 1).min(u32::MAX as u128) as u32;
                     next = super::saturating_add(deadline, p.saturating_mul(k));
                 }
-                st.when = Some(timers::to_nanos(next));
+                let next = timers::to_nanos(next);
+                st.when = next;
                 let t: Arc<dyn Fire> = self.clone();
-                timers::start(&t, next);
+                timers::start_at(t, next);
             }
         }
     }
@@ -151,26 +185,27 @@ impl Shared {
         // Already due (zero, or shorter than reading the clock): deliver now rather than
         // through the heap, as Go 1.23 runs an expired channel timer synchronously.
         // (A second clock read only when the duration is below the clock's granularity.)
-        if st.period.is_none() && self.func.is_none() && d < Duration::from_micros(1) {
+        if st.period == 0 && self.func.is_none() && d < Duration::from_micros(1) {
             let fired = Instant::now();
             if fired >= when {
-                st.when = None;
+                st.when = NONE;
                 if let Some(tx) = &st.tx {
                     let _ = tx.try_send(fired);
                 }
                 return;
             }
         }
-        st.when = Some(timers::to_nanos(when));
+        let when = timers::to_nanos(when);
+        st.when = when;
         // The heap owns it while armed (`after_func`: runs whether or not a handle is kept).
         let t: Arc<dyn Fire> = self.clone();
-        timers::start(&t, when);
+        timers::start_at(t, when);
     }
 
     /// Disarms and drains; true if a delivery was prevented.
     fn stop(&self, rx: &Receiver<Instant>) -> bool {
         let mut st = lock(&self.state);
-        let pending = st.when.take().is_some();
+        let pending = st.take_armed();
         timers::stop(self);
         let drained = rx.try_recv().is_ok();
         drop(st);
@@ -181,7 +216,7 @@ impl Shared {
     fn drop_handle(&self) {
         if self.func.is_none() {
             let mut st = lock(&self.state);
-            if st.when.take().is_some() {
+            if st.take_armed() {
                 timers::stop(self);
             }
         }
@@ -194,11 +229,11 @@ impl Shared {
         period: Option<Duration>,
     ) -> bool {
         let mut st = lock(&self.state);
-        let pending = st.when.take().is_some();
+        let pending = st.take_armed();
         timers::stop(&**self);
         let drained = rx.try_recv().is_ok();
-        if period.is_some() {
-            st.period = period;
+        if let Some(p) = period {
+            st.period = period_nanos(p);
         }
         self.arm(&mut st, d);
         pending || drained
@@ -224,8 +259,7 @@ pub struct Timer {
 impl Timer {
     /// A timer that fires once after `d` (at once if `d` is zero).
     pub fn new(d: Duration) -> Timer {
-        let (shared, rx) = Shared::new(None, None);
-        shared.arm(&mut lock(&shared.state), d);
+        let (shared, rx) = Shared::new(None, None, d);
         Timer { shared, rx }
     }
 
@@ -257,7 +291,7 @@ impl Drop for Timer {
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timer")
-            .field("armed", &lock(&self.shared.state).when.is_some())
+            .field("armed", &(lock(&self.shared.state).when != NONE))
             .finish()
     }
 }
@@ -279,8 +313,7 @@ impl Ticker {
         if d.is_zero() {
             panic!("non-positive interval for Ticker");
         }
-        let (shared, rx) = Shared::new(Some(d), None);
-        shared.arm(&mut lock(&shared.state), d);
+        let (shared, rx) = Shared::new(Some(d), None, d);
         Ticker { shared, rx }
     }
 
@@ -318,8 +351,8 @@ impl std::fmt::Debug for Ticker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let st = lock(&self.shared.state);
         f.debug_struct("Ticker")
-            .field("period", &st.period)
-            .field("running", &st.when.is_some())
+            .field("period", &st.period())
+            .field("running", &(st.when != NONE))
             .finish()
     }
 }
@@ -328,8 +361,7 @@ impl std::fmt::Debug for Ticker {
 /// `stop` cancels the call if it has not started (returns true then); its receiver never
 /// receives. As in Go, dropping the handle does not cancel the call.
 pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
-    let (shared, rx) = Shared::new(None, Some(Arc::new(f)));
-    shared.arm(&mut lock(&shared.state), d);
+    let (shared, rx) = Shared::new(None, Some(Arc::new(f)), d);
     Timer { shared, rx }
 }
 
@@ -346,8 +378,7 @@ pub fn after_func(d: Duration, f: impl Fn() + Send + Sync + 'static) -> Timer {
 /// assert_eq!(r, None);
 /// ```
 pub fn after(d: Duration) -> Receiver<Instant> {
-    let (shared, rx) = Shared::new(None, None);
-    shared.arm(&mut lock(&shared.state), d);
+    let (_, rx) = Shared::new(None, None, d);
     rx
 }
 
@@ -359,7 +390,6 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
         let (_tx, rx) = chan::chan_keep_open(0);
         return rx;
     }
-    let (shared, rx) = Shared::new(Some(d), None);
-    shared.arm(&mut lock(&shared.state), d);
+    let (_, rx) = Shared::new(Some(d), None, d);
     rx
 }

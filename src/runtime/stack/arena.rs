@@ -18,8 +18,10 @@
 //!  cold         | Arena::cold                    | none           | yes   | out
 //! ```
 //!
-//! Taking prefers the lowest arena with a free slot, and within it warm, cold, then new
-//! slots, so that memory is reused before more is touched and high arenas drain. An arena
+//! Taking prefers slots that already have their guard (warm, then cold, lowest arena first),
+//! then new or unguarded ones (lowest arena first), so that memory is reused before more is
+//! touched, high arenas drain, and, with `mprotect` guards, stacks given back are reused
+//! once the budget of mappings is spent (a new slot's guard would fail). An arena
 //! whose slots are all back (`out == 0`) is wholly free; the scavenger (run by sysmon about
 //! once a second, off every goroutine's path) unmaps wholly free arenas but one per class,
 //! and trims warm slots beyond `WARM_KEEP_BYTES` per class to nothing (`MADV_DONTNEED`,
@@ -39,6 +41,7 @@ use std::mem;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::{class_size, exhausted_error, guard, page_size, set_exhausted, Stack, GUARD_SIZE};
 
@@ -50,8 +53,12 @@ const ARENA_BYTES: usize = 256 << 20;
 const WARM_KEEP_BYTES: usize = 64 << 20;
 /// Most stacks set up (guards, top pages) with one system call.
 const BATCH_MAX: usize = 32;
-/// Most slots trimmed per class per scavenge (about 1 to 3 µs each).
-const SCAVENGE_MAX: usize = 16_384;
+/// Most slots trimmed per scavenge, all classes together (about 1 to 3 µs each).
+const SCAVENGE_MAX: usize = 2048;
+/// Unmapping done per scavenge (a bound, checked after each piece).
+const SCAVENGE_SLICE: Duration = Duration::from_millis(2);
+/// Bytes of an arena unmapped by one `munmap` (well under 1 ms after a burst, on this VM).
+const UNMAP_PIECE: usize = 8 << 20;
 
 /// One mapping of `slots` stacks of one class.
 pub(crate) struct Arena {
@@ -67,8 +74,11 @@ pub(crate) struct Arena {
     fresh: u32,
     /// Free slots whose guard could not be installed.
     unguarded: SlotList,
-    /// Free slots that may hold resident pages.
+    /// Free slots that may hold resident pages (most recently given back first).
     warm: SlotList,
+    /// Fewest slots `warm` held since the last scavenge: the oldest this many have stayed
+    /// free for a whole period (the scavenger trims them).
+    warm_low: u32,
     /// Free slots with no resident pages.
     cold: SlotList,
     /// The next slot of each slot's free list (the lists are threaded through it, so giving
@@ -110,6 +120,7 @@ impl Arena {
             fresh: 0,
             unguarded: SlotList::EMPTY,
             warm: SlotList::EMPTY,
+            warm_low: 0,
             cold: SlotList::EMPTY,
             next: vec![NIL; slots].into_boxed_slice(),
             out: 0,
@@ -143,6 +154,30 @@ impl Arena {
         l.head = next;
         l.len -= 1;
         Some(slot)
+    }
+
+    /// Takes the last (oldest) `n` slots off the warm list, passing each to `f`.
+    fn take_warm_tail(&mut self, n: u32, mut f: impl FnMut(u32)) {
+        if n == 0 {
+            return;
+        }
+        let keep = self.warm.len - n;
+        let mut slot = if keep == 0 {
+            let first = self.warm.head;
+            self.warm.head = NIL;
+            first
+        } else {
+            let mut last_kept = self.warm.head;
+            for _ in 1..keep {
+                last_kept = self.next[last_kept as usize];
+            }
+            std::mem::replace(&mut self.next[last_kept as usize], NIL)
+        };
+        self.warm.len = keep;
+        while slot != NIL {
+            f(slot);
+            slot = self.next[slot as usize];
+        }
     }
 
     /// Lowest address of slot `i` (its guard).
@@ -188,6 +223,8 @@ struct PoolState {
     low: usize,
     /// Warm slots in all arenas.
     warm: usize,
+    /// Cold slots in all arenas.
+    cold: usize,
 }
 
 impl PoolState {
@@ -196,19 +233,42 @@ impl PoolState {
         self.arenas.partition_point(|a| a.base < self.low)
     }
 
-    /// Moves up to `n` free slots of `class` into `out` (unguarded ones marked so).
+    /// Moves up to `n` free slots of `class` into `out` (unguarded ones marked so): slots
+    /// that have a guard first, from any arena (lowest first), then new or unguarded ones
+    /// (lowest arena first). Guarded slots first, because a new slot needs a guard, and with
+    /// `mprotect` guards the budget of mappings may be spent: then only slots given back
+    /// can be handed out again, wherever they are.
     fn take(&mut self, class: usize, n: usize, out: &mut Vec<Stack>) {
-        let mut need = n;
+        let need = self.take_from(class, n, out, true);
+        self.take_from(class, need, out, false);
+    }
+
+    /// One pass of `take`: guarded free slots only, or any. Returns how many are still
+    /// needed.
+    fn take_from(
+        &mut self,
+        class: usize,
+        mut need: usize,
+        out: &mut Vec<Stack>,
+        guarded_only: bool,
+    ) -> usize {
         let mut i = self.first();
         while need > 0 && i < self.arenas.len() {
+            if guarded_only && self.warm + self.cold == 0 {
+                break;
+            }
             let a: &mut Arena = &mut self.arenas[i];
             let ptr = NonNull::from(&mut *a);
             while need > 0 {
                 let (slot, was_warm, guarded) = if let Some(s) = a.pop(warm) {
                     self.warm -= 1;
+                    a.warm_low = a.warm_low.min(a.warm.len);
                     (s, true, true)
                 } else if let Some(s) = a.pop(cold) {
+                    self.cold -= 1;
                     (s, false, true)
+                } else if guarded_only {
+                    break;
                 } else if let Some(s) = a.pop(unguarded) {
                     (s, false, false)
                 } else if a.fresh < a.slots {
@@ -234,6 +294,7 @@ impl PoolState {
             }
             i += 1;
         }
+        need
     }
 
     /// Records that `s` is free again (the caller then forgets or has dropped it).
@@ -248,6 +309,7 @@ impl PoolState {
             self.warm += 1;
         } else {
             a.push(cold, s.slot);
+            self.cold += 1;
         }
         a.out -= 1;
         self.low = self.low.min(a.base);
@@ -268,6 +330,7 @@ static POOLS: [Pool; NCLASSES] = [const {
             arenas: Vec::new(),
             low: 0,
             warm: 0,
+            cold: 0,
         }),
         has_free: AtomicBool::new(false),
     }
@@ -427,11 +490,42 @@ pub(super) fn give_back_one(s: &Stack) {
     set_exhausted(false);
 }
 
-/// Unmaps wholly free arenas (keeping the lowest one of each class) and trims warm slots
-/// beyond what each class keeps. Called by sysmon about once a second.
-pub(crate) fn scavenge() {
+/// An arena out of its pool, being unmapped a piece at a time (`scavenge`).
+struct Unmapping {
+    /// First byte not unmapped yet.
+    at: usize,
+    /// End of the mapping.
+    end: usize,
+    /// Guards it holds (given back to the budget when it is gone).
+    guards: usize,
+}
+
+/// Arenas taken out of their pools and not wholly unmapped yet.
+static UNMAPPING: Mutex<Vec<Unmapping>> = Mutex::new(Vec::new());
+
+/// Returns free stacks' memory to the kernel, a bounded amount of work at a time. Called by
+/// sysmon about once a second (`aging`: a period has passed), and again on its next round
+/// (within about 10 ms, not `aging`) while this returns true (more to do):
+///
+/// - wholly free arenas but the lowest of each class (a spare) leave their pools and are
+///   unmapped, `UNMAP_PIECE` bytes per `munmap` (one `munmap` of a big arena after a burst
+///   of a million goroutines took up to 9 ms here, 120 ms for all of them);
+/// - when `aging`, warm slots that stayed free for a whole period (the oldest
+///   `Arena::warm_low` of an arena's list: nobody took them since the last period) are
+///   trimmed whole and become cold,
+///   so that an idle program gives back the pages of its free stacks, deep ones included;
+/// - so are warm slots beyond `WARM_KEEP_BYTES` per class, newest arenas first.
+///
+/// At most `SCAVENGE_MAX` trims and about `SCAVENGE_SLICE` of unmapping per call, so
+/// sysmon's other duties (retaking processors, firing overdue timers) keep their cadence.
+pub(crate) fn scavenge(aging: bool) -> bool {
+    let deadline = Instant::now() + SCAVENGE_SLICE;
+    let mut more = false;
+    let mut budget = SCAVENGE_MAX;
     for class in 0..NCLASSES {
-        let mut unmap = Vec::new();
+        if Instant::now() >= deadline {
+            return true;
+        }
         let mut trims: Vec<(NonNull<Arena>, u32)> = Vec::new();
         {
             let mut st = lock(class);
@@ -448,30 +542,59 @@ pub(crate) fn scavenge() {
                 }
                 let a = st.arenas.remove(i);
                 st.warm -= a.warm.len as usize;
-                unmap.push(a);
+                st.cold -= a.cold.len as usize;
+                UNMAPPING
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Unmapping {
+                        at: a.base,
+                        end: a.base + a.len,
+                        // Every slot handed out got a guard, but those on the unguarded list.
+                        guards: (a.fresh - a.unguarded.len) as usize,
+                    });
             }
+            // Idle slots first (oldest first), then the excess beyond what the class keeps.
             let keep = WARM_KEEP_BYTES / class_size(class);
-            let mut excess = st.warm.saturating_sub(keep).min(SCAVENGE_MAX);
+            let st = &mut *st;
+            for a in st.arenas.iter_mut().filter(|_| aging) {
+                let idle = a.warm_low.min(a.warm.len) as usize;
+                let n = idle.min(budget);
+                more |= n < idle;
+                budget -= n;
+                st.warm -= n;
+                let ptr = NonNull::from(&mut **a);
+                a.take_warm_tail(n as u32, |slot| trims.push((ptr, slot)));
+            }
+            let mut excess = st.warm.saturating_sub(keep);
+            more |= excess > budget;
+            excess = excess.min(budget);
+            budget -= excess;
             st.warm -= excess;
             for a in st.arenas.iter_mut().rev() {
                 while excess > 0 {
                     let Some(slot) = a.pop(warm) else { break };
-                    a.out += 1;
                     excess -= 1;
                     trims.push((NonNull::from(&mut **a), slot));
                 }
             }
-        }
-        for a in unmap {
-            // SAFETY: the arena is out of its pool and wholly free: nothing uses its memory.
-            unsafe { libc::munmap(a.base as *mut _, a.len) };
-            // Every slot handed out got a guard, except those put on the unguarded list.
-            guard::forget((a.fresh - a.unguarded.len) as usize);
+            for a in st.arenas.iter_mut().filter(|_| aging) {
+                a.warm_low = a.warm.len;
+            }
+            for &(a, _) in &trims {
+                // SAFETY: the arena is in this pool (lock held); the slot is ours until
+                // given back below.
+                unsafe { (*a.as_ptr()).out += 1 };
+            }
         }
         if trims.is_empty() {
             continue;
         }
+        let mut done = 0;
         for &(a, slot) in &trims {
+            if Instant::now() >= deadline {
+                more = true; // the rest stay warm until the next round
+                break;
+            }
             // SAFETY: the slot was taken out of the free lists above (counted in `out`, so
             // the arena stays mapped); its usable part holds no live data.
             unsafe {
@@ -479,16 +602,44 @@ pub(crate) fn scavenge() {
                 let lo = a.slot_start(slot) + GUARD_SIZE;
                 libc::madvise(lo as *mut _, a.stride - GUARD_SIZE, libc::MADV_DONTNEED);
             }
+            done += 1;
         }
         let mut st = lock(class);
-        for (a, slot) in trims {
+        for (i, (a, slot)) in trims.into_iter().enumerate() {
             // SAFETY: counted in `out` since we took it: the arena is alive; lock held.
             let a = unsafe { &mut *a.as_ptr() };
-            a.push(cold, slot);
+            if i < done {
+                a.push(cold, slot);
+                st.cold += 1;
+            } else {
+                a.push(warm, slot);
+                st.warm += 1;
+            }
             a.out -= 1;
             st.low = st.low.min(a.base);
         }
     }
+    more | unmap_some(deadline)
+}
+
+/// Unmaps pieces of the arenas in `UNMAPPING` until `deadline`; true if some are left.
+fn unmap_some(deadline: Instant) -> bool {
+    let mut list = UNMAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some(u) = list.last_mut() {
+        let len = (u.end - u.at).min(UNMAP_PIECE);
+        // SAFETY: the arena is out of its pool and was wholly free: nothing uses its memory,
+        // and this part of it was not unmapped yet.
+        unsafe { libc::munmap(u.at as *mut _, len) };
+        u.at += len;
+        if u.at == u.end {
+            guard::forget(u.guards);
+            list.pop();
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    !list.is_empty()
 }
 
 /// Per class: (arenas, slots handed out, warm free slots). For tests and benchmarks.
@@ -497,4 +648,66 @@ pub(crate) fn stats(class: usize) -> (usize, usize, usize) {
     let st = lock(class);
     let out = st.arenas.iter().map(|a| a.out as usize).sum();
     (st.arenas.len(), out, st.warm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scavenger trims the slots that stayed free longest: the tail of the warm list.
+    #[test]
+    fn the_oldest_warm_slots_are_taken_from_the_tail() {
+        let mut a2 = Arena::map(0).unwrap();
+        for slot in 0..6 {
+            a2.push(warm, slot); // 0 given back first: the oldest
+        }
+        let mut got = Vec::new();
+        a2.take_warm_tail(2, |s| got.push(s));
+        assert_eq!(got, [1, 0]);
+        assert_eq!(a2.warm.len, 4);
+        let mut rest = Vec::new();
+        a2.take_warm_tail(4, |s| rest.push(s));
+        assert_eq!(rest, [5, 4, 3, 2]);
+        assert_eq!((a2.warm.len, a2.warm.head), (0, NIL));
+        a2.take_warm_tail(0, |_| unreachable!());
+        // SAFETY: the test's own mapping, never handed out.
+        unsafe { libc::munmap(a2.base as *mut _, a2.len) };
+    }
+
+    /// Review item 6: a big arena is unmapped a piece at a time, so that one scavenge
+    /// round stays short; the rest waits for the next round.
+    #[test]
+    fn arenas_are_unmapped_a_piece_at_a_time() {
+        let a = Arena::map(6).unwrap(); // 1 MiB stacks, 256 MiB
+        let (base, len) = (a.base, a.len);
+        assert!(len > 2 * UNMAP_PIECE);
+        let mut probe = [0u8; 1];
+        let mapped = |addr: usize, v: &mut [u8; 1]| {
+            // SAFETY: mincore only reads page tables (ENOMEM when unmapped).
+            unsafe { libc::mincore(addr as *mut _, 1, v.as_mut_ptr()) == 0 }
+        };
+        // Another caller (sysmon, if the runtime runs in this test binary) may work on the
+        // list too; the pieces below are still unmapped one at a time.
+        let mut list = UNMAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        list.push(Unmapping {
+            at: base,
+            end: base + len,
+            guards: 0,
+        });
+        drop(list);
+        std::mem::forget(a);
+        // A deadline already past: one piece per call.
+        let past = Instant::now();
+        assert!(unmap_some(past), "more to unmap");
+        assert!(!mapped(base, &mut probe), "the first piece is gone");
+        assert!(
+            mapped(base + UNMAP_PIECE, &mut probe),
+            "the rest is still mapped"
+        );
+        while unmap_some(Instant::now() + Duration::from_secs(1)) {}
+        assert!(
+            !mapped(base + len - 4096, &mut probe),
+            "all of it in the end"
+        );
+    }
 }

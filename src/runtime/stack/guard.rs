@@ -20,10 +20,13 @@
 //! (`SEGV_MAPERR` for a marker, `SEGV_ACCERR` for `PROT_NONE`) with the faulting address in
 //! the guard, which is all the overflow handler (signal.rs) looks at.
 //!
-//! With `mprotect`, guards are capped at half of `vm.max_map_count` less `MAPPINGS_RESERVED`
-//! (4,096 mappings left to thread stacks, the allocator's heaps and libraries), so that the
-//! stack allocation fails with the error naming the limit before anything else in the
-//! program runs out of mappings.
+//! With `mprotect`, guards are capped at half of what `vm.max_map_count` leaves after the
+//! mappings in use when the first guard is made, `MAPPINGS_RESERVED` (4,096 mappings left to
+//! the allocator's heaps, libraries and new threads) and `MAPPINGS_PER_THREAD` for each
+//! runtime thread alive (`mprotect_budget`), so that the stack allocation fails with the
+//! error naming the limit before anything else in the program runs out of mappings. A
+//! stack given back keeps its guard and is handed out again before any new slot
+//! (arena.rs), so spawning works again as soon as goroutines end.
 //!
 //! A batch of new stacks (a processor's cache refill) gets its guards, and then its top
 //! pages, with one `process_madvise` call each: any advice on the calling process is taken
@@ -35,7 +38,7 @@
 //! ranges (slots of an arena it has taken out of the free lists, see arena.rs).
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// `madvise` advice that installs guard markers (Linux 6.13, not yet in every libc crate).
@@ -136,6 +139,7 @@ pub(crate) unsafe fn install(ranges: &[libc::iovec]) -> Result<(), (usize, io::E
             for (i, r) in ranges.iter().enumerate() {
                 if MPROTECT_GUARDS.fetch_add(1, Ordering::Relaxed) >= mprotect_budget() {
                     MPROTECT_GUARDS.fetch_sub(1, Ordering::Relaxed);
+                    BUDGET_SPENT.store(true, Ordering::Relaxed);
                     return Err((i, io::Error::from_raw_os_error(libc::ENOMEM)));
                 }
                 // SAFETY: as above.
@@ -150,18 +154,72 @@ pub(crate) unsafe fn install(ranges: &[libc::iovec]) -> Result<(), (usize, io::E
 }
 
 /// Kernel mappings left to the rest of the program when guards are made by `mprotect`:
-/// thread stacks (two mappings each), allocator arenas, libraries. Without this reserve the
-/// last stack would take the last mapping and the next thread or heap growth would fail
-/// (and `malloc` failing aborts the process).
+/// allocator arenas, libraries, the program's own threads and mappings, new runtime threads.
+/// Without this reserve the last stack would take the last mapping and the next thread or
+/// heap growth would fail (and `malloc` failing aborts the process).
 pub(crate) const MAPPINGS_RESERVED: usize = 4096;
+
+/// Kernel mappings each runtime thread (M) holds, reserved on top of `MAPPINGS_RESERVED`
+/// while it lives: its stack and guard, std's alternate signal stack and guard, ours
+/// (signal.rs), and one to spare (measured: 4.1 per plain std thread, 5 per M).
+pub(crate) const MAPPINGS_PER_THREAD: usize = 6;
 
 /// Guards made by `mprotect` that exist (each splits its arena's mapping: two more mappings).
 static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many `mprotect` guards may exist: half of `vm.max_map_count` less the reserve.
+/// Set when a guard could not be made for want of budget; cleared when guards go away with
+/// their arena or a runtime thread ends (the budget grows). While it is set, processors
+/// give stacks back to the pools at once instead of caching them (cache.rs), so that a
+/// stack freed on one processor can be had anywhere.
+static BUDGET_SPENT: AtomicBool = AtomicBool::new(false);
+
+/// True while the `mprotect` guard budget is spent (`BUDGET_SPENT`).
+#[inline]
+pub(crate) fn budget_spent() -> bool {
+    BUDGET_SPENT.load(Ordering::Relaxed)
+}
+
+/// Runtime threads alive (counted by signal.rs when each installs its signal stack).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A runtime thread started (`true`) or is ending (`false`): its mappings are reserved
+/// while it lives.
+pub(crate) fn count_thread(started: bool) {
+    if started {
+        THREADS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        THREADS.fetch_sub(1, Ordering::Relaxed);
+        BUDGET_SPENT.store(false, Ordering::Relaxed);
+    }
+}
+
+/// How many `mprotect` guards may exist now: half of what `vm.max_map_count` leaves after
+/// the mappings the process had when it made its first guard, the reserve, and the
+/// reserve of each runtime thread alive. Checked at each guard install, so that runtime
+/// threads started for goroutines blocked in system calls keep their mappings; threads
+/// started after the stacks took their share use the fixed reserve.
 pub(crate) fn mprotect_budget() -> usize {
-    static BUDGET: OnceLock<usize> = OnceLock::new();
-    *BUDGET.get_or_init(|| max_map_count().saturating_sub(MAPPINGS_RESERVED) / 2)
+    let (limit, left) = limit_and_left();
+    limit.saturating_sub(left) / 2
+}
+
+/// `vm.max_map_count`, and the mappings kept out of the guards' budget now (those in use
+/// at the first guard, the reserve, the runtime threads' share).
+pub(crate) fn limit_and_left() -> (usize, usize) {
+    static BASE: OnceLock<(usize, usize)> = OnceLock::new();
+    let (limit, base) = *BASE.get_or_init(|| (max_map_count(), mappings_in_use()));
+    let threads = THREADS.load(Ordering::Relaxed);
+    (
+        limit,
+        base + MAPPINGS_RESERVED + MAPPINGS_PER_THREAD * threads,
+    )
+}
+
+/// Kernel mappings of this process now (lines of `/proc/self/maps`; 0 if unreadable).
+fn mappings_in_use() -> usize {
+    std::fs::read("/proc/self/maps")
+        .map(|m| m.iter().filter(|&&b| b == b'\n').count())
+        .unwrap_or(0)
 }
 
 /// `vm.max_map_count` (Linux's default, 65530, if unreadable).
@@ -176,6 +234,7 @@ pub(crate) fn max_map_count() -> usize {
 pub(crate) fn forget(n: usize) {
     if mode() == GuardMode::Mprotect {
         MPROTECT_GUARDS.fetch_sub(n, Ordering::Relaxed);
+        BUDGET_SPENT.store(false, Ordering::Relaxed);
     }
 }
 

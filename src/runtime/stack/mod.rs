@@ -46,13 +46,19 @@
 //! zone is released before the next goroutine gets the stack. As a backstop for deep frames
 //! that happen to be zero on the probe line (a big zeroed buffer), every `MINCORE_EVERY`th
 //! reuse asks `mincore` about the second deep page (reading the probe line maps the zero
-//! page into the first). Free stacks beyond a budget per class are trimmed whole by the
-//! scavenger.
+//! page into the first). A processor going idle runs that check on the stacks it caches
+//! (cache.rs). Free stacks in the pools that were not reused for a whole scavenger period,
+//! and those beyond a budget per class, are trimmed whole by the scavenger.
 //!
 //! **Returning.** An arena is never unmapped while any of its slots is out (in use or in a
 //! processor's cache). The scavenger, run by sysmon about once a second, unmaps wholly free
-//! arenas but one per class (the lowest, kept as a spare) and trims warm slots beyond the
-//! class's budget, off every goroutine's path (arena.rs).
+//! arenas but one per class (the lowest, kept as a spare) and trims idle warm slots, off
+//! every goroutine's path, a slice of a few milliseconds at a time (arena.rs); after a
+//! burst it also trims the C heap (`scavenge`).
+//!
+//! **The smallest stack** (16 KiB) holds a goroutine's panic report: the panic hook walks
+//! the frames on the goroutine's stack but resolves and prints them on the worker's own
+//! (panic.rs), as debug-info parsing needs tens of KiB.
 //!
 //! Costs measured on the 2-core VM (kernel 6.18), per new slot: guard marker plus first touch
 //! of the top page 2.65 µs one by one, 2.2 µs when a batch of 16 slots gets its guards and its
@@ -77,9 +83,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use corosensei::stack::StackPointer;
 
-pub(crate) use arena::scavenge;
 pub(crate) use cache::StackCache;
-pub(crate) use guard::{mode as guard_mode, GuardMode};
+pub(crate) use guard::{count_thread, mode as guard_mode, GuardMode};
 
 /// Default usable size of a goroutine stack (reserved address space, committed lazily).
 pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -245,6 +250,49 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 }
 
+/// Most goroutines alive at once since the C heap was last trimmed (sysmon's alone).
+static LIVE_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// A peak of live goroutines this high, fallen to a quarter, trims the C heap.
+const TRIM_PEAK: usize = 10_000;
+
+/// Gives memory back after bursts; called by sysmon, with the number of live goroutines.
+/// Returns true if more is to be done soon (arena.rs, `scavenge`).
+///
+/// Besides stacks (`arena::scavenge`), once the number of live goroutines has fallen to a
+/// quarter of a peak of at least `TRIM_PEAK`, the C heap is trimmed (`malloc_trim`, glibc):
+/// what goroutines allocated with `malloc` while they lived (channel buffers, boxed tasks,
+/// their own data) and freed when they ended stays in glibc's heaps otherwise (13 MB after
+/// a million goroutines here).
+pub(crate) fn scavenge(aging: bool, live: usize) -> bool {
+    let more = arena::scavenge(aging);
+    let (trim, peak) = heap_trim_due(LIVE_PEAK.load(Ordering::Relaxed), live);
+    if trim {
+        trim_heap();
+    }
+    LIVE_PEAK.store(peak, Ordering::Relaxed);
+    more
+}
+
+/// Whether the C heap is due a trim, given the peak of live goroutines since the last trim
+/// and the number alive now; and the peak to keep.
+fn heap_trim_due(peak: usize, live: usize) -> (bool, usize) {
+    let peak = peak.max(live);
+    if peak >= TRIM_PEAK && live <= peak / 4 {
+        (true, live)
+    } else {
+        (false, peak)
+    }
+}
+
+/// Returns the free memory of the C heap to the kernel, where the allocator can.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Takes a stack of `size` usable bytes (a class size) straight from its pool: for a thread
 /// that holds no processor (and so no cache), or a stack allocated at spawn.
 pub(crate) fn get(size: usize) -> io::Result<Stack> {
@@ -273,16 +321,15 @@ fn set_exhausted(v: bool) {
 fn exhausted_error(err: io::Error, call: &str, len: usize) -> io::Error {
     set_exhausted(true);
     let msg = if guard_mode() == GuardMode::Mprotect {
+        let (limit, left) = guard::limit_and_left();
         format!(
             "gort: cannot allocate a goroutine stack ({call}: {err}). Each suspended goroutine \
              holds a stack of two kernel memory mappings (guard pages by mprotect: this kernel \
              lacks MADV_GUARD_INSTALL, Linux 6.13 or later, or GORT_STACK_GUARD=mprotect is \
-             set), and the kernel allows vm.max_map_count = {} mappings per process, of which \
-             gort leaves {} to the rest of the program: about {} suspended goroutines; raise \
-             it with `sysctl -w vm.max_map_count=1048576` (as root), or the system is out of \
-             memory",
-            guard::max_map_count(),
-            guard::MAPPINGS_RESERVED,
+             set), and the kernel allows vm.max_map_count = {limit} mappings per process, of \
+             which gort leaves {left} to the rest of the program and its threads: about {} \
+             suspended goroutines; raise it with `sysctl -w vm.max_map_count=1048576` (as \
+             root), or the system is out of memory",
             guard::mprotect_budget(),
         )
     } else if call == "mmap" {
@@ -424,6 +471,28 @@ mod tests {
         let s = with_stack(1 << 20);
         assert_eq!(s.top, top);
         assert!(guarded(&s), "a reused slot lost its guard");
+    }
+
+    /// Review item 4: the C heap is trimmed after a burst ends (live goroutines down to a
+    /// quarter of a peak of 10,000 or more: once per fourfold fall), not at every scavenge,
+    /// and not after small bursts.
+    #[test]
+    fn the_heap_is_trimmed_after_a_burst_ends() {
+        let mut peak = 0;
+        let mut trimmed = Vec::new();
+        for live in [
+            10, 5_000, 200_000, 1_000_000, 600_000, 240_000, 10, 10, 10, 9_000, 5,
+        ] {
+            let (trim, p) = heap_trim_due(peak, live);
+            peak = p;
+            if trim {
+                trimmed.push(live);
+            }
+        }
+        assert_eq!(trimmed, [240_000, 10]);
+        assert_eq!(heap_trim_due(9_999, 0), (false, 9_999), "a small burst");
+        // The next burst trims again.
+        assert!(heap_trim_due(heap_trim_due(5, 50_000).1, 12_000).0);
     }
 
     #[test]
