@@ -257,6 +257,18 @@ impl<T> Chan<T> {
         self.inner.lock()
     }
 
+    /// Runs `f` under the lock, then the wake-ups it queued, after unlocking (the lock is
+    /// never held while unparking: module doc).
+    #[inline(always)]
+    pub(crate) fn with_lock<R>(&self, f: impl FnOnce(&mut Inner<T>, &mut Wakes) -> R) -> R {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let r = f(&mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+        r
+    }
+
     /// Locks the channel without a guard and freezes its ring (select's all-locks pass:
     /// nothing about the channel may change until `unlock_raw`). See `SpinLock::lock_raw`.
     #[inline]

@@ -275,4 +275,32 @@ impl<T> Chan<T> {
         }
         S::update_waiting(self, inner);
     }
+
+    /// Registers a select's context `cx`, as its case `index`, on side `S` of this channel:
+    /// true, leaving nothing, if an operation of that side can complete now; else leaves an
+    /// entry whose packet `packet()` gives (made under the lock, once it is needed;
+    /// `deferred`: it is a `handoff::Deferred`) and publishes it, and returns true if the
+    /// operation became possible meanwhile (the Dekker handshake: the caller aborts `cx`,
+    /// the entry goes stale). `notify`: as `Side::ready_locked` (a real waiter is about to
+    /// wait).
+    #[inline(always)]
+    pub(crate) fn register_as<S: Side>(
+        &self,
+        cx: &Arc<Context>,
+        index: usize,
+        notify: bool,
+        deferred: bool,
+        packet: impl FnOnce() -> *mut (),
+    ) -> bool {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let mut ready = S::ready_locked(self, &mut inner, Some(cx), notify, &mut wakes);
+        if !ready {
+            S::queue(&mut inner).push(Entry::shared(cx, index, packet(), deferred));
+            ready = S::mark_waiting(self, &inner);
+        }
+        drop(inner);
+        wakes.run();
+        ready
+    }
 }

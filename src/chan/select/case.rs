@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::chan::handoff::{Deferred, Handed, Patience};
 use crate::chan::hchan::{Attempt, Chan, RecvSide, SendSide, Side, Version};
-use crate::chan::waiter::{Context, Entry, Wakes};
+use crate::chan::waiter::{Context, Wakes};
 use crate::chan::{Receiver, RecvError, SendError, Sender};
 
 /// One case of a `select!`, as the select algorithm sees it. Implemented by [`Case`]; not
@@ -193,20 +193,9 @@ impl<T, S: Side> SelectCase for Case<'_, T, S> {
     }
 
     fn register(&mut self, cx: &Arc<Context>, index: usize) -> bool {
-        let chan = self.chan();
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let mut ready = S::ready_locked(chan, &mut inner, Some(cx), true, &mut wakes);
-        if !ready {
-            let packet = std::ptr::addr_of_mut!(self.packet).cast();
-            S::queue(&mut inner).push(Entry::shared(cx, index, packet, false));
-            // Ready meanwhile (a lock-free peer, hchan's Dekker handshake): the caller
-            // aborts (the entry goes stale).
-            ready = S::mark_waiting(chan, &inner);
-        }
-        drop(inner);
-        wakes.run();
-        ready
+        let packet = std::ptr::addr_of_mut!(self.packet).cast();
+        self.chan()
+            .register_as::<S>(cx, index, true, false, || packet)
     }
 
     #[inline]

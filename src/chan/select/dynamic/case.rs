@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::commit::{Commit, Erased, Held, RecvHeld, Reservation, SendHeld, SendHold};
 use crate::chan::handoff::Deferred;
 use crate::chan::hchan::{take_from_sender, Chan, Inner, RecvSide, SendSide, Side, TryRecv};
-use crate::chan::waiter::{Context, Entry, Wakes};
+use crate::chan::waiter::{Context, Wakes};
 use crate::chan::{Receiver, RecvError, Sender};
 
 /// One operation of a dynamic [`Select`](super::Select), type-erased.
@@ -123,15 +123,9 @@ fn send_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) 
 impl<T> DynCase for RecvHandle<'_, T> {
     fn ready(&self) -> bool {
         let chan = &self.rx.chan;
-        if chan.surely_empty() {
-            return false;
-        }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = RecvSide::ready_locked(chan, &mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
+        !chan.surely_empty()
+            && chan
+                .with_lock(|inner, wakes| RecvSide::ready_locked(chan, inner, None, false, wakes))
     }
 
     unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
@@ -145,12 +139,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
         if chan.surely_empty() {
             return None;
         }
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = recv_commit(chan, &mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
+        chan.with_lock(|inner, wakes| recv_commit(chan, inner, wakes))
     }
 
     unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
@@ -160,26 +149,19 @@ impl<T> DynCase for RecvHandle<'_, T> {
     }
 
     fn register(&self, cx: &Arc<Context>, index: usize, real: bool) -> bool {
-        let chan = &self.rx.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
         // A real receiver about to wait makes "send ready" true for observers: tell them.
-        let mut ready = RecvSide::ready_locked(chan, &mut inner, Some(cx), real, &mut wakes);
-        if !ready {
-            let packet = if real {
-                // SAFETY: no entry of ours is live (the select's previous context, if
-                // any, is no longer WAITING), so nobody else touches the slot now.
-                unsafe { *self.slot.get() = None };
-                self.slot.get().cast()
-            } else {
-                std::ptr::null_mut()
-            };
-            inner.recvq.push(Entry::shared(cx, index, packet, false));
-            ready = chan.mark_receivers_waiting();
-        }
-        drop(inner);
-        wakes.run();
-        ready
+        self.rx
+            .chan
+            .register_as::<RecvSide>(cx, index, real, false, || {
+                if real {
+                    // SAFETY: no entry of ours is live (the select's previous context, if
+                    // any, is no longer WAITING), so nobody else touches the slot now.
+                    unsafe { *self.slot.get() = None };
+                    self.slot.get().cast()
+                } else {
+                    std::ptr::null_mut()
+                }
+            })
     }
 
     fn woken(&self) -> Option<Commit> {
@@ -213,12 +195,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
 impl<T> DynCase for SendHandle<'_, T> {
     fn ready(&self) -> bool {
         let chan = &self.tx.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = SendSide::ready_locked(chan, &mut inner, None, false, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
+        chan.with_lock(|inner, wakes| SendSide::ready_locked(chan, inner, None, false, wakes))
     }
 
     unsafe fn ready_locked(&self, wakes: &mut Wakes) -> bool {
@@ -229,12 +206,7 @@ impl<T> DynCase for SendHandle<'_, T> {
 
     fn commit(&self) -> Option<Commit> {
         let chan = &self.tx.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let r = send_commit(chan, &mut inner, &mut wakes);
-        drop(inner);
-        wakes.run();
-        r
+        chan.with_lock(|inner, wakes| send_commit(chan, inner, wakes))
     }
 
     unsafe fn commit_locked(&self, wakes: &mut Wakes) -> Option<Commit> {
@@ -244,28 +216,22 @@ impl<T> DynCase for SendHandle<'_, T> {
     }
 
     fn register(&self, cx: &Arc<Context>, index: usize, real: bool) -> bool {
-        let chan = &self.tx.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let real = real && chan.cap == 0;
-        let mut ready = SendSide::ready_locked(chan, &mut inner, Some(cx), real, &mut wakes);
-        if !ready {
-            let packet = if real {
-                let d = Deferred::<T>::new();
-                let p = Arc::as_ptr(&d) as *mut ();
-                // SAFETY: only this select (which is running, not waiting) touches
-                // `pending`.
-                unsafe { *self.pending.get() = Some(d) };
-                p
-            } else {
-                std::ptr::null_mut()
-            };
-            inner.sendq.push(Entry::shared(cx, index, packet, real));
-            ready = chan.mark_senders_waiting(&inner);
-        }
-        drop(inner);
-        wakes.run();
-        ready
+        // A real entry only on an unbuffered channel (a deferred send); else an observer.
+        let real = real && self.tx.chan.cap == 0;
+        self.tx
+            .chan
+            .register_as::<SendSide>(cx, index, real, real, || {
+                if real {
+                    let d = Deferred::<T>::new();
+                    let p = Arc::as_ptr(&d) as *mut ();
+                    // SAFETY: only this select (which is running, not waiting) touches
+                    // `pending`.
+                    unsafe { *self.pending.get() = Some(d) };
+                    p
+                } else {
+                    std::ptr::null_mut()
+                }
+            })
     }
 
     fn woken(&self) -> Option<Commit> {
