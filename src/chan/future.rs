@@ -188,7 +188,7 @@ impl<T> RecvFuture<'_, T> {
                         .recvq
                         .push(Entry::shared(&cx, 0, self.slot.get().cast(), false));
                     if chan.mark_receivers_waiting() {
-                        // A lock-free send filled the ring meanwhile (hchan.rs, "The ring
+                        // A lock-free send filled the ring meanwhile (hchan/mod.rs, "The ring
                         // and the waiters"): take the entry back (ours, last, unclaimed:
                         // claimers need the lock) and try again.
                         drop(inner.recvq.pop_back());

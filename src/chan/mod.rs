@@ -15,26 +15,37 @@
 //! ```
 //!
 //! # Design
-//! One structure (`hchan.rs`, Go's `hchan`) serves every capacity: a FIFO buffer and two wait
+//! One structure (`hchan/`, Go's `hchan`) serves every capacity: a FIFO buffer and two wait
 //! queues of waiters (`waiter.rs`, Go's sudog) under one lock. A waiting sender's value goes
-//! straight into a waiting receiver's frame. `select!` and [`Select`] (`select.rs`) register
+//! straight into a waiting receiver's frame. `select!` and [`Select`] (`select/`) register
 //! one context on several queues; the first peer to claim it wins (crossbeam's protocol).
 //! Every wait goes through the park primitive, so all of it works from goroutines and plain
 //! threads alike.
 //!
 //! ```text
-//!  mod.rs     the facade: chan(), unbounded(), Sender, Receiver, iterators
-//!  hchan.rs   the channel: buffer + send/recv wait queues under one lock; try/block/close
-//!  waiter.rs  Context (one blocked operation or select; the claim CAS), Entry (sudog),
-//!             WaitQueue (FIFO, lazily swept), Wakes (unpark after unlocking)
-//!  select.rs  select! runtime (try, register, park once; the all-locks check)
-//!  dynamic.rs the dynamic Select (real entries that peers complete; reservations)
-//!  handoff.rs the deferred hand-off of a dynamic select's send on an unbuffered channel
-//!  future.rs  recv_async / send_async: futures waiting in the same queues (a waker as
-//!             the waiter's Unparker; cancellation withdraws, a received value goes back)
-//!  ring.rs    the lock-free ring of a bounded channel (head, tail, stamped slots)
-//!  lock.rs    the channel lock (a spin lock that yields)
-//!  errors.rs  SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
+//!  mod.rs        the facade: chan(), unbounded(), Sender, Receiver, iterators
+//!  hchan/        the channel: buffer + send/recv wait queues under one lock
+//!    mod.rs      the structure, its invariants, lock-free readers, close, disconnect
+//!    recv.rs     the receive side: recv, try_recv, serving senders that wait on a full ring
+//!    send.rs     the send side: send, try_send, serving receivers that wait on an empty ring
+//!    side.rs     Side: what differs between the two sides, said once (queue, flag, ready,
+//!                packet convention); the plain blocking wait and serve both sides share
+//!    room.rs     room reserved by a dynamic select's chosen send
+//!  waiter.rs     Context (one blocked operation or select; the claim CAS), Entry (sudog),
+//!                WaitQueue (FIFO, lazily swept), Wakes (unpark after unlocking)
+//!  select/       select
+//!    mod.rs      the select! algorithm (try, default's double look, register, park once)
+//!    case.rs     a select! case: one generic Case over the channel side
+//!    expansion.rs what the macro's expansion calls (`__private`)
+//!    order.rs    the random case order;  locked.rs  the all-locks pass (both shared)
+//!    dynamic/    the dynamic Select: mod.rs (Select, SelectedOperation, the loop),
+//!                case.rs (its type-erased cases), commit.rs (what it holds for the caller)
+//!  handoff.rs    the deferred hand-off of a dynamic select's send on an unbuffered channel
+//!  future.rs     recv_async / send_async: futures waiting in the same queues (a waker as
+//!                the waiter's Unparker; cancellation withdraws, a received value goes back)
+//!  ring.rs       the lock-free ring of a bounded channel (head, tail, stamped slots)
+//!  lock.rs       the channel lock (a spin lock that yields)
+//!  errors.rs     SendError, TrySendError, SendTimeoutError, RecvError, TryRecvError, ...
 //! ```
 //!
 //! Why one structure rather than crossbeam's flavors: Go's semantics (close waking both
@@ -43,7 +54,7 @@
 //! one set of wait queues under one lock keeps them in one place. Only the buffer differs:
 //! a bounded channel's is a lock-free ring (`ring.rs`, crossbeam's array flavour), so that
 //! sends into room and receives of buffered values never take the lock; the wait queues
-//! stay behind it (the handshake between the two is in `hchan.rs`), and `select!`'s
+//! stay behind it (the handshake between the two is in `hchan/mod.rs`), and `select!`'s
 //! `default` stays linearizable with the ring's indices as part of each channel's version.
 //!
 //! # Closing (Go's table, mapped to Rust)
@@ -78,7 +89,6 @@
 //! assert_eq!(g.join().unwrap(), "hi");
 //! ```
 
-mod dynamic;
 mod errors;
 mod future;
 mod handoff;
@@ -93,16 +103,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use dynamic::{
-    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
-};
 pub use errors::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use future::{RecvFuture, SendFuture};
+pub use select::dynamic::{
+    ReadyTimeoutError, Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError,
+};
 
 #[doc(hidden)]
-pub use select::__private;
+pub use select::expansion as __private;
 
 use crate::time::deadline_after;
 pub(crate) use hchan::RxGone;

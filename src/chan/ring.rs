@@ -44,10 +44,10 @@
 //! A pusher or popper that loaded the word before a bit was set fails its CAS (the word
 //! changed) and sees the bit on the reload. So the holder of the channel lock that froze a
 //! ring sees `head` and `tail` stand still until it thaws them: that is how a select's
-//! all-locks pass (`select.rs`) makes "no case is ready" true at one instant over rings too.
+//! all-locks pass (`select/locked.rs`) makes "no case is ready" true at one instant over rings too.
 //! Operations done under the channel lock (`locked`) accept and keep the FROZEN bit: under
 //! the lock it can only have been set by the caller itself, or stand for reserved room,
-//! which the channel (`hchan.rs`) checks before it pushes under the lock.
+//! which the channel (`hchan/`) checks before it pushes under the lock.
 //!
 //! # Safety
 //! - A slot's value is written only by the sender whose CAS on `tail` reserved it, and read
