@@ -258,8 +258,9 @@ impl<T> Receiver<T> {
                 TryRecv::Closed => Err(TryRecvError::Closed),
                 // A dynamic select blocked on the send side: it is a waiting sender (as in
                 // Go), but its value comes only when its caller gives it, and a `try_recv`
-                // does not wait for that: it gives the hand-off up (the select then sends
-                // the ordinary way), unless the value is there already.
+                // does not wait for that: it gives the hand-off up (the select then looks
+                // at its cases again, or its send gives the value to the channel:
+                // handoff.rs), unless the value is there already.
                 TryRecv::Deferred(d) => match d.wait_with(handoff::Patience::None) {
                     Some(handoff::Handed::Value(v)) => Ok(v),
                     Some(handoff::Handed::Cancelled) => continue,

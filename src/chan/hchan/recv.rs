@@ -326,6 +326,16 @@ impl<T> Chan<T> {
         None
     }
 
+    /// `put_back_locked`, taking the lock (a value of every Receiver gone is dropped).
+    pub(crate) fn put_back(&self, v: T) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let unreceivable = self.put_back_locked(&mut inner, v, &mut wakes);
+        drop(inner);
+        wakes.run();
+        drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
+    }
+
     /// Takes the first value given back to a bounded channel (`put_back_locked`).
     #[cold]
     #[inline(never)]
