@@ -82,6 +82,24 @@
 //! receiver, ahead of later values), and a send either happened or did not
 //! ([`SendFuture::cancel`] hands an unsent value back).
 //!
+//! # Values given back
+//! A value received by an operation that is then dropped unfinished goes back into the
+//! channel: a pending [`RecvFuture`] that had been handed a value, a dynamic
+//! [`SelectedOperation`] holding a received value, and a
+//! dynamic select's send whose receiver gave up after the select returned it
+//! (select/dynamic). It goes to the first waiting receiver, else to the front of the
+//! buffer, ahead of buffered values. Its bounds and order:
+//! - `len()` may exceed `cap()` by the number of values given back and not yet received:
+//!   at most `cap()` plus the number of operations that held a value when dropped.
+//! - Each give-back goes to the front, so values given back while none of them was received
+//!   come out in the reverse order of their giving back (the last given back first), all
+//!   ahead of values that were buffered.
+//! - Known limitation: a value given back after the channel was closed and drained is
+//!   there for a later receive, but receivers that already got `Closed` (an ended
+//!   `for v in rx.iter()`) never see it; it is dropped with the channel. Go has no
+//!   give-back; to keep "once closed, always closed" complete or drop selected operations
+//!   and receive futures before relying on the end of a drain.
+//!
 //! ```
 //! let (tx, rx) = gort::chan::<&str>(0);
 //! let g = gort::go!(move || rx.recv().unwrap()); // a goroutine receives...
@@ -294,9 +312,10 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Number of buffered values (still counted after close). A value given back by a
-    /// dropped [`recv_async`](Receiver::recv_async) future counts, and may take the count one
-    /// past `cap()` until it is received.
+    /// Number of buffered values (still counted after close). Values given back by dropped
+    /// operations (a [`recv_async`](Receiver::recv_async) future, a dynamic select's
+    /// operation: module doc, "Values given back") count, and take the count past `cap()`
+    /// by their number until they are received.
     pub fn len(&self) -> usize {
         self.chan.len()
     }

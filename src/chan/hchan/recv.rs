@@ -298,11 +298,14 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A value a receive future had been given but never returned (it was dropped before
-    /// its next poll) goes back into the channel as if it had not been received: to the
-    /// first waiting receiver, else to the front of the buffer, which may then hold more
-    /// than `cap` values (an unbuffered channel one; `len()` counts it, and senders wait
-    /// until it is taken). Returns it if every Receiver is gone (drop it after unlocking).
+    /// A value an operation had been given but never returned (a receive future dropped
+    /// before its next poll, a dropped dynamic select's receive, a deferred send whose
+    /// receiver left: `chan` module doc, "Values given back") goes back into the channel as
+    /// if it had not been received: to the first waiting receiver, else to the front of the
+    /// buffer, which may then hold more than `cap` values (one more per value given back;
+    /// `len()` counts them, and senders wait until they are taken). Several given back
+    /// before any is taken come out last-given first. Returns it if every Receiver is gone
+    /// (drop it after unlocking).
     pub(crate) fn put_back_locked(
         &self,
         inner: &mut Inner<T>,

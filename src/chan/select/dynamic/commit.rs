@@ -9,7 +9,8 @@
 //!  held                         | dropped unused
 //!  -----------------------------+--------------------------------------------------------
 //!  Reservation (a waiting peer)  | released: the peer starts its operation again (Retry)
-//!  RecvHeld: a value, the close | the value goes back to the channel, ahead of later ones
+//!  RecvHeld: a value, the close | the value goes back to the channel front (mod.rs of chan,
+//!                               | "Values given back")
 //!  RecvHeld: a deferred send    | abandoned: that select looks again, or (accepted) its
 //!                               | send gives the value back to the channel
 //!  SendHeld: reserved room      | given back (`Chan::release_room`: to a waiting sender)
