@@ -1508,3 +1508,30 @@ fn dynamic_select_send_met_by_a_receive_that_cannot_wait() {
         }
     }
 }
+
+/// Values given back by dropped selected receives come out in the order given back (here
+/// the order received), ahead of buffered values; `len()` counts them (cap + held).
+#[gort::test]
+fn dropped_selected_receives_give_values_back_in_order() {
+    for cap in [1, 4, usize::MAX] {
+        let (tx, rx) = if cap == usize::MAX {
+            chan::unbounded::<u32>()
+        } else {
+            chan::<u32>(cap)
+        };
+        let mut ops = Vec::new();
+        for i in 0..3 {
+            tx.send(i).unwrap();
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            let op = sel.select();
+            ops.push((op, sel));
+        }
+        tx.send(100).unwrap();
+        drop(ops); // in the order received
+        assert_eq!(rx.len(), 4, "cap {cap}");
+        let got: Vec<u32> = rx.try_iter().collect();
+        assert_eq!(got, [0, 1, 2, 100], "cap {cap}");
+        assert_eq!(rx.len(), 0);
+    }
+}

@@ -91,9 +91,9 @@
 //! buffer, ahead of buffered values. Its bounds and order:
 //! - `len()` may exceed `cap()` by the number of values given back and not yet received:
 //!   at most `cap()` plus the number of operations that held a value when dropped.
-//! - Each give-back goes to the front, so values given back while none of them was received
-//!   come out in the reverse order of their giving back (the last given back first), all
-//!   ahead of values that were buffered.
+//! - Values given back come out in the order they were given back (FIFO among them), all
+//!   ahead of values that were buffered. Operations dropped in the order they received
+//!   give their values back in the channel's original order.
 //! - Known limitation: a value given back after the channel was closed and drained is
 //!   there for a later receive, but receivers that already got `Closed` (an ended
 //!   `for v in rx.iter()`) never see it; it is dropped with the channel. Go has no

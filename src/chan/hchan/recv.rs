@@ -180,10 +180,7 @@ impl<T> Chan<T> {
                 Pop::Closed => TryRecv::Closed,
             };
         }
-        if let Some(v) = (!inner.buf.is_empty())
-            .then(|| inner.buf.pop_front())
-            .flatten()
-        {
+        if let Some(v) = (!inner.buf.is_empty()).then(|| inner.pop_front()).flatten() {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
             // value put back, `put_back_locked`, takes no sender's until it has room.)
@@ -304,7 +301,7 @@ impl<T> Chan<T> {
     /// if it had not been received: to the first waiting receiver, else to the front of the
     /// buffer, which may then hold more than `cap` values (one more per value given back;
     /// `len()` counts them, and senders wait until they are taken). Several given back
-    /// before any is taken come out last-given first. Returns it if every Receiver is gone
+    /// come out in the order they were given back. Returns it if every Receiver is gone
     /// (drop it after unlocking).
     pub(crate) fn put_back_locked(
         &self,
@@ -323,7 +320,10 @@ impl<T> Chan<T> {
         } else {
             // (A bounded channel's too: its ring cannot take a value at the front; `len`
             // then sends lock-free receivers to the lock, which serves `buf` first.)
-            inner.buf.push_front(v);
+            // After the values given back before it (FIFO among them), ahead of buffered
+            // ones.
+            inner.buf.insert(inner.put_back, v);
+            inner.put_back += 1;
             self.len.store(inner.buf.len(), Ordering::Release);
         }
         None
@@ -343,7 +343,7 @@ impl<T> Chan<T> {
     #[cold]
     #[inline(never)]
     fn take_put_back(&self, inner: &mut Inner<T>) -> TryRecv<T> {
-        let v = inner.buf.pop_front().expect("a value was put back");
+        let v = inner.pop_front().expect("a value was put back");
         self.len.store(inner.buf.len(), Ordering::Release);
         TryRecv::Got(v)
     }
