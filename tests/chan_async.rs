@@ -632,8 +632,10 @@ fn a_recv_future_meets_a_blocked_dynamic_select_send() {
     assert_eq!(gort::block_on(rx.recv_async()), Ok(6));
     g.join().unwrap().unwrap();
 
-    // The future is dropped while it waits for the value: the select sends it the ordinary
-    // way, to a later receiver.
+    // The future is dropped while it waits for the value: the select, if it had not yet
+    // accepted the claim, waits again and pairs with a later receiver; if it had, its send
+    // gives the value to the channel for a later receiver. Either way a later receiver
+    // gets it (handoff.rs).
     let (proceed_tx, proceed_rx) = chan::chan::<()>(0);
     let tx2 = tx.clone();
     let g = named("dyn-send-abandoned", move || {
@@ -651,9 +653,34 @@ fn a_recv_future_meets_a_blocked_dynamic_select_send() {
         let (_b, wb) = counting();
         assert!(poll(f.as_mut(), &wb).is_pending()); // a new waker there too
     }
-    proceed_tx.send(()).unwrap();
+    let p = gort::go!(move || proceed_tx.send(()).unwrap());
     assert_eq!(rx.recv(), Ok(7));
     g.join().unwrap().unwrap();
+    p.join().unwrap();
+    assert_eq!(count.get(), 0);
+
+    // The same, the select having accepted first (it has returned): its send gives the
+    // value to the channel and returns at once.
+    let (chose_tx, chose_rx) = chan::chan::<()>(0);
+    let (proceed_tx, proceed_rx) = chan::chan::<()>(0);
+    let tx2 = tx.clone();
+    let g = named("dyn-send-accepted", move || {
+        let mut sel = Select::new();
+        sel.send(&tx2);
+        let op = sel.select();
+        chose_tx.send(()).unwrap();
+        proceed_rx.recv().unwrap();
+        op.send(&tx2, 8)
+    });
+    wait_parked("dyn-send-accepted", "select");
+    {
+        let mut f = pin!(rx.recv_async());
+        assert!(poll(f.as_mut(), &w).is_pending());
+        chose_rx.recv().unwrap();
+    }
+    proceed_tx.send(()).unwrap();
+    g.join().unwrap().unwrap();
+    assert_eq!(rx.try_recv(), Ok(8));
     assert_eq!(count.get(), 0);
 }
 

@@ -1037,8 +1037,10 @@ fn dropped_selected_operation_releases_reserved_peers() {
     drop(tx);
 }
 
-/// A try_recv that met a dynamic select blocked on the send side of an unbuffered channel
-/// waits for the value; if that select drops its operation, the try_recv looks again.
+/// try_recvs that meet a dynamic select blocked on the send side of an unbuffered channel
+/// never invent a value nor lose one: each gives up (the select waits again, or gives the
+/// value to the channel if it had already returned), and a blocking recv then pairs; if
+/// the select drops its operation, nothing is received.
 #[gort::test]
 fn try_recv_meets_a_blocked_dynamic_send() {
     let (tx, rx) = chan::<u32>(0);
@@ -1057,13 +1059,15 @@ fn try_recv_meets_a_blocked_dynamic_send() {
             go_rx.recv().unwrap();
         }
     });
-    let got = loop {
-        match rx.try_recv() {
-            Ok(v) => break v,
-            Err(_) => gort::yield_now(),
+    let mut got = None;
+    for _ in 0..100 {
+        if let Ok(v) = rx.try_recv() {
+            got = Some(v);
+            break;
         }
-    };
-    assert_eq!(got, 11);
+        gort::yield_now();
+    }
+    assert_eq!(got.map_or_else(|| rx.recv(), Ok), Ok(11));
     go_tx.send(true).unwrap();
     // Second round: the select will drop its operation; try_recv must not hang or invent
     // a value.
@@ -1071,6 +1075,9 @@ fn try_recv_meets_a_blocked_dynamic_send() {
         assert!(rx.try_recv().is_err());
         gort::yield_now();
     }
+    // The select still waits (every try_recv gave up first) or has dropped its operation:
+    // the close ends its wait either way.
+    tx.close();
     go_tx.send(true).unwrap();
     s.join().unwrap();
     drop(tx);
@@ -1373,7 +1380,8 @@ fn issue_review_4_misused_selected_operation_lets_the_reserved_peer_go() {
 
 /// Item 6: a `try_recv`, a `select!` with `default` and a `recv_timeout` that meet a dynamic
 /// select blocked on the send side do not wait for its caller's `op.send` (which may come
-/// much later): they give the hand-off up (the select then sends the ordinary way).
+/// much later): they give the hand-off up (the select then waits again, or gives the
+/// value to the channel if it had returned already: handoff.rs).
 #[gort::test]
 fn issue_review_6_try_and_timed_receivers_do_not_wait_for_a_deferred_send() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1406,7 +1414,7 @@ fn issue_review_6_try_and_timed_receivers_do_not_wait_for_a_deferred_send() {
             !sent.load(Ordering::SeqCst),
             "case {how} waited for the select's caller"
         );
-        assert_eq!(rx.recv(), Ok(9)); // the select's send, the ordinary way
+        assert_eq!(rx.recv(), Ok(9)); // paired with the waiting select, or given back
         s.join().unwrap();
     }
 }
@@ -1433,5 +1441,97 @@ fn issue_review_3_one_case_send_default_with_a_waiting_receiver_and_a_close() {
         );
         closer.join().unwrap();
         let _ = r.join().unwrap();
+    }
+}
+
+/// A receive that cannot wait (try_recv, select! with default, a timed receive, a dropped
+/// try_select) meets a dynamic Select blocked on {send(out), recv(quit)}: either the
+/// receive takes the value, or the Select goes on waiting and picks quit once it closes.
+/// Never both; a select that returned the send after the receive gave up gives the value to
+/// the channel (it used to block in `op.send` for ever).
+#[gort::test]
+fn dynamic_select_send_met_by_a_receive_that_cannot_wait() {
+    let modes = [
+        "try_recv",
+        "default",
+        "default_timeout",
+        "timeout",
+        "try_select_drop",
+    ];
+    for mode in modes {
+        for round in 0..12 {
+            let (otx, orx) = chan::<u32>(0);
+            let (qtx, qrx) = chan::<()>(0);
+            let (dtx, drx) = chan::<&'static str>(1);
+            gort::go!(move || {
+                let mut sel = Select::new();
+                let is = sel.send(&otx);
+                sel.recv(&qrx);
+                let op = sel.select();
+                if op.index() == is {
+                    op.send(&otx, 7).unwrap();
+                    dtx.send("sent").unwrap();
+                } else {
+                    op.recv(&qrx).unwrap_err();
+                    dtx.send("quit").unwrap();
+                }
+            });
+            gort::time::sleep(Duration::from_millis(1 + round % 3)); // let it park
+            let got = match mode {
+                "try_recv" => orx.try_recv().ok(),
+                "default" => select! { recv(orx) -> v => v.ok(), default => None },
+                "default_timeout" => {
+                    select! { recv(orx) -> v => v.ok(), default(Duration::from_micros(50)) => None }
+                }
+                "timeout" => orx.recv_timeout(Duration::from_micros(50)).ok(),
+                _ => {
+                    let mut s = Select::new();
+                    s.recv(&orx);
+                    drop(s.try_select());
+                    None
+                }
+            };
+            qtx.close();
+            let worker = drx.recv_timeout(Duration::from_secs(5));
+            assert!(
+                worker.is_ok(),
+                "{mode} round {round}: the worker is stuck (got {got:?})"
+            );
+            let worker = worker.unwrap();
+            match (got, worker, mode) {
+                (Some(7), "sent", _) | (None, "quit", _) => {}
+                // Given up after the select returned the send: the value was given back.
+                (None, "sent", _) => assert_eq!(orx.try_recv(), Ok(7)),
+                other => panic!("{mode} round {round}: {other:?}"),
+            }
+            assert!(orx.try_recv().is_err(), "{mode}: a value duplicated");
+        }
+    }
+}
+
+/// Values given back by dropped selected receives come out in the order given back (here
+/// the order received), ahead of buffered values; `len()` counts them (cap + held).
+#[gort::test]
+fn dropped_selected_receives_give_values_back_in_order() {
+    for cap in [1, 4, usize::MAX] {
+        let (tx, rx) = if cap == usize::MAX {
+            chan::unbounded::<u32>()
+        } else {
+            chan::<u32>(cap)
+        };
+        let mut ops = Vec::new();
+        for i in 0..3 {
+            tx.send(i).unwrap();
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            let op = sel.select();
+            ops.push((op, sel));
+        }
+        tx.send(100).unwrap();
+        drop(ops); // in the order received
+        assert_eq!(rx.len(), 4, "cap {cap}");
+        let got: Vec<u32> = rx.try_iter().collect();
+        assert_eq!(got, [0, 1, 2, 100], "cap {cap}");
+        assert_eq!(rx.len(), 0);
     }
 }

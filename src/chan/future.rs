@@ -43,8 +43,9 @@
 //!   happened. A received value goes back into the channel as if it had never been
 //!   received (`Chan::put_back_locked`: to the next waiting receiver, else the front of the
 //!   buffer), so a `recv_async` raced by a timeout in a `select!` loses nothing.
-//! - Handoff: `abandon` makes the select send its value the ordinary way; if it had already
-//!   filled it, the value goes back as above.
+//! - Handoff: `abandon`. Before the select accepted the claim, it looks at its cases again;
+//!   after, its send gives the value back to the channel as above (handoff.rs); if it had
+//!   already filled it, the future gives it back itself.
 //!
 //! # Safety
 //! The slot is inside the future, which `PhantomPinned` keeps from moving once polled (its
@@ -209,13 +210,7 @@ impl<T> RecvFuture<'_, T> {
 
     /// Gives a value this future was handed, but will never return, back to the channel.
     fn put_back(&self, v: T) {
-        let chan = &self.rx.chan;
-        let mut wakes = Wakes::default();
-        let mut inner = chan.lock();
-        let unreceivable = chan.put_back_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        drop(unreceivable);
+        self.rx.chan.put_back(v);
     }
 }
 

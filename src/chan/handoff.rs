@@ -12,24 +12,44 @@
 //! ```text
 //!  state     | meaning                                       | set by
 //!  ----------+-----------------------------------------------+---------------------------
-//!  EMPTY     | waiting for the value                         | -
+//!  EMPTY     | claimed: the select is woken, has not yet     | the claimer
+//!            | accepted                                      |
+//!  ACCEPTED  | the select returned the send case: its caller | the select (`accept`,
+//!            | gives the value (or drops the operation)      | from EMPTY)
 //!  FILLED    | `value` holds it; the receiver takes it       | the select (send)
 //!  CANCELLED | the select's operation was dropped: the       | the select (drop)
 //!            | receiver starts its operation again           |
-//!  ABANDONED | the receiver's operation was dropped (a       | the receiver (dynamic select
-//!            | dynamic select that reserved it): the select  | recv dropped, or a recv
-//!            | sends the value the ordinary way              | future dropped)
+//!  ABANDONED | from EMPTY: the receiver gave up or was       | the receiver (`abandon`)
+//!            | dropped before the select accepted: the       |
+//!            | select looks at all its cases again;          |
+//!            | from ACCEPTED: the select's send gives its    |
+//!            | value to the channel (`Chan::put_back`), as a |
+//!            | dropped receive gives a value back            |
 //!  UPDATING  | a future receiver swaps its waker; back to    | the receiver (future)
-//!            | EMPTY at once                                 |
+//!            | the state before at once                      |
 //! ```
+//!
+//! EMPTY is left by one CAS, so the receiver and the select agree on who came first. A
+//! receiver that cannot wait (`try_recv`, `select!` with `default`, a timed receive at its
+//! deadline) or whose operation is dropped abandons the hand-off: before the select
+//! accepted, the select goes back to waiting on all its cases, as if never claimed; after,
+//! the select's `select()` has returned the send case, and its `SelectedOperation::send`
+//! gives the value to the channel, where the next receiver takes it (a value given back,
+//! as by a dropped receive: `Chan::put_back_locked`). So the select never waits for a
+//! partner that is gone, no receiver waits longer than its operation allows (a select's
+//! caller may take as long as it likes before `send`), and the value is neither lost nor
+//! duplicated. The price: a non-blocking receive that meets a blocked select's send gets
+//! the value only if it is there already (it does not wait for the select's caller, as
+//! it would have to, the value not existing yet); Go's select has its value from the
+//! start, so there a `try_recv` would take it.
 //!
 //! Only unbuffered channels use it: with a buffer, readiness is room, and a select's send
 //! case waits as an observer, then reserves the room (`Chan::reserve_room`).
 //!
 //! A receiver that claimed the select waits for the value as long as its operation may
 //! wait (`Deferred::wait_with`): a blocking one until it comes, a timed one to its
-//! deadline, a `try_recv` or a `select!` with `default` not at all; then it abandons the
-//! hand-off (ABANDONED) and the select's operation sends the ordinary way.
+//! deadline, a `try_recv` or a `select!` with `default` not at all; then it gives the
+//! hand-off up (`abandon`, as above).
 //!
 //! The receiver may be a future (`recv_async`): it waits by polling [`Deferred::try_take`],
 //! woken through its task's waker, and a re-poll with another waker replaces `receiver`
@@ -58,10 +78,12 @@ const CANCELLED: u8 = 2;
 const ABANDONED: u8 = 3;
 /// A future receiver is replacing its waker in `receiver` (module doc).
 const UPDATING: u8 = 4;
+/// The select accepted the claim (its `select()` returns the send case).
+const ACCEPTED: u8 = 5;
 
 /// The slot a dynamic select's send case hands its value through (module doc).
 pub(crate) struct Deferred<T> {
-    /// EMPTY, FILLED, CANCELLED or ABANDONED (table above).
+    /// EMPTY, ACCEPTED, FILLED, CANCELLED, ABANDONED or UPDATING (table above).
     state: AtomicU8,
     /// The value, once FILLED.
     value: UnsafeCell<Option<T>>,
@@ -155,31 +177,38 @@ impl<T> Deferred<T> {
             return true;
         }
         let new = Unparker::from_waker(waker.clone());
-        if self
-            .state
-            .compare_exchange(EMPTY, UPDATING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
+        // Waiting (EMPTY or ACCEPTED; the select may accept meanwhile: try again).
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if !matches!(cur, EMPTY | ACCEPTED) {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange(cur, UPDATING, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(s) => cur = s,
+            }
         }
         // SAFETY: UPDATING keeps `fill`/`cancel` from reading it (module Safety).
         let old = unsafe { (*self.receiver.get()).replace(new) };
-        self.state.store(EMPTY, Ordering::Release);
+        self.state.store(cur, Ordering::Release);
         drop(old); // a waker's drop is executor code: after the state is back
         true
     }
 
-    /// EMPTY -> `to`, waiting out a future receiver's waker swap; true if done (the caller
-    /// then wakes the receiver), false if the state was already settled.
-    fn settle(&self, to: u8) -> bool {
+    /// `from` -> `to`, waiting out a future receiver's waker swap; true if done, false if
+    /// the state was something else (the receiver gave up or was dropped).
+    fn settle(&self, from: u8, to: u8) -> bool {
         let mut spins = 0u32;
         loop {
             match self
                 .state
-                .compare_exchange_weak(EMPTY, to, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(from, to, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return true,
-                Err(EMPTY) => {}
+                Err(s) if s == from => {}
                 Err(UPDATING) if spins < 64 => std::hint::spin_loop(),
                 Err(UPDATING) => std::thread::yield_now(), // the swapper was preempted
                 Err(_) => return false,
@@ -196,12 +225,20 @@ impl<T> Deferred<T> {
         }
     }
 
-    /// The select gives its value. `Err(v)` if the receiver abandoned it (send it the
-    /// ordinary way).
+    /// The select, woken by the claim, takes it: true if the receiver still waits (the
+    /// select's `select()` returns the send case), false if it gave up first (the select
+    /// looks at its cases again).
+    pub(crate) fn accept(&self) -> bool {
+        self.settle(EMPTY, ACCEPTED)
+    }
+
+    /// The select gives its value (after `accept`). `Err(v)` if the receiver's operation
+    /// was dropped meanwhile: the caller gives the value to the channel (`Chan::put_back`),
+    /// as that dropped receive would have.
     pub(crate) fn fill(&self, v: T) -> Result<(), T> {
         // SAFETY: only the select writes `value`, and only before FILLED.
         unsafe { *self.value.get() = Some(v) };
-        if self.settle(FILLED) {
+        if self.settle(ACCEPTED, FILLED) {
             self.wake_receiver();
             Ok(())
         } else {
@@ -211,19 +248,28 @@ impl<T> Deferred<T> {
         }
     }
 
-    /// The select's operation was dropped: the receiver starts again.
+    /// The select's operation was dropped (after `accept`): the receiver starts again.
     pub(crate) fn cancel(&self) {
-        if self.settle(CANCELLED) {
+        if self.settle(ACCEPTED, CANCELLED) {
             self.wake_receiver();
         }
     }
 
-    /// The receiver's operation was dropped before it took the value. False if the value
-    /// is already there (the caller then takes it with `wait`).
+    /// The receiver's operation was dropped before it took the value: before the select
+    /// accepted, the select looks again; after, its send gives the value to the channel
+    /// (`fill` fails). False if the value is already there or cancelled (`try_take` has it).
     pub(crate) fn abandon(&self) -> bool {
-        self.state
-            .compare_exchange(EMPTY, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let mut cur = self.state.load(Ordering::Acquire);
+        while matches!(cur, EMPTY | ACCEPTED) {
+            match self
+                .state
+                .compare_exchange(cur, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(s) => cur = s,
+            }
+        }
+        false
     }
 
     /// The receiver waits for the value (parking; spurious wake-ups re-check).
@@ -238,9 +284,11 @@ impl<T> Deferred<T> {
 
     /// `wait`, for a receiver with a limit: a `try_` operation or `select!` with `default`
     /// (`Patience::None`) does not wait at all, a timed one waits at most to its deadline;
-    /// then it abandons the hand-off (the select sends its value the ordinary way) and gets
-    /// None. A select's caller may take as long as it likes between `select()` and
-    /// `SelectedOperation::send`: only an operation that may wait for ever waits that long.
+    /// then it abandons the hand-off and gets None: if the select had not accepted it yet,
+    /// the select looks at its cases again; if it had, its `SelectedOperation::send` gives
+    /// the value to the channel (module doc). A select's caller may take as long as it
+    /// likes between `select()` and `send`: only an operation that may wait for ever waits
+    /// that long.
     pub(crate) fn wait_with(&self, patience: Patience) -> Option<Handed<T>> {
         let deadline = match patience {
             Patience::Forever => return Some(self.wait()),

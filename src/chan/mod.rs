@@ -82,6 +82,24 @@
 //! receiver, ahead of later values), and a send either happened or did not
 //! ([`SendFuture::cancel`] hands an unsent value back).
 //!
+//! # Values given back
+//! A value received by an operation that is then dropped unfinished goes back into the
+//! channel: a pending [`RecvFuture`] that had been handed a value, a dynamic
+//! [`SelectedOperation`] holding a received value, and a
+//! dynamic select's send whose receiver gave up after the select returned it
+//! (select/dynamic). It goes to the first waiting receiver, else to the front of the
+//! buffer, ahead of buffered values. Its bounds and order:
+//! - `len()` may exceed `cap()` by the number of values given back and not yet received:
+//!   at most `cap()` plus the number of operations that held a value when dropped.
+//! - Values given back come out in the order they were given back (FIFO among them), all
+//!   ahead of values that were buffered. Operations dropped in the order they received
+//!   give their values back in the channel's original order.
+//! - Known limitation: a value given back after the channel was closed and drained is
+//!   there for a later receive, but receivers that already got `Closed` (an ended
+//!   `for v in rx.iter()`) never see it; it is dropped with the channel. Go has no
+//!   give-back; to keep "once closed, always closed" complete or drop selected operations
+//!   and receive futures before relying on the end of a drain.
+//!
 //! ```
 //! let (tx, rx) = gort::chan::<&str>(0);
 //! let g = gort::go!(move || rx.recv().unwrap()); // a goroutine receives...
@@ -258,8 +276,9 @@ impl<T> Receiver<T> {
                 TryRecv::Closed => Err(TryRecvError::Closed),
                 // A dynamic select blocked on the send side: it is a waiting sender (as in
                 // Go), but its value comes only when its caller gives it, and a `try_recv`
-                // does not wait for that: it gives the hand-off up (the select then sends
-                // the ordinary way), unless the value is there already.
+                // does not wait for that: it gives the hand-off up (the select then looks
+                // at its cases again, or its send gives the value to the channel:
+                // handoff.rs), unless the value is there already.
                 TryRecv::Deferred(d) => match d.wait_with(handoff::Patience::None) {
                     Some(handoff::Handed::Value(v)) => Ok(v),
                     Some(handoff::Handed::Cancelled) => continue,
@@ -293,9 +312,10 @@ impl<T> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Number of buffered values (still counted after close). A value given back by a
-    /// dropped [`recv_async`](Receiver::recv_async) future counts, and may take the count one
-    /// past `cap()` until it is received.
+    /// Number of buffered values (still counted after close). Values given back by dropped
+    /// operations (a [`recv_async`](Receiver::recv_async) future, a dynamic select's
+    /// operation: module doc, "Values given back") count, and take the count past `cap()`
+    /// by their number until they are received.
     pub fn len(&self) -> usize {
         self.chan.len()
     }

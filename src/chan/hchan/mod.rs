@@ -110,8 +110,9 @@ pub(crate) use side::{Attempt, RecvSide, SendSide, Side};
 /// The state guarded by the channel lock.
 #[repr(C)]
 pub(crate) struct Inner<T> {
-    /// Buffered values of an unbounded (or huge bounded) channel, oldest first (always
-    /// empty for the other kinds: unbuffered channels have no buffer, bounded ones a ring).
+    /// Buffered values of an unbounded (or huge bounded) channel, oldest first, after any
+    /// values given back (`put_back`; for the other kinds only those: unbuffered channels
+    /// have no buffer, bounded ones a ring).
     pub(crate) buf: VecDeque<T>,
     /// Closed by `close()` or by the last Sender's drop.
     pub(crate) closed: bool,
@@ -126,6 +127,19 @@ pub(crate) struct Inner<T> {
     /// under the lock counts it, and while it is not 0 a ring's `tail` stays FROZEN so that
     /// lock-free pushes come to the lock too.
     pub(crate) reserved: usize,
+    /// How many values at the front of `buf` were given back (`put_back_locked`): the next
+    /// one goes after them, so values given back come out in the order they were given.
+    pub(crate) put_back: usize,
+}
+
+impl<T> Inner<T> {
+    /// Takes the first value of `buf` (a given-back one first: `put_back`).
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        let v = self.buf.pop_front()?;
+        self.put_back = self.put_back.saturating_sub(1);
+        Some(v)
+    }
 }
 
 /// A channel.
@@ -225,6 +239,7 @@ impl<T> Chan<T> {
                 sendq: WaitQueue::new(),
                 recvq: WaitQueue::new(),
                 reserved: 0,
+                put_back: 0,
             }),
             cap,
             len: AtomicUsize::new(0),
@@ -474,7 +489,7 @@ impl<T> Chan<T> {
                 // their `serve_receivers` waits for this lock), then the close.
                 r.close();
                 while let Some(e) = inner.recvq.claim_first(&mut wakes) {
-                    let v = match inner.buf.pop_front() {
+                    let v = match inner.pop_front() {
                         Some(v) => Some(v),
                         None => match r.pop(true) {
                             Pop::Got(v) => Some(v),
@@ -514,6 +529,7 @@ impl<T> Chan<T> {
         inner.sendq.release_all(&mut wakes);
         self.update_senders_waiting(&inner);
         let unreceived = std::mem::take(&mut inner.buf);
+        inner.put_back = 0;
         let unreceived_ring = match &self.ring {
             Some(r) if !r.is_empty() => Some(r.drain()),
             _ => None,

@@ -180,10 +180,7 @@ impl<T> Chan<T> {
                 Pop::Closed => TryRecv::Closed,
             };
         }
-        if let Some(v) = (!inner.buf.is_empty())
-            .then(|| inner.buf.pop_front())
-            .flatten()
-        {
+        if let Some(v) = (!inner.buf.is_empty()).then(|| inner.pop_front()).flatten() {
             // The buffer was full if senders wait: move the first one's value in (FIFO).
             // (Deferred senders wait only on unbuffered channels. A buffer over-full with a
             // value put back, `put_back_locked`, takes no sender's until it has room.)
@@ -298,11 +295,14 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A value a receive future had been given but never returned (it was dropped before
-    /// its next poll) goes back into the channel as if it had not been received: to the
-    /// first waiting receiver, else to the front of the buffer, which may then hold more
-    /// than `cap` values (an unbuffered channel one; `len()` counts it, and senders wait
-    /// until it is taken). Returns it if every Receiver is gone (drop it after unlocking).
+    /// A value an operation had been given but never returned (a receive future dropped
+    /// before its next poll, a dropped dynamic select's receive, a deferred send whose
+    /// receiver left: `chan` module doc, "Values given back") goes back into the channel as
+    /// if it had not been received: to the first waiting receiver, else to the front of the
+    /// buffer, which may then hold more than `cap` values (one more per value given back;
+    /// `len()` counts them, and senders wait until they are taken). Several given back
+    /// come out in the order they were given back. Returns it if every Receiver is gone
+    /// (drop it after unlocking).
     pub(crate) fn put_back_locked(
         &self,
         inner: &mut Inner<T>,
@@ -320,17 +320,30 @@ impl<T> Chan<T> {
         } else {
             // (A bounded channel's too: its ring cannot take a value at the front; `len`
             // then sends lock-free receivers to the lock, which serves `buf` first.)
-            inner.buf.push_front(v);
+            // After the values given back before it (FIFO among them), ahead of buffered
+            // ones.
+            inner.buf.insert(inner.put_back, v);
+            inner.put_back += 1;
             self.len.store(inner.buf.len(), Ordering::Release);
         }
         None
+    }
+
+    /// `put_back_locked`, taking the lock (a value of every Receiver gone is dropped).
+    pub(crate) fn put_back(&self, v: T) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        let unreceivable = self.put_back_locked(&mut inner, v, &mut wakes);
+        drop(inner);
+        wakes.run();
+        drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
     }
 
     /// Takes the first value given back to a bounded channel (`put_back_locked`).
     #[cold]
     #[inline(never)]
     fn take_put_back(&self, inner: &mut Inner<T>) -> TryRecv<T> {
-        let v = inner.buf.pop_front().expect("a value was put back");
+        let v = inner.pop_front().expect("a value was put back");
         self.len.store(inner.buf.len(), Ordering::Release);
         TryRecv::Got(v)
     }

@@ -237,9 +237,10 @@ impl<T> DynCase for SendHandle<'_, T> {
     fn woken(&self) -> Option<Commit> {
         // SAFETY: our context is completed (Acquire on `done`); only we touch `pending`.
         let d = unsafe { (*self.pending.get()).take() }?;
-        // Claimed by a receiver (it waits for our value), or else woken by close: look
-        // again (the send then reports the closed channel).
-        d.claimed()
+        // Claimed by a receiver and accepted before it gave up (it waits for our value:
+        // handoff.rs), or else a receiver that gave up, or close: look again (the send then
+        // reports the closed channel).
+        (d.claimed() && d.accept())
             .then(|| Commit::Held(Erased::new(SendHeld(Some(SendHold::Deferred(d))))))
     }
 

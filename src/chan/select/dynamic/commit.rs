@@ -9,8 +9,10 @@
 //!  held                         | dropped unused
 //!  -----------------------------+--------------------------------------------------------
 //!  Reservation (a waiting peer)  | released: the peer starts its operation again (Retry)
-//!  RecvHeld: a value, the close | the value goes back to the channel, ahead of later ones
-//!  RecvHeld: a deferred send    | abandoned: that select sends the ordinary way
+//!  RecvHeld: a value, the close | the value goes back to the channel front (mod.rs of chan,
+//!                               | "Values given back")
+//!  RecvHeld: a deferred send    | abandoned: that select looks again, or (accepted) its
+//!                               | send gives the value back to the channel
 //!  SendHeld: reserved room      | given back (`Chan::release_room`: to a waiting sender)
 //!  SendHeld: a deferred send    | cancelled: the receiver waiting on it starts again
 //! ```
@@ -23,7 +25,7 @@ use std::sync::Arc;
 
 use crate::chan::handoff::{Deferred, Handed};
 use crate::chan::hchan::Chan;
-use crate::chan::waiter::{Entry, Wakes};
+use crate::chan::waiter::Entry;
 use crate::chan::RecvError;
 
 /// What a dynamic select holds for its chosen operation.
@@ -68,7 +70,7 @@ pub(super) enum Held<T> {
 
 /// A receive case's `Held`, until `SelectedOperation::recv` takes it. Dropped with it, it
 /// gives a received value back to the channel (to the next receiver, ahead of later
-/// values: `Chan::put_back_locked`) and a deferred sender its value (`abandon`).
+/// values: `Chan::put_back_locked`) and a deferred hand-off (`abandon`: handoff.rs).
 pub(super) struct RecvHeld<T> {
     pub(super) held: Option<Held<T>>,
     chan: Arc<Chan<T>>,
@@ -88,7 +90,8 @@ impl<T> Drop for RecvHeld<T> {
     fn drop(&mut self) {
         let v = match self.held.take() {
             Some(Held::Deferred(d)) => {
-                // Give the sender its value back, or else it is here already.
+                // Abandoned: the sender looks again, or (if it had accepted) its send gives
+                // the value to the channel; or else it is here already.
                 if d.abandon() {
                     return;
                 }
@@ -100,12 +103,7 @@ impl<T> Drop for RecvHeld<T> {
             Some(Held::Value(Ok(v))) => v,
             Some(Held::Value(Err(_))) | None => return,
         };
-        let mut wakes = Wakes::default();
-        let mut inner = self.chan.lock();
-        let unreceivable = self.chan.put_back_locked(&mut inner, v, &mut wakes);
-        drop(inner);
-        wakes.run();
-        drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
+        self.chan.put_back(v);
     }
 }
 

@@ -40,7 +40,9 @@
 //!  recv | a buffered value, a        | the value (or the close), taken | the value goes back
 //!       | waiting future, the close  | now                             | to the channel front
 //!  recv | a deferred send (another   | its hand-off (the value comes   | abandoned: that
-//!       | dynamic select)            | when its caller gives it)       | select sends plainly
+//!       | dynamic select)            | when its caller gives it)       | select looks again,
+//!       |                            |                                 | or its send gives
+//!       |                            |                                 | the value back
 //!  send | a waiting plain receiver   | it, reserved                    | released
 //!  send | room in the buffer         | the room (`Chan::reserve_room`) | given back (to a
 //!       |                            |                                 | blocked sender)
@@ -50,7 +52,13 @@
 //! ```
 //!
 //! A case completed while parked holds its result likewise (a received value, or a
-//! receiver waiting on our deferred send). What is not held: futures are never reserved
+//! receiver waiting on our deferred send). A receiver that claims our deferred send but
+//! cannot wait (`try_recv`, `select!` with `default`, a timed receive at its deadline),
+//! or whose operation is dropped, abandons it, one CAS deciding against our accepting it
+//! (handoff.rs): abandoned first, we look at all our cases again; accepted first (our
+//! `select()` returned the send), our `SelectedOperation::send` gives the value to the
+//! channel for the next receiver, as that receive would have given it back
+//! (`Chan::put_back`). The send never waits for a partner that is gone. What is not held: futures are never reserved
 //! (waiter.rs, "Futures"), so a send whose partner is a waiting `recv_async` is left for
 //! the operation, which completes with it under the lock unless the future was dropped
 //! meanwhile (then it sends as a plain `send` would, and may wait); and a receive that
@@ -112,7 +120,12 @@ mod commit;
 /// or a `try_recv`. The select holds what it chose (a buffered value, reserved room in the
 /// buffer, a reserved waiting peer), so the operation completes without waiting, however
 /// long the caller takes and whatever competitors do meanwhile; the exceptions are a peer
-/// that is an async future or another dynamic select (module doc, "Committing").
+/// that is an async future or another dynamic select (module doc, "Committing"). A
+/// blocking receive that meets a blocked `select`'s send waits for that select's caller to
+/// call `send`; one that cannot wait (`try_recv`, `select!` with `default`, a timed one at
+/// its deadline) does not: it gives up, and the select either goes on waiting on all its
+/// cases or, if it had already returned the send, its `send` gives the value to the
+/// channel for the next receiver (it never blocks for want of the receiver that left).
 ///
 /// `ready` and its variants only observe: they return the index of an operation that was
 /// ready and reserve nothing.
@@ -476,10 +489,14 @@ impl SelectedOperation<'_> {
             Commit::Held(h) => {
                 // SAFETY: a send case of this channel holds a `SendHeld<T>`.
                 match unsafe { h.take::<SendHeld<T>>() }.0.take() {
-                    Some(SendHold::Deferred(d)) => match d.fill(v) {
-                        Ok(()) => return Ok(()),
-                        Err(v) => v, // the receiver gave up: send the ordinary way
-                    },
+                    Some(SendHold::Deferred(d)) => {
+                        if let Err(v) = d.fill(v) {
+                            // The receiver's operation was dropped after we paired: the
+                            // value goes to the channel as that receive would give it back.
+                            s.chan.put_back(v);
+                        }
+                        return Ok(());
+                    }
                     Some(SendHold::Room(chan)) => {
                         return chan.send_reserved(v).map_err(SendError);
                     }
