@@ -22,25 +22,6 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Tests that arm many timers, or count armed timers, run one at a time (the timer heap is
-/// process-wide and tests run in parallel). A capacity-1 channel is the lock (Go's
-/// semaphore idiom): it may be held across blocking points, unlike std's MutexGuard.
-fn heap_test() -> HeapGuard {
-    static SEM: std::sync::OnceLock<(gort::chan::Sender<()>, gort::chan::Receiver<()>)> =
-        std::sync::OnceLock::new();
-    let sem = SEM.get_or_init(|| gort::chan(1));
-    sem.0.send(()).unwrap();
-    HeapGuard(&sem.1)
-}
-
-struct HeapGuard(&'static gort::chan::Receiver<()>);
-
-impl Drop for HeapGuard {
-    fn drop(&mut self) {
-        let _ = self.0.recv();
-    }
-}
-
 /// Runs `f(scale)` with growing scales until it succeeds (Go's timing-test retries).
 fn with_retries(mut f: impl FnMut(u64) -> Result<(), String>) {
     let mut errs = Vec::new();
@@ -139,7 +120,7 @@ fn after_queuing_fires_in_order() {
 // TestTimerStopStress
 #[gort::test]
 fn timer_stop_stress() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let fired = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..100)
         .map(|_| {
@@ -280,7 +261,7 @@ fn no_stale_value_after_stop_or_reset() {
 
 #[gort::test]
 fn stopped_or_dropped_timers_leave_nothing_behind() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let n = 1000;
     let long = Duration::from_secs(3600);
     let timers: Vec<Timer> = (0..n).map(|_| Timer::new(long)).collect();
@@ -303,7 +284,7 @@ fn stopped_or_dropped_timers_leave_nothing_behind() {
 
 #[gort::test]
 fn after_and_tick_leave_nothing_once_their_receiver_is_gone() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     // Go 1.23 collects unreferenced timers; gort stops them when the Receiver drops, so a
     // `select!` loop with a long `after` per iteration does not pile up armed timers.
     let (tx, rx) = gort::chan::<u32>(1);
@@ -322,7 +303,7 @@ fn after_and_tick_leave_nothing_once_their_receiver_is_gone() {
 
 #[gort::test]
 fn tick_stops_once_its_receiver_is_gone() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let before = Instant::now();
     for _ in 0..200 {
         drop(tick(ms(1)));

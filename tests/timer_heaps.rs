@@ -25,24 +25,6 @@ fn ms(n: u64) -> Duration {
 /// Long enough for any timer of these tests to fire on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The tests of this file run one at a time: they count armed timers, and the heaps are
-/// process-wide.
-fn heap_test() -> HeapGuard {
-    static SEM: std::sync::OnceLock<(gort::chan::Sender<()>, gort::chan::Receiver<()>)> =
-        std::sync::OnceLock::new();
-    let sem = SEM.get_or_init(|| gort::chan(1));
-    sem.0.send(()).unwrap();
-    HeapGuard(&sem.1)
-}
-
-struct HeapGuard(&'static gort::chan::Receiver<()>);
-
-impl Drop for HeapGuard {
-    fn drop(&mut self) {
-        let _ = self.0.recv();
-    }
-}
-
 /// Waits (sleeping the goroutine) until `cond` holds; panics after `PATIENCE`.
 fn eventually(what: &str, cond: impl Fn() -> bool) {
     let t = Instant::now();
@@ -56,7 +38,7 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
 /// P's M never returns to the scheduler, so another M (or sysmon, with one P) runs it.
 #[gort::test]
 fn fires_while_its_processor_computes() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let fired = Arc::new(AtomicBool::new(false));
     let rx = after(ms(2));
     let f = fired.clone();
@@ -79,7 +61,7 @@ fn fires_while_its_processor_computes() {
 /// goroutine's thread is blocked in a raw system call (`std::thread::sleep`).
 #[gort::test]
 fn fires_while_its_thread_blocks_in_a_raw_syscall() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let rx = after(ms(2));
     let t = gort::spawn(move || {
         // A plain thread: blocks its OS thread in recv.
@@ -102,7 +84,7 @@ fn fires_while_its_thread_blocks_in_a_raw_syscall() {
 /// reset from goroutines, and the other way round.
 #[gort::test]
 fn timers_armed_from_plain_threads() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let threads: Vec<_> = (0..4)
         .map(|i| {
             std::thread::spawn(move || {
@@ -140,7 +122,7 @@ fn timers_armed_from_plain_threads() {
 /// armed timer reports true exactly once, a reset timer fires once, nothing is left armed.
 #[gort::test]
 fn stop_and_reset_across_processors() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let base = armed_count();
     let n = common::stress(200);
     let (tx, rx) = gort::chan::<Timer>(n);
@@ -204,7 +186,7 @@ fn stop_and_reset_across_processors() {
 /// once: each that was not stopped in time fires exactly once, each stopped never does.
 #[gort::test]
 fn many_timers_across_processors_fire_exactly_once() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let base = armed_count();
     let per = common::stress(2000);
     let armers = 6;
@@ -284,7 +266,7 @@ fn many_timers_across_processors_fire_exactly_once() {
 /// detector itself), and a select timeout armed on one P fires when another P receives.
 #[gort::test]
 fn select_timeouts_on_every_processor() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let n = common::stress(50);
     let hs: Vec<_> = (0..8)
         .map(|_| {
@@ -310,7 +292,7 @@ fn select_timeouts_on_every_processor() {
 /// while every P is busy computing.
 #[gort::test]
 fn tickers_tick_while_every_processor_computes() {
-    let _g = heap_test();
+    let _g = common::heap_test();
     let ticks = Arc::new(Mutex::new(Vec::new()));
     let busy: Vec<_> = (0..gort::runtime::max_procs())
         .map(|_| {

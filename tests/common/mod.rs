@@ -244,3 +244,24 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// Tests that arm many timers, or count armed timers, run one at a time within a test binary
+/// (the timer heaps are process-wide and tests run in parallel). A capacity-1 channel is the
+/// lock (Go's semaphore idiom): it may be held across blocking points, unlike std's
+/// MutexGuard.
+pub fn heap_test() -> HeapGuard {
+    static SEM: std::sync::OnceLock<(gort::chan::Sender<()>, gort::chan::Receiver<()>)> =
+        std::sync::OnceLock::new();
+    let sem = SEM.get_or_init(|| gort::chan(1));
+    sem.0.send(()).unwrap();
+    HeapGuard(&sem.1)
+}
+
+/// Held while a [`heap_test`] runs.
+pub struct HeapGuard(&'static gort::chan::Receiver<()>);
+
+impl Drop for HeapGuard {
+    fn drop(&mut self) {
+        let _ = self.0.recv();
+    }
+}

@@ -97,23 +97,29 @@ fn resolve() -> Result<GuardMode, String> {
     }
 }
 
-/// True if `madvise(MADV_GUARD_INSTALL)` works here (probed in a scratch mapping).
-pub(crate) fn kernel_has_guard_markers() -> bool {
-    let page = super::page_size();
-    // SAFETY: a fresh private anonymous mapping that nothing else knows about.
+/// A fresh private anonymous mapping of two pages for a start-up probe (the caller unmaps
+/// it), or None when the kernel refuses one.
+fn scratch_two_pages() -> Option<*mut libc::c_void> {
+    // SAFETY: a new private anonymous mapping that nothing else knows about.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            2 * page,
+            2 * super::page_size(),
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
     };
-    if p == libc::MAP_FAILED {
+    (p != libc::MAP_FAILED).then_some(p)
+}
+
+/// True if `madvise(MADV_GUARD_INSTALL)` works here (probed in a scratch mapping).
+pub(crate) fn kernel_has_guard_markers() -> bool {
+    let page = super::page_size();
+    let Some(p) = scratch_two_pages() else {
         return false;
-    }
+    };
     // SAFETY: the first page of the scratch mapping above.
     let ok = unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0;
     // SAFETY: unmapping the scratch mapping, used by nobody else.
@@ -348,20 +354,9 @@ fn target() -> Target {
     static TARGET: OnceLock<Target> = OnceLock::new();
     *TARGET.get_or_init(|| {
         let page = super::page_size();
-        // SAFETY: a scratch mapping of two pages, ours alone.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                2 * page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
+        let Some(p) = scratch_two_pages() else {
             return Target::None;
-        }
+        };
         let iov = [
             libc::iovec {
                 iov_base: p,
