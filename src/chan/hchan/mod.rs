@@ -27,6 +27,7 @@
 //!  side.rs  `Side`: the two sides as types, each difference said once; the plain blocking
 //!           wait (`wait_as`) and the serving of a waiter (`serve_first`) both sides share
 //!  room.rs  room reserved by a dynamic select's chosen send (`reserve_room`, ...)
+//!  tests.rs interleavings of lock-free peers and waiters, replayed with a pause point
 //! ```
 //!
 //! The hot paths (`send`/`recv`/`try_send`/`try_recv`: a ring's lock-free push or pop) are
@@ -37,7 +38,11 @@
 //! # Invariants (under the lock)
 //! - At most one of `sendq` and `recvq` holds live real waiters: a receiver only waits when
 //!   the buffer is empty and no sender waits; a sender only waits when the buffer is full and
-//!   no receiver waits (Go: "at least one of c.sendq and c.recvq is empty").
+//!   no receiver waits (Go: "at least one of c.sendq and c.recvq is empty"). A ring has
+//!   one window where both may hold waiters: a lock-free peer moved it and saw a waiting
+//!   flag, and before it came to serve that waiter, a waiter of the other side came to the
+//!   lock and found the ring as the move left it. The peer then serves both
+//!   (`Chan::serve_waiters`, below).
 //! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
 //!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
 //! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
@@ -82,6 +87,14 @@
 //! room), the claimed waiter is released (`Waited::Retry`) and starts its operation again.
 //! A future registering as a waiter (`future.rs`) does the same handshake.
 //!
+//! A move of the ring under the lock owes the other side the same check as a lock-free
+//! one: a pop, the senders waiting on a full ring; a push, the receivers waiting on an
+//! empty one. So a peer that served a receiver (a pop) goes on to serve a waiting sender
+//! (a push), and so on while each serving makes the next possible (`Chan::serve_waiters`).
+//! Stopping after the first one left asleep a sender that had found the ring full just
+//! before the peer's pop emptied it; once the other senders were done, nobody moved the
+//! ring again (the hang `tests.rs` replays).
+//!
 //! `close` MARKs the ring's tail (no lock-free send succeeds after it) and releases the
 //! receivers to retry, so that they drain what lock-free senders pushed before the close.
 //! A select that must see every channel at one instant (`select/locked.rs`) locks
@@ -102,6 +115,8 @@ mod recv;
 mod room;
 mod send;
 mod side;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use recv::{take_from_sender, TryRecv};
 pub(crate) use send::TrySend;

@@ -118,6 +118,8 @@ impl<T> Chan<T> {
     #[cold]
     #[inline(never)]
     fn serve_senders(&self) {
+        #[cfg(test)]
+        super::tests::pause_point(self as *const Self as usize);
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
         self.refill_locked(&mut inner, &mut wakes);
@@ -125,9 +127,15 @@ impl<T> Chan<T> {
         wakes.run();
     }
 
-    /// A value left the ring and senders may wait: move the first one's value into the
-    /// room (FIFO; `Chan::serve_first`). (Under the lock; bounded channels.)
+    /// A value left the ring and senders may wait: serve them, and the receivers their
+    /// values are for (`Chan::serve_waiters`). (Under the lock; bounded channels.)
     pub(super) fn refill_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        self.serve_waiters::<SendSide>(inner, wakes);
+    }
+
+    /// Moves the first waiting sender's value into the room (FIFO; `Chan::serve_first`);
+    /// true if one was served. (Under the lock; bounded channels.)
+    pub(super) fn serve_sender_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> bool {
         let r = self.ring.as_ref().expect("a bounded channel");
         self.serve_first::<SendSide>(inner, wakes, |inner, e| {
             debug_assert!(
@@ -146,7 +154,7 @@ impl<T> Chan<T> {
             // SAFETY: just reserved, written once.
             unsafe { r.write(slot, val.expect("a waiting sender holds its value")) };
             true
-        });
+        })
     }
 
     /// Receives under the lock if possible. Waiting senders' observers are notified.

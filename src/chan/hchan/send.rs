@@ -61,6 +61,8 @@ impl<T> Chan<T> {
     #[cold]
     #[inline(never)]
     fn serve_receivers(&self) {
+        #[cfg(test)]
+        super::tests::pause_point(self as *const Self as usize);
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
         self.notify_locked(&mut inner, &mut wakes);
@@ -68,9 +70,15 @@ impl<T> Chan<T> {
         wakes.run();
     }
 
-    /// A value entered the ring and receivers may wait: pop the oldest value into the first
-    /// one's packet (`Chan::serve_first`). (Under the lock; bounded channels.)
+    /// A value entered the ring and receivers may wait: serve them, and the senders their
+    /// pops make room for (`Chan::serve_waiters`). (Under the lock; bounded channels.)
     fn notify_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        self.serve_waiters::<RecvSide>(inner, wakes);
+    }
+
+    /// Pops the oldest value into the first waiting receiver's packet (`Chan::serve_first`);
+    /// true if one was served. (Under the lock; bounded channels.)
+    pub(super) fn serve_receiver_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) -> bool {
         let r = self.ring.as_ref().expect("a bounded channel");
         self.serve_first::<RecvSide>(inner, wakes, |_, e| match r.pop(true) {
             Pop::Got(v) => {
@@ -80,7 +88,7 @@ impl<T> Chan<T> {
                 true
             }
             Pop::Empty | Pop::Closed | Pop::Frozen => false,
-        });
+        })
     }
 
     /// Sends under the lock if possible.

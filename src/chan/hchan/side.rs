@@ -262,10 +262,12 @@ impl<T> Chan<T> {
         inner: &mut Inner<T>,
         wakes: &mut Wakes,
         serve: impl FnOnce(&Inner<T>, &Entry) -> bool,
-    ) {
+    ) -> bool {
+        let mut served = false;
         if let Some(e) = S::queue(inner).claim_first(wakes) {
             if serve(inner, &e) {
                 e.complete(wakes);
+                served = true;
             } else {
                 match e.unclaim() {
                     Ok(e) => S::queue(inner).push_front(e),
@@ -274,6 +276,42 @@ impl<T> Chan<T> {
             }
         }
         S::update_waiting(self, inner);
+        served
+    }
+
+    /// Serves the waiters a bounded channel's ring can serve, after a push or pop made a
+    /// value or room for side `S` (under the lock; hchan's "The ring and the waiters"):
+    /// first `S`'s first waiter, then, for as long as each one served makes the next
+    /// possible, the other side's and back. A receiver served pops a value, which makes
+    /// room for a sender waiting on the full ring; a sender served pushes its value, which a
+    /// receiver waiting on the empty ring can take. (Every move of the ring under the lock
+    /// owes that check to the other side, as every lock-free move does through its flag.)
+    ///
+    /// Both sides wait at once only when a waiter came to the lock between a lock-free
+    /// peer's move and that peer's coming to serve: a sender that found full the ring the
+    /// peer's receiver is about to empty, a receiver that found empty the ring the peer is
+    /// about to refill. So the loop seldom turns twice; without it, that waiter slept beside
+    /// a ring that could serve it, for good once the other side had finished (`tests.rs`).
+    #[inline(never)]
+    pub(super) fn serve_waiters<S: Side>(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        let mut recv = S::RECV;
+        loop {
+            let served = if recv {
+                self.serve_receiver_locked(inner, wakes)
+            } else {
+                self.serve_sender_locked(inner, wakes)
+            };
+            recv = !recv;
+            let next_waits = if recv {
+                &self.receivers_waiting
+            } else {
+                &self.senders_waiting
+            };
+            // (Written under the lock only: exact here, or stale-true.)
+            if !served || !next_waits.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+        }
     }
 
     /// Registers a select's context `cx`, as its case `index`, on side `S` of this channel:
