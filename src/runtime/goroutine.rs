@@ -538,8 +538,16 @@ pub(crate) fn unpark(g: &GRef) {
 /// Starts loading what resuming a parked goroutine touches first — its own fields and the
 /// top frames of its stack, cold after a long park (a daisy chain's every hop) — so that the
 /// waker's remaining work overlaps those cache and TLB misses.
+///
+/// Not for a goroutine that parked within the current coarse-clock step (`clock.rs`: at
+/// least 20 µs): its lines are still in the caches (a ping-pong partner, a select's
+/// producer), and the ~30 prefetches and their address arithmetic were ~8% of the
+/// instructions of a ping-pong round trip.
 #[inline]
 fn prefetch_for_resume(g: &Goroutine) {
+    if g.wait_since.load(Ordering::Relaxed) == super::timers::coarse_now() {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
