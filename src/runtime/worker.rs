@@ -424,7 +424,7 @@ enum HandOff {
 /// RUNNING: no `RUNNING -> SCHED` CAS and back, no `find_runnable`.
 ///
 /// It does only what the scheduler would do in the same round (`find_runnable`: the tick,
-/// due timers, runnext first) and touches only the P's thread-safe parts (runnext; no
+/// due timers — this P's on time, as in SCHED —, runnext first) and touches only the P's thread-safe parts (runnext; no
 /// owner-only `local`), so it needs no SCHED phase: a retaker that takes the P meanwhile
 /// (sysmon, `blocking`) finds it RUNNING as it would during any goroutine's run, and the
 /// next suspend sees the loss as usual. Declined when the round is the scheduler's fairness
@@ -445,7 +445,7 @@ fn hand_off(sched: &Sched, m: &Machine, p: &Processor, g: &GRef) -> HandOff {
     if !g.commit_park() {
         return HandOff::Again;
     }
-    timers::run_due();
+    timers::run_due_on(p.id);
     let next = match p.take_next() {
         Some(next) => {
             // SAFETY: this M owns `next` (it took it out of runnext).
