@@ -13,7 +13,11 @@
 //!
 //! Around each resume the P's phase goes SCHED -> RUNNING (a plain store: only the owner
 //! writes SCHED) and back with a CAS that fails if the P was taken away meanwhile
-//! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
+//! (machine.rs). One exception keeps the P RUNNING from one goroutine to the next: a
+//! goroutine that parks while runnext holds another (the one it just woke: a ping-pong, a
+//! producer and its consumer) hands over to it in `execute` (`hand_off`), doing what
+//! `find_runnable` would do in that round without the CAS pair and the round trip through
+//! the scheduler. An M that lost its P finishes handling the goroutine that suspended without
 //! touching the P's owner-only state — a goroutine that is still runnable goes to the global
 //! queue — and returns to `machine::run_thread`, which parks it as a spare.
 //!
