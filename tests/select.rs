@@ -1555,10 +1555,15 @@ fn held_value_given_back_after_close_is_received() {
         for cap in [0, 1, 4, usize::MAX] {
             let (tx, rx) = chan_of(cap);
             let feeder = if cap == 0 {
+                // A future's send: the select takes its value whichever comes first (a
+                // plain sender found waiting would be reserved instead, and its send would
+                // end only with `op`: the join below would never return).
                 let tx = tx.clone();
                 Some(gort::go!(move || {
-                    gort::time::sleep(Duration::from_millis(1));
-                    tx.send(7).unwrap()
+                    if round % 2 == 1 {
+                        gort::time::sleep(Duration::from_millis(1)); // the select waits first
+                    }
+                    gort::block_on(tx.send_async(7)).unwrap()
                 }))
             } else {
                 tx.send(7).unwrap();
