@@ -1028,3 +1028,48 @@ fn poll_fn_wrappers_work_too() {
     assert_eq!(v, Ok(8));
     t.join().unwrap();
 }
+
+/// A receive future handed a value, dropped after the close: no receive reports Closed
+/// before the value is given back; a range loop waits for it (r2 item 2).
+#[test]
+fn future_held_value_given_back_after_close_is_received() {
+    for round in 0..common::stress(20) {
+        for cap in [0, 1, 4, usize::MAX] {
+            let (tx, rx) = if cap == usize::MAX {
+                chan::unbounded::<u32>()
+            } else {
+                chan::chan::<u32>(cap)
+            };
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut f = Box::pin(rx.recv_async());
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+            tx.send(2).unwrap(); // handed to the waiting future
+            tx.close();
+            assert_eq!(rx.try_recv(), Err(chan::TryRecvError::Empty), "cap {cap}");
+            let rx2 = rx.clone();
+            let range = gort::go!(move || rx2.iter().collect::<Vec<_>>());
+            if round % 2 == 0 {
+                gort::time::sleep(Duration::from_millis(1));
+            }
+            drop(f);
+            assert_eq!(range.join().unwrap(), vec![2], "cap {cap} round {round}");
+            assert_eq!(rx.try_recv(), Err(chan::TryRecvError::Closed));
+        }
+    }
+}
+
+/// A future that consumes its held value after the close releases waiting receivers.
+#[test]
+fn future_held_value_consumed_after_close_releases_waiters() {
+    let (tx, rx) = chan::chan::<u32>(1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut f = Box::pin(rx.recv_async());
+    assert!(f.as_mut().poll(&mut cx).is_pending());
+    tx.send(5).unwrap();
+    tx.close();
+    let rx2 = rx.clone();
+    let waiter = gort::go!(move || rx2.recv());
+    gort::time::sleep(Duration::from_millis(2));
+    assert_eq!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(5)));
+    assert_eq!(waiter.join().unwrap(), Err(RecvError));
+}

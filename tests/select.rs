@@ -1535,3 +1535,98 @@ fn dropped_selected_receives_give_values_back_in_order() {
         assert_eq!(rx.len(), 0);
     }
 }
+
+/// A channel of capacity `cap` (`usize::MAX`: unbounded).
+fn chan_of(cap: usize) -> (Sender<u32>, Receiver<u32>) {
+    if cap == usize::MAX {
+        chan::unbounded()
+    } else {
+        chan::chan(cap)
+    }
+}
+
+/// A dynamic select's receive that holds a value (taken at commit from the buffer, or
+/// handed by a sender while parked: unbuffered) and is dropped after the close: no receive
+/// reports Closed before the value is given back, a range loop waits for it, and then the
+/// channel is closed for good (r2 item 2).
+#[test]
+fn held_value_given_back_after_close_is_received() {
+    for round in 0..common::stress(20) {
+        for cap in [0, 1, 4, usize::MAX] {
+            let (tx, rx) = chan_of(cap);
+            let feeder = if cap == 0 {
+                // A future's send: the select takes its value whichever comes first (a
+                // plain sender found waiting would be reserved instead, and its send would
+                // end only with `op`: the join below would never return).
+                let tx = tx.clone();
+                Some(gort::go!(move || {
+                    if round % 2 == 1 {
+                        gort::time::sleep(Duration::from_millis(1)); // the select waits first
+                    }
+                    gort::block_on(tx.send_async(7)).unwrap()
+                }))
+            } else {
+                tx.send(7).unwrap();
+                None
+            };
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            let op = sel.select(); // holds 7
+            if let Some(h) = feeder {
+                h.join().unwrap();
+            }
+            tx.close();
+            assert_eq!(
+                rx.try_recv(),
+                Err(chan::TryRecvError::Empty),
+                "cap {cap} round {round}"
+            );
+            assert!(rx
+                .recv_timeout(Duration::from_millis(1))
+                .unwrap_err()
+                .is_timeout());
+            let idle = select! {
+                recv(rx) -> v => panic!("cap {cap}: ready while a value is held: {v:?}"),
+                default => true,
+            };
+            assert!(idle);
+            let rx2 = rx.clone();
+            let range = gort::go!(move || rx2.iter().collect::<Vec<_>>());
+            if round % 2 == 0 {
+                gort::time::sleep(Duration::from_millis(1)); // the loop waits first
+            }
+            drop(op); // 7 goes back
+            assert_eq!(range.join().unwrap(), vec![7], "cap {cap} round {round}");
+            assert_eq!(rx.try_recv(), Err(chan::TryRecvError::Closed));
+            assert_eq!(rx.recv(), Err(RecvError));
+        }
+    }
+}
+
+/// A held value that its operation consumes after the close: the receivers waiting on the
+/// closed channel are then told Closed.
+#[test]
+fn held_value_consumed_after_close_releases_waiters() {
+    for cap in [0, 1, usize::MAX] {
+        let (tx, rx) = chan_of(cap);
+        if cap == 0 {
+            let tx = tx.clone();
+            gort::go!(move || tx.send(3).unwrap());
+        } else {
+            tx.send(3).unwrap();
+        }
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        let op = sel.select();
+        tx.close();
+        let rx2 = rx.clone();
+        let waiter = gort::go!(move || rx2.recv());
+        let rx3 = rx.clone();
+        let selecting = gort::go!(move || select! { recv(rx3) -> v => v });
+        gort::time::sleep(Duration::from_millis(2));
+        assert_eq!(op.recv(&rx), Ok(3), "cap {cap}");
+        assert_eq!(waiter.join().unwrap(), Err(RecvError), "cap {cap}");
+        assert_eq!(selecting.join().unwrap(), Err(RecvError), "cap {cap}");
+        assert_eq!(rx.try_recv(), Err(chan::TryRecvError::Closed));
+    }
+}

@@ -185,9 +185,9 @@ impl<T> RecvFuture<'_, T> {
                 }
                 TryRecv::Empty => {
                     let cx = Context::for_waker(waker);
-                    inner
-                        .recvq
-                        .push(Entry::shared(&cx, 0, self.slot.get().cast(), false));
+                    inner.recvq.push(
+                        Entry::shared(&cx, 0, self.slot.get().cast(), false).giving_back(true),
+                    );
                     if chan.mark_receivers_waiting() {
                         // A lock-free send filled the ring meanwhile (hchan/mod.rs, "The ring
                         // and the waiters"): take the entry back (ours, last, unclaimed:
@@ -210,7 +210,7 @@ impl<T> RecvFuture<'_, T> {
 
     /// Gives a value this future was handed, but will never return, back to the channel.
     fn put_back(&self, v: T) {
-        self.rx.chan.put_back(v);
+        self.rx.chan.put_back(v, false);
     }
 }
 
@@ -237,6 +237,9 @@ impl<T> Future for RecvFuture<'_, T> {
                     // None, and is finished with it (module Safety).
                     let v = unsafe { (*this.slot.get()).take() };
                     this.state = State::Done;
+                    if v.is_some() {
+                        this.rx.chan.release_held(); // counted when handed (fill_receiver)
+                    }
                     return Poll::Ready(v.ok_or(RecvError));
                 }
                 State::Handoff(d) => match d.try_take() {
@@ -279,7 +282,7 @@ impl<T> Drop for RecvFuture<'_, T> {
                 } else if let Some(v) = self.slot.get_mut().take() {
                     // Claimed, so completed (under this lock, before we got it): the value
                     // was handed to us and is given back.
-                    unreceivable = chan.put_back_locked(&mut inner, v, &mut wakes);
+                    unreceivable = chan.put_back_locked(&mut inner, v, &mut wakes, true);
                 }
                 drop(inner);
                 wakes.run();

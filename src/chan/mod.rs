@@ -94,11 +94,14 @@
 //! - Values given back come out in the order they were given back (FIFO among them), all
 //!   ahead of values that were buffered. Operations dropped in the order they received
 //!   give their values back in the channel's original order.
-//! - Known limitation: a value given back after the channel was closed and drained is
-//!   there for a later receive, but receivers that already got `Closed` (an ended
-//!   `for v in rx.iter()`) never see it; it is dropped with the channel. Go has no
-//!   give-back; to keep "once closed, always closed" complete or drop selected operations
-//!   and receive futures before relying on the end of a drain.
+//! - A closed channel is not drained while such an operation holds a value it may give
+//!   back: until the value is given back or received by its operation, receivers wait
+//!   (`recv`, `for v in rx.iter()`), `try_recv` and `select!`'s `default` find it empty and
+//!   timed receives time out; none reports closed. So once a receive reports closed, every
+//!   later one does (Go's rule), and a value given back after the close is received. An
+//!   operation kept unfinished after the close keeps the channel's receivers waiting.
+//!   (Not counted: a value in a dynamic select's send hand-off to a receiver that gave up;
+//!   it is the sender's until handed, as a send after the close would be.)
 //!
 //! ```
 //! let (tx, rx) = gort::chan::<&str>(0);
@@ -187,6 +190,10 @@ pub struct Sender<T> {
 }
 
 /// The receiving end of a channel.
+///
+/// A closed channel is drained when no value is buffered and none is held by an unfinished
+/// operation that may give it back (module doc, "Values given back"): only then do
+/// receives report it closed, and from then on every receive does.
 pub struct Receiver<T> {
     pub(crate) chan: Arc<Chan<T>>,
 }
@@ -262,7 +269,8 @@ impl<T> Sender<T> {
 
 impl<T> Receiver<T> {
     /// Receives a value, waiting while the channel is empty. `Err(RecvError)` once the
-    /// channel is closed and drained.
+    /// channel is closed and drained (a value held by an unfinished operation is waited
+    /// for: type doc).
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv(None).map_err(|_| RecvError)
     }
@@ -331,7 +339,7 @@ impl<T> Receiver<T> {
     }
 
     /// True once the channel is closed (by `close` or the last Sender's drop). Buffered
-    /// values may still be received.
+    /// values, and values given back by unfinished operations, may still be received.
     pub fn is_closed(&self) -> bool {
         self.chan.is_closed()
     }

@@ -428,6 +428,9 @@ pub(crate) struct Entry {
     /// A dynamic select's send on an unbuffered channel: `packet` points to a
     /// `handoff::Deferred<T>` (the value comes later), not to an `Option<T>`.
     pub(crate) deferred: bool,
+    /// A receive entry whose owner may give a value it is handed back (a receive future, a
+    /// dynamic select's receive): filling it counts the value as held (`Chan::fill_receiver`).
+    pub(crate) gives_back: bool,
 }
 
 // SAFETY: `packet` is only dereferenced by the peer that claimed `cx` (which the waiter then
@@ -446,7 +449,15 @@ impl Entry {
             case,
             packet,
             deferred,
+            gives_back: false,
         }
+    }
+
+    /// This (receive) entry's owner may give back a value it is handed (`gives_back`).
+    #[inline]
+    pub(crate) fn giving_back(mut self, yes: bool) -> Entry {
+        self.gives_back = yes;
+        self
     }
 
     /// An entry of a solo context (module doc).
@@ -464,6 +475,7 @@ impl Entry {
             case: 0,
             packet,
             deferred: false,
+            gives_back: false,
         }
     }
 

@@ -45,7 +45,10 @@
 //!   (`Chan::serve_waiters`, below).
 //! - Senders wait only while the buffer is full: a receiver that takes from a full buffer
 //!   moves the first waiting sender's value to the back of the buffer (FIFO is kept).
-//! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits.
+//! - Once `closed` or `rx_gone`, no sender waits; once `closed`, no receiver waits while
+//!   `held` is 0 (values held by unfinished operations that may give them back: recv.rs,
+//!   "Held values"; receivers wait for those, and are told the close when the last one is
+//!   resolved).
 //! - `buf.len() <= cap`, except after a receive future that was handed a value is dropped
 //!   before returning it: the value goes back to the front of the buffer
 //!   (`put_back_locked`), which may then hold more than `cap` (unbuffered: one value);
@@ -193,6 +196,12 @@ pub(crate) struct Chan<T> {
     /// timer: nobody can receive its value any more). Also what keeps a ring in an external
     /// block (`Chan::in_block`) alive: declared after `ring`, so dropped after it.
     pub(crate) on_rx_gone: Option<Arc<dyn RxGone>>,
+    /// Values taken from this channel by operations that may give them back unreceived
+    /// (`recv.rs`, "Held values"): a receive future handed a value, a dynamic select's
+    /// receive holding one. Changed under the lock, except that an owner consuming its
+    /// value decrements without it (`release_held`). Read only once the channel is closed:
+    /// a closed channel with held values is not drained yet.
+    held: AtomicUsize,
 }
 
 /// See `Chan::on_rx_gone`.
@@ -266,6 +275,7 @@ impl<T> Chan<T> {
             receivers: AtomicUsize::new(1),
             keep_open: false,
             on_rx_gone: None,
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -503,6 +513,9 @@ impl<T> Chan<T> {
                 // what lock-free sends pushed before (they may not have served them yet,
                 // their `serve_receivers` waits for this lock), then the close.
                 r.close();
+                // (While values are held, receivers that get none keep waiting: the channel
+                // is not drained yet. recv.rs, "Held values".)
+                let held = self.held_any();
                 while let Some(e) = inner.recvq.claim_first(&mut wakes) {
                     let v = match inner.pop_front() {
                         Some(v) => Some(v),
@@ -511,15 +524,24 @@ impl<T> Chan<T> {
                             _ => None,
                         },
                     };
-                    if let Some(v) = v {
+                    match v {
                         // SAFETY: we claimed `e`: its packet (`Option<T>`, None) is ours to
                         // fill until we `complete` it.
-                        unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                        Some(v) => unsafe { self.fill_receiver(&e, v) },
+                        None if held => {
+                            match e.unclaim() {
+                                Ok(e) => inner.recvq.push_front(e),
+                                Err(e) => e.release(&mut wakes),
+                            }
+                            break;
+                        }
+                        None => {}
                     }
                     e.complete(&mut wakes);
                 }
                 self.len.store(inner.buf.len(), Ordering::Release);
             }
+            None if self.held_any() => {}
             None => inner.recvq.release_all(&mut wakes),
         }
         inner.sendq.release_all(&mut wakes);

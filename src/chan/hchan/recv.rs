@@ -91,7 +91,8 @@ impl<T> Chan<T> {
                         return TryRecv::Got(v);
                     }
                     Pop::Empty => return TryRecv::Empty,
-                    Pop::Closed => return TryRecv::Closed,
+                    // Closed only if no value is held (below, under the lock).
+                    Pop::Closed => break,
                     Pop::Frozen => drop(self.lock()),
                 }
             }
@@ -185,7 +186,7 @@ impl<T> Chan<T> {
                     TryRecv::Got(v)
                 }
                 Pop::Empty | Pop::Frozen => TryRecv::Empty,
-                Pop::Closed => TryRecv::Closed,
+                Pop::Closed => self.closed_or_held(),
             };
         }
         if let Some(v) = (!inner.buf.is_empty()).then(|| inner.pop_front()).flatten() {
@@ -222,7 +223,7 @@ impl<T> Chan<T> {
         }
         self.update_senders_waiting(inner);
         if inner.closed {
-            TryRecv::Closed
+            self.closed_or_held()
         } else {
             TryRecv::Empty
         }
@@ -251,8 +252,8 @@ impl<T> Chan<T> {
                         self.after_pop();
                         return Ok(v);
                     }
-                    Pop::Closed => return Err(None),
-                    Pop::Empty | Pop::Frozen => {}
+                    // Closed, or held values still to come: decided under the lock.
+                    Pop::Empty | Pop::Frozen | Pop::Closed => {}
                 }
             }
             let mut wakes = Wakes::default();
@@ -293,9 +294,9 @@ impl<T> Chan<T> {
             return match r {
                 Waited::Case(_) => match packet {
                     Some(v) => Ok(v),
-                    // Left None by close (a ring's receivers are released to drain it).
-                    None if self.ring.is_some() => continue,
-                    None => Err(None),
+                    // Left None by close, or when the last held value was resolved: look
+                    // again under the lock (a ring's receivers are released to drain it).
+                    None => continue,
                 },
                 Waited::Timeout => Err(Some(())),
                 Waited::Retry => continue,
@@ -311,19 +312,35 @@ impl<T> Chan<T> {
     /// `len()` counts them, and senders wait until they are taken). Several given back
     /// come out in the order they were given back. Returns it if every Receiver is gone
     /// (drop it after unlocking).
+    ///
+    /// `counted`: the value was counted as held (`hold`, `fill_receiver`); it is uncounted
+    /// once it is back in the channel.
     pub(crate) fn put_back_locked(
         &self,
         inner: &mut Inner<T>,
         v: T,
         wakes: &mut Wakes,
+        counted: bool,
     ) -> Option<T> {
+        let r = self.give_back_locked(inner, v, wakes);
+        if counted {
+            self.held.fetch_sub(1, Ordering::Release);
+            if inner.closed {
+                self.resolve_held_locked(inner, wakes);
+            }
+        }
+        r
+    }
+
+    /// `put_back_locked` without the count.
+    fn give_back_locked(&self, inner: &mut Inner<T>, v: T, wakes: &mut Wakes) -> Option<T> {
         if inner.rx_gone {
             return Some(v);
         }
         if let Some(e) = self.claim_receiver(inner, wakes) {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
-            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            unsafe { self.fill_receiver(&e, v) };
             e.complete(wakes);
         } else {
             // (A bounded channel's too: its ring cannot take a value at the front; `len`
@@ -338,10 +355,10 @@ impl<T> Chan<T> {
     }
 
     /// `put_back_locked`, taking the lock (a value of every Receiver gone is dropped).
-    pub(crate) fn put_back(&self, v: T) {
+    pub(crate) fn put_back(&self, v: T, counted: bool) {
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
-        let unreceivable = self.put_back_locked(&mut inner, v, &mut wakes);
+        let unreceivable = self.put_back_locked(&mut inner, v, &mut wakes, counted);
         drop(inner);
         wakes.run();
         drop(unreceivable); // every Receiver is gone: dropped, as buffered values are
@@ -361,5 +378,101 @@ impl<T> Chan<T> {
     #[inline]
     pub(super) fn nothing_put_back(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0
+    }
+}
+
+// # Held values
+// A value taken out of the channel by an operation that may give it back unreceived (a
+// receive future handed a value, a dynamic select's receive holding one: `chan` module doc,
+// "Values given back") is counted in `held` until its owner consumes it (`release_held`) or
+// gives it back (`put_back_locked`: pushed, then uncounted, under the lock). A closed
+// channel with held values is not drained: receivers get Empty (or wait), never Closed,
+// until `held` is 0, so that "once a receive reports closed, every later one does" holds
+// and the value given back is received. Closed is decided under the lock only (a ring's
+// lock-free pop that finds it closed goes to the lock). `held` is changed under the lock,
+// except the owner's decrement (`release_held`), which pairs with the readers' by SeqCst
+// fences: a reader that saw the count (closed already set) or the owner that saw `closed`
+// after its decrement, or both, so the waiting receivers are told (`resolve_held_locked`).
+impl<T> Chan<T> {
+    /// Counts a value an operation took and may give back (under the lock).
+    #[inline]
+    pub(crate) fn hold(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fills a claimed receiver `e`'s packet with `v`, counting it held if its owner may
+    /// give it back (`Entry::gives_back`).
+    ///
+    /// # Safety
+    /// `e` is a claimed, not yet completed, real receive entry of this channel.
+    #[inline]
+    pub(crate) unsafe fn fill_receiver(&self, e: &crate::chan::waiter::Entry, v: T) {
+        if e.gives_back {
+            self.hold();
+        }
+        // SAFETY: function contract: the packet is a waiting receiver's `Option<T>`, ours to
+        // fill until `e` is completed.
+        unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+    }
+
+    /// Some value is held (the caller holds the lock and saw the channel closed).
+    #[cold]
+    pub(super) fn held_any(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.held.load(Ordering::Acquire) != 0
+    }
+
+    /// Closed and drained: Closed, unless values are held (Empty). (Under the lock.)
+    #[cold]
+    #[inline(never)]
+    fn closed_or_held(&self) -> TryRecv<T> {
+        if self.held_any() {
+            TryRecv::Empty
+        } else {
+            TryRecv::Closed
+        }
+    }
+
+    /// A closed channel has nothing more for receivers (no value left, none held)?
+    /// (Under the lock.)
+    #[inline]
+    pub(crate) fn closed_locked(&self, inner: &Inner<T>) -> bool {
+        inner.closed && !self.held_any()
+    }
+
+    /// The owner of a held value consumed it.
+    #[inline]
+    pub(crate) fn release_held(&self) {
+        if self.held.fetch_sub(1, Ordering::SeqCst) == 1 {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.closed_flag.load(Ordering::Relaxed) {
+                self.resolve_held();
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_held(&self) {
+        let mut wakes = Wakes::default();
+        let mut inner = self.lock();
+        self.resolve_held_locked(&mut inner, &mut wakes);
+        drop(inner);
+        wakes.run();
+    }
+
+    /// On a closed channel: if no value is held or left, the receivers still waiting are
+    /// told the close (completed with nothing, as `close` does). (Under the lock.)
+    pub(super) fn resolve_held_locked(&self, inner: &mut Inner<T>, wakes: &mut Wakes) {
+        if !inner.closed || self.held_any() || !inner.buf.is_empty() {
+            return;
+        }
+        if self.ring.as_ref().is_some_and(|r| !r.is_empty()) {
+            return;
+        }
+        while let Some(e) = inner.recvq.claim_first(wakes) {
+            e.complete(wakes);
+        }
+        self.update_receivers_waiting(inner);
     }
 }

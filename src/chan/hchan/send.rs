@@ -84,7 +84,7 @@ impl<T> Chan<T> {
             Pop::Got(v) => {
                 // SAFETY: `e` is claimed, so its packet (a waiting receiver's `Option<T>`,
                 // None) is alive and ours to fill until it is completed.
-                unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                unsafe { self.fill_receiver(e, v) };
                 true
             }
             Pop::Empty | Pop::Closed | Pop::Frozen => false,
@@ -123,7 +123,7 @@ impl<T> Chan<T> {
         if let Some(e) = self.claim_receiver(inner, wakes) {
             // SAFETY: we claimed `e`, so its packet (a waiting receiver's `Option<T>`, None)
             // is alive and ours to fill until we `complete` it.
-            unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+            unsafe { self.fill_receiver(&e, v) };
             e.complete(wakes);
             return TrySend::Sent;
         }

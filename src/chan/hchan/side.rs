@@ -95,8 +95,9 @@ pub(crate) trait Side {
         wakes: &mut Wakes,
     ) -> bool {
         if Self::RECV {
-            let ready =
-                chan.buffered(inner) || inner.closed || inner.sendq.has_partner(me, notify, wakes);
+            let ready = chan.buffered(inner)
+                || chan.closed_locked(inner)
+                || inner.sendq.has_partner(me, notify, wakes);
             chan.update_senders_waiting(inner);
             ready
         } else {
@@ -328,13 +329,15 @@ impl<T> Chan<T> {
         index: usize,
         notify: bool,
         deferred: bool,
+        gives_back: bool,
         packet: impl FnOnce() -> *mut (),
     ) -> bool {
         let mut wakes = Wakes::default();
         let mut inner = self.lock();
         let mut ready = S::ready_locked(self, &mut inner, Some(cx), notify, &mut wakes);
         if !ready {
-            S::queue(&mut inner).push(Entry::shared(cx, index, packet(), deferred));
+            S::queue(&mut inner)
+                .push(Entry::shared(cx, index, packet(), deferred).giving_back(gives_back));
             ready = S::mark_waiting(self, &inner);
         }
         drop(inner);

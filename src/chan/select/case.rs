@@ -195,7 +195,7 @@ impl<T, S: Side> SelectCase for Case<'_, T, S> {
     fn register(&mut self, cx: &Arc<Context>, index: usize) -> bool {
         let packet = std::ptr::addr_of_mut!(self.packet).cast();
         self.chan()
-            .register_as::<S>(cx, index, true, false, || packet)
+            .register_as::<S>(cx, index, true, false, false, || packet)
     }
 
     #[inline]

@@ -91,7 +91,10 @@ fn recv_commit<T>(chan: &Arc<Chan<T>>, inner: &mut Inner<T>, wakes: &mut Wakes) 
         }
     }
     let held = match chan.try_recv_locked(inner, wakes) {
-        TryRecv::Got(v) => Held::Value(Ok(v)),
+        TryRecv::Got(v) => {
+            chan.hold(); // given back if the operation is dropped (`RecvHeld`)
+            Held::Value(Ok(v))
+        }
         TryRecv::Closed => Held::Value(Err(RecvError)),
         TryRecv::Deferred(d) => Held::Deferred(d),
         TryRecv::Empty => return None,
@@ -152,7 +155,7 @@ impl<T> DynCase for RecvHandle<'_, T> {
         // A real receiver about to wait makes "send ready" true for observers: tell them.
         self.rx
             .chan
-            .register_as::<RecvSide>(cx, index, real, false, || {
+            .register_as::<RecvSide>(cx, index, real, false, real, || {
                 if real {
                     // SAFETY: no entry of ours is live (the select's previous context, if
                     // any, is no longer WAITING), so nobody else touches the slot now.
@@ -220,7 +223,7 @@ impl<T> DynCase for SendHandle<'_, T> {
         let real = real && self.tx.chan.cap == 0;
         self.tx
             .chan
-            .register_as::<SendSide>(cx, index, real, real, || {
+            .register_as::<SendSide>(cx, index, real, real, false, || {
                 if real {
                     let d = Deferred::<T>::new();
                     let p = Arc::as_ptr(&d) as *mut ();

@@ -88,7 +88,7 @@ impl<T> RecvHeld<T> {
 
 impl<T> Drop for RecvHeld<T> {
     fn drop(&mut self) {
-        let v = match self.held.take() {
+        let (v, counted) = match self.held.take() {
             Some(Held::Deferred(d)) => {
                 // Abandoned: the sender looks again, or (if it had accepted) its send gives
                 // the value to the channel; or else it is here already.
@@ -96,14 +96,15 @@ impl<T> Drop for RecvHeld<T> {
                     return;
                 }
                 match d.wait() {
-                    Handed::Value(v) => v,
+                    Handed::Value(v) => (v, false),
                     Handed::Cancelled => return,
                 }
             }
-            Some(Held::Value(Ok(v))) => v,
+            // Counted as held when taken (hchan/recv.rs, "Held values").
+            Some(Held::Value(Ok(v))) => (v, true),
             Some(Held::Value(Err(_))) | None => return,
         };
-        self.chan.put_back(v);
+        self.chan.put_back(v, counted);
     }
 }
 

@@ -450,7 +450,12 @@ impl SelectedOperation<'_> {
                 // and the channel were checked above).
                 let held = unsafe { h.take::<RecvHeld<T>>() }.held.take();
                 match held.expect("held once") {
-                    Held::Value(v) => v,
+                    Held::Value(v) => {
+                        if v.is_ok() {
+                            r.chan.release_held(); // consumed (it was counted: commit.rs)
+                        }
+                        v
+                    }
                     Held::Deferred(d) => match d.wait() {
                         Handed::Value(v) => Ok(v),
                         Handed::Cancelled => r.recv(),
@@ -482,7 +487,7 @@ impl SelectedOperation<'_> {
                 let e = res.take();
                 // SAFETY: `e` is a receiver we reserved on this very channel (checked above:
                 // its packet is an `Option<T>`, None); it waits for `done`.
-                unsafe { *(e.packet as *mut Option<T>) = Some(v) };
+                unsafe { s.chan.fill_receiver(&e, v) };
                 e.complete_now();
                 return Ok(());
             }
@@ -493,7 +498,7 @@ impl SelectedOperation<'_> {
                         if let Err(v) = d.fill(v) {
                             // The receiver's operation was dropped after we paired: the
                             // value goes to the channel as that receive would give it back.
-                            s.chan.put_back(v);
+                            s.chan.put_back(v, false);
                         }
                         return Ok(());
                     }
