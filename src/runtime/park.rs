@@ -42,7 +42,7 @@
 //!   visible;
 //! - a token that arrived before the worker's `IDLE -> PARKED` is consumed by the worker
 //!   (acquiring swap) before the goroutine runs again.
-
+//!
 //! # Rules for callers
 //! 1. **Spurious wake-ups happen.** `park` may return although the event a caller waits for
 //!    has not happened (a stale token from a cancelled select case, a timer that fired after

@@ -428,13 +428,13 @@ enum HandOff {
 /// RUNNING: no `RUNNING -> SCHED` CAS and back, no `find_runnable`.
 ///
 /// It does only what the scheduler would do in the same round (`find_runnable`: the tick,
-/// due timers — this P's on time, as in SCHED —, runnext first) and touches only the P's thread-safe parts (runnext; no
-/// owner-only `local`), so it needs no SCHED phase: a retaker that takes the P meanwhile
-/// (sysmon, `blocking`) finds it RUNNING as it would during any goroutine's run, and the
-/// next suspend sees the loss as usual. Declined when the round is the scheduler's fairness
-/// round (every 61st: the global queue first), when runnext is empty (the scheduler looks
-/// further), for a goroutine locked to this M, and when the P is not plainly RUNNING here
-/// (BLOCKING, or taken).
+/// due timers — this P's on time, as in SCHED —, runnext first) and touches only the P's
+/// thread-safe parts (runnext; not the owner-only `local`), so it needs no SCHED phase: a
+/// retaker that takes the P meanwhile (sysmon, `blocking`) finds it RUNNING as it would
+/// during any goroutine's run, and the next suspend sees the loss as usual. Declined when
+/// the round is the scheduler's fairness round (every 61st: the global queue first), when
+/// runnext is empty (the scheduler looks further), for a goroutine locked to this M, and
+/// when the P is not plainly RUNNING here (BLOCKING, or taken).
 #[inline]
 fn hand_off(sched: &Sched, m: &Machine, p: &Processor, g: &GRef) -> HandOff {
     let me = m.id();
