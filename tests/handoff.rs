@@ -231,3 +231,42 @@ fn tokens_racing_the_commit_of_a_park_are_never_lost() {
     goroutine_waker.join().unwrap();
     assert_eq!(turn_end.load(Ordering::Acquire), 2 * rounds);
 }
+
+/// Regression: a goroutine in the local run queue ran only once the goroutines handing over
+/// to each other through runnext stopped (with one processor: never, while a ping-pong went
+/// on). The scheduler's fairness round (every 61st) now takes the local queue before
+/// runnext. Here a ping-pong goes on until a goroutine spawned from it — queued behind the
+/// partner it wakes next — has run.
+#[test]
+fn a_ping_pong_does_not_starve_the_local_run_queue() {
+    let _w = common::watchdog(120, "a_ping_pong_does_not_starve_the_local_run_queue");
+    let ran = Arc::new(AtomicBool::new(false));
+    let (ping_tx, ping_rx) = chan::<u64>(0);
+    let (pong_tx, pong_rx) = chan::<u64>(0);
+    let echo = gort::spawn(move || {
+        for v in ping_rx.iter() {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let r = ran.clone();
+    let driver = gort::spawn(move || {
+        let mut i = 0u64;
+        let mut queued = None;
+        while !r.load(Ordering::Acquire) {
+            if i == 100 {
+                // Into runnext; the ping below wakes the partner into runnext and moves
+                // this one to the local queue.
+                let r = r.clone();
+                queued = Some(gort::spawn(move || r.store(true, Ordering::Release)));
+            }
+            ping_tx.send(i).unwrap();
+            assert_eq!(pong_rx.recv().unwrap(), i);
+            i += 1;
+        }
+        drop(ping_tx);
+        queued.expect("spawned").join().unwrap();
+        i
+    });
+    assert!(driver.join().unwrap() > 100);
+    echo.join().unwrap();
+}

@@ -2,7 +2,8 @@
 //! yields or ends; handle losing the P while a goroutine runs.
 //!
 //! ```text
-//!  find_runnable:  every 61st round: global queue first (fairness)
+//!  find_runnable:  every 61st round: global queue first, then the local queue before
+//!                    runnext (fairness)
 //!                  due timers (they make goroutines runnable here)
 //!                  runnext, local queue
 //!                  global queue (a fair share)
@@ -66,6 +67,14 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             // Also the coarse clock's periodic refresh (clock::COARSE_NOW).
             timers::refresh_coarse();
             if let Some(g) = sched.pop_global() {
+                found(sched, spinning);
+                return Some(g);
+            }
+            // Then the local queue before runnext: goroutines that hand over to each
+            // other through runnext (a ping-pong) would otherwise keep the queued ones
+            // from running for as long as they go on (Go bounds that by the time slice
+            // runnext inherits, and preemption; here by this round).
+            if let Some(g) = p.queue.pop() {
                 found(sched, spinning);
                 return Some(g);
             }
