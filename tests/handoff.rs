@@ -7,8 +7,10 @@
 //! token that comes before the worker commits the park: run it again), goroutines spawned in
 //! the loop (a first run: back to the scheduler's phase for a stack), a pair member locked
 //! to its thread (declined), `blocking` sections (the P in BLOCKING or handed off), CPU hogs
-//! that make sysmon take a processor while its goroutines hand over, timers firing on the
-//! same processors, and a select fed by two producers. Every value is checked: each pair's
+//! that make sysmon take processors while pairs run, timers firing on the same processors,
+//! and a select fed by two producers. (A retake landing *inside* a hand-off's few hundred
+//! instructions is rare here: a review reached both of its branches only by widening the
+//! window with a spin in an instrumented copy, where this file passed too.) Every value is checked: each pair's
 //! values arrive in order, exactly once, and every goroutine finishes (a lost wake-up hangs
 //! the test, which the watchdog turns into a failure).
 //!

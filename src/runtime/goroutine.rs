@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
-//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose swap
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose RMW
 //! takes the state out of PARKED is the one that makes it runnable. That single ownership is what lets
 //! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
 //!

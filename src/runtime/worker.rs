@@ -285,6 +285,9 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
         if fresh {
             super::metrics::on_run(&g, m);
             if !prepare(m, &g) {
+                // (After a hand-off `m.current` names `g`, which is not running: clear it,
+                // or the deadlock detector would count this M as busy for ever.)
+                m.current.store(std::ptr::null_mut(), Ordering::Release);
                 return;
             }
             if let Some(p) = p {
@@ -316,6 +319,10 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
                     continue;
                 }
                 HandOff::Run(next, running) => {
+                    // `m.current` names `next` before the parked goroutine's reference goes
+                    // (it may be woken elsewhere and freed): never a goroutine we do not hold.
+                    m.current
+                        .store(GRef::as_ptr(&next) as *mut _, Ordering::Release);
                     g = next;
                     fresh = !running;
                     continue;
