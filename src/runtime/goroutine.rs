@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A goroutine is always owned by exactly one of: a run queue (or runnext slot), the worker
-//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose swap
+//! running it, or — while parked — the wake-up protocol (`park.rs`): the waker whose RMW
 //! takes the state out of PARKED is the one that makes it runnable. That single ownership is what lets
 //! the non-`Send` corosensei coroutine move between worker threads (see `SendCoroutine`).
 //!
@@ -243,12 +243,20 @@ impl Goroutine {
     }
 
     /// Called by the worker after the goroutine suspended with `Suspend::Park`. Returns true
-    /// if it is now parked; false if a token arrived meanwhile (run it again: it consumes the
-    /// token when it resumes).
+    /// if it is now parked; false if a token arrived meanwhile (consumed here: run it again).
     pub(crate) fn commit_park(&self) -> bool {
-        self.park
+        if self
+            .park
             .compare_exchange(IDLE, PARKED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+        {
+            return true;
+        }
+        // A token arrived during the switch: consume it here (park.rs): an acquiring RMW, so
+        // every waker's writes before its unpark are visible to the goroutine, which runs next
+        // on this thread or after a run queue's hand-off.
+        self.park.swap(IDLE, Ordering::Acquire);
+        false
     }
 
     /// The M this goroutine is locked to, if any.
@@ -511,23 +519,17 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) -> boo
         .store(super::timers::coarse_now(), Ordering::Relaxed);
     g.suspend(Suspend::Park);
     // We may be on another thread now: only use `g` (not thread-locals read before).
-    // Consume the token that woke us. An RMW with Acquire: it reads the last unpark's swap,
-    // so every waker's writes before its unpark are visible to our caller's re-check.
-    g.park.swap(IDLE, Ordering::Acquire);
+    // No token to consume (park.rs): the unparker that readied us left the state IDLE and
+    // its writes came with the run queue's hand-off; a token that came before the worker
+    // parked us was consumed by the worker; a later one stays for the next park.
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);
     true
 }
 
 /// Makes `g`'s token available; if it was parked, makes it runnable.
-///
-/// Always an RMW (`swap`), never a load-and-return: a waker's writes before `unpark` must be
-/// released to the goroutine even when a token is already pending (with a plain load, the
-/// goroutine could consume the older token, miss this waker's condition, and park for good).
-/// The waker that swaps out PARKED is the one that makes it runnable; the goroutine then
-/// runs with the state NOTIFIED and consumes it when it resumes (`park_current`).
 pub(crate) fn unpark(g: &GRef) {
-    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+    if take_out_of_park(g) {
         prefetch_for_resume(g);
         super::scheduler::ready(g.clone(), false);
     }
@@ -536,8 +538,16 @@ pub(crate) fn unpark(g: &GRef) {
 /// Starts loading what resuming a parked goroutine touches first — its own fields and the
 /// top frames of its stack, cold after a long park (a daisy chain's every hop) — so that the
 /// waker's remaining work overlaps those cache and TLB misses.
+///
+/// Not for a goroutine that parked within the current coarse-clock step (`clock.rs`: at
+/// least 20 µs): its lines are still in the caches (a ping-pong partner, a select's
+/// producer), and the ~30 prefetches and their address arithmetic were ~8% of the
+/// instructions of a ping-pong round trip.
 #[inline]
 fn prefetch_for_resume(g: &Goroutine) {
+    if g.wait_since.load(Ordering::Relaxed) == super::timers::coarse_now() {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -561,10 +571,34 @@ fn prefetch_for_resume(g: &Goroutine) {
     let _ = g;
 }
 
+/// The token half of `unpark`: PARKED -> IDLE (true: the caller makes it runnable), any
+/// other state -> NOTIFIED (a pending token; park.rs has the table).
+///
+/// Always an RMW, never a load-and-return: a waker's writes before `unpark` must be
+/// released to the goroutine even when a token is already pending (with a plain load, the
+/// goroutine could consume the older token, miss this waker's condition, and park for good).
+/// The waker that takes it out of PARKED is the one that makes it runnable; it leaves no
+/// token, so the goroutine resumes without consuming one (its writes reach the goroutine
+/// through the run queue).
+#[inline]
+fn take_out_of_park(g: &Goroutine) -> bool {
+    let mut s = g.park.load(Ordering::Relaxed);
+    loop {
+        let new = if s == PARKED { IDLE } else { NOTIFIED };
+        match g
+            .park
+            .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => return s == PARKED,
+            Err(now) => s = now,
+        }
+    }
+}
+
 /// `unpark` with a reference of our own: it becomes the run queue's if this wakes `g`.
 #[inline]
 pub(crate) fn unpark_owned(g: GRef) {
-    if g.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+    if take_out_of_park(&g) {
         prefetch_for_resume(&g);
         super::scheduler::ready(g, false);
     }

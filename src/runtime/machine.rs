@@ -14,13 +14,17 @@
 //!  -----------+-----------------------------------------------+-------------------------------
 //!  FREE       | no M holds it (only during a hand-off)         | the M it is handed to
 //!  SCHED      | its M is in the scheduler (finding, switching) | the owner only
-//!  RUNNING    | its M is running a goroutine                   | owner (-> SCHED), or a retaker
+//!  RUNNING    | its M is running a goroutine, or handing over  | owner (-> SCHED), or a retaker
+//!             | from one that parked to runnext (`worker.rs`)  |
 //!  BLOCKING   | its M's goroutine is inside `blocking`         | owner (-> RUNNING), or a retaker
 //! ```
 //!
 //! A retaker (sysmon, or `blocking` itself) takes a P with one CAS from `(owner, RUNNING or
 //! BLOCKING)` to `(0, FREE)`, clears the owner's `p` and starts another M on the P. The owner
-//! learns it lost the P when its own CAS `(me, RUNNING) -> (me, SCHED)` fails at the next switch.
+//! learns it lost the P when its own CAS `(me, RUNNING) -> (me, SCHED)` fails at the next switch
+//! through the scheduler (a hand-off to runnext keeps the P RUNNING and looks at the phase
+//! instead: a P taken meanwhile ends the hand-off, and the goroutine it started learns it at
+//! its own switch).
 //! Because the owner id is part of the word, a stale owner can never win a CAS against a new
 //! one. A P in SCHED is never taken, so the owner may use the P's owner-only state
 //! (`Processor::local`) while it is in the scheduler. Code running on a goroutine touches only
@@ -79,6 +83,9 @@ pub(crate) struct Machine {
     /// A P handed to this spare M (under the spare lock), or null.
     pub(crate) handoff: AtomicPtr<Processor>,
     /// The goroutine this M is running, or null (for sysmon, dumps and deadlock detection).
+    /// Compared, never dereferenced, by other threads. During a hand-off to runnext
+    /// (`worker.rs`) it still names the goroutine that parked until the next one is taken
+    /// (this M holds its reference until then), then the next one.
     pub(crate) current: AtomicPtr<Goroutine>,
     /// True while the goroutine this M runs (or waits for) is locked to it (`lock_os_thread`,
     /// or unwinding): set and cleared by that goroutine when it locks and unlocks, and by

@@ -16,20 +16,32 @@
 //! once. A goroutine's token lives in its `park` state (see `runtime::goroutine`):
 //!
 //! ```text
-//!  state     | meaning                                   | unpark (always swap NOTIFIED)
+//!  state     | meaning                                   | unpark (always one RMW)
 //!  ----------+-------------------------------------------+-------------------------------
-//!  IDLE      | running (or runnable), no token           | token now pending
-//!  NOTIFIED  | token present: the next park returns      | (token stays pending)
-//!  PARKED    | suspended in park, fully switched out     | the swapper makes it runnable
+//!  IDLE      | running (or runnable), no token           | -> NOTIFIED: token now pending
+//!  NOTIFIED  | token present: the next park returns      | -> NOTIFIED (token stays pending)
+//!  PARKED    | suspended in park, fully switched out     | -> IDLE, and this unparker makes
+//!            |                                           |    it runnable (no token left)
 //! ```
 //!
 //! The goroutine never marks itself PARKED: its worker does, *after* the switch away from the
-//! goroutine's stack is complete (`IDLE -> PARKED`; if that CAS finds NOTIFIED, the worker runs
-//! the goroutine again at once). A waker therefore never makes runnable a goroutine that is
-//! still on its stack, which is what lets a waiter enqueue itself, drop its lock, and park.
-//! `unpark` is always an RMW and the goroutine consumes its token with an acquiring RMW, so
+//! goroutine's stack is complete (`IDLE -> PARKED`; if that CAS finds NOTIFIED, the worker
+//! consumes the token with an acquiring swap and runs the goroutine again at once). A waker
+//! therefore never makes runnable a goroutine that is still on its stack, which is what lets
+//! a waiter enqueue itself, drop its lock, and park.
+//!
+//! `unpark` is always a releasing RMW, and every token is consumed by an acquiring RMW, so
 //! whatever a waker wrote before `unpark` is visible after the `park` it ends — even when
-//! several wakers race and a token was already pending.
+//! several wakers race and a token was already pending:
+//! - the unparker that takes the goroutine out of PARKED leaves it IDLE (no token) and hands
+//!   it to a run queue; the queue's Release push and the running worker's Acquire pop carry
+//!   that unparker's writes to the goroutine, so a woken goroutine resumes without an RMW
+//!   of its own (one locked instruction less per wake-up than consuming a token);
+//! - a later unparker (the goroutine is IDLE again) leaves a token: the next `park` consumes
+//!   it (acquiring CAS) and returns at once, and its caller re-checks with that waker's writes
+//!   visible;
+//! - a token that arrived before the worker's `IDLE -> PARKED` is consumed by the worker
+//!   (acquiring swap) before the goroutine runs again.
 //!
 //! # Rules for callers
 //! 1. **Spurious wake-ups happen.** `park` may return although the event a caller waits for

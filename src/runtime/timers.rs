@@ -375,6 +375,13 @@ pub(crate) fn any_due() -> bool {
 /// runs a goroutine). Returns the number fired. Called by Ms in the scheduler and by
 /// sysmon; a few relaxed loads and no clock read when nothing is armed.
 pub(crate) fn run_due() -> usize {
+    run_due_on(usize::MAX)
+}
+
+/// `run_due` by the M holding P `own` while it keeps the P RUNNING across a switch
+/// (`worker.rs`, the hand-off to runnext): its own timers are due on time, as at any switch.
+#[inline]
+pub(crate) fn run_due_on(own: usize) -> usize {
     let Some(heaps) = armed_heaps() else { return 0 };
     let mut now = 0;
     let mut fired = 0;
@@ -387,7 +394,7 @@ pub(crate) fn run_due() -> usize {
             now = to_nanos(Instant::now());
             note_now(now);
         }
-        if next <= now && run_at(i, next) <= now {
+        if next <= now && (i == own || run_at(i, next) <= now) {
             fired += run_heap(h, now);
         }
     }

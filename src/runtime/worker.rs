@@ -2,7 +2,8 @@
 //! yields or ends; handle losing the P while a goroutine runs.
 //!
 //! ```text
-//!  find_runnable:  every 61st round: global queue first (fairness)
+//!  find_runnable:  every 61st round: global queue first, then the local queue before
+//!                    runnext (fairness)
 //!                  due timers (they make goroutines runnable here)
 //!                  runnext, local queue
 //!                  global queue (a fair share)
@@ -13,7 +14,11 @@
 //!
 //! Around each resume the P's phase goes SCHED -> RUNNING (a plain store: only the owner
 //! writes SCHED) and back with a CAS that fails if the P was taken away meanwhile
-//! (machine.rs). An M that lost its P finishes handling the goroutine that suspended without
+//! (machine.rs). One exception keeps the P RUNNING from one goroutine to the next: a
+//! goroutine that parks while runnext holds another (the one it just woke: a ping-pong, a
+//! producer and its consumer) hands over to it in `execute` (`hand_off`), doing what
+//! `find_runnable` would do in that round without the CAS pair and the round trip through
+//! the scheduler. An M that lost its P finishes handling the goroutine that suspended without
 //! touching the P's owner-only state — a goroutine that is still runnable goes to the global
 //! queue — and returns to `machine::run_thread`, which parks it as a spare.
 //!
@@ -62,6 +67,14 @@ fn find_runnable(sched: &'static Sched, m: &Arc<Machine>, spinning: &mut bool) -
             // Also the coarse clock's periodic refresh (clock::COARSE_NOW).
             timers::refresh_coarse();
             if let Some(g) = sched.pop_global() {
+                found(sched, spinning);
+                return Some(g);
+            }
+            // Then the local queue before runnext: goroutines that hand over to each
+            // other through runnext (a ping-pong) would otherwise keep the queued ones
+            // from running for as long as they go on (Go bounds that by the time slice
+            // runnext inherits, and preemption; here by this round).
+            if let Some(g) = p.queue.pop() {
                 found(sched, spinning);
                 return Some(g);
             }
@@ -260,15 +273,29 @@ fn prepare(m: &Machine, g: &GRef) -> bool {
 }
 
 /// Runs `g` (owned by this M) until it parks, yields or finishes, and deals with the outcome.
+///
+/// A goroutine that parks while another waits in the P's runnext hands over to it here
+/// without a round through the scheduler (`hand_off`), the P staying RUNNING.
 pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
-    super::metrics::on_run(&g, m);
-    if !prepare(m, &g) {
-        return;
-    }
+    // True when `g` comes from the scheduler (or a retry): the P, if held, is in SCHED; false
+    // after a hand-off, the P still RUNNING (or taken meanwhile: then it is not ours to set).
+    let mut fresh = true;
     loop {
         let p = m.processor();
+        if fresh {
+            super::metrics::on_run(&g, m);
+            if !prepare(m, &g) {
+                // (After a hand-off `m.current` names `g`, which is not running: clear it,
+                // or the deadlock detector would count this M as busy for ever.)
+                m.current.store(std::ptr::null_mut(), Ordering::Release);
+                return;
+            }
+            if let Some(p) = p {
+                p.state.store(pack(m.id(), RUNNING), Ordering::Release);
+            }
+        }
+        fresh = true;
         if let Some(p) = p {
-            p.state.store(pack(m.id(), RUNNING), Ordering::Release);
             p.schedtick.store(
                 p.schedtick.load(Ordering::Relaxed).wrapping_add(1),
                 Ordering::Relaxed,
@@ -284,6 +311,28 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
         goroutine::set_current(GRef::as_ptr(&g));
         let r = co.resume(());
         goroutine::set_current(std::ptr::null());
+        if let (Some(p), CoroutineResult::Yield(Suspend::Park)) = (p, &r) {
+            match hand_off(sched, m, p, &g) {
+                HandOff::Declined => {}
+                HandOff::Again => {
+                    fresh = false;
+                    continue;
+                }
+                HandOff::Run(next, running) => {
+                    // `m.current` names `next` before the parked goroutine's reference goes
+                    // (it may be woken elsewhere and freed): never a goroutine we do not hold.
+                    m.current
+                        .store(GRef::as_ptr(&next) as *mut _, Ordering::Release);
+                    g = next;
+                    fresh = !running;
+                    continue;
+                }
+                HandOff::Parked => {
+                    m.current.store(std::ptr::null_mut(), Ordering::Release);
+                    return;
+                }
+            }
+        }
         // `m.current` stays set until the goroutine is parked, queued or finished (the
         // deadlock detector must never see it nowhere): see `Running` below.
         let _running = Running(m);
@@ -371,6 +420,90 @@ pub(crate) fn execute(sched: &'static Sched, m: &Arc<Machine>, mut g: GRef) {
             }
         }
     }
+}
+
+/// What `hand_off` did with a goroutine that parked.
+enum HandOff {
+    /// Nothing: the general path in `execute` handles the park.
+    Declined,
+    /// The park was committed too late (a token came): run the goroutine again, the P still
+    /// RUNNING.
+    Again,
+    /// Parked; run this goroutine next: true with the P still RUNNING, false with the P
+    /// back in SCHED (it needs the scheduler's phase: its first run takes a stack from the
+    /// P's cache, or its run is a sampled one for the latency histogram).
+    Run(GRef, bool),
+    /// Parked, and the P is back in SCHED (or was taken: `m.p` is cleared): return to the
+    /// scheduler.
+    Parked,
+}
+
+/// The hand-off to runnext (Go's `runnext` with the scheduler's round trip left out): a
+/// goroutine that parked while the P's runnext holds another — the one it just woke, in a
+/// ping-pong or a producer feeding a consumer — goes straight to that one, the P staying
+/// RUNNING: no `RUNNING -> SCHED` CAS and back, no `find_runnable`.
+///
+/// It does only what the scheduler would do in the same round (`find_runnable`: the tick,
+/// due timers — this P's on time, as in SCHED —, runnext first) and touches only the P's
+/// thread-safe parts (runnext; not the owner-only `local`), so it needs no SCHED phase: a
+/// retaker that takes the P meanwhile (sysmon, `blocking`) finds it RUNNING as it would
+/// during any goroutine's run, and the next suspend sees the loss as usual. Declined when
+/// the round is the scheduler's fairness round (every 61st: the global queue first), when
+/// runnext is empty (the scheduler looks further), for a goroutine locked to this M, and
+/// when the P is not plainly RUNNING here (BLOCKING, or taken).
+#[inline]
+fn hand_off(sched: &Sched, m: &Machine, p: &Processor, g: &GRef) -> HandOff {
+    let me = m.id();
+    if g.is_locked_to(m) || p.state.load(Ordering::Relaxed) != pack(me, RUNNING) {
+        return HandOff::Declined;
+    }
+    let tick = m.tick.load(Ordering::Relaxed).wrapping_add(1);
+    if tick % 61 == 0 || !p.has_next() {
+        return HandOff::Declined;
+    }
+    m.tick.store(tick, Ordering::Relaxed);
+    if !g.commit_park() {
+        return HandOff::Again;
+    }
+    timers::run_due_on(p.id);
+    let next = match p.take_next() {
+        Some(next) => {
+            // SAFETY: this M owns `next` (it took it out of runnext).
+            let started = unsafe { &*next.run.get() }.is_started();
+            if started && next.runnable_since.load(Ordering::Relaxed) == 0 {
+                return HandOff::Run(next, true);
+            }
+            Some(next)
+        }
+        None => None,
+    };
+    // A thief took runnext meanwhile, or `next` needs the scheduler's phase.
+    if p.state
+        .compare_exchange(
+            pack(me, RUNNING),
+            pack(me, SCHED),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        return match next {
+            Some(next) => HandOff::Run(next, false),
+            None => HandOff::Parked,
+        };
+    }
+    // The P was taken meanwhile (as in `execute`).
+    let _ = m.p.compare_exchange(
+        p as *const Processor as *mut Processor,
+        std::ptr::null_mut(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    if let Some(next) = next {
+        sched.push_global(next);
+        sched.wake_idle();
+    }
+    HandOff::Parked
 }
 
 /// Clears `Machine::current` when dropped: after the goroutine that just suspended has been
