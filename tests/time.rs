@@ -202,8 +202,11 @@ fn ticker() {
 #[gort::test]
 fn slow_ticker_receiver_loses_ticks_but_keeps_phase() {
     let d = ms(20);
-    let t = Ticker::new(d);
+    // Before the ticker: its ticks are due from the instant it reads inside `new`, so a tick
+    // that fires on time may carry an instant before a `start` read after it (a loaded
+    // machine widens that gap to milliseconds).
     let start = Instant::now();
+    let t = Ticker::new(d);
     sleep(ms(200)); // about ten ticks pass; the channel holds one
     let first = t.receiver().recv().unwrap();
     assert!(first >= start + d);
